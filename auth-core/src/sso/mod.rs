@@ -1,0 +1,1 @@
+//! SSO: JWTs verified against issuers' JWKS (owned by the SSO engineer).
