@@ -2,3 +2,35 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod backend;
+mod context;
+mod envelope;
+mod error;
+pub mod format;
+pub mod hazmat;
+pub mod rotation;
+mod secret;
+mod secrets;
+pub mod store;
+
+pub use backend::local::{LocalKeyRing, MasterKey};
+pub use backend::passphrase::{Argon2Params, PassphraseKek};
+pub use backend::{KekBackend, KeyRef, Wrapped};
+pub use context::EncryptionContext;
+pub use envelope::{Envelope, Rewrap};
+pub use error::{BackendError, ConfigError, ContextError, Error};
+pub use format::Sealed;
+pub use rotation::{RewrapProgress, Rewrapper};
+pub use secret::{DATA_KEY_LEN, DataKey, Plaintext};
+pub use secrets::{Ephemeral, Resolved, Secrets, SecretsError, Source};
+#[cfg(feature = "postgres")]
+pub use store::PgStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{MemoryStore, SecretMeta, SecretRef, SecretStore, StoreError};
+
+/// Limits of an [`EncryptionContext`].
+pub mod context_limits {
+    pub use crate::context::{MAX_NAME_LEN, MAX_PAIRS, MAX_VALUE_LEN};
+}

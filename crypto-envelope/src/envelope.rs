@@ -1,0 +1,343 @@
+//! Sealing and opening: suite 1 (AES-256-GCM with an HKDF-SHA-256 derived key and key
+//! commitment) over a data key wrapped by a [`KekBackend`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::backend::KekBackend;
+use crate::context::EncryptionContext;
+use crate::error::{BackendError, ConfigError, Error};
+use crate::format::{
+    COMMITMENT_LEN, MAGIC, MAX_CIPHERTEXT_LEN, MAX_WRAPPED_LEN, NONCE_LEN, Sealed, Suite, TAG_LEN,
+    VERSION_1, valid_backend_id, valid_key_id,
+};
+use crate::secret::{DataKey, Plaintext};
+
+/// The HKDF salt of suite 1.
+const HKDF_SALT: &[u8] = b"strongroom envelope v1 suite 1";
+/// The HKDF info that derives the payload key.
+const INFO_ENC: &[u8] = b"payload key";
+/// The HKDF info that derives the key commitment.
+const INFO_COMMIT: &[u8] = b"key commitment";
+/// Purpose byte of the payload's associated data.
+const PURPOSE_PAYLOAD: u8 = 1;
+/// Purpose byte of the data-key wrap's associated data.
+const PURPOSE_WRAP: u8 = 2;
+
+/// Seals and opens secrets. Cheap to clone; share one per process.
+///
+/// New values are wrapped by the primary backend; values wrapped by any configured
+/// backend open, so a deployment can move from one backend to another (a master key to
+/// a KMS, say) and re-wrap at leisure without changing what the database holds.
+#[derive(Clone)]
+pub struct Envelope {
+    primary: Arc<dyn KekBackend>,
+    backends: Arc<[Arc<dyn KekBackend>]>,
+}
+
+/// What [`Envelope::rewrap`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rewrap {
+    /// The value is already wrapped by the primary backend's primary key.
+    Current,
+    /// The value's data key was re-wrapped; payload, nonce and commitment are unchanged.
+    Rewrapped(Sealed),
+}
+
+impl Envelope {
+    /// An envelope whose `primary` backend wraps every new data key.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the backend id is malformed.
+    pub fn new(primary: impl KekBackend + 'static) -> Result<Self, ConfigError> {
+        Self::from_arc(Arc::new(primary))
+    }
+
+    /// As [`Envelope::new`], for a backend already shared.
+    ///
+    /// # Errors
+    /// As [`Envelope::new`].
+    pub fn from_arc(primary: Arc<dyn KekBackend>) -> Result<Self, ConfigError> {
+        check_backend_id(primary.as_ref())?;
+        Ok(Self {
+            backends: Arc::from(vec![Arc::clone(&primary)]),
+            primary,
+        })
+    }
+
+    /// Adds a backend that only opens (and whose values [`Envelope::rewrap`] moves to the
+    /// primary).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when its id is malformed or already configured.
+    pub fn with_decrypt_only(
+        self,
+        backend: impl KekBackend + 'static,
+    ) -> Result<Self, ConfigError> {
+        let backend: Arc<dyn KekBackend> = Arc::new(backend);
+        check_backend_id(backend.as_ref())?;
+        if self.backends.iter().any(|b| b.id() == backend.id()) {
+            return Err(ConfigError::Invalid {
+                field: format!("backend {}", backend.id()),
+                reason: "a backend with this id is already configured",
+            });
+        }
+        let mut backends = self.backends.to_vec();
+        backends.push(backend);
+        Ok(Self {
+            primary: self.primary,
+            backends: Arc::from(backends),
+        })
+    }
+
+    /// Seals `plaintext` under a fresh data key, bound to `context`.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] (`plaintext length`) above 64 MiB; [`Error::Backend`] when the
+    /// backend cannot wrap.
+    pub async fn seal(
+        &self,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Sealed, Error> {
+        if plaintext.len() > MAX_CIPHERTEXT_LEN - TAG_LEN {
+            return Err(Error::Malformed {
+                field: "plaintext length",
+            });
+        }
+        let dek = DataKey::generate()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| BackendError::Random)?;
+        let wrapped = self.primary.wrap(&dek, &wrap_aad(context), context).await?;
+        let misbehaved = |reason| BackendError::Misbehaved {
+            backend: self.primary.id().to_owned(),
+            reason,
+        };
+        if !valid_key_id(wrapped.key.id.as_bytes()) {
+            return Err(misbehaved("the key id is not 1 to 255 visible ASCII bytes").into());
+        }
+        if wrapped.bytes.is_empty() || wrapped.bytes.len() > MAX_WRAPPED_LEN {
+            return Err(misbehaved("the wrapped key is not 1 to 4096 bytes").into());
+        }
+        let (commitment, ciphertext) = seal_payload(&dek, nonce, plaintext, context)?;
+        Ok(Sealed {
+            suite: Suite::Aes256GcmHkdfSha256Commit,
+            backend: self.primary.id().to_owned(),
+            key: wrapped.key,
+            wrapped_key: wrapped.bytes,
+            nonce,
+            commitment,
+            ciphertext,
+        })
+    }
+
+    /// Opens a sealed value in binary form.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] for every cryptographic failure alike (wrong context, wrong
+    /// key, tampering); [`Error::Malformed`] and the unsupported-version and -suite errors
+    /// for bytes that are not a sealed value; [`Error::UnknownBackend`] and
+    /// [`Error::Backend`] for keys this envelope cannot use.
+    pub async fn open(
+        &self,
+        sealed: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Plaintext, Error> {
+        self.open_sealed(&Sealed::from_bytes(sealed)?, context)
+            .await
+    }
+
+    /// Opens a sealed value in text form.
+    ///
+    /// # Errors
+    /// As [`Envelope::open`].
+    pub async fn open_text(
+        &self,
+        sealed: &str,
+        context: &EncryptionContext,
+    ) -> Result<Plaintext, Error> {
+        self.open_sealed(&Sealed::from_text(sealed)?, context).await
+    }
+
+    /// Opens a parsed sealed value.
+    ///
+    /// # Errors
+    /// As [`Envelope::open`].
+    pub async fn open_sealed(
+        &self,
+        sealed: &Sealed,
+        context: &EncryptionContext,
+    ) -> Result<Plaintext, Error> {
+        let dek = self.unwrap_dek(sealed, context).await?;
+        let key = committed_key(&dek, sealed)?;
+        open_payload(&key, sealed, context)
+    }
+
+    /// Re-wraps a value's data key under the primary backend's primary key, leaving the
+    /// payload untouched. The data key's commitment is checked first, so that nothing
+    /// that would not open is re-wrapped.
+    ///
+    /// # Errors
+    /// As [`Envelope::open`].
+    pub async fn rewrap(
+        &self,
+        sealed: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Rewrap, Error> {
+        let mut sealed = Sealed::from_bytes(sealed)?;
+        if sealed.backend == self.primary.id() && self.primary.is_current(&sealed.key) {
+            return Ok(Rewrap::Current);
+        }
+        let dek = self.unwrap_dek(&sealed, context).await?;
+        committed_key(&dek, &sealed)?;
+        let wrapped = self.primary.wrap(&dek, &wrap_aad(context), context).await?;
+        sealed.backend = self.primary.id().to_owned();
+        sealed.key = wrapped.key;
+        sealed.wrapped_key = wrapped.bytes;
+        Ok(Rewrap::Rewrapped(sealed))
+    }
+
+    /// The primary backend.
+    pub fn primary(&self) -> &dyn KekBackend {
+        self.primary.as_ref()
+    }
+
+    async fn unwrap_dek(
+        &self,
+        sealed: &Sealed,
+        context: &EncryptionContext,
+    ) -> Result<DataKey, Error> {
+        let backend = self
+            .backends
+            .iter()
+            .find(|b| b.id() == sealed.backend)
+            .ok_or_else(|| Error::UnknownBackend {
+                backend: sealed.backend.clone(),
+            })?;
+        backend
+            .unwrap(
+                &sealed.key,
+                &sealed.wrapped_key,
+                &wrap_aad(context),
+                context,
+            )
+            .await
+            .map_err(|e| match e {
+                BackendError::Refused => Error::Refused,
+                other => Error::Backend(other),
+            })
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("primary", &self.primary.id())
+            .field(
+                "backends",
+                &self.backends.iter().map(|b| b.id()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+fn check_backend_id(backend: &dyn KekBackend) -> Result<(), ConfigError> {
+    if valid_backend_id(backend.id().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            field: "backend id".to_owned(),
+            reason: "expected 1 to 32 bytes of a-z, 0-9 and -",
+        })
+    }
+}
+
+/// The associated data of suite 1 for `purpose`: magic, version, suite, purpose byte,
+/// then the canonical context.
+fn aad(purpose: u8, context: &EncryptionContext) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(MAGIC.len() + 3 + context.encoded_len());
+    aad.extend_from_slice(MAGIC);
+    aad.push(VERSION_1);
+    aad.push(Suite::Aes256GcmHkdfSha256Commit.id());
+    aad.push(purpose);
+    context.encode_into(&mut aad);
+    aad
+}
+
+/// The associated data of the payload.
+pub(crate) fn payload_aad(context: &EncryptionContext) -> Vec<u8> {
+    aad(PURPOSE_PAYLOAD, context)
+}
+
+/// The associated data a backend binds the wrapped data key to.
+pub(crate) fn wrap_aad(context: &EncryptionContext) -> Vec<u8> {
+    aad(PURPOSE_WRAP, context)
+}
+
+/// Derives the payload key and the key commitment from a data key.
+pub(crate) fn derive(dek: &DataKey) -> Result<(LessSafeKey, [u8; COMMITMENT_LEN]), Error> {
+    let prk = Salt::new(HKDF_SHA256, HKDF_SALT).extract(dek.expose_secret());
+    let enc = prk
+        .expand(&[INFO_ENC], &AES_256_GCM)
+        .map_err(|_| Error::Refused)?;
+    let mut commitment = [0u8; COMMITMENT_LEN];
+    prk.expand(&[INFO_COMMIT], HKDF_SHA256)
+        .and_then(|okm| okm.fill(&mut commitment))
+        .map_err(|_| Error::Refused)?;
+    Ok((LessSafeKey::new(UnboundKey::from(enc)), commitment))
+}
+
+/// Encrypts the payload under the key derived from `dek`.
+pub(crate) fn seal_payload(
+    dek: &DataKey,
+    nonce: [u8; NONCE_LEN],
+    plaintext: &[u8],
+    context: &EncryptionContext,
+) -> Result<([u8; COMMITMENT_LEN], Vec<u8>), Error> {
+    let (key, commitment) = derive(dek)?;
+    let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
+    ciphertext.extend_from_slice(plaintext);
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(payload_aad(context)),
+        &mut ciphertext,
+    )
+    .map_err(|_| BackendError::Random)?;
+    Ok((commitment, ciphertext))
+}
+
+/// Derives the payload key, after checking in constant time that the value commits to
+/// this data key.
+fn committed_key(dek: &DataKey, sealed: &Sealed) -> Result<LessSafeKey, Error> {
+    let (key, commitment) = derive(dek)?;
+    if bool::from(commitment.ct_eq(&sealed.commitment)) {
+        Ok(key)
+    } else {
+        Err(Error::Refused)
+    }
+}
+
+/// Decrypts the payload under a committed key.
+fn open_payload(
+    key: &LessSafeKey,
+    sealed: &Sealed,
+    context: &EncryptionContext,
+) -> Result<Plaintext, Error> {
+    let mut buf = Zeroizing::new(sealed.ciphertext.clone());
+    let len = key
+        .open_in_place(
+            Nonce::assume_unique_for_key(sealed.nonce),
+            Aad::from(payload_aad(context)),
+            &mut buf,
+        )
+        .map_err(|_| Error::Refused)?
+        .len();
+    buf.truncate(len);
+    Ok(Plaintext::from_zeroizing(buf))
+}

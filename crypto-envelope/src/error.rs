@@ -1,0 +1,158 @@
+//! Errors. Opening a sealed value fails with [`Error::Refused`] for every cryptographic
+//! reason alike; structure, configuration and backend failures are typed and name the
+//! field at fault, never a secret.
+
+use crate::backend::KeyRef;
+
+/// Why [`Envelope`](crate::Envelope) could not seal, open or re-wrap a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The value does not open: a wrong context, a wrong or substituted key, a tampered
+    /// or swapped blob. Deliberately says no more, so that no caller learns which check
+    /// failed.
+    #[error("sealed value refused")]
+    Refused,
+    /// The bytes are not a well-formed sealed value; `field` names the part at fault.
+    #[error("malformed sealed value: {field}")]
+    Malformed {
+        /// The part of the format that could not be read.
+        field: &'static str,
+    },
+    /// The format version is not one this build reads.
+    #[error("unsupported sealed value format version {version}")]
+    UnsupportedVersion {
+        /// The version byte found.
+        version: u8,
+    },
+    /// The cipher suite is not one this build reads.
+    #[error("unsupported cipher suite {suite}")]
+    UnsupportedSuite {
+        /// The suite byte found.
+        suite: u8,
+    },
+    /// The value names a key-encryption backend this envelope was not given.
+    #[error("no key-encryption backend {backend:?} is configured")]
+    UnknownBackend {
+        /// The backend id found in the value.
+        backend: String,
+    },
+    /// The backend could not unwrap, or was not asked to: see the source.
+    #[error("key-encryption backend failed")]
+    Backend(#[from] BackendError),
+}
+
+impl Error {
+    /// Whether the failure is transient (a backend outage) and the caller should answer
+    /// "unavailable" (HTTP 503) rather than "refused".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Backend(BackendError::Unavailable { .. }))
+    }
+}
+
+/// A key-encryption backend's failure.
+///
+/// Backends must not put key material, data keys or plaintext into any variant.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The wrapped key does not unwrap under the named key and context. Opaque on purpose.
+    #[error("wrapped data key refused")]
+    Refused,
+    /// The backend does not hold the named key (a different key ring, a key from another
+    /// deployment, a typo in configuration).
+    #[error("key {key} is not held by this backend")]
+    KeyNotFound {
+        /// The key the value names.
+        key: KeyRef,
+    },
+    /// The key is held but retired, or below the minimum decryption version.
+    #[error("key {key} is retired")]
+    KeyRetired {
+        /// The key the value names.
+        key: KeyRef,
+    },
+    /// The backend cannot be reached or answered with a transient error (an HSM session
+    /// lost, a KMS timeout). Retry later; never treat as success.
+    #[error("key-encryption backend {backend} is unavailable: {reason}")]
+    Unavailable {
+        /// The backend id.
+        backend: String,
+        /// What went wrong, without secrets.
+        reason: String,
+    },
+    /// The system random generator failed.
+    #[error("the system random generator failed")]
+    Random,
+    /// The backend returned something the format cannot hold (a key id or wrapped key
+    /// out of range): a bug or misconfiguration of the backend.
+    #[error("key-encryption backend {backend} misbehaved: {reason}")]
+    Misbehaved {
+        /// The backend id.
+        backend: String,
+        /// What was wrong.
+        reason: &'static str,
+    },
+}
+
+/// Why an [`EncryptionContext`](crate::EncryptionContext) pair was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// A pair's name is empty.
+    #[error("encryption context: empty name")]
+    EmptyName,
+    /// A name is longer than [`MAX_NAME_LEN`](crate::context::MAX_NAME_LEN).
+    #[error("encryption context: name too long")]
+    NameTooLong,
+    /// A value is longer than [`MAX_VALUE_LEN`](crate::context::MAX_VALUE_LEN).
+    #[error("encryption context: value of {name:?} too long")]
+    ValueTooLong {
+        /// The pair's name.
+        name: String,
+    },
+    /// The same name was given twice.
+    #[error("encryption context: duplicate name {name:?}")]
+    DuplicateName {
+        /// The repeated name.
+        name: String,
+    },
+    /// More than [`MAX_PAIRS`](crate::context::MAX_PAIRS) pairs.
+    #[error("encryption context: too many pairs")]
+    TooManyPairs,
+}
+
+/// Why key-encryption-key configuration was refused. Names the setting, never its value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required setting is absent.
+    #[error("{field} is not set")]
+    Missing {
+        /// The setting (environment variable or builder field).
+        field: String,
+    },
+    /// A key is neither 64 hex characters nor 44 base64 characters, or holds other
+    /// characters (whitespace included).
+    #[error("{field} is not a 32-byte key as 64 hex or 44 base64 characters")]
+    BadKey {
+        /// The setting holding the key.
+        field: String,
+    },
+    /// A number (key version, Argon2 parameter) does not parse or is out of range.
+    #[error("{field} is not a valid number: {reason}")]
+    BadNumber {
+        /// The setting.
+        field: String,
+        /// Why, without the value.
+        reason: &'static str,
+    },
+    /// A setting is present but unusable for a stated reason.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The setting.
+        field: String,
+        /// Why, without the value.
+        reason: &'static str,
+    },
+}

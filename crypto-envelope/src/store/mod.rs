@@ -1,0 +1,372 @@
+//! Storage of sealed secrets: the [`SecretStore`] trait and its memory, SQLite and
+//! PostgreSQL implementations. A store holds sealed blobs and metadata only; sealing,
+//! opening and name resolution live in [`crate::secrets`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "postgres")]
+pub use sql::PgStore;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteStore;
+
+/// Longest owner id, scope or secret name, in bytes.
+pub const MAX_ID_LEN: usize = 255;
+
+/// Which secret: an owner's own (`scope` is `None`) or an owner's override for one
+/// scope, such as one bot or agent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretRef {
+    owner: String,
+    scope: Option<String>,
+    name: String,
+}
+
+impl SecretRef {
+    /// An owner's own secret.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidId`] for an empty or over-long owner, or a name outside
+    /// `A-Z a-z 0-9 _ . -`.
+    pub fn owner(owner: &str, name: &str) -> Result<Self, StoreError> {
+        Self::new(owner, None, name)
+    }
+
+    /// An owner's override of `name` for `scope`.
+    ///
+    /// # Errors
+    /// As [`SecretRef::owner`], and for an empty or over-long scope.
+    pub fn scoped(owner: &str, scope: &str, name: &str) -> Result<Self, StoreError> {
+        Self::new(owner, Some(scope), name)
+    }
+
+    fn new(owner: &str, scope: Option<&str>, name: &str) -> Result<Self, StoreError> {
+        check_id("owner", owner)?;
+        if let Some(scope) = scope {
+            check_id("scope", scope)?;
+        }
+        check_name(name)?;
+        Ok(Self {
+            owner: owner.to_owned(),
+            scope: scope.map(str::to_owned),
+            name: name.to_owned(),
+        })
+    }
+
+    /// The owner.
+    pub fn owner_id(&self) -> &str {
+        &self.owner
+    }
+
+    /// The scope, for an override.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The secret's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The scope as stored: `''` for the owner's own secret.
+    fn scope_column(&self) -> &str {
+        self.scope.as_deref().unwrap_or("")
+    }
+}
+
+pub(crate) fn check_id(field: &'static str, value: &str) -> Result<(), StoreError> {
+    if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+        return Err(StoreError::InvalidId {
+            field,
+            reason: "expected 1 to 255 bytes without control characters",
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_ID_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidId {
+            field: "name",
+            reason: "expected 1 to 255 characters of A-Z a-z 0-9 _ . -",
+        })
+    }
+}
+
+/// What a listing shows of a secret: never its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretMeta {
+    /// The secret's name.
+    pub name: String,
+    /// The scope, for an override.
+    pub scope: Option<String>,
+    /// The backend and key that wrap its data key, as `backend:key-id/vN`.
+    pub key: String,
+    /// When it was first stored, in unix seconds.
+    pub created_at: i64,
+    /// When it was last replaced, in unix seconds.
+    pub updated_at: i64,
+}
+
+/// A stored secret: its metadata and sealed bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSecret {
+    /// The metadata.
+    pub meta: SecretMeta,
+    /// The sealed binary form.
+    pub sealed: Vec<u8>,
+}
+
+/// One row handed to a bulk re-wrap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewrapRow {
+    /// The row's position in the store's stable order: the resume cursor.
+    pub row_id: i64,
+    /// Which secret.
+    pub secret: SecretRef,
+    /// The sealed bytes as read.
+    pub sealed: Vec<u8>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An owner, scope or name was refused before reaching the store.
+    #[error("invalid {field}: {reason}")]
+    InvalidId {
+        /// Which part.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The store could not be reached or failed; retry later (HTTP 503).
+    #[error("secret store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored row does not have the shape this version writes.
+    #[error("secret store row is corrupt: {field}")]
+    Corrupt {
+        /// The column at fault.
+        field: &'static str,
+    },
+}
+
+/// Storage of sealed secrets, scoped by owner.
+///
+/// # Contract
+/// - Every per-owner call touches only rows of the `owner` it is given: no owner can
+///   read, list, overwrite or delete another's.
+/// - Stores hold sealed bytes and metadata only; they never see plaintext.
+/// - An outage is [`StoreError::Unavailable`], never an empty answer.
+/// - [`SecretStore::rewrap_page`] and [`SecretStore::replace_sealed`] cross owners: they
+///   are operator maintenance for a bulk re-wrap, not for request paths.
+#[async_trait]
+pub trait SecretStore: Send + Sync + fmt::Debug {
+    /// Stores or replaces a sealed secret; `key` is the metadata label of its wrapping
+    /// key; `now` is unix seconds.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn put(
+        &self,
+        secret: &SecretRef,
+        sealed: &[u8],
+        key: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Reads one sealed secret.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    async fn get(&self, secret: &SecretRef) -> Result<Option<StoredSecret>, StoreError>;
+
+    /// Lists an owner's secrets and overrides, sorted by scope then name: metadata only.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    async fn list(&self, owner: &str) -> Result<Vec<SecretMeta>, StoreError>;
+
+    /// Deletes one secret; whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn delete(&self, secret: &SecretRef) -> Result<bool, StoreError>;
+
+    /// Up to `limit` rows with a row id above `after`, in ascending row id order.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    async fn rewrap_page(&self, after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError>;
+
+    /// Replaces a row's sealed bytes only if they still equal `expected` (so that a
+    /// concurrent update is never overwritten); whether it replaced them.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn replace_sealed(
+        &self,
+        row_id: i64,
+        expected: &[u8],
+        sealed: &[u8],
+        key: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+#[derive(Clone)]
+struct MemoryRow {
+    id: i64,
+    sealed: Vec<u8>,
+    key: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// An in-memory [`SecretStore`], for tests and single-process development.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    next_id: i64,
+    rows: BTreeMap<SecretRef, MemoryRow>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryInner>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+fn meta(secret: &SecretRef, row: &MemoryRow) -> SecretMeta {
+    SecretMeta {
+        name: secret.name.clone(),
+        scope: secret.scope.clone(),
+        key: row.key.clone(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}
+
+#[async_trait]
+impl SecretStore for MemoryStore {
+    async fn put(
+        &self,
+        secret: &SecretRef,
+        sealed: &[u8],
+        key: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner
+            .rows
+            .entry(secret.clone())
+            .and_modify(|row| {
+                row.sealed = sealed.to_vec();
+                row.key = key.to_owned();
+                row.updated_at = now;
+            })
+            .or_insert_with(|| MemoryRow {
+                id,
+                sealed: sealed.to_vec(),
+                key: key.to_owned(),
+                created_at: now,
+                updated_at: now,
+            });
+        Ok(())
+    }
+
+    async fn get(&self, secret: &SecretRef) -> Result<Option<StoredSecret>, StoreError> {
+        Ok(self.lock()?.rows.get(secret).map(|row| StoredSecret {
+            meta: meta(secret, row),
+            sealed: row.sealed.clone(),
+        }))
+    }
+
+    async fn list(&self, owner: &str) -> Result<Vec<SecretMeta>, StoreError> {
+        let inner = self.lock()?;
+        let mut out: Vec<SecretMeta> = inner
+            .rows
+            .iter()
+            .filter(|(s, _)| s.owner == owner)
+            .map(|(s, row)| meta(s, row))
+            .collect();
+        out.sort_by(|a, b| (&a.scope, &a.name).cmp(&(&b.scope, &b.name)));
+        Ok(out)
+    }
+
+    async fn delete(&self, secret: &SecretRef) -> Result<bool, StoreError> {
+        Ok(self.lock()?.rows.remove(secret).is_some())
+    }
+
+    async fn rewrap_page(&self, after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError> {
+        let inner = self.lock()?;
+        let mut rows: Vec<RewrapRow> = inner
+            .rows
+            .iter()
+            .filter(|(_, row)| row.id > after)
+            .map(|(s, row)| RewrapRow {
+                row_id: row.id,
+                secret: s.clone(),
+                sealed: row.sealed.clone(),
+            })
+            .collect();
+        rows.sort_by_key(|r| r.row_id);
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
+    async fn replace_sealed(
+        &self,
+        row_id: i64,
+        expected: &[u8],
+        sealed: &[u8],
+        key: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let row = inner
+            .rows
+            .values_mut()
+            .find(|row| row.id == row_id && row.sealed == expected);
+        Ok(match row {
+            Some(row) => {
+                row.sealed = sealed.to_vec();
+                row.key = key.to_owned();
+                row.updated_at = now;
+                true
+            }
+            None => false,
+        })
+    }
+}
