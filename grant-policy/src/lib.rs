@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod audit;
+mod clock;
+mod decision;
+mod error;
+mod grant;
+mod id;
+mod operation;
+mod policy;
+mod risk;
+pub mod store;
+
+pub use audit::{AuditSink, DecisionEvent, GrantEvent, RiskEvent, TracingAuditSink};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decision::{Decision, DenyReason};
+pub use error::{GrantError, IdError, NotionalError, ParseError, RiskError, StoreError};
+pub use grant::{Access, Role, Share};
+pub use id::{AccountId, MAX_ID_LEN, UserId};
+pub use operation::{Level, Operation, Requirement};
+pub use policy::{Policy, PolicyBuilder};
+pub use risk::{
+    Admission, CredentialsOnFile, Notional, Reservation, RiskGuard, RiskGuardBuilder, RiskLimits,
+    RiskProfile, RiskRefusal, SECONDS_PER_DAY, Usage, utc_day,
+};

@@ -1,0 +1,280 @@
+//! The policy: grant decisions and grant management, audited.
+
+use std::sync::Arc;
+
+use crate::audit::{AuditSink, DecisionEvent, GrantEvent, TracingAuditSink};
+use crate::clock::{Clock, SystemClock};
+use crate::decision::{Decision, DenyReason};
+use crate::error::GrantError;
+use crate::grant::Share;
+use crate::id::{AccountId, UserId};
+use crate::operation::{Level, Operation, Requirement};
+use crate::store::GrantStore;
+
+/// Decides whether a user may run an operation on an exchange account, and lets owners
+/// share and revoke. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    store: Arc<dyn GrantStore>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Builds a [`Policy`].
+#[derive(Debug)]
+pub struct PolicyBuilder {
+    store: Arc<dyn GrantStore>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+}
+
+impl PolicyBuilder {
+    /// Where audit records go (default: [`TracingAuditSink`]).
+    #[must_use]
+    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The clock for share expiry (default: [`SystemClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The policy.
+    #[must_use]
+    pub fn build(self) -> Policy {
+        Policy {
+            store: self.store,
+            audit: self.audit,
+            clock: self.clock,
+        }
+    }
+}
+
+fn outcome_code(e: &GrantError) -> &'static str {
+    match e {
+        GrantError::NotFound => "not_found",
+        GrantError::AlreadyRegistered => "already_registered",
+        GrantError::SelfShare => "self_share",
+        GrantError::ExpiryInPast => "expiry_in_past",
+        GrantError::Store(_) => "store_unavailable",
+    }
+}
+
+impl Policy {
+    /// A builder over `store`.
+    #[must_use]
+    pub fn builder(store: Arc<dyn GrantStore>) -> PolicyBuilder {
+        PolicyBuilder {
+            store,
+            audit: Arc::new(TracingAuditSink),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Decides whether `user` may run `operation` on `account`, and audits the decision.
+    ///
+    /// `want` is a level the caller asks for on top of the operation's own (a `want`
+    /// field in a request body, say); it can only raise the requirement. A store failure
+    /// is a `StoreUnavailable` deny, never an allow. See [`Decision::evaluate`] for the
+    /// order of the checks.
+    pub async fn decide(
+        &self,
+        user: &UserId,
+        account: &AccountId,
+        operation: Operation,
+        want: Option<Level>,
+    ) -> Decision {
+        let requirement = operation.required_with(want);
+        let now = self.clock.now_unix();
+        let decision = match requirement {
+            // Never-allowed operations are refused without a lookup: the same answer
+            // for every account id, and no load on the store.
+            Requirement::Never => Decision::evaluate(requirement, None, now),
+            Requirement::AtLeast(_) => match self.store.access(user, account).await {
+                Ok(access) => Decision::evaluate(requirement, access.as_ref(), now),
+                Err(_) => Decision::Deny {
+                    reason: DenyReason::StoreUnavailable,
+                },
+            },
+        };
+        self.audit.decision(&DecisionEvent {
+            user,
+            account,
+            operation,
+            want,
+            decision,
+            at: now,
+        });
+        decision
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn audit_change(
+        &self,
+        actor: &UserId,
+        account: &AccountId,
+        grantee: Option<&UserId>,
+        level: Option<Level>,
+        expires_at: Option<i64>,
+        action: &'static str,
+        result: &Result<(), GrantError>,
+        at: i64,
+    ) {
+        let outcome = match result {
+            Ok(()) => "ok",
+            Err(e) => outcome_code(e),
+        };
+        self.audit.grant(&GrantEvent {
+            actor,
+            account,
+            grantee,
+            level,
+            expires_at,
+            action,
+            outcome,
+            at,
+        });
+    }
+
+    /// Registers `account` as owned by `owner`, whose exchange key has `capability`.
+    /// Re-registering by the same owner updates the capability.
+    ///
+    /// # Errors
+    ///
+    /// [`GrantError::AlreadyRegistered`] when another user owns the id;
+    /// [`GrantError::Store`] on a store failure.
+    pub async fn register_account(
+        &self,
+        owner: &UserId,
+        account: &AccountId,
+        capability: Level,
+    ) -> Result<(), GrantError> {
+        let now = self.clock.now_unix();
+        let r = self.store.register(owner, account, capability, now).await;
+        self.audit_change(
+            owner,
+            account,
+            None,
+            Some(capability),
+            None,
+            "grant.register",
+            &r,
+            now,
+        );
+        r
+    }
+
+    /// Removes `account` and every share of it.
+    ///
+    /// # Errors
+    ///
+    /// [`GrantError::NotFound`] unless `owner` owns it; [`GrantError::Store`] on failure.
+    pub async fn deregister_account(
+        &self,
+        owner: &UserId,
+        account: &AccountId,
+    ) -> Result<(), GrantError> {
+        let now = self.clock.now_unix();
+        let r = self.store.deregister(owner, account).await;
+        self.audit_change(
+            owner,
+            account,
+            None,
+            None,
+            None,
+            "grant.deregister",
+            &r,
+            now,
+        );
+        r
+    }
+
+    /// Shares `account` with `grantee` at `level` until `expires_at` (unix seconds;
+    /// `None` for no expiry), replacing any earlier share. Only the owner may share. The
+    /// key's capability still caps what the grantee gets.
+    ///
+    /// # Errors
+    ///
+    /// [`GrantError::SelfShare`] when `grantee` is `owner`; [`GrantError::ExpiryInPast`]
+    /// when `expires_at` is not in the future; [`GrantError::NotFound`] unless `owner`
+    /// owns the account; [`GrantError::Store`] on a store failure.
+    pub async fn share(
+        &self,
+        owner: &UserId,
+        account: &AccountId,
+        grantee: &UserId,
+        level: Level,
+        expires_at: Option<i64>,
+    ) -> Result<(), GrantError> {
+        let now = self.clock.now_unix();
+        let r = if grantee == owner {
+            Err(GrantError::SelfShare)
+        } else if expires_at.is_some_and(|at| at <= now) {
+            Err(GrantError::ExpiryInPast)
+        } else {
+            let share = Share {
+                grantee: grantee.clone(),
+                level,
+                expires_at,
+            };
+            self.store.share(owner, account, &share, now).await
+        };
+        self.audit_change(
+            owner,
+            account,
+            Some(grantee),
+            Some(level),
+            expires_at,
+            "grant.share",
+            &r,
+            now,
+        );
+        r
+    }
+
+    /// Revokes `grantee`'s share of `account`. Revoking a share that does not exist is
+    /// not an error. Only the owner may revoke.
+    ///
+    /// # Errors
+    ///
+    /// [`GrantError::NotFound`] unless `owner` owns the account; [`GrantError::Store`]
+    /// on a store failure.
+    pub async fn revoke(
+        &self,
+        owner: &UserId,
+        account: &AccountId,
+        grantee: &UserId,
+    ) -> Result<(), GrantError> {
+        let now = self.clock.now_unix();
+        let r = self.store.revoke(owner, account, grantee).await.map(|_| ());
+        self.audit_change(
+            owner,
+            account,
+            Some(grantee),
+            None,
+            None,
+            "grant.revoke",
+            &r,
+            now,
+        );
+        r
+    }
+
+    /// The shares of `account`, for its owner.
+    ///
+    /// # Errors
+    ///
+    /// [`GrantError::NotFound`] unless `owner` owns the account; [`GrantError::Store`]
+    /// on a store failure.
+    pub async fn shares(
+        &self,
+        owner: &UserId,
+        account: &AccountId,
+    ) -> Result<Vec<Share>, GrantError> {
+        self.store.shares(owner, account).await
+    }
+}
