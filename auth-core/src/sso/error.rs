@@ -61,11 +61,6 @@ pub enum Reason {
     /// `jwks.unavailable`: the issuer's JWKS could not be fetched and no good key exists to
     /// rule on the token with (503, never an allow).
     JwksUnavailable,
-    /// `sso.binding_refused`: the identity binder refused the verified identity (for
-    /// example its email is bound to another identity).
-    BindingRefused,
-    /// `sso.binding_unavailable`: the identity binder's store is unavailable.
-    BindingUnavailable,
 }
 
 impl Reason {
@@ -94,8 +89,6 @@ impl Reason {
             Self::BadSubject => "jwt.bad_subject",
             Self::Rejected => "jwt.rejected",
             Self::JwksUnavailable => "jwks.unavailable",
-            Self::BindingRefused => "sso.binding_refused",
-            Self::BindingUnavailable => "sso.binding_unavailable",
         }
     }
 }
@@ -125,10 +118,7 @@ impl JwtError {
     /// (map to 503); `false` when the token is refused (map to 403).
     #[must_use]
     pub const fn is_unavailable(&self) -> bool {
-        matches!(
-            self.reason,
-            Reason::JwksUnavailable | Reason::BindingUnavailable
-        )
+        matches!(self.reason, Reason::JwksUnavailable)
     }
 
     /// The internal reason, for tracing. Never send it to the client.

@@ -1,1 +1,52 @@
-//! SSO: JWTs verified against issuers' JWKS (owned by the SSO engineer).
+//! SSO: JWTs from external identity providers, verified against each issuer's JWKS.
+//!
+//! * [`SsoVerifier`] (built from one [`IssuerConfig`] per trusted issuer) turns a token
+//!   into a [`VerifiedIdentity`] or an opaque [`JwtError`] whose [`Reason`] goes to
+//!   tracing. Keys come only from each issuer's configured JWKS URL (or a pinned set),
+//!   are cached per issuer with TTL, cooldown and single-flight refresh, and keep serving
+//!   through an outage.
+//! * [`IdentityBinder`] is the extension point that binds `(issuer, subject)` to a local
+//!   user (implemented by the user store).
+//! * [`SsoResolver`] plugs both into the resolver [`Chain`](crate::Chain).
+//! * [`danger`] holds the one weakening option (plain-http JWKS for tests).
+//!
+//! # Example
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use auth_core::sso::{IdentityBinder, IssuerConfig, SsoResolver, SsoVerifier};
+//! # async fn demo(binder: Arc<dyn IdentityBinder>) -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = SsoVerifier::builder()
+//!     .issuer(
+//!         IssuerConfig::remote(
+//!             "https://login.example.com/realms/trading",
+//!             "https://login.example.com/realms/trading/protocol/openid-connect/certs",
+//!         )
+//!         .audience("trading-backend")
+//!         .build()?,
+//!     )
+//!     .build()?;
+//! let verifier = Arc::new(verifier);
+//! verifier.prefetch().await; // optional warm-up
+//! let resolver = SsoResolver::new(verifier, binder);
+//! let chain = auth_core::Chain::builder().resolver(resolver).build();
+//! # let _ = chain;
+//! # Ok(()) }
+//! ```
+
+mod config;
+pub mod danger;
+mod error;
+mod identity;
+mod jwks;
+mod keys;
+mod resolver;
+mod verifier;
+mod wire;
+
+pub use config::{CachePolicy, IssuerConfig, IssuerConfigBuilder, Limits};
+pub use error::{JwtError, Reason, SsoConfigError};
+pub use identity::{BindError, BindingKind, BoundUser, IdentityBinder, VerifiedIdentity};
+pub use jsonwebtoken::Algorithm;
+pub use resolver::SsoResolver;
+pub use verifier::{SsoVerifier, SsoVerifierBuilder};
