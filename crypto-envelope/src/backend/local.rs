@@ -75,6 +75,10 @@ impl MasterKey {
         Ok(key)
     }
 
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub(crate) fn expose_secret(&self) -> &[u8; 32] {
         &self.0
     }

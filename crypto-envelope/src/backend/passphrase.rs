@@ -2,8 +2,10 @@
 //! self-hosters without a KMS or HSM.
 //!
 //! The key id written into every sealed value records the Argon2id parameters and the
-//! salt (`argon2id-m65536-t3-p4-<salt in unpadded base64url>`), so the passphrase alone
-//! recovers every value and an independent implementation knows how to derive the KEK.
+//! salt (`argon2id-m65536-t3-p4-<salt in unpadded base64url>-<fingerprint>`), so the
+//! passphrase alone recovers every value and an independent implementation knows how to
+//! derive the KEK; the fingerprint (as a master key's) tells a wrong passphrase apart
+//! from a tampered value.
 
 use std::fmt;
 
@@ -136,12 +138,14 @@ impl PassphraseKek {
             field: ENV_PASSPHRASE.to_owned(),
             reason: "the derived key could not be expanded",
         })?;
+        let fingerprint = super::local::MasterKey::from_bytes(*key).fingerprint();
         let id = format!(
-            "argon2id-m{}-t{}-p{}-{}",
+            "argon2id-m{}-t{}-p{}-{}-{}",
             params.memory_kib,
             params.iterations,
             params.parallelism,
-            base64ct::Base64UrlUnpadded::encode_string(&salt)
+            base64ct::Base64UrlUnpadded::encode_string(&salt),
+            fingerprint.trim_start_matches("mk-"),
         );
         Ok(Self {
             key_ref: KeyRef::new(id, 1),

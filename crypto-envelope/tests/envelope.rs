@@ -1,0 +1,403 @@
+//! Seal, open and re-wrap through the local and passphrase backends: round trips,
+//! refusals, tampering, rotation and secret hygiene.
+
+mod common;
+
+use common::{ctx, envelope, key, ring, run};
+use crypto_envelope::{
+    Argon2Params, BackendError, EncryptionContext, Envelope, Error, KekBackend, LocalKeyRing,
+    PassphraseKek, Rewrap, Sealed,
+};
+use proptest::prelude::*;
+
+const CANARY: &[u8] = b"CANARY-7f3a9c-api-secret";
+
+#[tokio::test]
+async fn round_trip_binary_and_text() {
+    let env = envelope(1);
+    let c = ctx("42", "api_secret");
+    let sealed = env.seal(CANARY, &c).await.unwrap();
+    let opened = env.open(&sealed.to_bytes(), &c).await.unwrap();
+    assert_eq!(opened.expose_secret(), CANARY);
+    let text = sealed.to_text();
+    assert!(text.starts_with("sre1:"));
+    assert_eq!(
+        env.open_text(&text, &c).await.unwrap().expose_secret(),
+        CANARY
+    );
+    assert_eq!(Sealed::from_text(&text).unwrap(), sealed);
+}
+
+#[tokio::test]
+async fn every_seal_uses_a_fresh_data_key_and_nonce() {
+    let env = envelope(1);
+    let c = ctx("42", "api_secret");
+    let a = env.seal(CANARY, &c).await.unwrap();
+    let b = env.seal(CANARY, &c).await.unwrap();
+    assert_ne!(a.ciphertext(), b.ciphertext());
+    assert_ne!(a.to_bytes(), b.to_bytes());
+}
+
+#[tokio::test]
+async fn any_other_context_is_refused() {
+    let env = envelope(1);
+    let sealed = env
+        .seal(CANARY, &ctx("42", "api_secret"))
+        .await
+        .unwrap()
+        .to_bytes();
+    for other in [
+        ctx("43", "api_secret"),
+        ctx("42", "api_key"),
+        EncryptionContext::new(),
+        ctx("42", "api_secret").with("extra", "").unwrap(),
+    ] {
+        assert!(matches!(
+            env.open(&sealed, &other).await,
+            Err(Error::Refused)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_different_master_key_is_not_held() {
+    let c = ctx("42", "api_secret");
+    let sealed = envelope(1).seal(CANARY, &c).await.unwrap().to_bytes();
+    let err = envelope(2).open(&sealed, &c).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Backend(BackendError::KeyNotFound { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn truncated_or_extended_blobs_are_refused() {
+    let env = envelope(1);
+    let c = ctx("42", "api_secret");
+    let blob = env.seal(CANARY, &c).await.unwrap().to_bytes();
+    for len in 0..blob.len() {
+        assert!(
+            env.open(&blob[..len], &c).await.is_err(),
+            "truncated to {len}"
+        );
+    }
+    let mut longer = blob.clone();
+    longer.push(0);
+    assert!(matches!(
+        env.open(&longer, &c).await,
+        Err(Error::Malformed {
+            field: "trailing bytes"
+        })
+    ));
+}
+
+#[tokio::test]
+async fn every_single_bit_flip_is_refused() {
+    let env = envelope(1);
+    let c = ctx("7", "k");
+    let blob = env.seal(b"x", &c).await.unwrap().to_bytes();
+    for i in 0..blob.len() * 8 {
+        let mut flipped = blob.clone();
+        flipped[i / 8] ^= 1 << (i % 8);
+        assert!(
+            env.open(&flipped, &c).await.is_err(),
+            "bit {i} flipped and opened"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_version_and_suite_are_typed_errors() {
+    let env = envelope(1);
+    let c = ctx("42", "api_secret");
+    let mut blob = env.seal(CANARY, &c).await.unwrap().to_bytes();
+    blob[3] = 2;
+    assert!(matches!(
+        env.open(&blob, &c).await,
+        Err(Error::UnsupportedVersion { version: 2 })
+    ));
+    blob[3] = 1;
+    blob[4] = 9;
+    assert!(matches!(
+        env.open(&blob, &c).await,
+        Err(Error::UnsupportedSuite { suite: 9 })
+    ));
+    assert!(matches!(
+        Sealed::from_text("sre2:AAAA"),
+        Err(Error::Malformed {
+            field: "text prefix"
+        })
+    ));
+    assert!(matches!(
+        Sealed::from_text("sre1:***"),
+        Err(Error::Malformed {
+            field: "text encoding"
+        })
+    ));
+}
+
+#[tokio::test]
+async fn a_value_committed_to_another_data_key_is_refused() {
+    // Splice another value's wrapped key into this one: the data key unwraps fine (same
+    // context, same master key) but the commitment does not match it.
+    let env = envelope(1);
+    let c = ctx("42", "api_secret");
+    let a = env.seal(CANARY, &c).await.unwrap().to_bytes();
+    let b = env.seal(CANARY, &c).await.unwrap().to_bytes();
+    let a_parsed = Sealed::from_bytes(&a).unwrap();
+    // Layout: magic(3) version suite | backend | key id | version(4) | wrapped len(2) + 60.
+    let off = 5 + 1 + a_parsed.backend().len() + 1 + a_parsed.key().id.len() + 4 + 2;
+    let mut spliced = a.clone();
+    spliced[off..off + 60].copy_from_slice(&b[off..off + 60]);
+    assert!(matches!(env.open(&spliced, &c).await, Err(Error::Refused)));
+}
+
+#[tokio::test]
+async fn rewrap_changes_only_the_wrapped_key() {
+    let c = ctx("42", "api_secret");
+    let old = LocalKeyRing::builder()
+        .key(1, key(1))
+        .primary(1)
+        .build()
+        .unwrap();
+    let sealed = Envelope::new(old).unwrap().seal(CANARY, &c).await.unwrap();
+
+    let new = LocalKeyRing::builder()
+        .key(1, key(1))
+        .key(2, key(2))
+        .primary(2)
+        .build()
+        .unwrap();
+    let env = Envelope::new(new).unwrap();
+    let Rewrap::Rewrapped(rewrapped) = env.rewrap(&sealed.to_bytes(), &c).await.unwrap() else {
+        panic!("expected a re-wrap");
+    };
+    assert_eq!(rewrapped.key().version, 2);
+    assert_eq!(rewrapped.ciphertext(), sealed.ciphertext());
+    let (before, after) = (sealed.to_bytes(), rewrapped.to_bytes());
+    assert_eq!(
+        before[before.len() - 44 - sealed.ciphertext().len()..],
+        after[after.len() - 44 - rewrapped.ciphertext().len()..]
+    );
+    assert_eq!(
+        env.rewrap(&rewrapped.to_bytes(), &c).await.unwrap(),
+        Rewrap::Current
+    );
+
+    // Retire version 1: the re-wrapped value opens, the old one is refused by name.
+    let retired = LocalKeyRing::builder()
+        .key(1, key(1))
+        .key(2, key(2))
+        .primary(2)
+        .retire(1)
+        .build()
+        .unwrap();
+    let env = Envelope::new(retired).unwrap();
+    assert_eq!(env.open(&after, &c).await.unwrap().expose_secret(), CANARY);
+    assert!(matches!(
+        env.open(&before, &c).await,
+        Err(Error::Backend(BackendError::KeyRetired { .. }))
+    ));
+    let below_min = LocalKeyRing::builder()
+        .key(1, key(1))
+        .key(2, key(2))
+        .primary(2)
+        .min_version(2)
+        .build()
+        .unwrap();
+    let env = Envelope::new(below_min).unwrap();
+    assert!(matches!(
+        env.open(&before, &c).await,
+        Err(Error::Backend(BackendError::KeyRetired { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn passphrase_backend_round_trips_and_migrates_to_a_master_key() {
+    let salt = PassphraseKek::generate_salt().unwrap();
+    let pass = PassphraseKek::derive(b"correct horse battery", &salt, Argon2Params::OWASP_MINIMUM)
+        .unwrap();
+    assert!(pass.primary_key().id.starts_with("argon2id-m19456-t2-p1-"));
+    let c = ctx("42", "api_secret");
+    let env = Envelope::new(pass).unwrap();
+    let sealed = env.seal(CANARY, &c).await.unwrap();
+    assert_eq!(sealed.backend(), "passphrase");
+    assert_eq!(
+        env.open(&sealed.to_bytes(), &c)
+            .await
+            .unwrap()
+            .expose_secret(),
+        CANARY
+    );
+
+    // A wrong passphrase derives another key id: not held.
+    let wrong = PassphraseKek::derive(
+        b"incorrect horse battery",
+        &salt,
+        Argon2Params::OWASP_MINIMUM,
+    )
+    .unwrap();
+    let err = Envelope::new(wrong)
+        .unwrap()
+        .open(&sealed.to_bytes(), &c)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Backend(BackendError::KeyNotFound { .. })
+    ));
+
+    // Move to a master key: the passphrase backend opens, the ring re-wraps.
+    let pass = PassphraseKek::derive(b"correct horse battery", &salt, Argon2Params::OWASP_MINIMUM)
+        .unwrap();
+    let env = Envelope::new(ring(3))
+        .unwrap()
+        .with_decrypt_only(pass)
+        .unwrap();
+    let Rewrap::Rewrapped(moved) = env.rewrap(&sealed.to_bytes(), &c).await.unwrap() else {
+        panic!("expected a re-wrap");
+    };
+    assert_eq!(moved.backend(), "local");
+    assert_eq!(moved.ciphertext(), sealed.ciphertext());
+    assert_eq!(
+        envelope(3)
+            .open(&moved.to_bytes(), &c)
+            .await
+            .unwrap()
+            .expose_secret(),
+        CANARY
+    );
+}
+
+#[test]
+fn weak_passphrase_settings_are_refused() {
+    let salt = PassphraseKek::generate_salt().unwrap();
+    let weak = Argon2Params {
+        memory_kib: 4096,
+        iterations: 1,
+        parallelism: 1,
+    };
+    assert!(PassphraseKek::derive(b"correct horse battery", &salt, weak).is_err());
+    assert!(PassphraseKek::derive(b"short", &salt, Argon2Params::OWASP_MINIMUM).is_err());
+    assert!(
+        PassphraseKek::derive(
+            b"correct horse battery",
+            "AAAA",
+            Argon2Params::OWASP_MINIMUM
+        )
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn unknown_backend_is_named() {
+    let c = ctx("42", "api_secret");
+    let salt = PassphraseKek::generate_salt().unwrap();
+    let pass = PassphraseKek::derive(b"correct horse battery", &salt, Argon2Params::OWASP_MINIMUM)
+        .unwrap();
+    let sealed = Envelope::new(pass).unwrap().seal(CANARY, &c).await.unwrap();
+    assert!(matches!(
+        envelope(1).open(&sealed.to_bytes(), &c).await,
+        Err(Error::UnknownBackend { backend }) if backend == "passphrase"
+    ));
+}
+
+#[tokio::test]
+async fn debug_and_errors_never_show_secrets() {
+    let env = envelope(1);
+    let c = ctx("42", "api_secret");
+    let sealed = env.seal(CANARY, &c).await.unwrap();
+    let opened = env.open(&sealed.to_bytes(), &c).await.unwrap();
+    let master = key(0xab);
+    let canary_text = String::from_utf8_lossy(CANARY).into_owned();
+    let mut shown = vec![
+        format!("{opened:?}"),
+        format!("{env:?}"),
+        format!("{sealed:?}"),
+        format!("{master:?}"),
+        format!("{:?}", ring(0xab)),
+        format!("{:?}", env.open(&sealed.to_bytes(), &ctx("1", "x")).await),
+    ];
+    let bad = LocalKeyRing::from_lookup(|name| {
+        (name == "STRONGROOM_MASTER_KEY").then(|| format!("{canary_text} "))
+    })
+    .unwrap_err();
+    shown.push(format!("{bad:?} {bad}"));
+    for s in &shown {
+        assert!(!s.contains(&canary_text), "canary in {s}");
+        assert!(!s.contains(&"ab".repeat(32)), "master key in {s}");
+        assert!(
+            !s.to_lowercase().contains("q6urq6urq6"),
+            "base64 master key in {s}"
+        );
+    }
+}
+
+#[test]
+fn master_key_parsing_accepts_hex_and_base64_only() {
+    let hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+    let k = key(7);
+    assert!(
+        LocalKeyRing::from_lookup(|n| (n == "STRONGROOM_MASTER_KEY").then(|| hex.to_owned()))
+            .is_ok()
+    );
+    let b64 = k.to_base64();
+    assert_eq!(b64.len(), 44);
+    let again = crypto_envelope::MasterKey::parse("k", &b64).unwrap();
+    assert_eq!(again.fingerprint(), k.fingerprint());
+    assert_eq!(
+        crypto_envelope::MasterKey::parse("k", &k.to_hex())
+            .unwrap()
+            .fingerprint(),
+        k.fingerprint()
+    );
+    for bad in [
+        "",
+        &hex[..62],
+        &format!("{hex}0"),
+        &format!(" {}", &hex[1..]),
+        &format!("{}\n", &hex[..63]),
+        &format!("{}g", &hex[..63]),
+        &format!("{} ", &b64[..43]),
+        &"0".repeat(64),
+    ] {
+        let err = crypto_envelope::MasterKey::parse("STRONGROOM_MASTER_KEY", bad).unwrap_err();
+        assert!(err.to_string().contains("STRONGROOM_MASTER_KEY"));
+    }
+    let missing = LocalKeyRing::from_lookup(|_| None).unwrap_err();
+    assert!(missing.to_string().contains("STRONGROOM_MASTER_KEY"));
+    let old = LocalKeyRing::from_lookup(|n| match n {
+        "STRONGROOM_MASTER_KEY" => Some(hex.to_owned()),
+        "STRONGROOM_MASTER_KEY_VERSION" => Some("2".to_owned()),
+        "STRONGROOM_MASTER_KEYS_OLD" => Some("1:nothex".to_owned()),
+        _ => None,
+    })
+    .unwrap_err();
+    assert!(
+        old.to_string()
+            .contains("STRONGROOM_MASTER_KEYS_OLD (entry 1)")
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn prop_round_trip(plaintext in proptest::collection::vec(any::<u8>(), 0..2048),
+                       owner in "[a-z0-9]{1,12}", field in "[a-z_]{1,12}") {
+        let env = envelope(9);
+        let c = ctx(&owner, &field);
+        let sealed = run(env.seal(&plaintext, &c)).unwrap();
+        let bytes = sealed.to_bytes();
+        prop_assert_eq!(Sealed::from_bytes(&bytes).unwrap(), sealed.clone());
+        let opened = run(env.open(&bytes, &c)).unwrap();
+        prop_assert_eq!(opened.expose_secret(), &plaintext[..]);
+        let opened = run(env.open_text(&sealed.to_text(), &c)).unwrap();
+        prop_assert_eq!(opened.expose_secret(), &plaintext[..]);
+    }
+
+    #[test]
+    fn prop_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Sealed::from_bytes(&bytes);
+        let _ = Sealed::from_text(&String::from_utf8_lossy(&bytes));
+    }
+}
