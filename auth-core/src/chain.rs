@@ -13,7 +13,9 @@
 //!   the credential on its own; if none does, the outcome is [`Outcome::Unavailable`]
 //!   (503), never a success and never a plain refusal.
 //!
-//! No credential at all is [`Outcome::Missing`] (401). A credential no resolver claims,
+//! A resolver that is not [ready](Resolver::ready) (e.g. the internal secret resolver
+//! without a configured secret) makes every request on that chain
+//! [`Outcome::Unavailable`]. No credential at all is [`Outcome::Missing`] (401). A credential no resolver claims,
 //! or one that could not be extracted (duplicated headers, too long...), is
 //! [`Outcome::Invalid`] (403).
 
@@ -89,12 +91,28 @@ pub enum Resolution {
 ///   `Authenticated`: fail closed.
 #[async_trait]
 pub trait Resolver: Send + Sync + fmt::Debug {
+    /// Whether the resolver can work at all. A chain with a resolver that is not ready
+    /// answers [`Outcome::Unavailable`] to every request, with or without a credential
+    /// (used by the internal secret resolver when no secret is configured). The default
+    /// is ready.
+    ///
+    /// # Errors
+    ///
+    /// The refusal code to log when not ready.
+    fn ready(&self) -> Result<(), Refusal> {
+        Ok(())
+    }
+
     /// Decides about `cred`.
     async fn resolve(&self, cred: &Credential) -> Resolution;
 }
 
 #[async_trait]
 impl<R: Resolver + ?Sized> Resolver for Arc<R> {
+    fn ready(&self) -> Result<(), Refusal> {
+        (**self).ready()
+    }
+
     async fn resolve(&self, cred: &Credential) -> Resolution {
         (**self).resolve(cred).await
     }
@@ -102,6 +120,10 @@ impl<R: Resolver + ?Sized> Resolver for Arc<R> {
 
 #[async_trait]
 impl<R: Resolver + ?Sized> Resolver for Box<R> {
+    fn ready(&self) -> Result<(), Refusal> {
+        (**self).ready()
+    }
+
     async fn resolve(&self, cred: &Credential) -> Resolution {
         (**self).resolve(cred).await
     }
@@ -172,6 +194,11 @@ impl Chain {
 
     /// Runs the chain on a credential (or its absence).
     pub async fn resolve(&self, cred: Option<&Credential>) -> Outcome {
+        for resolver in self.resolvers.iter() {
+            if let Err(r) = resolver.ready() {
+                return Outcome::Unavailable(r);
+            }
+        }
         let Some(cred) = cred else {
             return Outcome::Missing;
         };

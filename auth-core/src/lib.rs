@@ -3,11 +3,40 @@
 #![deny(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+pub mod accounts;
+pub mod api_key;
+pub mod binding;
 pub mod chain;
+pub mod config;
 pub mod credential;
+pub mod danger;
+#[cfg(feature = "axum")]
+pub mod http;
+pub mod internal;
+pub mod password;
 pub mod principal;
+mod secret;
+pub mod session;
 pub mod sso;
+pub mod static_token;
+pub mod store;
+pub mod user;
 
+pub use accounts::{AccountError, Accounts, Login};
+pub use api_key::{ApiKeyRecord, ApiKeyStore, ApiKeys, NewApiKey};
+pub use binding::SsoBinder;
 pub use chain::{Chain, ChainBuilder, Outcome, Refusal, Resolution, Resolver};
+pub use config::ConfigError;
 pub use credential::{Credential, CredentialKind, ExtractError};
+pub use internal::InternalSecretResolver;
+pub use password::{Password, PasswordConfig, PasswordHasher, PasswordPolicy, Verification};
 pub use principal::{AuthMethod, Principal};
+pub use secret::RandomError;
+pub use session::{SessionConfig, SessionRecord, SessionStore, SessionToken, Sessions};
+pub use static_token::StaticTokenResolver;
+#[cfg(feature = "postgres")]
+pub use store::PgStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{MemoryStore, StoreError};
+pub use user::{SsoIdentity, User, UserStore, normalize_email};

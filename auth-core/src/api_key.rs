@@ -1,0 +1,358 @@
+//! API keys: `ak_<key id>_<secret>`, stored as the key id plus the secret's SHA-256.
+//!
+//! The key id is 32 lower-case hex characters (128 random bits, not secret); the secret
+//! is 43 base64url characters (256 random bits). [`ApiKeys::create`] returns the full key
+//! once; afterwards only its digest exists. Resolution looks the record up by id, then
+//! compares the digest of the presented secret in constant time.
+
+use core::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::chain::{Refusal, Resolution, Resolver};
+use crate::credential::{Credential, CredentialKind};
+use crate::principal::{AuthMethod, Principal};
+use crate::secret::{self, RandomError};
+use crate::store::StoreError;
+
+/// The prefix of every API key.
+pub const API_KEY_PREFIX: &str = "ak_";
+/// Length of the hex key id.
+pub const KEY_ID_LEN: usize = 32;
+/// Length of the base64url secret.
+pub const KEY_SECRET_LEN: usize = 43;
+/// Longest accepted key name.
+pub const MAX_KEY_NAME_LEN: usize = 100;
+/// Most scopes on one key.
+pub const MAX_SCOPES: usize = 32;
+/// Longest scope.
+pub const MAX_SCOPE_LEN: usize = 64;
+/// Last-used times are written at most this often per key (seconds).
+pub const LAST_USED_GRANULARITY: i64 = 60;
+
+/// Refusal: not a well-formed `ak_` key.
+pub const API_KEY_MALFORMED: Refusal = Refusal::new("api_key.malformed");
+/// Refusal: no key with this id.
+pub const API_KEY_UNKNOWN: Refusal = Refusal::new("api_key.unknown");
+/// Refusal: the secret does not match.
+pub const API_KEY_MISMATCH: Refusal = Refusal::new("api_key.mismatch");
+/// Refusal: the key was revoked.
+pub const API_KEY_REVOKED: Refusal = Refusal::new("api_key.revoked");
+/// Refusal: the key store failed.
+pub const API_KEY_STORE_UNAVAILABLE: Refusal = Refusal::new("api_key.store_unavailable");
+
+/// A newly created API key, returned once. Wiped on drop; `Debug` prints the key id only.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct NewApiKey {
+    key: String,
+    #[zeroize(skip)]
+    key_id: String,
+}
+
+impl NewApiKey {
+    /// The full key to show the user once.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.key
+    }
+
+    /// The non-secret key id.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+impl fmt::Debug for NewApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewApiKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored API key: the id and the digest of the secret, never the secret.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiKeyRecord {
+    /// The key id (32 hex characters).
+    pub id: String,
+    /// The owning user.
+    pub user_id: String,
+    /// A label chosen by the user.
+    pub name: String,
+    /// SHA-256 of the secret part.
+    pub secret_digest: [u8; 32],
+    /// Scopes (empty: none).
+    pub scopes: Vec<String>,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Last successful use, Unix seconds (minute granularity).
+    pub last_used_at: Option<i64>,
+    /// Revocation time, Unix seconds.
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKeyRecord {
+    /// A new, never-used, unrevoked record.
+    #[must_use]
+    pub fn new(
+        id: impl Into<String>,
+        user_id: impl Into<String>,
+        name: impl Into<String>,
+        secret_digest: [u8; 32],
+        scopes: Vec<String>,
+        created_at: i64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            user_id: user_id.into(),
+            name: name.into(),
+            secret_digest,
+            scopes,
+            created_at,
+            last_used_at: None,
+            revoked_at: None,
+        }
+    }
+}
+
+impl fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("scopes", &self.scopes)
+            .field("last_used_at", &self.last_used_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where API keys live.
+///
+/// # Security contract
+///
+/// * Only the secret's digest is stored.
+/// * [`ApiKeyStore::revoke_api_key`] and [`ApiKeyStore::user_api_keys`] are scoped by the
+///   owning user id.
+/// * Errors are [`StoreError`]s, never "not found".
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + fmt::Debug {
+    /// Inserts a key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// The key with this id.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Records a use at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Revokes key `key_id` if it belongs to `user_id` and is not yet revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn revoke_api_key(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The user's keys, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn user_api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError>;
+}
+
+/// Why a key could not be created. Names the field, never a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiKeyError {
+    /// The name is empty or too long.
+    #[error("name must be 1 to {MAX_KEY_NAME_LEN} printable characters")]
+    InvalidName,
+    /// Too many scopes, or a scope that is empty, too long or not `[a-z0-9:._-]`.
+    #[error("scopes: at most {MAX_SCOPES}, each 1 to {MAX_SCOPE_LEN} of [a-z0-9:._-]")]
+    InvalidScopes,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The random generator failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// Creates, lists and revokes API keys; also the API key [`Resolver`].
+///
+/// As a resolver it claims `X-API-Key` credentials and bearer tokens starting with `ak_`.
+#[derive(Clone, Debug)]
+pub struct ApiKeys {
+    store: Arc<dyn ApiKeyStore>,
+}
+
+impl ApiKeys {
+    /// Keys kept in `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn ApiKeyStore>) -> Self {
+        Self { store }
+    }
+
+    /// Creates a key for `user_id`. The returned [`NewApiKey`] is the only copy of the
+    /// secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiKeyError`].
+    pub async fn create(
+        &self,
+        user_id: &str,
+        name: &str,
+        scopes: Vec<String>,
+    ) -> Result<NewApiKey, ApiKeyError> {
+        if name.is_empty()
+            || name.chars().count() > MAX_KEY_NAME_LEN
+            || name.chars().any(char::is_control)
+        {
+            return Err(ApiKeyError::InvalidName);
+        }
+        if scopes.len() > MAX_SCOPES || !scopes.iter().all(|s| valid_scope(s)) {
+            return Err(ApiKeyError::InvalidScopes);
+        }
+        let key_id = secret::random_id()?;
+        let secret_part = secret::random_secret_b64()?;
+        let record = ApiKeyRecord::new(
+            key_id.clone(),
+            user_id,
+            name,
+            secret::sha256(secret_part.as_bytes()),
+            scopes,
+            secret::now_unix(),
+        );
+        self.store.insert_api_key(&record).await?;
+        let mut key = String::with_capacity(API_KEY_PREFIX.len() + KEY_ID_LEN + 1 + KEY_SECRET_LEN);
+        key.push_str(API_KEY_PREFIX);
+        key.push_str(&key_id);
+        key.push('_');
+        key.push_str(&secret_part);
+        tracing::info!(code = "api_key.created", key_id = %key_id, user_id, "api key created");
+        Ok(NewApiKey { key, key_id })
+    }
+
+    /// Revokes key `key_id` of `user_id`. Returns whether a key was revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn revoke(&self, user_id: &str, key_id: &str) -> Result<bool, StoreError> {
+        let revoked = self
+            .store
+            .revoke_api_key(user_id, key_id, secret::now_unix())
+            .await?;
+        tracing::info!(
+            code = "api_key.revoked",
+            key_id,
+            user_id,
+            revoked,
+            "api key revoked"
+        );
+        Ok(revoked)
+    }
+
+    /// The user's keys (digests only).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    pub async fn list(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.store.user_api_keys(user_id).await
+    }
+
+    async fn check(&self, key: &str) -> Resolution {
+        let Some((key_id, secret_part)) = parse_key(key) else {
+            return Resolution::Invalid(API_KEY_MALFORMED);
+        };
+        let record = match self.store.api_key(key_id).await {
+            Err(e) => {
+                tracing::warn!(code = API_KEY_STORE_UNAVAILABLE.code(), error = %e, "api key store failed");
+                return Resolution::Unavailable(API_KEY_STORE_UNAVAILABLE);
+            }
+            Ok(None) => return Resolution::Invalid(API_KEY_UNKNOWN),
+            Ok(Some(r)) => r,
+        };
+        let presented = secret::sha256(secret_part.as_bytes());
+        if !secret::digest_eq(&record.secret_digest, &presented) {
+            return Resolution::Invalid(API_KEY_MISMATCH);
+        }
+        if record.revoked_at.is_some() {
+            return Resolution::Invalid(API_KEY_REVOKED);
+        }
+        let now = secret::now_unix();
+        if record
+            .last_used_at
+            .is_none_or(|t| now.saturating_sub(t) >= LAST_USED_GRANULARITY)
+        {
+            // Bookkeeping only: a failed write does not change the decision.
+            if let Err(e) = self.store.touch_api_key(&record.id, now).await {
+                tracing::warn!(code = "api_key.touch_failed", key_id = %record.id, error = %e, "last-used update failed");
+            }
+        }
+        Resolution::Authenticated(
+            Principal::new(record.user_id, AuthMethod::ApiKey)
+                .with_credential_id(record.id)
+                .with_scopes(record.scopes),
+        )
+    }
+}
+
+#[async_trait]
+impl Resolver for ApiKeys {
+    async fn resolve(&self, cred: &Credential) -> Resolution {
+        match cred.kind() {
+            CredentialKind::ApiKey => self.check(cred.expose_secret()).await,
+            CredentialKind::Bearer if cred.expose_secret().starts_with(API_KEY_PREFIX) => {
+                self.check(cred.expose_secret()).await
+            }
+            _ => Resolution::Pass,
+        }
+    }
+}
+
+/// Splits `ak_<id>_<secret>`, checking lengths and alphabets.
+fn parse_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(API_KEY_PREFIX)?;
+    if rest.len() != KEY_ID_LEN + 1 + KEY_SECRET_LEN {
+        return None;
+    }
+    let (id, tail) = rest.split_at_checked(KEY_ID_LEN)?;
+    let secret_part = tail.strip_prefix('_')?;
+    let id_ok = id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let secret_ok = secret_part
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (id_ok && secret_ok).then_some((id, secret_part))
+}
+
+fn valid_scope(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SCOPE_LEN
+        && s.bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b':' | b'.' | b'_' | b'-'))
+}

@@ -1,0 +1,165 @@
+//! SSO identity binding on the user-store side: implements
+//! [`IdentityBinder`](crate::sso::IdentityBinder) over a [`UserStore`].
+//!
+//! Given an identity the SSO verifier has already verified:
+//!
+//! 1. a user bound to `(issuer, subject)` is that user (`sso.bind.existing`);
+//! 2. else, if the token carries an email and a user has it: when that user is bound to
+//!    another identity, refused (`sso.email_bound_elsewhere`); when unbound and the email
+//!    is verified, the user is adopted and bound in the same step, once
+//!    (`sso.bind.adopted`); unverified, refused (`sso.email_not_verified`);
+//! 3. else a new user is created and bound (`sso.bind.provisioned`), unless
+//!    auto-provisioning is off (`sso.provisioning_disabled`) or the email is missing or
+//!    unverified (`sso.email_not_verified`).
+//!
+//! Each call emits one `tracing` audit event at target `auth_core::audit` with the code,
+//! the issuer and the subject.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::secret;
+use crate::sso::{BindError, BindingKind, BoundUser, IdentityBinder, VerifiedIdentity};
+use crate::store::StoreError;
+use crate::user::{SsoIdentity, User, UserStore, normalize_email};
+
+/// Binds verified SSO identities to local users.
+#[derive(Clone, Debug)]
+pub struct SsoBinder {
+    users: Arc<dyn UserStore>,
+    auto_provision: bool,
+}
+
+impl SsoBinder {
+    /// A binder over `users`, with auto-provisioning on.
+    #[must_use]
+    pub fn new(users: Arc<dyn UserStore>) -> Self {
+        Self {
+            users,
+            auto_provision: true,
+        }
+    }
+
+    /// Turns auto-provisioning of unknown identities on or off (default on).
+    #[must_use]
+    pub fn auto_provision(mut self, on: bool) -> Self {
+        self.auto_provision = on;
+        self
+    }
+
+    async fn bind_inner(&self, identity: &VerifiedIdentity) -> Result<BoundUser, BindError> {
+        let key = SsoIdentity::new(identity.issuer(), identity.subject());
+        if let Some(user) = self
+            .users
+            .user_by_identity(&key)
+            .await
+            .map_err(unavailable)?
+        {
+            return bound(user, BindingKind::Existing);
+        }
+        let email = identity.email().and_then(|e| normalize_email(e).ok());
+        if let Some(email) = &email
+            && let Some(user) = self.users.user_by_email(email).await.map_err(unavailable)?
+        {
+            if self
+                .users
+                .identity_of(&user.id)
+                .await
+                .map_err(unavailable)?
+                .is_some()
+            {
+                return Err(BindError::EmailBoundElsewhere);
+            }
+            if !identity.email_verified() {
+                return Err(BindError::EmailNotVerified);
+            }
+            if user.disabled {
+                return Err(BindError::UserDisabled);
+            }
+            return match self.users.bind_identity(&user.id, &key).await {
+                Ok(()) => bound(user, BindingKind::AdoptedByEmail),
+                // Another login bound it concurrently: look again, once.
+                Err(StoreError::Conflict { .. }) => self.after_conflict(&key).await,
+                Err(e) => Err(unavailable(e)),
+            };
+        }
+        if !self.auto_provision {
+            return Err(BindError::ProvisioningDisabled);
+        }
+        let Some(email) = email.filter(|_| identity.email_verified()) else {
+            return Err(BindError::EmailNotVerified);
+        };
+        let user = User::new(
+            secret::random_id().map_err(|e| BindError::Unavailable(Box::new(e)))?,
+            email,
+            None,
+            secret::now_unix(),
+        );
+        match self.users.create_user_with_identity(&user, &key).await {
+            Ok(()) => Ok(BoundUser::new(user.id, BindingKind::Provisioned)),
+            Err(StoreError::Conflict { field: "email" }) => Err(BindError::EmailBoundElsewhere),
+            Err(StoreError::Conflict { .. }) => self.after_conflict(&key).await,
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// After a uniqueness conflict, the identity was bound by a concurrent call: use it.
+    async fn after_conflict(&self, key: &SsoIdentity) -> Result<BoundUser, BindError> {
+        match self
+            .users
+            .user_by_identity(key)
+            .await
+            .map_err(unavailable)?
+        {
+            Some(user) => bound(user, BindingKind::Existing),
+            None => Err(BindError::EmailBoundElsewhere),
+        }
+    }
+}
+
+fn bound(user: User, kind: BindingKind) -> Result<BoundUser, BindError> {
+    if user.disabled {
+        return Err(BindError::UserDisabled);
+    }
+    Ok(BoundUser::new(user.id, kind))
+}
+
+fn unavailable(e: StoreError) -> BindError {
+    BindError::Unavailable(Box::new(e))
+}
+
+#[async_trait]
+impl IdentityBinder for SsoBinder {
+    async fn bind(&self, identity: &VerifiedIdentity) -> Result<BoundUser, BindError> {
+        let result = self.bind_inner(identity).await;
+        match &result {
+            Ok(b) => tracing::info!(
+                target: "auth_core::audit",
+                code = binding_code(b.kind),
+                issuer = identity.issuer(),
+                subject = identity.subject(),
+                user_id = %b.user_id,
+                "sso identity bound"
+            ),
+            Err(e) => tracing::warn!(
+                target: "auth_core::audit",
+                code = e.code(),
+                issuer = identity.issuer(),
+                subject = identity.subject(),
+                "sso identity refused"
+            ),
+        }
+        result
+    }
+}
+
+/// The audit code of a successful binding.
+#[must_use]
+pub const fn binding_code(kind: BindingKind) -> &'static str {
+    match kind {
+        BindingKind::Existing => "sso.bind.existing",
+        BindingKind::AdoptedByEmail => "sso.bind.adopted",
+        BindingKind::Provisioned => "sso.bind.provisioned",
+    }
+}

@@ -1,0 +1,399 @@
+//! Login sessions: random bearer tokens stored only as SHA-256 digests.
+//!
+//! A session token is `ses_` followed by 43 base64url characters (256 random bits from
+//! aws-lc-rs). The store keeps the token's SHA-256, a random non-secret session id, the
+//! user id and the expiry. A new token is issued at every login (no fixation); logout
+//! deletes it; changing a password deletes all of the user's sessions; a sweep task
+//! deletes expired rows.
+
+use core::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::chain::{Refusal, Resolution, Resolver};
+use crate::credential::{Credential, CredentialKind};
+use crate::principal::{AuthMethod, Principal};
+use crate::secret::{self, Digest, RandomError};
+use crate::store::StoreError;
+
+/// The prefix of every session token.
+pub const SESSION_TOKEN_PREFIX: &str = "ses_";
+/// Default session lifetime: 30 days.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default interval of the expired-session sweep: one hour.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Refusal: the session token is not (or no longer) in the store.
+pub const SESSION_UNKNOWN: Refusal = Refusal::new("session.unknown");
+/// Refusal: the session has expired.
+pub const SESSION_EXPIRED: Refusal = Refusal::new("session.expired");
+/// Refusal: the session store failed.
+pub const SESSION_STORE_UNAVAILABLE: Refusal = Refusal::new("session.store_unavailable");
+
+/// A freshly issued session token. Shown to the client once; only its digest is stored.
+/// Wiped on drop; `Debug` prints the session id only.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct SessionToken {
+    token: String,
+    #[zeroize(skip)]
+    session_id: String,
+}
+
+impl SessionToken {
+    /// The token to hand to the client (e.g. in a `Set-Cookie` or JSON body).
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.token
+    }
+
+    /// The non-secret session id (for listing and revoking).
+    #[must_use]
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionToken")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored session: the digest of its token, never the token.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRecord {
+    /// Random non-secret id (32 hex characters).
+    pub id: String,
+    /// The user the session belongs to.
+    pub user_id: String,
+    /// SHA-256 of the token.
+    pub token_digest: [u8; 32],
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Expiry, Unix seconds: the session is invalid from this second on.
+    pub expires_at: i64,
+}
+
+impl SessionRecord {
+    /// A record.
+    #[must_use]
+    pub fn new(
+        id: impl Into<String>,
+        user_id: impl Into<String>,
+        token_digest: [u8; 32],
+        created_at: i64,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            user_id: user_id.into(),
+            token_digest,
+            created_at,
+            expires_at,
+        }
+    }
+}
+
+impl fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where sessions live.
+///
+/// # Security contract
+///
+/// * Only digests are stored; a store never sees a token.
+/// * Deletions are scoped: [`SessionStore::delete_session`] deletes only if the session
+///   belongs to the named user.
+/// * Errors are [`StoreError`]s, never "not found": the resolver turns them into 503.
+#[async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug {
+    /// Inserts a session.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// The session whose token has this digest.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn session_by_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Deletes the session whose token has this digest. Returns whether one was deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn delete_session_by_digest(&self, digest: &[u8; 32]) -> Result<bool, StoreError>;
+
+    /// Deletes session `session_id` if it belongs to `user_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError>;
+
+    /// Deletes all of the user's sessions; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError>;
+
+    /// Deletes sessions with `expires_at <= now`; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// The user's sessions (for a "your devices" page).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError>;
+}
+
+/// Session configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    ttl: Duration,
+    sweep_interval: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            ttl: DEFAULT_SESSION_TTL,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Session lifetime (default 30 days).
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Interval of [`Sessions::spawn_sweeper`] (default one hour; at least one second).
+    #[must_use]
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval.max(Duration::from_secs(1));
+        self
+    }
+}
+
+/// Errors of session operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The random generator failed; no token was issued.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// Issues, resolves and revokes sessions; also the session [`Resolver`].
+///
+/// As a resolver it claims bearer tokens that start with `ses_` and passes everything
+/// else, so a session store outage never touches JWT or static-token requests.
+#[derive(Clone, Debug)]
+pub struct Sessions {
+    store: Arc<dyn SessionStore>,
+    config: SessionConfig,
+}
+
+impl Sessions {
+    /// Sessions kept in `store`.
+    #[must_use]
+    pub fn new(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
+        Self { store, config }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> SessionConfig {
+        self.config
+    }
+
+    /// Issues a new session for `user_id`. Call it at every login: tokens are never
+    /// reused.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError`].
+    pub async fn issue(&self, user_id: &str) -> Result<SessionToken, SessionError> {
+        let secret_part = secret::random_secret_b64()?;
+        let mut token = String::with_capacity(SESSION_TOKEN_PREFIX.len() + secret_part.len());
+        token.push_str(SESSION_TOKEN_PREFIX);
+        token.push_str(&secret_part);
+        let session = SessionToken {
+            token,
+            session_id: secret::random_id()?,
+        };
+        let now = secret::now_unix();
+        let ttl = i64::try_from(self.config.ttl.as_secs()).unwrap_or(i64::MAX);
+        let record = SessionRecord::new(
+            session.session_id.clone(),
+            user_id,
+            secret::sha256(session.token.as_bytes()),
+            now,
+            now.saturating_add(ttl),
+        );
+        self.store.insert_session(&record).await?;
+        tracing::info!(code = "session.issued", session_id = %record.id, user_id, "session issued");
+        Ok(session)
+    }
+
+    /// Looks up a token (with or without a [`Credential`] around it).
+    async fn lookup(&self, token: &str) -> Resolution {
+        if !token.starts_with(SESSION_TOKEN_PREFIX) {
+            return Resolution::Pass;
+        }
+        let digest: Digest = secret::sha256(token.as_bytes());
+        match self.store.session_by_digest(&digest).await {
+            Err(e) => {
+                tracing::warn!(code = SESSION_STORE_UNAVAILABLE.code(), error = %e, "session store failed");
+                Resolution::Unavailable(SESSION_STORE_UNAVAILABLE)
+            }
+            Ok(None) => Resolution::Invalid(SESSION_UNKNOWN),
+            Ok(Some(rec)) => {
+                // The store matched on the digest; compare again in constant time so a
+                // store with a loose index can never authenticate a different token.
+                if !secret::digest_eq(&rec.token_digest, &digest) {
+                    return Resolution::Invalid(SESSION_UNKNOWN);
+                }
+                if secret::now_unix() >= rec.expires_at {
+                    return Resolution::Invalid(SESSION_EXPIRED);
+                }
+                Resolution::Authenticated(
+                    Principal::new(rec.user_id, AuthMethod::Session).with_credential_id(rec.id),
+                )
+            }
+        }
+    }
+
+    /// Revokes the session holding `token` (logout). Returns whether one was revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`].
+    pub async fn revoke_token(&self, token: &str) -> Result<bool, SessionError> {
+        let digest = secret::sha256(token.as_bytes());
+        let revoked = self.store.delete_session_by_digest(&digest).await?;
+        tracing::info!(
+            code = "session.revoked",
+            revoked,
+            "session revoked by token"
+        );
+        Ok(revoked)
+    }
+
+    /// Revokes one session of `user_id` by id. Returns whether one was revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`].
+    pub async fn revoke(&self, user_id: &str, session_id: &str) -> Result<bool, SessionError> {
+        let revoked = self.store.delete_session(user_id, session_id).await?;
+        tracing::info!(
+            code = "session.revoked",
+            user_id,
+            session_id,
+            revoked,
+            "session revoked"
+        );
+        Ok(revoked)
+    }
+
+    /// Revokes every session of `user_id`; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`].
+    pub async fn revoke_all(&self, user_id: &str) -> Result<u64, SessionError> {
+        let n = self.store.delete_user_sessions(user_id).await?;
+        tracing::info!(
+            code = "session.revoked_all",
+            user_id,
+            count = n,
+            "all sessions revoked"
+        );
+        Ok(n)
+    }
+
+    /// The user's sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`].
+    pub async fn list(&self, user_id: &str) -> Result<Vec<SessionRecord>, SessionError> {
+        Ok(self.store.user_sessions(user_id).await?)
+    }
+
+    /// Deletes expired sessions once; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`].
+    pub async fn sweep(&self) -> Result<u64, SessionError> {
+        let n = self
+            .store
+            .delete_expired_sessions(secret::now_unix())
+            .await?;
+        tracing::debug!(code = "session.swept", count = n, "expired sessions swept");
+        Ok(n)
+    }
+
+    /// Starts the periodic sweep on the current tokio runtime (every
+    /// [`SessionConfig::sweep_interval`], first run immediately). Abort the returned
+    /// handle to stop it. Store errors are logged and retried at the next tick.
+    #[must_use]
+    pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.config.sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.sweep().await {
+                    tracing::warn!(code = "session.sweep_failed", error = %e, "session sweep failed");
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Resolver for Sessions {
+    async fn resolve(&self, cred: &Credential) -> Resolution {
+        if cred.kind() != CredentialKind::Bearer {
+            return Resolution::Pass;
+        }
+        self.lookup(cred.expose_secret()).await
+    }
+}

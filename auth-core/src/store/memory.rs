@@ -1,0 +1,257 @@
+//! In-memory store: users, sessions and API keys in `HashMap`s behind one lock.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::api_key::{ApiKeyRecord, ApiKeyStore};
+use crate::session::{SessionRecord, SessionStore};
+use crate::user::{SsoIdentity, User, UserStore};
+
+/// An in-process store for tests, benchmarks and single-instance tools. Data is lost when
+/// it is dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    users: HashMap<String, User>,
+    identities: HashMap<SsoIdentity, String>,
+    sessions: HashMap<[u8; 32], SessionRecord>,
+    api_keys: HashMap<String, ApiKeyRecord>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        // A poisoned lock means a panic mid-update: refuse rather than serve torn data.
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
+    }
+}
+
+impl Inner {
+    fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
+        if self.users.contains_key(&user.id) {
+            return Err(StoreError::Conflict { field: "id" });
+        }
+        if self.users.values().any(|u| u.email == user.email) {
+            return Err(StoreError::Conflict { field: "email" });
+        }
+        self.users.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        self.lock()?.insert_user(user)
+    }
+
+    async fn create_user_with_identity(
+        &self,
+        user: &User,
+        identity: &SsoIdentity,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.identities.contains_key(identity) {
+            return Err(StoreError::Conflict { field: "identity" });
+        }
+        inner.insert_user(user)?;
+        inner.identities.insert(identity.clone(), user.id.clone());
+        Ok(())
+    }
+
+    async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.lock()?.users.get(user_id).cloned())
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .lock()?
+            .users
+            .values()
+            .find(|u| u.email == email)
+            .cloned())
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        must_change_password: bool,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(user) = inner.users.get_mut(user_id) else {
+            return Ok(false);
+        };
+        user.password_hash = Some(password_hash.to_owned());
+        user.must_change_password = must_change_password;
+        Ok(true)
+    }
+
+    async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(user) = inner.users.get_mut(user_id) else {
+            return Ok(false);
+        };
+        user.disabled = disabled;
+        Ok(true)
+    }
+
+    async fn user_by_identity(&self, identity: &SsoIdentity) -> Result<Option<User>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .identities
+            .get(identity)
+            .and_then(|id| inner.users.get(id))
+            .cloned())
+    }
+
+    async fn identity_of(&self, user_id: &str) -> Result<Option<SsoIdentity>, StoreError> {
+        Ok(self
+            .lock()?
+            .identities
+            .iter()
+            .find(|(_, u)| u.as_str() == user_id)
+            .map(|(i, _)| i.clone()))
+    }
+
+    async fn bind_identity(&self, user_id: &str, identity: &SsoIdentity) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.identities.contains_key(identity)
+            || inner.identities.values().any(|u| u == user_id)
+        {
+            return Err(StoreError::Conflict { field: "identity" });
+        }
+        if !inner.users.contains_key(user_id) {
+            return Err(StoreError::Corrupt { field: "user_id" });
+        }
+        inner
+            .identities
+            .insert(identity.clone(), user_id.to_owned());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.sessions.contains_key(&record.token_digest)
+            || inner.sessions.values().any(|s| s.id == record.id)
+        {
+            return Err(StoreError::Conflict { field: "id" });
+        }
+        inner.sessions.insert(record.token_digest, record.clone());
+        Ok(())
+    }
+
+    async fn session_by_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.lock()?.sessions.get(digest).cloned())
+    }
+
+    async fn delete_session_by_digest(&self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.lock()?.sessions.remove(digest).is_some())
+    }
+
+    async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        let before = inner.sessions.len();
+        inner
+            .sessions
+            .retain(|_, s| !(s.id == session_id && s.user_id == user_id));
+        Ok(inner.sessions.len() < before)
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, s| s.user_id != user_id);
+        Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, s| s.expires_at > now);
+        Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut v: Vec<_> = self
+            .lock()?
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for MemoryStore {
+    async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.api_keys.contains_key(&record.id) {
+            return Err(StoreError::Conflict { field: "id" });
+        }
+        inner.api_keys.insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.lock()?.api_keys.get(key_id).cloned())
+    }
+
+    async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<(), StoreError> {
+        if let Some(k) = self.lock()?.api_keys.get_mut(key_id) {
+            k.last_used_at = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn revoke_api_key(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.api_keys.get_mut(key_id) {
+            Some(k) if k.user_id == user_id && k.revoked_at.is_none() => {
+                k.revoked_at = Some(now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn user_api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let mut v: Vec<_> = self
+            .lock()?
+            .api_keys
+            .values()
+            .filter(|k| k.user_id == user_id)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(v)
+    }
+}

@@ -1,0 +1,364 @@
+//! The SQL shared by the SQLite and PostgreSQL stores. Both dialects accept `$N`
+//! placeholders and the migrations keep the column types equivalent, so one macro
+//! implements the three store traits for each back end.
+
+/// Implements `UserStore`, `SessionStore` and `ApiKeyStore` for `$store` (a struct with a
+/// `pool: sqlx::Pool<$db>` field).
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty) => {
+        use async_trait::async_trait;
+        use sqlx::Row as _;
+
+        use crate::api_key::{ApiKeyRecord, ApiKeyStore};
+        use crate::session::{SessionRecord, SessionStore};
+        use crate::store::{
+            StoreError, digest_from_column, scopes_from_column, scopes_to_column,
+        };
+        use crate::user::{SsoIdentity, User, UserStore};
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+
+        fn user_from_row(row: &DbRow) -> Result<User, StoreError> {
+            let mut user = User::new(
+                row.try_get::<String, _>("id")?,
+                row.try_get::<String, _>("email")?,
+                row.try_get::<Option<String>, _>("password_hash")?,
+                row.try_get::<i64, _>("created_at")?,
+            );
+            user.must_change_password = row.try_get::<bool, _>("must_change_password")?;
+            user.disabled = row.try_get::<bool, _>("disabled")?;
+            Ok(user)
+        }
+
+        fn session_from_row(row: &DbRow) -> Result<SessionRecord, StoreError> {
+            let digest: Vec<u8> = row.try_get("token_digest")?;
+            Ok(SessionRecord::new(
+                row.try_get::<String, _>("id")?,
+                row.try_get::<String, _>("user_id")?,
+                digest_from_column(&digest)?,
+                row.try_get::<i64, _>("created_at")?,
+                row.try_get::<i64, _>("expires_at")?,
+            ))
+        }
+
+        fn api_key_from_row(row: &DbRow) -> Result<ApiKeyRecord, StoreError> {
+            let digest: Vec<u8> = row.try_get("secret_digest")?;
+            let scopes: String = row.try_get("scopes")?;
+            let mut record = ApiKeyRecord::new(
+                row.try_get::<String, _>("id")?,
+                row.try_get::<String, _>("user_id")?,
+                row.try_get::<String, _>("name")?,
+                digest_from_column(&digest)?,
+                scopes_from_column(&scopes),
+                row.try_get::<i64, _>("created_at")?,
+            );
+            record.last_used_at = row.try_get::<Option<i64>, _>("last_used_at")?;
+            record.revoked_at = row.try_get::<Option<i64>, _>("revoked_at")?;
+            Ok(record)
+        }
+
+        const INSERT_USER: &str = "INSERT INTO auth_users \
+            (id, email, password_hash, must_change_password, disabled, created_at) \
+            VALUES ($1, $2, $3, $4, $5, $6)";
+
+        #[async_trait]
+        impl UserStore for $store {
+            async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+                sqlx::query(INSERT_USER)
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(&user.password_hash)
+                    .bind(user.must_change_password)
+                    .bind(user.disabled)
+                    .bind(user.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_user_with_identity(
+                &self,
+                user: &User,
+                identity: &SsoIdentity,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(INSERT_USER)
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(&user.password_hash)
+                    .bind(user.must_change_password)
+                    .bind(user.disabled)
+                    .bind(user.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO auth_sso_identities (issuer, subject, user_id, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&identity.issuer)
+                .bind(&identity.subject)
+                .bind(&user.id)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+                sqlx::query("SELECT u.id, u.email, u.password_hash, u.must_change_password, u.disabled, u.created_at FROM auth_users u WHERE u.id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            }
+
+            async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+                sqlx::query("SELECT u.id, u.email, u.password_hash, u.must_change_password, u.disabled, u.created_at FROM auth_users u WHERE u.email = $1")
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            }
+
+            async fn set_password(
+                &self,
+                user_id: &str,
+                password_hash: &str,
+                must_change_password: bool,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE auth_users SET password_hash = $1, must_change_password = $2 \
+                     WHERE id = $3",
+                )
+                .bind(password_hash)
+                .bind(must_change_password)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_disabled(
+                &self,
+                user_id: &str,
+                disabled: bool,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE auth_users SET disabled = $1 WHERE id = $2")
+                    .bind(disabled)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn user_by_identity(
+                &self,
+                identity: &SsoIdentity,
+            ) -> Result<Option<User>, StoreError> {
+                sqlx::query("SELECT u.id, u.email, u.password_hash, u.must_change_password, u.disabled, u.created_at FROM auth_users u \
+                     JOIN auth_sso_identities i ON i.user_id = u.id \
+                     WHERE i.issuer = $1 AND i.subject = $2")
+                    .bind(&identity.issuer)
+                    .bind(&identity.subject)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            }
+
+            async fn identity_of(&self, user_id: &str) -> Result<Option<SsoIdentity>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT issuer, subject FROM auth_sso_identities WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(SsoIdentity::new(
+                        r.try_get::<String, _>("issuer")?,
+                        r.try_get::<String, _>("subject")?,
+                    ))
+                })
+                .transpose()
+            }
+
+            async fn bind_identity(
+                &self,
+                user_id: &str,
+                identity: &SsoIdentity,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO auth_sso_identities (issuer, subject, user_id, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&identity.issuer)
+                .bind(&identity.subject)
+                .bind(user_id)
+                .bind(crate::secret::now_unix())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+
+
+        #[async_trait]
+        impl SessionStore for $store {
+            async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO auth_sessions (token_digest, id, user_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&record.token_digest[..])
+                .bind(&record.id)
+                .bind(&record.user_id)
+                .bind(record.created_at)
+                .bind(record.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn session_by_digest(
+                &self,
+                digest: &[u8; 32],
+            ) -> Result<Option<SessionRecord>, StoreError> {
+                sqlx::query("SELECT token_digest, id, user_id, created_at, expires_at FROM auth_sessions WHERE token_digest = $1")
+                    .bind(&digest[..])
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(session_from_row)
+                    .transpose()
+            }
+
+            async fn delete_session_by_digest(&self, digest: &[u8; 32]) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM auth_sessions WHERE token_digest = $1")
+                    .bind(&digest[..])
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_session(
+                &self,
+                user_id: &str,
+                session_id: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM auth_sessions WHERE id = $1 AND user_id = $2")
+                    .bind(session_id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM auth_sessions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
+                sqlx::query("SELECT token_digest, id, user_id, created_at, expires_at FROM auth_sessions WHERE user_id = $1 \
+                     ORDER BY created_at DESC, id ASC")
+                    .bind(user_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(session_from_row)
+                    .collect()
+            }
+        }
+
+
+        #[async_trait]
+        impl ApiKeyStore for $store {
+            async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO auth_api_keys \
+                     (id, user_id, name, secret_digest, scopes, created_at, last_used_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&record.id)
+                .bind(&record.user_id)
+                .bind(&record.name)
+                .bind(&record.secret_digest[..])
+                .bind(scopes_to_column(&record.scopes))
+                .bind(record.created_at)
+                .bind(record.last_used_at)
+                .bind(record.revoked_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+                sqlx::query("SELECT id, user_id, name, secret_digest, scopes, created_at, last_used_at, revoked_at FROM auth_api_keys WHERE id = $1")
+                    .bind(key_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .as_ref()
+                    .map(api_key_from_row)
+                    .transpose()
+            }
+
+            async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE auth_api_keys SET last_used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(key_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_api_key(
+                &self,
+                user_id: &str,
+                key_id: &str,
+                now: i64,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE auth_api_keys SET revoked_at = $1 \
+                     WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(key_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn user_api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+                sqlx::query("SELECT id, user_id, name, secret_digest, scopes, created_at, last_used_at, revoked_at FROM auth_api_keys WHERE user_id = $1 \
+                     ORDER BY created_at DESC, id ASC")
+                    .bind(user_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(api_key_from_row)
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;
