@@ -1,0 +1,560 @@
+//! [`CredCache`]: the cache itself, its builder and its maintenance task.
+
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
+
+use crate::credential::ExchangeCredential;
+use crate::error::{ConfigError, FetchError, PublishError};
+use crate::ids::{AccessLevel, CacheKey, CredentialId, UserId};
+use crate::invalidation::{Invalidation, InvalidationMessage, InvalidationPublisher};
+use crate::source::CredentialSource;
+use crate::stats::{CacheStats, Counters};
+
+/// Hard upper bound on the time to live: 60 seconds. A longer `ttl` is refused
+/// with [`ConfigError::TtlTooLong`].
+pub const MAX_TTL: Duration = Duration::from_secs(60);
+/// Default time to live: [`MAX_TTL`].
+pub const DEFAULT_TTL: Duration = MAX_TTL;
+/// Default capacity, in entries.
+pub const DEFAULT_MAX_CAPACITY: u64 = 10_000;
+/// Default period of the maintenance task that drops expired entries.
+pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest accepted maintenance interval.
+pub const MIN_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest accepted maintenance interval.
+pub const MAX_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How many times one `get_or_fetch` call fetches again after its value was
+/// invalidated or used up under its feet, before it gives up with
+/// [`FetchError::Contended`].
+const MAX_ATTEMPTS: usize = 4;
+/// Upper bound on moka maintenance passes per tick (each pass evicts a batch).
+const MAX_MAINTENANCE_PASSES: usize = 16;
+
+/// One cached credential and its bookkeeping.
+struct Slot {
+    credential: Arc<ExchangeCredential>,
+    /// The invalidation generation read before the fetch started.
+    generation: u64,
+    /// Set once a caller saw that no invalidation happened between the start
+    /// of the fetch and the insertion of this slot.
+    confirmed: AtomicBool,
+    /// Uses handed out so far (only counted with `max_uses`).
+    uses: AtomicU64,
+}
+
+/// A cache of decrypted exchange credentials keyed by (user, credential,
+/// level). Cheap to clone (all clones share one cache); see the crate
+/// documentation for the design.
+#[derive(Clone)]
+pub struct CredCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: Cache<CacheKey, Arc<Slot>>,
+    source: Arc<dyn CredentialSource>,
+    publisher: Option<Arc<dyn InvalidationPublisher>>,
+    counters: Arc<Counters>,
+    /// Bumped by every invalidation, before the invalidation is registered.
+    generation: AtomicU64,
+    max_uses: Option<NonZeroU64>,
+    ttl: Duration,
+    max_capacity: u64,
+    maintenance_interval: Duration,
+    instance_id: String,
+    maintenance: tokio::task::AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.maintenance.abort();
+    }
+}
+
+/// Configures a [`CredCache`]. Obtain one from [`CredCache::builder`].
+pub struct CredCacheBuilder {
+    source: Arc<dyn CredentialSource>,
+    ttl: Duration,
+    max_capacity: u64,
+    max_uses: Option<u64>,
+    maintenance_interval: Duration,
+    publisher: Option<Arc<dyn InvalidationPublisher>>,
+}
+
+impl fmt::Debug for CredCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredCacheBuilder")
+            .field("source", &self.source)
+            .field("ttl", &self.ttl)
+            .field("max_capacity", &self.max_capacity)
+            .field("max_uses", &self.max_uses)
+            .field("maintenance_interval", &self.maintenance_interval)
+            .field("publisher", &self.publisher)
+            .finish()
+    }
+}
+
+impl CredCacheBuilder {
+    /// Time to live of an entry, counted from its insertion (never extended by
+    /// reads). Default and maximum: 60 s.
+    #[must_use]
+    pub const fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Maximum number of entries; the least useful entries are evicted beyond
+    /// it. Default [`DEFAULT_MAX_CAPACITY`].
+    #[must_use]
+    pub const fn max_capacity(mut self, entries: u64) -> Self {
+        self.max_capacity = entries;
+        self
+    }
+
+    /// Hands out each fetched value at most `uses` times; the next lookup
+    /// misses and fetches again. Default: unlimited (the TTL still applies).
+    #[must_use]
+    pub const fn max_uses(mut self, uses: u64) -> Self {
+        self.max_uses = Some(uses);
+        self
+    }
+
+    /// Period of the maintenance task that drops expired entries. An expired
+    /// value is dropped by the cache within `ttl + maintenance_interval` of its
+    /// insertion (plus the duration of one maintenance pass). Default 1 s,
+    /// accepted from 10 ms to 5 s.
+    #[must_use]
+    pub const fn maintenance_interval(mut self, interval: Duration) -> Self {
+        self.maintenance_interval = interval;
+        self
+    }
+
+    /// Publishes every invalidation made through this cache to other instances
+    /// (see [`redis`](crate::redis)). Without one, invalidations stay local.
+    #[must_use]
+    pub fn publisher(mut self, publisher: Arc<dyn InvalidationPublisher>) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// Builds the cache and starts its maintenance task on the current Tokio
+    /// runtime. The task stops when the last clone of the cache is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a zero or too long `ttl` (above [`MAX_TTL`]), a zero
+    /// capacity or use count, a maintenance interval out of range, or no
+    /// running Tokio runtime.
+    pub fn build(self) -> Result<CredCache, ConfigError> {
+        if self.ttl.is_zero() {
+            return Err(ConfigError::ZeroTtl);
+        }
+        if self.ttl > MAX_TTL {
+            return Err(ConfigError::TtlTooLong { max: MAX_TTL });
+        }
+        if self.max_capacity == 0 {
+            return Err(ConfigError::ZeroCapacity);
+        }
+        let max_uses = match self.max_uses {
+            None => None,
+            Some(n) => Some(NonZeroU64::new(n).ok_or(ConfigError::ZeroMaxUses)?),
+        };
+        if !(MIN_MAINTENANCE_INTERVAL..=MAX_MAINTENANCE_INTERVAL)
+            .contains(&self.maintenance_interval)
+        {
+            return Err(ConfigError::MaintenanceInterval {
+                min: MIN_MAINTENANCE_INTERVAL,
+                max: MAX_MAINTENANCE_INTERVAL,
+            });
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
+
+        let counters = Arc::new(Counters::default());
+        let listener_counters = Arc::clone(&counters);
+        let cache = Cache::builder()
+            .max_capacity(self.max_capacity)
+            .time_to_live(self.ttl)
+            .support_invalidation_closures()
+            .eviction_listener(move |_key, _value, cause| match cause {
+                RemovalCause::Expired | RemovalCause::Size => {
+                    Counters::bump(&listener_counters.evictions);
+                }
+                RemovalCause::Explicit => Counters::bump(&listener_counters.invalidations),
+                RemovalCause::Replaced => {}
+            })
+            .build();
+        let task = runtime.spawn(maintain(cache.clone(), self.maintenance_interval));
+        Ok(CredCache {
+            inner: Arc::new(Inner {
+                cache,
+                source: self.source,
+                publisher: self.publisher,
+                counters,
+                generation: AtomicU64::new(0),
+                max_uses,
+                ttl: self.ttl,
+                max_capacity: self.max_capacity,
+                maintenance_interval: self.maintenance_interval,
+                instance_id: new_instance_id(),
+                maintenance: task.abort_handle(),
+            }),
+        })
+    }
+}
+
+/// The periodic maintenance: makes moka drop expired, evicted and invalidated
+/// entries now rather than at some later write.
+async fn maintain(cache: Cache<CacheKey, Arc<Slot>>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        run_pending(&cache).await;
+    }
+}
+
+async fn run_pending(cache: &Cache<CacheKey, Arc<Slot>>) {
+    for _ in 0..MAX_MAINTENANCE_PASSES {
+        let before = cache.entry_count();
+        cache.run_pending_tasks().await;
+        if cache.entry_count() == before {
+            break;
+        }
+    }
+}
+
+/// 16 lowercase hex digits, distinct per cache instance.
+fn new_instance_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // RandomState is keyed from the operating system's randomness once per
+    // thread; mixing in the process id, the time and a counter makes two
+    // instances of a fleet collide with negligible probability.
+    let value = RandomState::new().hash_one((
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+    ));
+    format!("{value:016x}")
+}
+
+impl fmt::Debug for CredCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("CredCache")
+            .field("instance_id", &inner.instance_id)
+            .field("source", &inner.source)
+            .field("ttl", &inner.ttl)
+            .field("max_capacity", &inner.max_capacity)
+            .field("max_uses", &inner.max_uses)
+            .field("maintenance_interval", &inner.maintenance_interval)
+            .field("entries", &inner.cache.entry_count())
+            .field("publisher", &inner.publisher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredCache {
+    /// Starts configuring a cache over `source`.
+    #[must_use]
+    pub fn builder(source: Arc<dyn CredentialSource>) -> CredCacheBuilder {
+        CredCacheBuilder {
+            source,
+            ttl: DEFAULT_TTL,
+            max_capacity: DEFAULT_MAX_CAPACITY,
+            max_uses: None,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            publisher: None,
+        }
+    }
+
+    /// The credential for `key`: from the cache when a live entry exists,
+    /// otherwise from the source, with one fetch for any number of callers
+    /// missing the same key at the same time. A fetch error reaches every
+    /// waiting caller and is not cached (the next call fetches again).
+    ///
+    /// The caller must have authorised `key` (user, credential and level)
+    /// before calling. A credential whose key is read-only is never returned
+    /// for [`AccessLevel::Trade`].
+    ///
+    /// # Errors
+    ///
+    /// The source's [`FetchError`]; [`FetchError::Refused`] for Trade on a
+    /// read-only key; [`FetchError::InvalidResponse`] when the source returned
+    /// another credential; [`FetchError::Contended`] when concurrent
+    /// invalidations kept discarding the fetched value.
+    pub async fn get_or_fetch(
+        &self,
+        key: &CacheKey,
+    ) -> Result<Arc<ExchangeCredential>, FetchError> {
+        let inner = &*self.inner;
+        if let Some(slot) = inner.cache.get(key).await
+            && inner.is_fresh(&slot)
+            && let Some(credential) = inner.take_use(key, &slot).await
+        {
+            Counters::bump(&inner.counters.hits);
+            return Ok(credential);
+        }
+        Counters::bump(&inner.counters.misses);
+        for _ in 0..MAX_ATTEMPTS {
+            let generation = inner.generation.load(Ordering::SeqCst);
+            let slot = inner
+                .cache
+                .try_get_with_by_ref(key, inner.fetch(key, generation))
+                .await
+                .map_err(|e| FetchError::clone(&e))?;
+            if !inner.confirm(key, &slot).await {
+                continue;
+            }
+            if let Some(credential) = inner.take_use(key, &slot).await {
+                return Ok(credential);
+            }
+        }
+        tracing::warn!(
+            code = FetchError::Contended.code(),
+            user = %key.user(),
+            credential = %key.credential(),
+            level = %key.level(),
+            "credential lookup gave up after repeated invalidations"
+        );
+        Err(FetchError::Contended)
+    }
+
+    /// Drops what `invalidation` names from this cache, then publishes it to
+    /// the other instances when a publisher is configured. Values still
+    /// borrowed by callers are wiped when those callers drop them.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError`] when publishing failed; the local cache has been
+    /// invalidated anyway. Retry, or rely on the TTL (at most 60 s) for the
+    /// other instances.
+    pub async fn invalidate(&self, invalidation: Invalidation) -> Result<(), PublishError> {
+        self.invalidate_local(&invalidation).await;
+        if let Some(publisher) = &self.inner.publisher {
+            let message = InvalidationMessage {
+                origin: self.inner.instance_id.clone(),
+                invalidation,
+            };
+            if let Err(e) = publisher.publish(&message).await {
+                tracing::warn!(
+                    code = "cred_cache.publish_failed",
+                    "invalidation applied locally but not published"
+                );
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`invalidate`](Self::invalidate) every entry of `user`.
+    ///
+    /// # Errors
+    ///
+    /// As [`invalidate`](Self::invalidate).
+    pub async fn invalidate_user(&self, user: &UserId) -> Result<(), PublishError> {
+        self.invalidate(Invalidation::User(user.clone())).await
+    }
+
+    /// [`invalidate`](Self::invalidate) every entry of `credential` (every
+    /// user, every level): call it on revoke, rotation or deletion.
+    ///
+    /// # Errors
+    ///
+    /// As [`invalidate`](Self::invalidate).
+    pub async fn invalidate_credential(
+        &self,
+        credential: &CredentialId,
+    ) -> Result<(), PublishError> {
+        self.invalidate(Invalidation::Credential(credential.clone()))
+            .await
+    }
+
+    /// [`invalidate`](Self::invalidate) everything.
+    ///
+    /// # Errors
+    ///
+    /// As [`invalidate`](Self::invalidate).
+    pub async fn invalidate_all(&self) -> Result<(), PublishError> {
+        self.invalidate(Invalidation::All).await
+    }
+
+    /// Drops what `invalidation` names from this cache only, without
+    /// publishing: what a subscriber does with a message from another
+    /// instance. After it returns, no lookup returns a value fetched before the
+    /// call, including values whose fetch was in flight during the call.
+    pub async fn invalidate_local(&self, invalidation: &Invalidation) {
+        let inner = &*self.inner;
+        // Order matters: bump the generation first, register the predicate
+        // second (see `Inner::confirm`).
+        inner.generation.fetch_add(1, Ordering::SeqCst);
+        let registered = match invalidation {
+            Invalidation::All => {
+                inner.cache.invalidate_all();
+                Ok(())
+            }
+            Invalidation::User(user) => {
+                let user = user.clone();
+                inner
+                    .cache
+                    .invalidate_entries_if(move |k, _| *k.user() == user)
+                    .map(drop)
+            }
+            Invalidation::Credential(credential) => {
+                let credential = credential.clone();
+                inner
+                    .cache
+                    .invalidate_entries_if(move |k, _| *k.credential() == credential)
+                    .map(drop)
+            }
+        };
+        if registered.is_err() {
+            // Cannot happen (closures are enabled at build); fail closed anyway.
+            inner.cache.invalidate_all();
+        }
+        match invalidation {
+            Invalidation::User(u) => {
+                tracing::info!(code = "cred_cache.invalidated", scope = "user", user = %u);
+            }
+            Invalidation::Credential(c) => {
+                tracing::info!(code = "cred_cache.invalidated", scope = "credential", credential = %c);
+            }
+            Invalidation::All => tracing::info!(code = "cred_cache.invalidated", scope = "all"),
+        }
+        // Wipe now rather than at the next maintenance tick.
+        run_pending(&inner.cache).await;
+    }
+
+    /// Applies a message received from the bus: ignored when this instance
+    /// sent it, otherwise [`invalidate_local`](Self::invalidate_local).
+    pub async fn apply_message(&self, message: &InvalidationMessage) {
+        if message.origin != self.inner.instance_id {
+            self.invalidate_local(&message.invalidation).await;
+        }
+    }
+
+    /// Runs the maintenance the background task runs every
+    /// `maintenance_interval`, now.
+    pub async fn run_maintenance(&self) {
+        run_pending(&self.inner.cache).await;
+    }
+
+    /// A snapshot of the counters.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Approximate number of entries (exact after maintenance).
+    #[must_use]
+    pub fn entry_count(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// This instance's id, the `origin` of the messages it publishes.
+    #[must_use]
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// The configured time to live.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+}
+
+impl Inner {
+    /// One call to the source, with the cache's own checks on the result.
+    async fn fetch(&self, key: &CacheKey, generation: u64) -> Result<Arc<Slot>, FetchError> {
+        Counters::bump(&self.counters.fetches);
+        let result = self.source.fetch(key).await.and_then(|credential| {
+            if credential.credential_id() != key.credential() {
+                Err(FetchError::InvalidResponse)
+            } else if credential.is_read_only() && key.level() == AccessLevel::Trade {
+                Err(FetchError::Refused)
+            } else {
+                Ok(credential)
+            }
+        });
+        match result {
+            Ok(credential) => Ok(Arc::new(Slot {
+                credential: Arc::new(credential),
+                generation,
+                confirmed: AtomicBool::new(false),
+                uses: AtomicU64::new(0),
+            })),
+            Err(e) => {
+                Counters::bump(&self.counters.fetch_errors);
+                tracing::warn!(
+                    code = e.code(),
+                    user = %key.user(),
+                    credential = %key.credential(),
+                    level = %key.level(),
+                    "credential fetch failed"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether a slot found by a plain lookup may be served: either it was
+    /// confirmed, or no invalidation happened since its fetch started.
+    fn is_fresh(&self, slot: &Slot) -> bool {
+        slot.confirmed.load(Ordering::Acquire)
+            || slot.generation == self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Called after `try_get_with` returned `slot` (inserted by now). If no
+    /// invalidation happened since its fetch started, any later invalidation
+    /// is registered after the insertion and therefore covers it: mark it
+    /// confirmed. Otherwise an invalidation raced with the fetch and may have
+    /// missed it: remove it and report `false` (fetch again).
+    async fn confirm(&self, key: &CacheKey, slot: &Arc<Slot>) -> bool {
+        if self.is_fresh(slot) {
+            slot.confirmed.store(true, Ordering::Release);
+            return true;
+        }
+        self.remove_if_same(key, slot).await;
+        false
+    }
+
+    /// Counts one use; `None` when the slot is used up (and then removed).
+    async fn take_use(&self, key: &CacheKey, slot: &Arc<Slot>) -> Option<Arc<ExchangeCredential>> {
+        let Some(max) = self.max_uses else {
+            return Some(Arc::clone(&slot.credential));
+        };
+        let used = slot.uses.fetch_add(1, Ordering::AcqRel);
+        if used >= max.get() {
+            self.remove_if_same(key, slot).await;
+            return None;
+        }
+        if used + 1 == max.get() {
+            // Last use handed out: drop the cache's reference now.
+            self.remove_if_same(key, slot).await;
+        }
+        Some(Arc::clone(&slot.credential))
+    }
+
+    /// Removes `key` only if it still maps to `slot` (a newer value stays).
+    async fn remove_if_same(&self, key: &CacheKey, slot: &Arc<Slot>) {
+        self.cache
+            .entry_by_ref(key)
+            .and_compute_with(|entry| {
+                let same = entry.is_some_and(|e| Arc::ptr_eq(e.value(), slot));
+                async move { if same { Op::Remove } else { Op::Nop } }
+            })
+            .await;
+    }
+}

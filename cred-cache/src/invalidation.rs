@@ -1,0 +1,203 @@
+//! Invalidation scopes, the cross-instance message format, and the
+//! [`InvalidationPublisher`] extension point.
+//!
+//! # Message format, version 1
+//!
+//! One message per invalidation, a UTF-8 JSON object with exactly these
+//! members (no others are accepted):
+//!
+//! | member   | type   | meaning |
+//! |----------|--------|---------|
+//! | `v`      | number | format version, `1` |
+//! | `origin` | string | the publishing cache's [instance id](crate::CredCache::instance_id): 16 lowercase hex digits |
+//! | `scope`  | string | `"user"`, `"credential"` or `"all"` |
+//! | `id`     | string | the user id (scope `user`) or credential id (scope `credential`); absent for `all` |
+//!
+//! Ids follow the rules of [`UserId`] / [`CredentialId`] (1 to 128 bytes of
+//! visible ASCII). Example: `{"v":1,"origin":"0123456789abcdef","scope":"user","id":"u-42"}`.
+//!
+//! A message carries ids only, never a secret. A receiver ignores messages
+//! carrying its own origin (it has invalidated already) and treats a message
+//! it cannot decode as `all`: an unreadable message may have been a revoke, so
+//! the receiver fails closed by dropping everything (the cost is refetches).
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::PublishError;
+use crate::ids::{CredentialId, UserId};
+
+/// What to drop.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Invalidation {
+    /// Every entry of this user (every credential, every level).
+    User(UserId),
+    /// Every entry of this credential (every user, every level): use it when a
+    /// key is revoked, rotated or deleted.
+    Credential(CredentialId),
+    /// Everything.
+    All,
+}
+
+/// One invalidation and the instance that issued it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidationMessage {
+    /// The publishing cache's instance id.
+    pub origin: String,
+    /// What to drop.
+    pub invalidation: Invalidation,
+}
+
+/// A message could not be decoded. Opaque on purpose: the receiver's answer is
+/// the same whatever was wrong (drop everything).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid invalidation message")]
+pub struct MessageError;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire<'a> {
+    v: u8,
+    origin: &'a str,
+    scope: &'a str,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    id: Option<Cow<'a, str>>,
+}
+
+/// Length of an instance id in hex digits.
+const ORIGIN_LEN: usize = 16;
+
+impl InvalidationMessage {
+    /// Encodes the message (format version 1).
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let (scope, id) = match &self.invalidation {
+            Invalidation::User(u) => ("user", Some(Cow::Borrowed(u.as_str()))),
+            Invalidation::Credential(c) => ("credential", Some(Cow::Borrowed(c.as_str()))),
+            Invalidation::All => ("all", None),
+        };
+        let wire = Wire {
+            v: 1,
+            origin: &self.origin,
+            scope,
+            id,
+        };
+        // Serialising a struct of strings and a number cannot fail.
+        serde_json::to_vec(&wire).unwrap_or_default()
+    }
+
+    /// Decodes a message, strictly.
+    ///
+    /// # Errors
+    ///
+    /// [`MessageError`] for anything but a well-formed version 1 message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MessageError> {
+        let wire: Wire<'_> = serde_json::from_slice(bytes).map_err(|_| MessageError)?;
+        if wire.v != 1
+            || wire.origin.len() != ORIGIN_LEN
+            || !wire
+                .origin
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(MessageError);
+        }
+        let invalidation = match (wire.scope, wire.id.as_deref()) {
+            ("user", Some(id)) => Invalidation::User(UserId::new(id).map_err(|_| MessageError)?),
+            ("credential", Some(id)) => {
+                Invalidation::Credential(CredentialId::new(id).map_err(|_| MessageError)?)
+            }
+            ("all", None) => Invalidation::All,
+            _ => return Err(MessageError),
+        };
+        Ok(Self {
+            origin: wire.origin.to_owned(),
+            invalidation,
+        })
+    }
+}
+
+/// Carries invalidations to the other instances of the service (the
+/// [`redis`](crate::redis) module implements it over Redis pub/sub).
+///
+/// # Security contract
+///
+/// * Publish ids only (the [`InvalidationMessage`] holds nothing else).
+/// * Return an error when the message may not have left this process; never
+///   report success on a doubt. The cache has invalidated locally before
+///   calling, and the TTL (at most 60 s) bounds how long another instance can
+///   keep a copy if publishing fails.
+/// * Be bounded in time: [`CredCache::invalidate`](crate::CredCache::invalidate)
+///   awaits it.
+#[async_trait]
+pub trait InvalidationPublisher: Send + Sync + Debug {
+    /// Sends one message to every subscribed instance.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError`] when the message could not be handed to the bus.
+    async fn publish(&self, message: &InvalidationMessage) -> Result<(), PublishError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ORIGIN: &str = "0123456789abcdef";
+
+    #[test]
+    fn known_messages() {
+        let m = InvalidationMessage {
+            origin: ORIGIN.into(),
+            invalidation: Invalidation::User(UserId::new("u-42").unwrap()),
+        };
+        assert_eq!(
+            m.encode(),
+            br#"{"v":1,"origin":"0123456789abcdef","scope":"user","id":"u-42"}"#
+        );
+        let all = br#"{"v":1,"origin":"0123456789abcdef","scope":"all"}"#;
+        assert_eq!(
+            InvalidationMessage::decode(all).unwrap().invalidation,
+            Invalidation::All
+        );
+        for bad in [
+            &br#"{"v":2,"origin":"0123456789abcdef","scope":"all"}"#[..],
+            br#"{"v":1,"origin":"0123456789ABCDEF","scope":"all"}"#,
+            br#"{"v":1,"origin":"0123456789abcdef","scope":"all","id":"x"}"#,
+            br#"{"v":1,"origin":"0123456789abcdef","scope":"user"}"#,
+            br#"{"v":1,"origin":"0123456789abcdef","scope":"user","id":"a b"}"#,
+            br#"{"v":1,"origin":"0123456789abcdef","scope":"group","id":"x"}"#,
+            br#"{"v":1,"origin":"0123456789abcdef","scope":"all","extra":1}"#,
+            b"",
+            b"null",
+        ] {
+            assert_eq!(InvalidationMessage::decode(bad), Err(MessageError));
+        }
+    }
+
+    fn id_strategy() -> impl Strategy<Value = String> {
+        "[!-~]{1,128}"
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(scope in 0u8..3, id in id_strategy(), origin in "[0-9a-f]{16}") {
+            let invalidation = match scope {
+                0 => Invalidation::User(UserId::new(&id).unwrap()),
+                1 => Invalidation::Credential(CredentialId::new(&id).unwrap()),
+                _ => Invalidation::All,
+            };
+            let m = InvalidationMessage { origin, invalidation };
+            prop_assert_eq!(InvalidationMessage::decode(&m.encode()).unwrap(), m);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = InvalidationMessage::decode(&bytes);
+        }
+    }
+}
