@@ -399,6 +399,20 @@ impl CredCache {
         // Order matters: bump the generation first, register the predicate
         // second (see `Inner::confirm`).
         inner.generation.fetch_add(1, Ordering::SeqCst);
+        // The predicate registered below guarantees that no lookup returns a
+        // matching entry, but moka applies it lazily (and hides matching
+        // entries from iteration): collect the matching entries first and
+        // remove them right after, so that their values are wiped now.
+        let matching: Vec<Arc<CacheKey>> = inner
+            .cache
+            .iter()
+            .filter(|(k, _)| match invalidation {
+                Invalidation::All => true,
+                Invalidation::User(user) => k.user() == user,
+                Invalidation::Credential(credential) => k.credential() == credential,
+            })
+            .map(|(k, _)| k)
+            .collect();
         let registered = match invalidation {
             Invalidation::All => {
                 inner.cache.invalidate_all();
@@ -422,6 +436,9 @@ impl CredCache {
         if registered.is_err() {
             // Cannot happen (closures are enabled at build); fail closed anyway.
             inner.cache.invalidate_all();
+        }
+        for k in matching {
+            inner.cache.invalidate(&*k).await;
         }
         match invalidation {
             Invalidation::User(u) => {

@@ -1,0 +1,416 @@
+//! The cache's behaviour: single flight, errors, TTL and drop bound, use
+//! counts, level separation, invalidation (including races), counters.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Behaviour, TestSource, key};
+use cred_cache::{
+    AccessLevel, ConfigError, CredCache, CredentialId, FetchError, Invalidation, MAX_TTL, UserId,
+};
+
+fn cache(source: &Arc<TestSource>) -> CredCache {
+    CredCache::builder(Arc::clone(source) as _).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousand_concurrent_misses_make_one_fetch() {
+    let source = TestSource::new(Duration::from_millis(200));
+    let cache = cache(&source);
+    let k = key("u1", "acct-1", AccessLevel::Read);
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let cache = cache.clone();
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move { cache.get_or_fetch(&k).await }));
+    }
+    let mut values = Vec::new();
+    for t in tasks {
+        values.push(t.await.unwrap().unwrap());
+    }
+    assert_eq!(source.fetches(), 1);
+    assert!(values.iter().all(|v| Arc::ptr_eq(v, &values[0])));
+    assert_eq!(values[0].expose_api_key(), "key-1");
+    let stats = cache.stats();
+    assert_eq!(stats.fetches, 1);
+    assert_eq!(stats.hits + stats.misses, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fetch_error_reaches_every_waiter_and_is_not_cached() {
+    let source = TestSource::new(Duration::from_millis(200));
+    source.set(Behaviour::Fail(FetchError::Backend));
+    let cache = cache(&source);
+    let k = key("u1", "acct-1", AccessLevel::Trade);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let cache = cache.clone();
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move { cache.get_or_fetch(&k).await }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap_err(), FetchError::Backend);
+    }
+    assert_eq!(source.fetches(), 1);
+    assert_eq!(cache.stats().fetch_errors, 1);
+    // Not cached: the next call fetches again and now succeeds.
+    source.set(Behaviour::Ok);
+    let c = cache.get_or_fetch(&k).await.unwrap();
+    assert_eq!(source.fetches(), 2);
+    assert_eq!(c.expose_api_key(), "key-2");
+}
+
+#[tokio::test]
+async fn ttl_above_sixty_seconds_and_other_bad_settings_are_refused() {
+    let source = TestSource::new(Duration::ZERO);
+    let b = || CredCache::builder(Arc::clone(&source) as _);
+    assert_eq!(
+        b().ttl(MAX_TTL + Duration::from_nanos(1))
+            .build()
+            .unwrap_err(),
+        ConfigError::TtlTooLong { max: MAX_TTL }
+    );
+    assert_eq!(
+        b().ttl(Duration::from_secs(3600)).build().unwrap_err(),
+        ConfigError::TtlTooLong { max: MAX_TTL }
+    );
+    assert_eq!(
+        b().ttl(Duration::ZERO).build().unwrap_err(),
+        ConfigError::ZeroTtl
+    );
+    assert_eq!(
+        b().max_capacity(0).build().unwrap_err(),
+        ConfigError::ZeroCapacity
+    );
+    assert_eq!(
+        b().max_uses(0).build().unwrap_err(),
+        ConfigError::ZeroMaxUses
+    );
+    assert!(matches!(
+        b().maintenance_interval(Duration::from_millis(1)).build(),
+        Err(ConfigError::MaintenanceInterval { .. })
+    ));
+    assert!(matches!(
+        b().maintenance_interval(Duration::from_secs(60)).build(),
+        Err(ConfigError::MaintenanceInterval { .. })
+    ));
+    let ok = b().ttl(MAX_TTL).build().unwrap();
+    assert_eq!(ok.ttl(), MAX_TTL);
+    assert_eq!(b().build().unwrap().ttl(), Duration::from_secs(60));
+}
+
+#[test]
+fn building_outside_a_runtime_is_a_typed_error() {
+    let source = TestSource::new(Duration::ZERO);
+    assert_eq!(
+        CredCache::builder(source as _).build().unwrap_err(),
+        ConfigError::NoRuntime
+    );
+}
+
+/// The documented bound: an expired value is dropped by the cache within
+/// `ttl + maintenance_interval` (plus one maintenance pass) of its insertion,
+/// with no other cache activity. Real time: moka's clock is not Tokio's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_value_is_dropped_within_the_documented_bound() {
+    let ttl = Duration::from_millis(300);
+    let interval = Duration::from_millis(50);
+    let slack = Duration::from_millis(150);
+    let source = TestSource::new(Duration::ZERO);
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .ttl(ttl)
+        .maintenance_interval(interval)
+        .build()
+        .unwrap();
+    let k = key("u1", "acct-1", AccessLevel::Read);
+    let inserted = Instant::now();
+    let weak = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
+    // Held by the cache only, and still alive well before the TTL.
+    tokio::time::sleep(ttl / 2).await;
+    assert!(weak.upgrade().is_some(), "dropped before the TTL");
+    loop {
+        if weak.upgrade().is_none() {
+            break;
+        }
+        assert!(
+            inserted.elapsed() <= ttl + interval + slack,
+            "still alive {:?} after insertion",
+            inserted.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(inserted.elapsed() >= ttl);
+    assert_eq!(cache.stats().evictions, 1);
+    // And the next lookup misses.
+    cache.get_or_fetch(&k).await.unwrap();
+    assert_eq!(source.fetches(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_borrowed_value_outlives_its_entry_and_dies_with_the_last_borrower() {
+    let ttl = Duration::from_millis(100);
+    let source = TestSource::new(Duration::ZERO);
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .ttl(ttl)
+        .maintenance_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let k = key("u1", "acct-1", AccessLevel::Read);
+    let held = cache.get_or_fetch(&k).await.unwrap();
+    let weak = Arc::downgrade(&held);
+    tokio::time::sleep(ttl * 3).await;
+    assert_eq!(cache.entry_count(), 0);
+    assert_eq!(held.expose_secret(), "secret");
+    drop(held);
+    assert!(weak.upgrade().is_none());
+}
+
+#[tokio::test]
+async fn dropping_the_cache_drops_its_values() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = cache(&source);
+    let weak = Arc::downgrade(
+        &cache
+            .get_or_fetch(&key("u", "c", AccessLevel::Read))
+            .await
+            .unwrap(),
+    );
+    assert!(weak.upgrade().is_some());
+    drop(cache);
+    // The maintenance task is aborted and releases its handle on the next poll.
+    for _ in 0..100 {
+        if weak.upgrade().is_none() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("value still alive after the cache was dropped");
+}
+
+#[tokio::test]
+async fn the_n_plus_first_use_misses_and_refetches() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .max_uses(3)
+        .build()
+        .unwrap();
+    let k = key("u1", "acct-1", AccessLevel::Trade);
+    for _ in 0..3 {
+        assert_eq!(
+            cache.get_or_fetch(&k).await.unwrap().expose_api_key(),
+            "key-1"
+        );
+    }
+    assert_eq!(source.fetches(), 1);
+    assert_eq!(
+        cache.get_or_fetch(&k).await.unwrap().expose_api_key(),
+        "key-2"
+    );
+    assert_eq!(source.fetches(), 2);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn use_counts_hold_under_concurrency() {
+    let source = TestSource::new(Duration::from_millis(5));
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .max_uses(5)
+        .build()
+        .unwrap();
+    let k = key("u1", "acct-1", AccessLevel::Read);
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let cache = cache.clone();
+        let k = k.clone();
+        tasks.push(tokio::spawn(async move { cache.get_or_fetch(&k).await }));
+    }
+    let mut per_value = std::collections::HashMap::<String, usize>::new();
+    for t in tasks {
+        if let Ok(c) = t.await.unwrap() {
+            *per_value.entry(c.expose_api_key().to_owned()).or_default() += 1;
+        }
+    }
+    assert!(!per_value.is_empty());
+    assert!(per_value.values().all(|&n| n <= 5), "{per_value:?}");
+}
+
+#[tokio::test]
+async fn levels_are_separate_entries_and_trade_on_read_only_is_refused() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = cache(&source);
+    cache
+        .get_or_fetch(&key("u1", "acct-1", AccessLevel::Read))
+        .await
+        .unwrap();
+    cache
+        .get_or_fetch(&key("u1", "acct-1", AccessLevel::Trade))
+        .await
+        .unwrap();
+    assert_eq!(source.fetches(), 2);
+
+    // A source that forgets to refuse Trade on a read-only key: the cache refuses.
+    source.set(Behaviour::ReadOnlyUnchecked);
+    let trade = key("u1", "acct-ro", AccessLevel::Trade);
+    let e = cache.get_or_fetch(&trade).await.unwrap_err();
+    assert_eq!((e.clone(), e.http_status()), (FetchError::Refused, 403));
+    let read = cache
+        .get_or_fetch(&key("u1", "acct-ro", AccessLevel::Read))
+        .await
+        .unwrap();
+    assert!(read.is_read_only());
+    // The refusal was not cached and the Read entry is never served for Trade.
+    assert!(cache.get_or_fetch(&trade).await.is_err());
+    assert_eq!(source.fetches(), 5);
+}
+
+#[tokio::test]
+async fn a_credential_for_another_id_is_refused() {
+    let source = TestSource::new(Duration::ZERO);
+    source.set(Behaviour::WrongId);
+    let cache = cache(&source);
+    assert_eq!(
+        cache
+            .get_or_fetch(&key("u1", "acct-1", AccessLevel::Read))
+            .await
+            .unwrap_err(),
+        FetchError::InvalidResponse
+    );
+}
+
+#[tokio::test]
+async fn invalidation_by_user_by_credential_and_all() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = cache(&source);
+    let keys = [
+        key("alice", "acct-1", AccessLevel::Read),
+        key("alice", "acct-1", AccessLevel::Trade),
+        key("alice", "acct-2", AccessLevel::Read),
+        key("bob", "acct-1", AccessLevel::Read),
+        key("bob", "acct-3", AccessLevel::Trade),
+    ];
+    for k in &keys {
+        cache.get_or_fetch(k).await.unwrap();
+    }
+    assert_eq!(source.fetches(), 5);
+    let refetched = |before: u64| source.fetches() - before;
+
+    // By user: alice's three entries go, bob's stay.
+    cache
+        .invalidate_user(&UserId::new("alice").unwrap())
+        .await
+        .unwrap();
+    let before = source.fetches();
+    for k in &keys {
+        cache.get_or_fetch(k).await.unwrap();
+    }
+    assert_eq!(refetched(before), 3);
+
+    // By credential: acct-1 at every level for every user.
+    cache
+        .invalidate_credential(&CredentialId::new("acct-1").unwrap())
+        .await
+        .unwrap();
+    let before = source.fetches();
+    for k in &keys {
+        cache.get_or_fetch(k).await.unwrap();
+    }
+    assert_eq!(refetched(before), 3);
+
+    // All.
+    cache.invalidate(Invalidation::All).await.unwrap();
+    let before = source.fetches();
+    for k in &keys {
+        cache.get_or_fetch(k).await.unwrap();
+    }
+    assert_eq!(refetched(before), 5);
+    assert_eq!(cache.stats().invalidations, 11);
+}
+
+#[tokio::test]
+async fn invalidated_values_are_wiped_at_once() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = cache(&source);
+    for invalidation in [
+        Invalidation::Credential(CredentialId::new("c").unwrap()),
+        Invalidation::User(UserId::new("u").unwrap()),
+        Invalidation::All,
+    ] {
+        let k = key("u", "c", AccessLevel::Read);
+        let other = cache
+            .get_or_fetch(&key("v", "d", AccessLevel::Read))
+            .await
+            .unwrap();
+        let weak = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
+        let weak_other = Arc::downgrade(&other);
+        drop(other);
+        cache.invalidate(invalidation.clone()).await.unwrap();
+        assert!(weak.upgrade().is_none(), "{invalidation:?}");
+        assert_eq!(
+            weak_other.upgrade().is_none(),
+            invalidation == Invalidation::All,
+            "{invalidation:?}"
+        );
+    }
+}
+
+/// A fetch in flight while the credential is revoked must not be served: the
+/// cache discards it and fetches again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_racing_an_invalidation_is_discarded() {
+    let source = TestSource::gated();
+    let cache = cache(&source);
+    let k = key("u1", "acct-1", AccessLevel::Trade);
+    let task = {
+        let cache = cache.clone();
+        let k = k.clone();
+        tokio::spawn(async move { cache.get_or_fetch(&k).await })
+    };
+    source.started.notified().await;
+    // Revoke while fetch 1 is in flight, then let it finish.
+    cache.invalidate_credential(k.credential()).await.unwrap();
+    source.gate.as_ref().unwrap().notify_one();
+    // The retry (fetch 2) is gated too.
+    source.started.notified().await;
+    source.gate.as_ref().unwrap().notify_one();
+    let c = task.await.unwrap().unwrap();
+    assert_eq!(c.expose_api_key(), "key-2");
+    assert_eq!(source.fetches(), 2);
+    // And the value of fetch 1 is not in the cache either.
+    assert_eq!(
+        cache.get_or_fetch(&k).await.unwrap().expose_api_key(),
+        "key-2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_track_hits_misses_fetches_and_evictions() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .max_capacity(2)
+        .ttl(Duration::from_millis(200))
+        .maintenance_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let a = key("u", "a", AccessLevel::Read);
+    cache.get_or_fetch(&a).await.unwrap();
+    cache.get_or_fetch(&a).await.unwrap();
+    cache.get_or_fetch(&a).await.unwrap();
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses, s.fetches, s.evictions), (2, 1, 1, 0));
+    for name in ["b", "c", "d", "e"] {
+        cache
+            .get_or_fetch(&key("u", name, AccessLevel::Read))
+            .await
+            .unwrap();
+    }
+    cache.run_maintenance().await;
+    assert!(cache.entry_count() <= 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(cache.entry_count(), 0);
+    let s = cache.stats();
+    assert_eq!(s.fetches, 5);
+    assert_eq!(s.evictions, 5, "{s:?}");
+}
