@@ -1,0 +1,135 @@
+//! The default audit sink writes stable codes to `tracing`; untrusted input never
+//! reaches an error message, a `Debug` string or a log line (canary test).
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{acct, user};
+use grant_policy::store::MemoryStore;
+use grant_policy::{
+    AccountId, CredentialsOnFile, Level, ManualClock, Notional, Operation, Policy, RiskGuard,
+    RiskLimits, UserId,
+};
+
+const CANARY: &str = "CANARY-e3b0c442-SECRET";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn decisions_are_logged_with_stable_codes_and_no_canary() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(1_795_305_600));
+    let policy = Policy::builder(store.clone()).clock(clock.clone()).build();
+    let risk = RiskGuard::builder(store).clock(clock).build();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let a = acct("acct-1");
+    policy
+        .register_account(&alice, &a, Level::Trade)
+        .await
+        .unwrap();
+    policy
+        .share(&alice, &a, &bob, Level::Read, None)
+        .await
+        .unwrap();
+
+    // Untrusted request fields carrying a canary: every parser refuses without echoing.
+    let mut shown = Vec::new();
+    let e = CANARY.parse::<Operation>().unwrap_err();
+    shown.push(format!("{e} {e:?}"));
+    let e = Level::parse_field(CANARY, "want").unwrap_err();
+    assert_eq!(e.field(), "want");
+    shown.push(format!("{e} {e:?}"));
+    let e = UserId::new(&format!("{CANARY}\n")).unwrap_err();
+    shown.push(format!("{e} {e:?}"));
+    let e = AccountId::new(&format!("{CANARY} x")).unwrap_err();
+    shown.push(format!("{e} {e:?}"));
+    let e = Notional::from_minor_units(u64::MAX).unwrap_err();
+    shown.push(format!("{e} {e:?}"));
+    for s in &shown {
+        assert!(!s.contains(CANARY), "echoed: {s}");
+    }
+
+    let allow = policy.decide(&bob, &a, Operation::Balance, None).await;
+    let deny = policy.decide(&bob, &a, Operation::CreateOrder, None).await;
+    let never = policy.decide(&alice, &a, Operation::Withdraw, None).await;
+    let hidden = policy
+        .decide(&user("eve"), &a, Operation::Balance, None)
+        .await;
+    assert!(
+        allow.is_allowed() && !deny.is_allowed() && !never.is_allowed() && !hidden.is_allowed()
+    );
+
+    risk.set_limits(
+        &alice,
+        RiskLimits {
+            max_order_notional: Notional::from_minor_units(10).unwrap(),
+            daily_cap: Notional::from_minor_units(10).unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    risk.enable_live_trading(&alice, &a, CredentialsOnFile::Present)
+        .await
+        .unwrap();
+    let r = risk
+        .admit(&alice, Notional::from_minor_units(10).unwrap())
+        .await;
+    let refused = risk
+        .admit(&alice, Notional::from_minor_units(1).unwrap())
+        .await;
+    shown.push(format!("{policy:?} {risk:?} {r:?} {refused:?}"));
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for needle in [
+        "code=\"grant.allow\"",
+        "code=\"grant.deny.insufficient_level\"",
+        "code=\"grant.deny.never_allowed\"",
+        "code=\"grant.deny.not_visible\"",
+        "code=\"grant.share\"",
+        "code=\"risk.admit.live\"",
+        "code=\"risk.refuse.daily_cap_exceeded\"",
+        "user=\"bob\"",
+        "account=\"acct-1\"",
+        "operation=\"create_order\"",
+        "grant_policy::audit",
+    ] {
+        assert!(logs.contains(needle), "missing {needle} in:\n{logs}");
+    }
+    assert_eq!(
+        logs.matches("grant decision").count(),
+        4,
+        "one line per decision"
+    );
+    assert!(!logs.contains(CANARY));
+    for s in &shown {
+        assert!(!s.contains(CANARY));
+    }
+}
