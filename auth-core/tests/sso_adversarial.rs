@@ -2,6 +2,9 @@
 //! 127.0.0.1, every hostile token refused with the expected reason code. Each test also
 //! has a positive control so a refusal can never come from a broken fixture.
 
+// Test helpers outside #[test] fns panic on failure too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod sso_common;
 
 use std::sync::LazyLock;

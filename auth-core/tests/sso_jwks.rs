@@ -1,6 +1,9 @@
 //! JWKS cache behaviour against a real HTTP server on 127.0.0.1: rotation, TTL refresh,
 //! outages, size caps, timeouts, redirects, single flight under 1000 concurrent misses.
 
+// Test helpers outside #[test] fns panic on failure too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod sso_common;
 
 use std::sync::{Arc, LazyLock};
