@@ -1,0 +1,238 @@
+//! Cross-instance invalidation over a real Redis (ignored without
+//! `STRONGROOM_REDIS_URL`), and the cache without Redis.
+
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{TestSource, key};
+use cred_cache::redis::{RedisInvalidation, Subscription};
+use cred_cache::{AccessLevel, CacheKey, CredCache, CredentialId, PublishError, UserId};
+
+fn redis_url() -> String {
+    std::env::var("STRONGROOM_REDIS_URL")
+        .expect("STRONGROOM_REDIS_URL must be set to run the Redis tests")
+}
+
+fn random_channel() -> String {
+    let r = RandomState::new().hash_one(Instant::now());
+    format!("strongroom-test:cred-cache:{r:016x}")
+}
+
+struct Instance {
+    cache: CredCache,
+    source: Arc<TestSource>,
+    subscription: Subscription,
+}
+
+async fn instance(url: &str, channel: &str) -> Instance {
+    let bus = RedisInvalidation::new(url, channel).unwrap();
+    let source = TestSource::new(Duration::ZERO);
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .publisher(bus.publisher())
+        .build()
+        .unwrap();
+    let subscription = bus.subscribe(&cache);
+    assert!(
+        subscription.wait_connected(Duration::from_secs(5)).await,
+        "not subscribed"
+    );
+    Instance {
+        cache,
+        source,
+        subscription,
+    }
+}
+
+/// Polls `instance` for `k` until it fetches again; returns how long that took.
+async fn time_to_miss(instance: &Instance, k: &CacheKey, limit: Duration) -> Duration {
+    let before = instance.source.fetches();
+    let started = Instant::now();
+    loop {
+        instance.cache.get_or_fetch(k).await.unwrap();
+        if instance.source.fetches() > before {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "no miss within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set STRONGROOM_REDIS_URL"]
+async fn a_revoke_through_one_instance_reaches_the_other_within_a_second() {
+    let url = redis_url();
+    let channel = random_channel();
+    let a = instance(&url, &channel).await;
+    let b = instance(&url, &channel).await;
+    let k = key("alice", "acct-1", AccessLevel::Trade);
+    let untouched = key("bob", "acct-2", AccessLevel::Read);
+    for i in [&a, &b] {
+        i.cache.get_or_fetch(&k).await.unwrap();
+        i.cache.get_or_fetch(&k).await.unwrap();
+        i.cache.get_or_fetch(&untouched).await.unwrap();
+        assert_eq!(i.source.fetches(), 2);
+    }
+
+    a.cache.invalidate_credential(k.credential()).await.unwrap();
+    let took = time_to_miss(&b, &k, Duration::from_secs(1)).await;
+    println!("credential revoke reached the other instance in {took:?}");
+    // Other entries survive on both sides.
+    b.cache.get_or_fetch(&untouched).await.unwrap();
+    assert_eq!(b.source.fetches(), 3);
+
+    // By user, the other way round.
+    b.cache
+        .invalidate_user(&UserId::new("alice").unwrap())
+        .await
+        .unwrap();
+    time_to_miss(&a, &k, Duration::from_secs(1)).await;
+
+    // Everything.
+    a.cache.invalidate_all().await.unwrap();
+    time_to_miss(&b, &untouched, Duration::from_secs(1)).await;
+    assert!(a.subscription.is_connected() && b.subscription.is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set STRONGROOM_REDIS_URL"]
+async fn an_undecodable_message_drops_everything() {
+    let url = redis_url();
+    let channel = random_channel();
+    let b = instance(&url, &channel).await;
+    let k = key("alice", "acct-1", AccessLevel::Read);
+    b.cache.get_or_fetch(&k).await.unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg("not a message")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 1);
+    time_to_miss(&b, &k, Duration::from_secs(1)).await;
+}
+
+/// A TCP proxy in front of Redis whose connections the test can cut.
+struct Proxy {
+    url: String,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(redis_url: &str) -> Self {
+        let rest = redis_url.trim_start_matches("redis://");
+        let host = rest
+            .split('/')
+            .next()
+            .unwrap()
+            .rsplit('@')
+            .next()
+            .unwrap()
+            .to_owned();
+        let upstream = if host.contains(':') {
+            host
+        } else {
+            format!("{host}:6379")
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let list = Arc::clone(&connections);
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                list.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self { url, connections }
+    }
+
+    fn cut(&self) {
+        for c in self.connections.lock().unwrap().drain(..) {
+            c.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set STRONGROOM_REDIS_URL"]
+async fn the_subscriber_reconnects_and_drops_everything_after_a_gap() {
+    let url = redis_url();
+    let channel = random_channel();
+    let proxy = Proxy::start(&url).await;
+    let a = instance(&url, &channel).await;
+    let b = instance(&proxy.url, &channel).await;
+    let k = key("alice", "acct-1", AccessLevel::Read);
+    b.cache.get_or_fetch(&k).await.unwrap();
+    assert_eq!(b.source.fetches(), 1);
+
+    proxy.cut();
+    // While B is cut off, A's revoke cannot reach it...
+    a.cache.invalidate_credential(k.credential()).await.unwrap();
+    // ...but B drops everything when it resubscribes, so it still misses.
+    let started = Instant::now();
+    while b.subscription.is_connected() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "disconnect not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        b.subscription.wait_connected(Duration::from_secs(10)).await,
+        "no reconnect"
+    );
+    time_to_miss(&b, &k, Duration::from_secs(1)).await;
+
+    // And messages flow again after the reconnect.
+    a.cache
+        .invalidate_credential(&CredentialId::new("acct-1").unwrap())
+        .await
+        .unwrap();
+    time_to_miss(&b, &k, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn the_cache_works_without_redis() {
+    // Nothing listens on port 1.
+    let bus = RedisInvalidation::new("redis://127.0.0.1:1", "strongroom-test").unwrap();
+    let source = TestSource::new(Duration::ZERO);
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .publisher(bus.publisher())
+        .build()
+        .unwrap();
+    let subscription = bus.subscribe(&cache);
+    let k = key("alice", "acct-1", AccessLevel::Read);
+    cache.get_or_fetch(&k).await.unwrap();
+    cache.get_or_fetch(&k).await.unwrap();
+    assert_eq!(source.fetches(), 1);
+    // Publishing fails and says so, but the local invalidation happened.
+    assert_eq!(
+        cache
+            .invalidate_credential(k.credential())
+            .await
+            .unwrap_err(),
+        PublishError::Transport
+    );
+    cache.get_or_fetch(&k).await.unwrap();
+    assert_eq!(source.fetches(), 2);
+    assert!(!subscription.is_connected());
+}
+
+#[test]
+fn bad_configuration_is_refused() {
+    assert!(RedisInvalidation::new("redis://127.0.0.1:6379", "").is_err());
+    assert!(RedisInvalidation::new("redis://127.0.0.1:6379", "has space").is_err());
+    assert!(RedisInvalidation::new("not-a-url", "channel").is_err());
+}
