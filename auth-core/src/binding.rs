@@ -62,14 +62,16 @@ impl SsoBinder {
         if let Some(email) = &email
             && let Some(user) = self.users.user_by_email(email).await.map_err(unavailable)?
         {
-            if self
+            match self
                 .users
                 .identity_of(&user.id)
                 .await
                 .map_err(unavailable)?
-                .is_some()
             {
-                return Err(BindError::EmailBoundElsewhere);
+                // Bound to this very identity by a concurrent call since the first lookup.
+                Some(bound_to) if bound_to == key => return bound(user, BindingKind::Existing),
+                Some(_) => return Err(BindError::EmailBoundElsewhere),
+                None => {}
             }
             if !identity.email_verified() {
                 return Err(BindError::EmailNotVerified);
@@ -98,7 +100,8 @@ impl SsoBinder {
         );
         match self.users.create_user_with_identity(&user, &key).await {
             Ok(()) => Ok(BoundUser::new(user.id, BindingKind::Provisioned)),
-            Err(StoreError::Conflict { field: "email" }) => Err(BindError::EmailBoundElsewhere),
+            // A concurrent first login of the same identity won the race (or someone
+            // registered the email meanwhile): look again, once.
             Err(StoreError::Conflict { .. }) => self.after_conflict(&key).await,
             Err(e) => Err(unavailable(e)),
         }

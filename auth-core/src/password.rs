@@ -15,6 +15,7 @@
 
 use core::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -175,6 +176,7 @@ struct Inner {
     params: Params,
     limiter: Arc<Semaphore>,
     dummy_hash: String,
+    completed: AtomicU64,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -208,6 +210,7 @@ impl PasswordHasher {
                 params,
                 limiter: Arc::new(Semaphore::new(config.max_concurrent)),
                 dummy_hash,
+                completed: AtomicU64::new(0),
             }),
         })
     }
@@ -275,13 +278,28 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Task)?;
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let result = f();
             drop(permit);
             result
         })
         .await
-        .map_err(|_| PasswordError::Task)?
+        .map_err(|_| PasswordError::Task)?;
+        self.inner.completed.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    /// How many hash or verify operations (dummy ones included) have completed. For
+    /// metrics, and for tests that check an unknown email costs the same work.
+    #[must_use]
+    pub fn completed_operations(&self) -> u64 {
+        self.inner.completed.load(Ordering::Relaxed)
+    }
+
+    /// How many more operations could start right now without waiting.
+    #[must_use]
+    pub fn available_permits(&self) -> usize {
+        self.inner.limiter.available_permits()
     }
 }
 
