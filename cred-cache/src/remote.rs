@@ -76,8 +76,17 @@ pub struct RemoteVaultBuilder {
 
 impl fmt::Debug for RemoteVaultBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The endpoint may (wrongly) hold user info: show it without.
+        let endpoint = reqwest::Url::parse(&self.endpoint).map_or_else(
+            |_| "<not a URL>".to_owned(),
+            |mut url| {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            },
+        );
         f.debug_struct("RemoteVaultBuilder")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &endpoint)
             .field("secret_configured", &self.secret.is_some())
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)

@@ -1,0 +1,167 @@
+//! The local source over `crypto-envelope`'s sealed secret store.
+
+#![cfg(feature = "envelope")]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{key, z};
+use cred_cache::local::{DEFAULT_NAMESPACE, LocalSource, SECRET_NAME};
+use cred_cache::{
+    AccessLevel, CredCache, CredentialId, CredentialSource, ExchangeCredential, FetchError,
+};
+use crypto_envelope::{
+    Envelope, LocalKeyRing, MasterKey, MemoryStore, SecretRef, SecretStore, Secrets,
+};
+
+fn secrets(store: &Arc<MemoryStore>) -> Secrets {
+    let ring = LocalKeyRing::single(MasterKey::generate().unwrap()).unwrap();
+    Secrets::new(Envelope::new(ring).unwrap(), Arc::clone(store) as _)
+}
+
+fn credential(id: &str, read_only: bool) -> ExchangeCredential {
+    ExchangeCredential::new(
+        CredentialId::new(id).unwrap(),
+        z(&format!("AK-{id}")),
+        z("sk-secret"),
+        Some(z("pass")),
+        read_only,
+    )
+    .unwrap()
+}
+
+fn row(id: &str) -> SecretRef {
+    SecretRef::scoped(DEFAULT_NAMESPACE, id, SECRET_NAME).unwrap()
+}
+
+#[tokio::test]
+async fn sealed_credentials_round_trip_through_the_cache() {
+    let store = Arc::new(MemoryStore::new());
+    let source = Arc::new(LocalSource::new(secrets(&store)));
+    source.put(&credential("acct-1", false)).await.unwrap();
+    // What is stored is sealed: the plaintext does not appear in the row.
+    let sealed = store.get(&row("acct-1")).await.unwrap().unwrap().sealed;
+    assert!(!sealed.windows(9).any(|w| w == b"sk-secret"));
+
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .build()
+        .unwrap();
+    let c = cache
+        .get_or_fetch(&key("u1", "acct-1", AccessLevel::Trade))
+        .await
+        .unwrap();
+    assert_eq!(c.expose_api_key(), "AK-acct-1");
+    assert_eq!(c.expose_secret(), "sk-secret");
+    assert_eq!(c.expose_passphrase(), Some("pass"));
+    assert!(!c.is_read_only());
+}
+
+#[tokio::test]
+async fn trade_on_a_read_only_record_is_refused_by_the_source() {
+    let store = Arc::new(MemoryStore::new());
+    let source = LocalSource::new(secrets(&store));
+    source.put(&credential("acct-ro", true)).await.unwrap();
+    assert!(
+        source
+            .fetch(&key("u", "acct-ro", AccessLevel::Read))
+            .await
+            .unwrap()
+            .is_read_only()
+    );
+    assert_eq!(
+        source
+            .fetch(&key("u", "acct-ro", AccessLevel::Trade))
+            .await
+            .unwrap_err(),
+        FetchError::Refused
+    );
+}
+
+#[tokio::test]
+async fn missing_moved_foreign_and_malformed_records_fail_closed() {
+    let store = Arc::new(MemoryStore::new());
+    let secrets = secrets(&store);
+    let source = LocalSource::new(secrets.clone());
+    assert_eq!(
+        source
+            .fetch(&key("u", "acct-none", AccessLevel::Read))
+            .await
+            .unwrap_err(),
+        FetchError::NotFound
+    );
+
+    // A sealed record copied into another credential's row does not open there.
+    source.put(&credential("acct-a", false)).await.unwrap();
+    let stored = store.get(&row("acct-a")).await.unwrap().unwrap();
+    store
+        .put(&row("acct-b"), &stored.sealed, "copied", 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        source
+            .fetch(&key("u", "acct-b", AccessLevel::Read))
+            .await
+            .unwrap_err(),
+        FetchError::Storage
+    );
+
+    // Sealed under another master key: refused.
+    let other = LocalSource::new(self::secrets(&store));
+    assert_eq!(
+        other
+            .fetch(&key("u", "acct-a", AccessLevel::Read))
+            .await
+            .unwrap_err(),
+        FetchError::Storage
+    );
+
+    // Opens, but is not a record.
+    secrets
+        .put(&row("acct-junk"), b"\x01\x00junk")
+        .await
+        .unwrap();
+    assert_eq!(
+        source
+            .fetch(&key("u", "acct-junk", AccessLevel::Read))
+            .await
+            .unwrap_err(),
+        FetchError::Storage
+    );
+
+    // Deleted: not found.
+    assert!(
+        source
+            .delete(&CredentialId::new("acct-a").unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        source
+            .fetch(&key("u", "acct-a", AccessLevel::Read))
+            .await
+            .unwrap_err(),
+        FetchError::NotFound
+    );
+}
+
+#[tokio::test]
+async fn namespaces_keep_services_apart() {
+    let store = Arc::new(MemoryStore::new());
+    let secrets = secrets(&store);
+    let a = LocalSource::with_namespace(secrets.clone(), "service-a").unwrap();
+    let b = LocalSource::with_namespace(secrets.clone(), "service-b").unwrap();
+    a.put(&credential("acct-1", false)).await.unwrap();
+    assert!(
+        a.fetch(&key("u", "acct-1", AccessLevel::Read))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        b.fetch(&key("u", "acct-1", AccessLevel::Read))
+            .await
+            .unwrap_err(),
+        FetchError::NotFound
+    );
+    assert!(LocalSource::with_namespace(secrets, "").is_err());
+}
