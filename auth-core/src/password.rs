@@ -331,6 +331,9 @@ fn verify_sync(
         };
     }
     let hash = PasswordHash::new(stored).map_err(|_| PasswordError::UnknownHashFormat)?;
+    if hash.hash.is_none() || hash.salt.is_none() {
+        return Err(PasswordError::UnknownHashFormat);
+    }
     let algorithm =
         Algorithm::try_from(hash.algorithm).map_err(|_| PasswordError::UnknownHashFormat)?;
     let stored_params = Params::try_from(&hash).map_err(|_| PasswordError::UnknownHashFormat)?;

@@ -1,4 +1,5 @@
 //! Every store suite against the in-memory store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 mod support;
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! Every store suite against PostgreSQL, in a fresh schema per run.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 #![cfg(feature = "postgres")]
 mod support;
 

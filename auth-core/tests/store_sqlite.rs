@@ -1,4 +1,5 @@
 //! Every store suite against SQLite (a fresh database file per test).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 #![cfg(feature = "sqlite")]
 mod support;
 

@@ -1,5 +1,6 @@
 //! Store-independent test suites. Each backend's test file calls every suite on a fresh
 //! store, so memory, SQLite and PostgreSQL are held to the same behaviour.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::sync::Arc;
