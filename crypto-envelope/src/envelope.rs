@@ -7,14 +7,13 @@ use std::sync::Arc;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 use subtle::ConstantTimeEq;
-use zeroize::Zeroizing;
 
 use crate::backend::KekBackend;
 use crate::context::EncryptionContext;
 use crate::error::{BackendError, ConfigError, Error};
 use crate::format::{
-    COMMITMENT_LEN, MAGIC, MAX_CIPHERTEXT_LEN, MAX_WRAPPED_LEN, NONCE_LEN, Sealed, Suite, TAG_LEN,
-    VERSION_1, valid_backend_id, valid_key_id,
+    COMMITMENT_LEN, MAGIC, MAX_CIPHERTEXT_LEN, MAX_WRAPPED_LEN, NONCE_LEN, Sealed, SealedView,
+    Suite, TAG_LEN, VERSION_1, valid_backend_id, valid_key_id,
 };
 use crate::secret::{DataKey, Plaintext};
 
@@ -174,6 +173,14 @@ impl Envelope {
         sealed: &Sealed,
         context: &EncryptionContext,
     ) -> Result<Plaintext, Error> {
+        self.open_view(&sealed.view(), context).await
+    }
+
+    async fn open_view(
+        &self,
+        sealed: &SealedView<'_>,
+        context: &EncryptionContext,
+    ) -> Result<Plaintext, Error> {
         let dek = self.unwrap_dek(sealed, context).await?;
         let key = committed_key(&dek, sealed)?;
         open_payload(&key, sealed, context)
@@ -194,8 +201,8 @@ impl Envelope {
         if sealed.backend == self.primary.id() && self.primary.is_current(&sealed.key) {
             return Ok(Rewrap::Current);
         }
-        let dek = self.unwrap_dek(&sealed, context).await?;
-        committed_key(&dek, &sealed)?;
+        let dek = self.unwrap_dek(&sealed.view(), context).await?;
+        committed_key(&dek, &sealed.view())?;
         let wrapped = self.primary.wrap(&dek, &wrap_aad(context), context).await?;
         sealed.backend = self.primary.id().to_owned();
         sealed.key = wrapped.key;
@@ -210,7 +217,7 @@ impl Envelope {
 
     async fn unwrap_dek(
         &self,
-        sealed: &Sealed,
+        sealed: &SealedView<'_>,
         context: &EncryptionContext,
     ) -> Result<DataKey, Error> {
         let backend = self
@@ -218,15 +225,10 @@ impl Envelope {
             .iter()
             .find(|b| b.id() == sealed.backend)
             .ok_or_else(|| Error::UnknownBackend {
-                backend: sealed.backend.clone(),
+                backend: sealed.backend.to_owned(),
             })?;
         backend
-            .unwrap(
-                &sealed.key,
-                &sealed.wrapped_key,
-                &wrap_aad(context),
-                context,
-            )
+            .unwrap(&sealed.key, sealed.wrapped_key, &wrap_aad(context), context)
             .await
             .map_err(|e| match e {
                 BackendError::Refused => Error::Refused,
@@ -314,7 +316,7 @@ pub(crate) fn seal_payload(
 
 /// Derives the payload key, after checking in constant time that the value commits to
 /// this data key.
-fn committed_key(dek: &DataKey, sealed: &Sealed) -> Result<LessSafeKey, Error> {
+fn committed_key(dek: &DataKey, sealed: &SealedView<'_>) -> Result<LessSafeKey, Error> {
     let (key, commitment) = derive(dek)?;
     if bool::from(commitment.ct_eq(&sealed.commitment)) {
         Ok(key)
@@ -323,21 +325,22 @@ fn committed_key(dek: &DataKey, sealed: &Sealed) -> Result<LessSafeKey, Error> {
     }
 }
 
-/// Decrypts the payload under a committed key.
+/// Decrypts the payload under a committed key. The buffer is a [`Plaintext`] from the
+/// start, so that it is wiped whether or not the tag verifies.
 fn open_payload(
     key: &LessSafeKey,
-    sealed: &Sealed,
+    sealed: &SealedView<'_>,
     context: &EncryptionContext,
 ) -> Result<Plaintext, Error> {
-    let mut buf = Zeroizing::new(sealed.ciphertext.clone());
+    let mut plaintext = Plaintext::from_vec(sealed.ciphertext.to_vec());
     let len = key
         .open_in_place(
             Nonce::assume_unique_for_key(sealed.nonce),
             Aad::from(payload_aad(context)),
-            &mut buf,
+            plaintext.buffer_mut(),
         )
         .map_err(|_| Error::Refused)?
         .len();
-    buf.truncate(len);
-    Ok(Plaintext::from_zeroizing(buf))
+    plaintext.truncate(len);
+    Ok(plaintext)
 }

@@ -140,6 +140,66 @@ impl Sealed {
     /// # Errors
     /// [`Error::Malformed`], [`Error::UnsupportedVersion`], [`Error::UnsupportedSuite`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let view = SealedView::parse(bytes)?;
+        Ok(Self {
+            suite: view.suite,
+            backend: view.backend.to_owned(),
+            key: view.key,
+            wrapped_key: view.wrapped_key.to_vec(),
+            nonce: view.nonce,
+            commitment: view.commitment,
+            ciphertext: view.ciphertext.to_vec(),
+        })
+    }
+
+    pub(crate) fn view(&self) -> SealedView<'_> {
+        SealedView {
+            suite: self.suite,
+            backend: &self.backend,
+            key: self.key.clone(),
+            wrapped_key: &self.wrapped_key,
+            nonce: self.nonce,
+            commitment: self.commitment,
+            ciphertext: &self.ciphertext,
+        }
+    }
+
+    /// Parses the text form.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] with field `text prefix` or `text encoding`, then as
+    /// [`Sealed::from_bytes`].
+    pub fn from_text(text: &str) -> Result<Self, Error> {
+        use base64ct::Encoding;
+        let body = text.strip_prefix(TEXT_PREFIX).ok_or(Error::Malformed {
+            field: "text prefix",
+        })?;
+        if body.len() > (MAX_CIPHERTEXT_LEN + 8192) / 3 * 4 + 4 {
+            return Err(Error::Malformed {
+                field: "text length",
+            });
+        }
+        let bytes =
+            base64ct::Base64UrlUnpadded::decode_vec(body).map_err(|_| Error::Malformed {
+                field: "text encoding",
+            })?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+/// A sealed value parsed in place: what opening reads, without copying the payload.
+pub(crate) struct SealedView<'a> {
+    pub(crate) suite: Suite,
+    pub(crate) backend: &'a str,
+    pub(crate) key: KeyRef,
+    pub(crate) wrapped_key: &'a [u8],
+    pub(crate) nonce: [u8; NONCE_LEN],
+    pub(crate) commitment: [u8; COMMITMENT_LEN],
+    pub(crate) ciphertext: &'a [u8],
+}
+
+impl<'a> SealedView<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader(bytes);
         if r.take(MAGIC.len(), "magic")? != MAGIC {
             return Err(Error::Malformed { field: "magic" });
@@ -168,7 +228,7 @@ impl Sealed {
                 field: "wrapped key length",
             });
         }
-        let wrapped_key = r.take(wrapped_len, "wrapped key")?.to_vec();
+        let wrapped_key = r.take(wrapped_len, "wrapped key")?;
         let nonce = r.array::<NONCE_LEN>("nonce")?;
         let commitment = r.array::<COMMITMENT_LEN>("commitment")?;
         let ct_len = r.u32("ciphertext length")? as usize;
@@ -177,44 +237,23 @@ impl Sealed {
                 field: "ciphertext length",
             });
         }
-        let ciphertext = r.take(ct_len, "ciphertext")?.to_vec();
+        let ciphertext = r.take(ct_len, "ciphertext")?;
         if !r.0.is_empty() {
             return Err(Error::Malformed {
                 field: "trailing bytes",
             });
         }
-        Ok(Self {
+        // Both were checked to be ASCII above, so neither conversion can fail.
+        let ascii = |b| std::str::from_utf8(b).map_err(|_| Error::Malformed { field: "ascii" });
+        Ok(SealedView {
             suite,
-            // Both were checked to be ASCII above.
-            backend: String::from_utf8_lossy(backend).into_owned(),
-            key: KeyRef::new(String::from_utf8_lossy(key_id).into_owned(), key_version),
+            backend: ascii(backend)?,
+            key: KeyRef::new(ascii(key_id)?, key_version),
             wrapped_key,
             nonce,
             commitment,
             ciphertext,
         })
-    }
-
-    /// Parses the text form.
-    ///
-    /// # Errors
-    /// [`Error::Malformed`] with field `text prefix` or `text encoding`, then as
-    /// [`Sealed::from_bytes`].
-    pub fn from_text(text: &str) -> Result<Self, Error> {
-        use base64ct::Encoding;
-        let body = text.strip_prefix(TEXT_PREFIX).ok_or(Error::Malformed {
-            field: "text prefix",
-        })?;
-        if body.len() > (MAX_CIPHERTEXT_LEN + 8192) / 3 * 4 + 4 {
-            return Err(Error::Malformed {
-                field: "text length",
-            });
-        }
-        let bytes =
-            base64ct::Base64UrlUnpadded::decode_vec(body).map_err(|_| Error::Malformed {
-                field: "text encoding",
-            })?;
-        Self::from_bytes(&bytes)
     }
 }
 

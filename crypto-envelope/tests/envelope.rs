@@ -1,6 +1,9 @@
 //! Seal, open and re-wrap through the local and passphrase backends: round trips,
 //! refusals, tampering, rotation and secret hygiene.
 
+// Test helpers outside #[test] functions may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
 mod common;
 
 use common::{ctx, envelope, key, ring, run};

@@ -1,6 +1,9 @@
 //! The secret stores (memory, SQLite, PostgreSQL) behind `Secrets`: owner scoping,
 //! resolution order, swapped rows, bulk re-wrap, and no plaintext at rest.
 
+// Test helpers outside #[test] functions may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
 mod common;
 
 use std::io::Write;

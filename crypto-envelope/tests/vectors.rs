@@ -2,6 +2,9 @@
 //! checked byte for byte, plus an independent implementation of `FORMAT.md` written here
 //! from raw aws-lc-rs primitives that must produce the same bytes.
 
+// Test helpers outside #[test] functions may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
 use crypto_envelope::{

@@ -1,21 +1,29 @@
 //! Helpers shared by the crypto-envelope tests.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+
+// Test helpers outside #[test] functions may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+// Each test file uses only some of the helpers.
+#![allow(dead_code)]
 
 use crypto_envelope::{EncryptionContext, Envelope, LocalKeyRing, MasterKey};
 
-pub fn key(byte: u8) -> MasterKey {
+/// A master key of 32 equal bytes.
+pub(crate) fn key(byte: u8) -> MasterKey {
     MasterKey::parse("test key", &format!("{byte:02x}").repeat(32)).unwrap()
 }
 
-pub fn ring(byte: u8) -> LocalKeyRing {
+/// A one-key ring.
+pub(crate) fn ring(byte: u8) -> LocalKeyRing {
     LocalKeyRing::single(key(byte)).unwrap()
 }
 
-pub fn envelope(byte: u8) -> Envelope {
+/// An envelope over a one-key ring.
+pub(crate) fn envelope(byte: u8) -> Envelope {
     Envelope::new(ring(byte)).unwrap()
 }
 
-pub fn ctx(owner: &str, field: &str) -> EncryptionContext {
+/// A context naming owner, venue and field.
+pub(crate) fn ctx(owner: &str, field: &str) -> EncryptionContext {
     EncryptionContext::new()
         .with("owner", owner)
         .unwrap()
@@ -26,7 +34,7 @@ pub fn ctx(owner: &str, field: &str) -> EncryptionContext {
 }
 
 /// Runs a future that completes without waiting (the local backends never wait).
-pub fn run<F: Future>(f: F) -> F::Output {
+pub(crate) fn run<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
