@@ -1,5 +1,5 @@
 //! SSO identity binding on the user-store side: implements
-//! [`IdentityBinder`](crate::sso::IdentityBinder) over a [`UserStore`].
+//! [`IdentityBinder`] over a [`UserStore`].
 //!
 //! Given an identity the SSO verifier has already verified:
 //!

@@ -6,7 +6,9 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use auth_core::SsoBinder;
 use auth_core::password::PasswordConfig;
+use auth_core::sso::{IdentityBinder as _, VerifiedIdentity};
 use auth_core::{
     Accounts, ApiKeys, Chain, Credential, CredentialKind, InternalSecretResolver, MemoryStore,
     Outcome, Password, PasswordHasher, SessionConfig, Sessions, StaticTokenResolver,
@@ -165,6 +167,21 @@ async fn canaries_never_leak() {
     let e = InternalSecretResolver::new(Some("CANARYSHORT")).unwrap_err();
     debug_out += &format!("{e:?} {e}");
 
+    // SSO binding audit events.
+    let binder = SsoBinder::new(store.clone());
+    let id = |sub: &str| {
+        VerifiedIdentity::new(
+            "https://idp.example",
+            sub,
+            Some("sso-canary@example.com".to_owned()),
+            true,
+            4_000_000_000,
+        )
+    };
+    binder.bind(&id("sub-1")).await.unwrap();
+    binder.bind(&id("sub-1")).await.unwrap();
+    binder.bind(&id("sub-2")).await.unwrap_err();
+
     let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     // The capture works: the codes of the paths above are there.
     for code in [
@@ -174,6 +191,9 @@ async fn canaries_never_leak() {
         "api_key.created",
         "session.revoked_all",
         "account.password_changed",
+        "sso.bind.provisioned",
+        "sso.bind.existing",
+        "sso.email_bound_elsewhere",
     ] {
         assert!(logged.contains(code), "missing {code} in captured logs");
     }
