@@ -194,3 +194,37 @@ async fn hashing_flood_does_not_block_token_resolution() {
     }
     assert_eq!(done.load(Ordering::SeqCst), total);
 }
+
+fn vectors(name: &str) -> Vec<(String, String)> {
+    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let v: Vec<_> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (pw, hash) = l.split_once('\t').unwrap();
+            (pw.to_owned(), hash.to_owned())
+        })
+        .collect();
+    assert!(!v.is_empty(), "{name} has no vectors");
+    v
+}
+
+#[tokio::test]
+async fn bcrypt_known_answers() {
+    let hasher = fast(2);
+    for (pw, hash) in vectors("bcrypt_pass.txt") {
+        assert_eq!(
+            hasher.verify(&Password::new(pw), &hash).await.unwrap(),
+            Verification::Match { needs_rehash: true },
+            "{hash}"
+        );
+    }
+    for (pw, hash) in vectors("bcrypt_fail.txt") {
+        assert_eq!(
+            hasher.verify(&Password::new(pw), &hash).await.unwrap(),
+            Verification::Mismatch,
+            "{hash}"
+        );
+    }
+}
