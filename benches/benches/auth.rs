@@ -1,0 +1,152 @@
+//! auth-core: credential resolution beside one raw SHA-256 of the same credential, a
+//! chain of three resolvers, and the login path beside one raw Argon2id verification.
+//!
+//! Goals (issue "auth-core"): static token, API key and in-memory session resolution each
+//! within 2x one SHA-256 of the token. The login path is dominated by Argon2id (OWASP
+//! parameters), so it is shown beside one raw Argon2id verification with the same
+//! parameters.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use auth_core::{
+    Accounts, ApiKeys, Chain, Credential, CredentialKind, MemoryStore, Outcome, Password,
+    PasswordConfig, PasswordHasher, Resolution, Resolver, SessionConfig, Sessions,
+    StaticTokenResolver,
+};
+use aws_lc_rs::digest::{SHA256, digest};
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures::executor::block_on;
+use http::{HeaderMap, HeaderValue};
+
+const STATIC: &str = "static-token-0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn raw_sha256(token: &str) -> usize {
+    digest(&SHA256, black_box(token.as_bytes())).as_ref().len()
+}
+
+fn authenticated(r: Resolution) -> bool {
+    matches!(r, Resolution::Authenticated(_))
+}
+
+fn static_token(c: &mut Criterion) {
+    let resolver = StaticTokenResolver::new(STATIC, "bootstrap").unwrap();
+    let cred = Credential::new(CredentialKind::Bearer, STATIC).unwrap();
+    assert!(authenticated(block_on(resolver.resolve(&cred))));
+    let mut g = c.benchmark_group("auth_static_token");
+    g.bench_function("sha256_raw", |b| b.iter(|| raw_sha256(STATIC)));
+    g.bench_function("static_token_resolve", |b| {
+        b.iter(|| authenticated(block_on(resolver.resolve(black_box(&cred)))))
+    });
+    g.finish();
+}
+
+fn api_key(c: &mut Criterion) {
+    let keys = ApiKeys::new(Arc::new(MemoryStore::new()));
+    let key = block_on(keys.create("bench-user", "bench", vec!["read".into()])).unwrap();
+    let raw = key.expose_secret().to_owned();
+    let cred = Credential::new(CredentialKind::ApiKey, &raw).unwrap();
+    assert!(authenticated(block_on(keys.resolve(&cred))));
+    let mut g = c.benchmark_group("auth_api_key");
+    g.bench_function("sha256_raw", |b| b.iter(|| raw_sha256(&raw)));
+    g.bench_function("api_key_resolve_memory", |b| {
+        b.iter(|| authenticated(block_on(keys.resolve(black_box(&cred)))))
+    });
+    g.finish();
+}
+
+fn session(c: &mut Criterion) {
+    let sessions = Sessions::new(Arc::new(MemoryStore::new()), SessionConfig::default());
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    // Some other users' sessions in the store.
+    for i in 0..1000 {
+        rt.block_on(sessions.issue(&format!("user-{i}"))).unwrap();
+    }
+    let token = rt.block_on(sessions.issue("bench-user")).unwrap();
+    let raw = token.expose_secret().to_owned();
+    let cred = Credential::new(CredentialKind::Bearer, &raw).unwrap();
+    assert!(authenticated(block_on(sessions.resolve(&cred))));
+    let mut g = c.benchmark_group("auth_session");
+    g.bench_function("sha256_raw", |b| b.iter(|| raw_sha256(&raw)));
+    g.bench_function("session_resolve_memory", |b| {
+        b.iter(|| authenticated(block_on(sessions.resolve(black_box(&cred)))))
+    });
+    g.finish();
+}
+
+fn chain(c: &mut Criterion) {
+    let store = Arc::new(MemoryStore::new());
+    let sessions = Sessions::new(store.clone(), SessionConfig::default());
+    let keys = ApiKeys::new(store);
+    let chain = Chain::builder()
+        .resolver(StaticTokenResolver::new(STATIC, "bootstrap").unwrap())
+        .resolver(sessions.clone())
+        .resolver(keys.clone())
+        .build();
+    let token = block_on(sessions.issue("bench-user")).unwrap();
+    let key = block_on(keys.create("bench-user", "bench", vec![])).unwrap();
+    let mut session_headers = HeaderMap::new();
+    session_headers.insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).unwrap(),
+    );
+    let mut key_headers = HeaderMap::new();
+    key_headers.insert("x-api-key", HeaderValue::from_str(key.expose_secret()).unwrap());
+    let ok = |o: Outcome| matches!(o, Outcome::Authenticated(_));
+    assert!(ok(block_on(chain.resolve_headers(&session_headers))));
+    assert!(ok(block_on(chain.resolve_headers(&key_headers))));
+    let mut g = c.benchmark_group("auth_chain3");
+    g.bench_function("sha256_raw", |b| b.iter(|| raw_sha256(token.expose_secret())));
+    g.bench_function("headers_to_session_principal", |b| {
+        b.iter(|| ok(block_on(chain.resolve_headers(black_box(&session_headers)))))
+    });
+    g.bench_function("headers_to_api_key_principal", |b| {
+        b.iter(|| ok(block_on(chain.resolve_headers(black_box(&key_headers)))))
+    });
+    g.finish();
+}
+
+fn login(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let hasher = PasswordHasher::new(PasswordConfig::default()).unwrap();
+    let sessions = Sessions::new(store.clone(), SessionConfig::default());
+    let accounts = Accounts::new(store, sessions, hasher);
+    let pw = Password::new("correct horse battery staple");
+    rt.block_on(accounts.register("bench@example.com", &pw)).unwrap();
+
+    // The raw primitive: one Argon2id verification with the same (OWASP) parameters.
+    let params = Params::new(19_456, 2, 1, None).unwrap();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+    let phc = argon
+        .hash_password(pw.expose_secret().as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    let parsed = PasswordHash::new(&phc).unwrap();
+
+    let mut g = c.benchmark_group("auth_login");
+    g.sample_size(10);
+    g.bench_function("argon2id_verify_raw", |b| {
+        b.iter(|| {
+            argon
+                .verify_password(black_box(pw.expose_secret().as_bytes()), &parsed)
+                .is_ok()
+        })
+    });
+    g.bench_function("login_ok", |b| {
+        b.iter(|| rt.block_on(accounts.login("bench@example.com", black_box(&pw))).is_ok())
+    });
+    g.bench_function("login_unknown_email", |b| {
+        b.iter(|| rt.block_on(accounts.login("nobody@example.com", black_box(&pw))).is_err())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, static_token, api_key, session, chain, login);
+criterion_main!(benches);
