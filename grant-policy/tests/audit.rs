@@ -1,5 +1,6 @@
 //! The default audit sink writes stable codes to `tracing`; untrusted input never
 //! reaches an error message, a `Debug` string or a log line (canary test).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
 mod common;
 

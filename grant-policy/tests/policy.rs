@@ -1,4 +1,5 @@
 //! Grant decisions and grant management, on every store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! decide, checked against a small reference model and three invariants:
 //! a user without a live Trade grant is never allowed a trade operation, withdraw and
 //! transfer are never allowed, and the effective level never exceeds the key capability.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
 mod common;
 
@@ -74,10 +75,13 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// The reference model: account -> (owner, capability, grantee -> (level, expiry)).
+/// grantee -> (level, expiry).
+type Shares = HashMap<usize, (Level, Option<i64>)>;
+
+/// The reference model: account -> (owner, capability, shares).
 #[derive(Debug, Default)]
 struct Model {
-    accounts: HashMap<usize, (usize, Level, HashMap<usize, (Level, Option<i64>)>)>,
+    accounts: HashMap<usize, (usize, Level, Shares)>,
 }
 
 impl Model {

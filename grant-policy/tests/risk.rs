@@ -1,5 +1,6 @@
 //! Risk limits: live-trading switch, order maximum, the daily cap under concurrency,
 //! the UTC-midnight reset; on every store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Known-answer vectors from `tests/data/`: the decision table and the parser.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
 use grant_policy::{Access, Decision, DenyReason, Level, Operation, Role};
 
