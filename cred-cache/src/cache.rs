@@ -138,7 +138,7 @@ impl CredCacheBuilder {
     }
 
     /// Publishes every invalidation made through this cache to other instances
-    /// (see [`redis`](crate::redis)). Without one, invalidations stay local.
+    /// (see the `redis` module, feature `redis`). Without one, invalidations stay local.
     #[must_use]
     pub fn publisher(mut self, publisher: Arc<dyn InvalidationPublisher>) -> Self {
         self.publisher = Some(publisher);

@@ -102,7 +102,7 @@ pub enum ConfigError {
         reason: &'static str,
     },
     /// The endpoint is not `https://` and plain HTTP was not allowed through
-    /// [`danger`](crate::danger).
+    /// the `danger` module.
     #[error("endpoint must use https")]
     InsecureEndpoint,
     /// The HTTP client could not be built (TLS configuration).

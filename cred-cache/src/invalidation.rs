@@ -121,7 +121,7 @@ impl InvalidationMessage {
 }
 
 /// Carries invalidations to the other instances of the service (the
-/// [`redis`](crate::redis) module implements it over Redis pub/sub).
+/// `redis` module (feature `redis`) implements it over Redis pub/sub).
 ///
 /// # Security contract
 ///

@@ -7,7 +7,7 @@
 //!   the credential id, name = [`SECRET_NAME`]. `crypto-envelope` binds the
 //!   sealed blob to exactly that row through its encryption context, so a blob
 //!   copied to another credential's row does not open;
-//! * value: one [record](crate::record) (key, secret, optional passphrase,
+//! * value: one [`record`] (key, secret, optional passphrase,
 //!   read-only flag).
 //!
 //! A Trade request for a read-only record is refused with

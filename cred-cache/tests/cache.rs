@@ -1,5 +1,6 @@
 //! The cache's behaviour: single flight, errors, TTL and drop bound, use
 //! counts, level separation, invalidation (including races), counters.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 
 mod common;
 

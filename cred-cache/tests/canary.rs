@@ -1,7 +1,7 @@
 //! No secret in any `Debug`, `Display` or log line: canary values go through
 //! every source, every error path and every public type, while a subscriber
 //! captures all tracing output at TRACE level.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![cfg(all(feature = "envelope", feature = "remote", feature = "redis"))]
 
 mod common;

@@ -1,5 +1,5 @@
 //! The local source over `crypto-envelope`'s sealed secret store.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![cfg(feature = "envelope")]
 
 mod common;

@@ -1,6 +1,6 @@
 //! Cross-instance invalidation over a real Redis (ignored without
 //! `STRONGROOM_REDIS_URL`), and the cache without Redis.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![cfg(feature = "redis")]
 
 mod common;

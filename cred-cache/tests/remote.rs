@@ -1,5 +1,5 @@
 //! The remote vault source against a real HTTP server on 127.0.0.1.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![cfg(feature = "remote")]
 
 mod common;

@@ -1,4 +1,5 @@
 //! Test helpers shared by the integration tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
