@@ -12,17 +12,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
 use cred_cache::local::LocalSource;
 use cred_cache::{
     AccessLevel, CacheKey, CredCache, CredentialId, CredentialSource, ExchangeCredential, UserId,
 };
+use criterion::{Criterion, criterion_group, criterion_main};
 use crypto_envelope::{Envelope, LocalKeyRing, MasterKey, MemoryStore, Secrets};
 use tokio::runtime::Runtime;
 use zeroize::Zeroizing;
 
 fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn credential(id: &CredentialId) -> ExchangeCredential {
@@ -39,8 +42,14 @@ fn credential(id: &CredentialId) -> ExchangeCredential {
 async fn local_source() -> Arc<LocalSource> {
     let key = MasterKey::parse("bench", &"5a".repeat(32)).unwrap();
     let envelope = Envelope::new(LocalKeyRing::single(key).unwrap()).unwrap();
-    let source = Arc::new(LocalSource::new(Secrets::new(envelope, Arc::new(MemoryStore::new()))));
-    source.put(&credential(&CredentialId::new("acct-1").unwrap())).await.unwrap();
+    let source = Arc::new(LocalSource::new(Secrets::new(
+        envelope,
+        Arc::new(MemoryStore::new()),
+    )));
+    source
+        .put(&credential(&CredentialId::new("acct-1").unwrap()))
+        .await
+        .unwrap();
     source
 }
 
@@ -126,7 +135,10 @@ fn miss(c: &mut Criterion) {
     let rt = runtime();
     let source = rt.block_on(local_source());
     let cache = rt.block_on(async {
-        CredCache::builder(Arc::clone(&source) as _).max_capacity(100_000).build().unwrap()
+        CredCache::builder(Arc::clone(&source) as _)
+            .max_capacity(100_000)
+            .build()
+            .unwrap()
     });
     let next_user = AtomicU64::new(0);
 
