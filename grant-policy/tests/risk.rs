@@ -415,3 +415,79 @@ async fn a_racy_store_is_caught_by_the_concurrency_test() {
     let (admitted, _) = admit_200(&guard, &trader).await;
     assert_eq!(admitted.len(), 200, "every racing order saw an empty day");
 }
+
+/// A risk store that always fails.
+#[derive(Debug)]
+struct Down;
+
+#[async_trait::async_trait]
+impl RiskStore for Down {
+    async fn profile(
+        &self,
+        _: &grant_policy::UserId,
+    ) -> Result<Option<grant_policy::RiskProfile>, grant_policy::StoreError> {
+        Err(grant_policy::StoreError::Unavailable(
+            "connection refused".into(),
+        ))
+    }
+    async fn set_limits(
+        &self,
+        _: &grant_policy::UserId,
+        _: RiskLimits,
+        _: i64,
+    ) -> Result<(), grant_policy::StoreError> {
+        Err(grant_policy::StoreError::Poisoned)
+    }
+    async fn set_live_trading(
+        &self,
+        _: &grant_policy::UserId,
+        _: bool,
+        _: i64,
+    ) -> Result<bool, grant_policy::StoreError> {
+        Err(grant_policy::StoreError::Poisoned)
+    }
+    async fn reserve(
+        &self,
+        _: &grant_policy::UserId,
+        _: i64,
+        _: Notional,
+        _: Notional,
+    ) -> Result<bool, grant_policy::StoreError> {
+        Err(grant_policy::StoreError::Poisoned)
+    }
+    async fn settle(
+        &self,
+        _: &grant_policy::UserId,
+        _: i64,
+        _: Notional,
+        _: Notional,
+    ) -> Result<bool, grant_policy::StoreError> {
+        Err(grant_policy::StoreError::Poisoned)
+    }
+    async fn usage(
+        &self,
+        _: &grant_policy::UserId,
+        _: i64,
+    ) -> Result<Usage, grant_policy::StoreError> {
+        Err(grant_policy::StoreError::Poisoned)
+    }
+}
+
+#[tokio::test]
+async fn store_failure_refuses_with_503_never_admits() {
+    let guard = RiskGuard::builder(Arc::new(Down)).build();
+    let u = user("alice");
+    let got = guard.admit(&u, n(1)).await;
+    assert_eq!(got, Admission::Refused(RiskRefusal::StoreUnavailable));
+    assert_eq!(RiskRefusal::StoreUnavailable.http_status(), 503);
+    assert!(matches!(
+        guard
+            .enable_live_trading(&u, &acct("a"), CredentialsOnFile::Present)
+            .await,
+        Err(RiskError::Store(_))
+    ));
+    assert!(matches!(
+        guard.usage_today(&u).await,
+        Err(RiskError::Store(_))
+    ));
+}

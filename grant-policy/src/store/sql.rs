@@ -384,3 +384,32 @@ macro_rules! sql_store_impls {
 }
 
 pub(super) use sql_store_impls;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every statement names the user it acts for (owner, grantee or risk user).
+    #[test]
+    fn every_statement_is_scoped_by_user() {
+        for (name, sql, column) in [
+            ("REGISTER", REGISTER, "owner_id"),
+            ("DEREGISTER_SHARES", DEREGISTER_SHARES, "owner_id = $2"),
+            ("DEREGISTER_ACCOUNT", DEREGISTER_ACCOUNT, "owner_id = $2"),
+            ("ACCESS", ACCESS, "grantee_id = $1"),
+            ("SHARE", SHARE, "owner_id = $6"),
+            ("REVOKE", REVOKE, "owner_id = $3"),
+            ("OWNS", OWNS, "owner_id = $2"),
+            ("SHARES", SHARES, "owner_id = $2"),
+            ("PROFILE", PROFILE, "user_id = $1"),
+            ("SET_LIMITS", SET_LIMITS, "user_id"),
+            ("SET_LIVE", SET_LIVE, "user_id = $3"),
+            ("RESERVE", RESERVE, "user_id"),
+            ("SETTLE", SETTLE, "user_id = $3"),
+            ("USAGE", USAGE, "user_id = $1"),
+        ] {
+            assert!(sql.contains(column), "{name} is not scoped by {column}");
+        }
+        assert!(ACCESS.contains("a.owner_id = $1 OR s.grantee_id IS NOT NULL"));
+    }
+}
