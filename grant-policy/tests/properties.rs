@@ -298,3 +298,19 @@ proptest! {
         })?;
     }
 }
+
+/// The same model check on PostgreSQL (fewer cases: each uses a fresh schema).
+#[cfg(feature = "postgres")]
+#[test]
+#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+fn postgres_store_matches_the_model() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 12,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(step(), 1..60), |steps| {
+            runtime().block_on(async { run(Arc::new(common::pg_store().await), steps).await })
+        })
+        .unwrap();
+}
