@@ -391,3 +391,39 @@ async fn corrupt_level_denies() {
         .await;
     assert_eq!(got, deny(DenyReason::StoreUnavailable));
 }
+
+/// The SQLite store is opened the way the README says: WAL, a busy timeout, FULL sync,
+/// foreign keys.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_store_settings() {
+    let (store, _dir) = common::sqlite_store().await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let (timeout,): (i64,) = sqlx::query_as("PRAGMA busy_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(timeout, 30_000);
+    let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous = FULL");
+    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    let (versions,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM _sqlx_migrations WHERE version BETWEEN 30001 AND 39999",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(versions, 2);
+}
