@@ -23,7 +23,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = dir.path().join("secrets.db");
     let store = Arc::new(SqliteStore::open(&path).await?);
 
-    let ring = LocalKeyRing::builder().key(1, v1.clone()).primary(1).build()?;
+    let ring = LocalKeyRing::builder()
+        .key(1, v1.clone())
+        .primary(1)
+        .build()?;
     let secrets = Secrets::new(Envelope::new(ring)?, store.clone());
     let secret = SecretRef::owner("user-42", "BINANCE_API_SECRET")?;
     secrets.put(&secret, DEMO_SECRET).await?;
@@ -55,12 +58,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let retired = Secrets::new(Envelope::new(ring)?, store.clone());
     let opened = retired.get(&secret).await?.ok_or("secret missing")?;
     assert_eq!(opened.expose_secret(), DEMO_SECRET);
-    println!("opened after retiring version 1: {} bytes", opened.expose_secret().len());
+    println!(
+        "opened after retiring version 1: {} bytes",
+        opened.expose_secret().len()
+    );
 
     store.pool().close().await;
     let raw = std::fs::read(&path)?;
     let leaked = raw.windows(DEMO_SECRET.len()).any(|w| w == DEMO_SECRET);
-    println!("plaintext in the raw database file: {}", if leaked { "YES" } else { "no" });
+    println!(
+        "plaintext in the raw database file: {}",
+        if leaked { "YES" } else { "no" }
+    );
     if leaked {
         return Err("plaintext found at rest".into());
     }

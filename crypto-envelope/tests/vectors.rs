@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+use aws_lc_rs::hmac;
 use crypto_envelope::{
     BackendError, DataKey, EncryptionContext, Envelope, Error, LocalKeyRing, MasterKey, Sealed,
     hazmat,
@@ -135,17 +135,13 @@ fn independent_seal(v: &Vector) -> Vec<u8> {
         .unwrap();
         buf
     };
-    let prk = Salt::new(HKDF_SHA256, b"strongroom envelope v1 suite 1").extract(&dek);
-    let mut enc = [0u8; 32];
-    let mut commitment = [0u8; 32];
-    prk.expand(&[b"payload key"], HKDF_SHA256)
-        .unwrap()
-        .fill(&mut enc)
-        .unwrap();
-    prk.expand(&[b"key commitment"], HKDF_SHA256)
-        .unwrap()
-        .fill(&mut commitment)
-        .unwrap();
+    // HKDF-Expand(PRK = DEK, info, 64) computed by hand from HMAC-SHA-256 (RFC 5869).
+    let info = b"strongroom sre v1 s1";
+    let prk = hmac::Key::new(hmac::HMAC_SHA256, &dek);
+    let t1 = hmac::sign(&prk, &[info.as_slice(), &[1]].concat());
+    let t2 = hmac::sign(&prk, &[t1.as_ref(), info.as_slice(), &[2]].concat());
+    let enc = t1.as_ref().to_vec();
+    let commitment = t2.as_ref().to_vec();
     let wrap_nonce = hex(field(v, "wrap_nonce"));
     let payload_nonce = hex(field(v, "payload_nonce"));
     let wrapped = [wrap_nonce.clone(), gcm(&master, &wrap_nonce, &aad(2), &dek)].concat();

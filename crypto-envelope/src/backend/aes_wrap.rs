@@ -55,10 +55,11 @@ impl AesKek {
         }
         let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| BackendError::Refused)?;
-        let mut buf = Zeroizing::new(sealed.to_vec());
+        let mut buf = Zeroizing::new([0u8; DATA_KEY_LEN + 16]);
+        buf.copy_from_slice(sealed);
         let plain = self
             .0
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .open_in_place(nonce, Aad::from(aad), buf.as_mut_slice())
             .map_err(|_| BackendError::Refused)?;
         DataKey::from_slice(plain)
     }
