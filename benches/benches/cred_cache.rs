@@ -1,6 +1,7 @@
 //! cred-cache: a hit through `CredCache::get_or_fetch` beside a raw moka `get` on the
-//! same key type, and a miss through the local envelope source beside the direct fetch
-//! (open the sealed record, decode it) it is built on.
+//! same key type, and a miss through the local envelope source beside raw moka single
+//! flight (`try_get_with`) around the same fetch, and the fetch alone (open the sealed
+//! record, decode it).
 //!
 //! Goal (issue "cred-cache"): a hit at most 1.5x a raw moka `get` with the same cache
 //! configuration.
@@ -151,6 +152,33 @@ fn miss(c: &mut Criterion) {
                 let cache = &cache;
                 async move {
                     black_box(cache.get_or_fetch(&k).await.unwrap());
+                }
+            })
+        })
+    });
+    // Raw moka single flight with the same configuration and the same fetch.
+    let raw: moka::future::Cache<CacheKey, Arc<ExchangeCredential>> =
+        moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(60))
+            .support_invalidation_closures()
+            .eviction_listener(|_, _, _| {})
+            .build();
+    let raw_next_user = AtomicU64::new(0);
+    group.bench_function("raw_moka_try_get_with_same_fetch", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |_| {
+                let k = key(&format!(
+                    "u{}",
+                    raw_next_user.fetch_add(1, Ordering::Relaxed)
+                ));
+                let (raw, source) = (&raw, &source);
+                async move {
+                    let value = raw
+                        .try_get_with_by_ref(&k, async { source.fetch(&k).await.map(Arc::new) })
+                        .await
+                        .unwrap();
+                    black_box(value);
                 }
             })
         })
