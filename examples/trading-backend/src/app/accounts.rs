@@ -1,0 +1,305 @@
+//! `/api/accounts`: exchange accounts (credentials sealed at rest) and their sharing.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use auth_core::http::Authenticated;
+use auth_core::normalize_email;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cred_cache::{CredentialError, CredentialId, ExchangeCredential, UserId as CacheUser};
+use grant_policy::{AccountId, GrantError, Level, UserId};
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::body::Body;
+use super::error::ApiError;
+use crate::accounts::AccountMeta;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(super) fn user_id(id: &str) -> Result<UserId, ApiError> {
+    UserId::new(id).map_err(|_| ApiError::FORBIDDEN)
+}
+
+/// A path or body account id: anything that cannot be an id is simply not visible.
+pub(super) fn account_id(id: &str) -> Result<AccountId, ApiError> {
+    AccountId::new(id).map_err(|_| ApiError::NOT_FOUND)
+}
+
+fn new_account_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| ApiError::UNAVAILABLE)?;
+    Ok(format!("acc_{}", base16ct::lower::encode_string(&bytes)))
+}
+
+fn level_str(level: Level) -> &'static str {
+    level.as_str()
+}
+
+fn meta_json(meta: &AccountMeta, level: Level, shared: bool) -> Value {
+    json!({
+        "id": meta.id,
+        "exchange": meta.exchange,
+        "label": meta.label,
+        "read_only": meta.read_only,
+        "access_level": level_str(level),
+        "shared": shared,
+        "created_at": meta.created_at,
+    })
+}
+
+fn credential_field(e: &CredentialError) -> &'static str {
+    match e {
+        CredentialError::Empty { field }
+        | CredentialError::TooLong { field, .. }
+        | CredentialError::InvalidCharacter { field } => field,
+        _ => "credential",
+    }
+}
+
+/// `POST /api/accounts` {exchange, label, api_key, secret, passphrase?, read_only}:
+/// 201 with metadata only.
+pub(crate) async fn create(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let exchange_name = body.str("exchange", 32)?;
+    let adapter = state
+        .exchanges
+        .get(exchange_name)
+        .cloned()
+        .ok_or(ApiError::Field("exchange"))?;
+    let label = body.str("label", 64)?;
+    if label.chars().any(char::is_control) {
+        return Err(ApiError::Field("label"));
+    }
+    let read_only = body.bool("read_only")?;
+    let api_key = body.secret("api_key", 1024)?;
+    let secret = body.secret("secret", 1024)?;
+    let passphrase = body
+        .opt_str("passphrase", 1024)?
+        .map(|p| zeroize::Zeroizing::new(p.to_owned()));
+    let owner = user_id(&principal.user_id)?;
+    let id = new_account_id()?;
+    let credential_id = CredentialId::new(&id).map_err(|_| ApiError::UNAVAILABLE)?;
+    let account = account_id(&id)?;
+    let credential = ExchangeCredential::new(
+        credential_id.clone(),
+        api_key,
+        secret,
+        passphrase,
+        read_only,
+    )
+    .map_err(|e| ApiError::Field(credential_field(&e)))?;
+    // The venue checks the key (one signed call) before anything is stored.
+    if let Err(e) = adapter.verify(&credential).await {
+        tracing::info!(
+            code = "account.exchange_refused",
+            exchange = adapter.name(),
+            reason = e.code(),
+            "exchange refused the key"
+        );
+        return Err(match e {
+            crate::exchange::ExchangeError::Unavailable => ApiError::UNAVAILABLE,
+            _ => ApiError::Code(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "exchange_rejected_credentials",
+            ),
+        });
+    }
+    let meta = AccountMeta {
+        id: id.clone(),
+        owner_id: principal.user_id.clone(),
+        exchange: adapter.name().to_owned(),
+        label: label.to_owned(),
+        read_only,
+        created_at: now(),
+    };
+    let capability = if read_only { Level::Read } else { Level::Trade };
+    // Sealed credential, then metadata, then the grant; undone in reverse on failure so
+    // that nothing half-written stays behind.
+    state
+        .source
+        .put(&credential)
+        .await
+        .map_err(|e| ApiError::from_u16(e.http_status()))?;
+    drop(credential);
+    if state.account_store.insert(&meta).await.is_err() {
+        let _ = state.source.delete(&credential_id).await;
+        return Err(ApiError::UNAVAILABLE);
+    }
+    if let Err(e) = state
+        .policy
+        .register_account(&owner, &account, capability)
+        .await
+    {
+        let _ = state.account_store.delete(&principal.user_id, &id).await;
+        let _ = state.source.delete(&credential_id).await;
+        return Err(match e {
+            GrantError::AlreadyRegistered => {
+                ApiError::Code(StatusCode::CONFLICT, "already_registered")
+            }
+            _ => ApiError::UNAVAILABLE,
+        });
+    }
+    tracing::info!(code = "account.registered", account_id = %id, user_id = %principal.user_id, read_only, "exchange account registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(meta_json(&meta, capability, false)),
+    )
+        .into_response())
+}
+
+/// `GET /api/accounts`: the caller's own accounts and those shared with the caller
+/// (live shares only), metadata only.
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let user = user_id(&principal.user_id)?;
+    let mut out = Vec::new();
+    for meta in state
+        .account_store
+        .owned_by(&principal.user_id)
+        .await
+        .map_err(|_| ApiError::UNAVAILABLE)?
+    {
+        let level = if meta.read_only {
+            Level::Read
+        } else {
+            Level::Trade
+        };
+        out.push(meta_json(&meta, level, false));
+    }
+    let now = now();
+    for meta in state
+        .account_store
+        .shared_with(&principal.user_id)
+        .await
+        .map_err(|_| ApiError::UNAVAILABLE)?
+    {
+        // grant-policy is the source of truth: only live shares are listed.
+        let access = state
+            .grants
+            .access(&user, &account_id(&meta.id)?)
+            .await
+            .map_err(|_| ApiError::UNAVAILABLE)?;
+        if let Some(level) = access.and_then(|a| a.effective_at(now)) {
+            out.push(meta_json(&meta, level, true));
+        }
+    }
+    Ok(Json(json!({ "accounts": out })))
+}
+
+/// `DELETE /api/accounts/{id}`: 204 (owner only; anyone else gets 404).
+pub(crate) async fn remove(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let owner = user_id(&principal.user_id)?;
+    let account = account_id(&id)?;
+    match state.policy.deregister_account(&owner, &account).await {
+        Ok(()) => {}
+        Err(GrantError::NotFound) => return Err(ApiError::NOT_FOUND),
+        Err(_) => return Err(ApiError::UNAVAILABLE),
+    }
+    // From here the account is invisible to everyone; the rest is clean-up.
+    let credential = CredentialId::new(&id).map_err(|_| ApiError::UNAVAILABLE)?;
+    let _ = state.cache.invalidate_credential(&credential).await;
+    state.forget_account(&id);
+    let deleted = state.source.delete(&credential).await;
+    let removed = state.account_store.delete(&principal.user_id, &id).await;
+    if deleted.is_err() || removed.is_err() {
+        tracing::warn!(code = "account.cleanup_incomplete", account_id = %id, "account deregistered, clean-up incomplete");
+        return Err(ApiError::UNAVAILABLE);
+    }
+    tracing::info!(code = "account.deleted", account_id = %id, "exchange account deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/accounts/{id}/shares` {email, level, expires_at?}: 201.
+pub(crate) async fn share(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let owner = user_id(&principal.user_id)?;
+    let account = account_id(&id)?;
+    let email = normalize_email(body.str("email", 254)?).map_err(|_| ApiError::Field("email"))?;
+    let level =
+        Level::parse_field(body.str("level", 8)?, "level").map_err(|_| ApiError::Field("level"))?;
+    let expires_at = body.opt_i64("expires_at")?;
+    let grantee = state
+        .users
+        .user_by_email(&email)
+        .await
+        .map_err(|_| ApiError::UNAVAILABLE)?
+        .ok_or(ApiError::Code(StatusCode::NOT_FOUND, "user_not_found"))?;
+    let grantee_id = user_id(&grantee.id)?;
+    match state
+        .policy
+        .share(&owner, &account, &grantee_id, level, expires_at)
+        .await
+    {
+        Ok(()) => {}
+        Err(GrantError::NotFound) => return Err(ApiError::NOT_FOUND),
+        Err(GrantError::SelfShare) => return Err(ApiError::Field("email")),
+        Err(GrantError::ExpiryInPast) => return Err(ApiError::Field("expires_at")),
+        Err(_) => return Err(ApiError::UNAVAILABLE),
+    }
+    // A downgrade must not leave a trade-level entry behind in the cache.
+    if let Ok(user) = CacheUser::new(&grantee.id) {
+        let _ = state.cache.invalidate_user(&user).await;
+    }
+    state
+        .account_store
+        .index_share(&id, &grantee.id)
+        .await
+        .map_err(|_| ApiError::UNAVAILABLE)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "account_id": id,
+            "user_id": grantee.id,
+            "level": level.as_str(),
+            "expires_at": expires_at,
+        })),
+    )
+        .into_response())
+}
+
+/// `DELETE /api/accounts/{id}/shares/{user_id}`: 204 (owner only).
+pub(crate) async fn unshare(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    Path((id, grantee)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let owner = user_id(&principal.user_id)?;
+    let account = account_id(&id)?;
+    let grantee_id = UserId::new(&grantee).map_err(|_| ApiError::NOT_FOUND)?;
+    match state.policy.revoke(&owner, &account, &grantee_id).await {
+        Ok(()) => {}
+        Err(GrantError::NotFound) => return Err(ApiError::NOT_FOUND),
+        Err(_) => return Err(ApiError::UNAVAILABLE),
+    }
+    // The revoked user's cached credentials go now, not in 60 s.
+    if let Ok(user) = CacheUser::new(&grantee) {
+        let _ = state.cache.invalidate_user(&user).await;
+    }
+    state
+        .account_store
+        .unindex_share(&id, &grantee)
+        .await
+        .map_err(|_| ApiError::UNAVAILABLE)?;
+    Ok(StatusCode::NO_CONTENT)
+}

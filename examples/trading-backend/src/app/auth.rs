@@ -1,0 +1,173 @@
+//! `/api/auth/*`: register, login, logout, me, password change.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use auth_core::http::Authenticated;
+use auth_core::{AccountError, AuthMethod, Password, SessionToken};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::Shared;
+use super::body::Body;
+use super::error::ApiError;
+
+const MAX_PASSWORD: usize = 1024;
+const MAX_EMAIL: usize = 254;
+
+fn account_error(e: &AccountError, password_field: &'static str) -> ApiError {
+    match e {
+        AccountError::InvalidCredentials => {
+            ApiError::Code(StatusCode::UNAUTHORIZED, "invalid_credentials")
+        }
+        AccountError::EmailTaken => ApiError::Code(StatusCode::CONFLICT, "email_taken"),
+        AccountError::Email(_) => ApiError::Field("email"),
+        AccountError::Policy(_) => ApiError::Field(password_field),
+        AccountError::UserNotFound => ApiError::FORBIDDEN,
+        _ => {
+            tracing::warn!(code = "account.unavailable", "account backend unavailable");
+            ApiError::UNAVAILABLE
+        }
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn token_response(token: &SessionToken, change_required: bool) -> Response {
+    let ttl = i64::try_from(super::SESSION_TTL.as_secs()).unwrap_or(i64::MAX);
+    let mut body = json!({
+        "token": token.expose_secret(),
+        "expires_at": now().saturating_add(ttl),
+    });
+    if change_required {
+        body["password_change_required"] = json!(true);
+    }
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `POST /api/auth/register` {email, password}: 201, only when registration is open.
+pub(crate) async fn register(
+    State(state): State<Shared>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !state.registration_open {
+        return Err(ApiError::Code(StatusCode::FORBIDDEN, "registration_closed"));
+    }
+    let email = body.str("email", MAX_EMAIL)?;
+    let password = Password::new(body.str("password", MAX_PASSWORD)?);
+    let user = state
+        .accounts
+        .register(email, &password)
+        .await
+        .map_err(|e| account_error(&e, "password"))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user_id": user.id, "email": user.email })),
+    )
+        .into_response())
+}
+
+/// `POST /api/auth/login` {email, password}: {token, expires_at}.
+///
+/// A user flagged must-change-password gets a session too, marked
+/// `"password_change_required": true`; the gate refuses it everywhere but
+/// `POST /api/auth/password` until the password is changed.
+pub(crate) async fn login(State(state): State<Shared>, body: Body) -> Result<Response, ApiError> {
+    let email = body.str("email", MAX_EMAIL)?;
+    let password = Password::new(body.str("password", MAX_PASSWORD)?);
+    match state.accounts.login(email, &password).await {
+        Ok(login) => Ok(token_response(&login.token, false)),
+        Err(AccountError::PasswordChangeRequired { user_id }) => {
+            // The password was verified by Accounts::login; the session it did not issue
+            // is issued here, and the gate confines it to the password change.
+            let token = state
+                .sessions
+                .issue(&user_id)
+                .await
+                .map_err(|_| ApiError::UNAVAILABLE)?;
+            tracing::info!(code = "login.restricted_session", user_id = %user_id, session_id = token.session_id(), "session limited to the password change");
+            Ok(token_response(&token, true))
+        }
+        Err(e) => Err(account_error(&e, "password")),
+    }
+}
+
+/// `POST /api/auth/logout`: 204; the session used is revoked.
+pub(crate) async fn logout(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    if principal.method != AuthMethod::Session {
+        return Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_a_session"));
+    }
+    let session_id = principal
+        .credential_id
+        .as_deref()
+        .ok_or(ApiError::FORBIDDEN)?;
+    state
+        .sessions
+        .revoke(&principal.user_id, session_id)
+        .await
+        .map_err(|_| ApiError::UNAVAILABLE)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/auth/me`: {user_id, email, auth_method}.
+pub(crate) async fn me(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+) -> Result<Response, ApiError> {
+    let email = match principal.method {
+        AuthMethod::StaticToken | AuthMethod::InternalService => None,
+        _ => Some(
+            state
+                .accounts
+                .me(&principal)
+                .await
+                .map_err(|e| account_error(&e, "password"))?
+                .email,
+        ),
+    };
+    Ok(Json(json!({
+        "user_id": principal.user_id,
+        "email": email,
+        "auth_method": principal.method.as_str(),
+    }))
+    .into_response())
+}
+
+/// `POST /api/auth/password` {old_password, new_password}: 204. Every session of the
+/// user is revoked: log in again with the new password.
+pub(crate) async fn change_password(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let old = Password::new(body.str("old_password", MAX_PASSWORD)?);
+    let new = Password::new(body.str("new_password", MAX_PASSWORD)?);
+    match state
+        .accounts
+        .change_password(&principal.user_id, &old, &new)
+        .await
+    {
+        Ok(()) => {
+            state.mark_cleared(&principal.user_id);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(AccountError::InvalidCredentials) => {
+            Err(ApiError::Code(StatusCode::FORBIDDEN, "invalid_credentials"))
+        }
+        Err(e) => Err(account_error(&e, "new_password")),
+    }
+}

@@ -1,0 +1,54 @@
+//! The one place where handler failures become HTTP responses.
+//!
+//! Refusals (401/403/404/503 from authentication or grants) have an empty body: the
+//! reason went to tracing with a stable code. Client mistakes (400) name the field and
+//! never echo its value.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiError {
+    /// A status with an empty body.
+    Status(StatusCode),
+    /// A status with `{"error": code}`.
+    Code(StatusCode, &'static str),
+    /// 400 with `{"error": "invalid_field", "field": field}`.
+    Field(&'static str),
+}
+
+impl ApiError {
+    pub(crate) const UNAVAILABLE: Self = Self::Status(StatusCode::SERVICE_UNAVAILABLE);
+    pub(crate) const NOT_FOUND: Self = Self::Status(StatusCode::NOT_FOUND);
+    pub(crate) const FORBIDDEN: Self = Self::Status(StatusCode::FORBIDDEN);
+
+    /// From a status number (grant-policy and cred-cache give `u16`); anything unknown
+    /// fails closed as 503.
+    pub(crate) fn from_u16(status: u16) -> Self {
+        match StatusCode::from_u16(status) {
+            Ok(s) if s.is_client_error() || s.is_server_error() => Self::Status(s),
+            _ => Self::UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = match self {
+            Self::Status(status) => status.into_response(),
+            Self::Code(status, code) => (status, Json(json!({ "error": code }))).into_response(),
+            Self::Field(field) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "invalid_field", "field": field })),
+            )
+                .into_response(),
+        };
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}

@@ -1,0 +1,96 @@
+//! `POST /api/exchange/{operation}`: one exchange operation on one account.
+//!
+//! Order of checks: the operation name (from the path, never the body) gives the level;
+//! grant-policy decides (404 not visible, 403 too low or never allowed, 503 store down);
+//! only then is the credential fetched through cred-cache at that level; the adapter
+//! signs and runs the call.
+
+use auth_core::http::Authenticated;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
+use grant_policy::{Decision, Level, Operation, Requirement};
+use serde_json::{Map, Value, json};
+
+use super::Shared;
+use super::accounts::{account_id, user_id};
+use super::body::Body;
+use super::error::ApiError;
+use crate::exchange::ExchangeError;
+
+fn exchange_error(e: &ExchangeError) -> ApiError {
+    match e {
+        ExchangeError::InvalidParameter { field } => ApiError::Field(field),
+        ExchangeError::PermissionDenied => {
+            ApiError::Code(StatusCode::FORBIDDEN, "exchange_permission_denied")
+        }
+        ExchangeError::Unauthenticated => {
+            ApiError::Code(StatusCode::BAD_GATEWAY, "exchange_unauthenticated")
+        }
+        ExchangeError::Rejected { code } => ApiError::Code(StatusCode::UNPROCESSABLE_ENTITY, code),
+        ExchangeError::Unsupported => {
+            ApiError::Code(StatusCode::BAD_REQUEST, "unsupported_operation")
+        }
+        _ => ApiError::UNAVAILABLE,
+    }
+}
+
+/// Runs `{operation}` with body `{account_id, want?, ...parameters}`.
+pub(crate) async fn run(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    Path(operation): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let operation = Operation::parse_field(&operation, "operation")
+        .map_err(|_| ApiError::Field("operation"))?;
+    let want = body
+        .opt_str("want", 8)?
+        .map(|w| Level::parse_field(w, "want"))
+        .transpose()
+        .map_err(|_| ApiError::Field("want"))?;
+    let account_text = body.str("account_id", 128)?;
+    let user = user_id(&principal.user_id)?;
+    let account = account_id(account_text)?;
+    let decision = state.policy.decide(&user, &account, operation, want).await;
+    let level = match decision {
+        Decision::Allow { .. } => match operation.required_with(want) {
+            Requirement::AtLeast(Level::Read) => AccessLevel::Read,
+            Requirement::AtLeast(_) => AccessLevel::Trade,
+            // Decide never allows these; refuse anyway.
+            _ => return Err(ApiError::FORBIDDEN),
+        },
+        Decision::Deny { reason } => return Err(ApiError::from_u16(reason.http_status())),
+    };
+    let adapter = state.adapter_for(account.as_str()).await?;
+    let key = CacheKey::new(
+        CacheUser::new(&principal.user_id).map_err(|_| ApiError::FORBIDDEN)?,
+        CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
+        level,
+    );
+    let credential = state.cache.get_or_fetch(&key).await.map_err(|e| {
+        tracing::warn!(code = e.code(), account_id = %account, "credential fetch failed");
+        ApiError::from_u16(e.http_status())
+    })?;
+    let params: Map<String, Value> = body
+        .0
+        .iter()
+        .filter(|(k, _)| k.as_str() != "account_id" && k.as_str() != "want")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let result = adapter.call(&credential, operation, &params).await;
+    drop(credential);
+    match result {
+        Ok(value) => {
+            tracing::info!(code = "exchange.ok", operation = operation.as_str(), account_id = %account, user_id = %principal.user_id, "exchange call");
+            Ok(Json(
+                json!({ "operation": operation.as_str(), "account_id": account.as_str(), "result": value }),
+            ))
+        }
+        Err(e) => {
+            tracing::info!(code = e.code(), operation = operation.as_str(), account_id = %account, "exchange call refused");
+            Err(exchange_error(&e))
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! `POST /internal/exchange-credentials`: the vault role for other instances (cred-cache's
+//! `RemoteVaultSource` speaks to it). Authenticated by `X-Internal-Secret` only; 503 when
+//! no internal secret is configured. The same grant decision as the public API is made
+//! for the named user before any credential leaves.
+
+use auth_core::AuthMethod;
+use auth_core::http::Authenticated;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
+use grant_policy::{Decision, Level, Operation};
+use zeroize::Zeroizing;
+
+use super::Shared;
+use super::accounts::{account_id, user_id};
+use super::body::Body;
+use super::error::ApiError;
+
+/// Body `{account_id, user_id, want}`; answer: cred-cache's vault response format v1.
+pub(crate) async fn credentials(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if principal.method != AuthMethod::InternalService {
+        return Err(ApiError::FORBIDDEN);
+    }
+    let account = account_id(body.str("account_id", 128)?)?;
+    let user_text = body.str("user_id", 128)?;
+    let user = user_id(user_text).map_err(|_| ApiError::NOT_FOUND)?;
+    let want =
+        Level::parse_field(body.str("want", 8)?, "want").map_err(|_| ApiError::Field("want"))?;
+    // Balance needs Read; `want` raises it to the level asked for.
+    match state
+        .policy
+        .decide(&user, &account, Operation::Balance, Some(want))
+        .await
+    {
+        Decision::Allow { .. } => {}
+        Decision::Deny { reason } => return Err(ApiError::from_u16(reason.http_status())),
+    }
+    let level = match want {
+        Level::Read => AccessLevel::Read,
+        _ => AccessLevel::Trade,
+    };
+    let key = CacheKey::new(
+        CacheUser::new(user_text).map_err(|_| ApiError::NOT_FOUND)?,
+        CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
+        level,
+    );
+    let credential = state
+        .cache
+        .get_or_fetch(&key)
+        .await
+        .map_err(|e| ApiError::from_u16(e.http_status()))?;
+    #[derive(serde::Serialize)]
+    struct Wire<'a> {
+        credential_id: &'a str,
+        api_key: &'a str,
+        secret: &'a str,
+        passphrase: Option<&'a str>,
+        read_only: bool,
+    }
+    let body = Zeroizing::new(
+        serde_json::to_vec(&Wire {
+            credential_id: account.as_str(),
+            api_key: credential.expose_api_key(),
+            secret: credential.expose_secret(),
+            passphrase: credential.expose_passphrase(),
+            read_only: credential.is_read_only(),
+        })
+        .map_err(|_| ApiError::UNAVAILABLE)?,
+    );
+    tracing::info!(code = "internal.credentials_served", account_id = %account, user_id = user_text, "credential served to an internal caller");
+    let mut response = (StatusCode::OK, body.to_vec()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

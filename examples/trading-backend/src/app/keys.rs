@@ -1,0 +1,93 @@
+//! `/api/keys`: the caller's API keys.
+
+use auth_core::http::Authenticated;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::body::Body;
+use super::error::ApiError;
+
+/// `POST /api/keys` {name?, scopes?}: 201 {id, api_key}; the key is shown once.
+pub(crate) async fn create(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = body.opt_str("name", 64)?.unwrap_or("default").to_owned();
+    let scopes = match body.0.get("scopes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_owned)
+                    .ok_or(ApiError::Field("scopes"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(ApiError::Field("scopes")),
+    };
+    let key = state
+        .api_keys
+        .create(&principal.user_id, &name, scopes)
+        .await
+        .map_err(|e| match e {
+            auth_core::api_key::ApiKeyError::InvalidName => ApiError::Field("name"),
+            auth_core::api_key::ApiKeyError::InvalidScopes => ApiError::Field("scopes"),
+            _ => ApiError::UNAVAILABLE,
+        })?;
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({ "id": key.key_id(), "api_key": key.expose_secret() })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /api/keys`: metadata only.
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let keys = state
+        .api_keys
+        .list(&principal.user_id)
+        .await
+        .map_err(|_| ApiError::UNAVAILABLE)?;
+    let keys: Vec<Value> = keys
+        .into_iter()
+        .map(|k| {
+            json!({
+                "id": k.id,
+                "name": k.name,
+                "scopes": k.scopes,
+                "created_at": k.created_at,
+                "last_used_at": k.last_used_at,
+                "revoked_at": k.revoked_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "keys": keys })))
+}
+
+/// `DELETE /api/keys/{id}`: 204, or 404 when the caller has no such key.
+pub(crate) async fn revoke(
+    State(state): State<Shared>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if id.len() > 64 {
+        return Err(ApiError::NOT_FOUND);
+    }
+    match state.api_keys.revoke(&principal.user_id, &id).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::NOT_FOUND),
+        Err(_) => Err(ApiError::UNAVAILABLE),
+    }
+}

@@ -1,0 +1,350 @@
+//! The HTTP service: shared state, the router and its layers, and `serve`.
+
+mod accounts;
+mod auth;
+mod body;
+mod error;
+mod exchange;
+mod internal;
+mod keys;
+mod secrets;
+mod ws;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use auth_core::http::AuthLayer;
+use auth_core::sso::{IssuerConfig, SsoResolver, SsoVerifier};
+use auth_core::{
+    Accounts, ApiKeys, AuthMethod, Chain, InternalSecretResolver, PasswordConfig, PasswordHasher,
+    Principal, SessionConfig, Sessions, SsoBinder, StaticTokenResolver, UserStore,
+};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use cred_cache::CredCache;
+use cred_cache::local::LocalSource;
+use crypto_envelope::{Envelope, LocalKeyRing, Secrets};
+use grant_policy::Policy;
+use grant_policy::store::GrantStore;
+
+use crate::accounts::AccountStore;
+use crate::config::Config;
+use crate::db::Stores;
+use crate::exchange::ExchangeAdapter;
+use crate::exchange::paper::PaperExchange;
+use error::ApiError;
+
+/// The user id the `API_TOKEN` authenticates as.
+pub(crate) const BOOTSTRAP_USER: &str = "bootstrap-admin";
+
+/// Session lifetime (auth-core's default, named here so that login can report it).
+pub(crate) const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) accounts: Accounts,
+    pub(crate) sessions: Sessions,
+    pub(crate) api_keys: ApiKeys,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) policy: Policy,
+    pub(crate) grants: Arc<dyn GrantStore>,
+    pub(crate) cache: CredCache,
+    pub(crate) source: Arc<LocalSource>,
+    pub(crate) secrets: Secrets,
+    pub(crate) exchanges: BTreeMap<&'static str, Arc<dyn ExchangeAdapter>>,
+    pub(crate) account_store: AccountStore,
+    pub(crate) registration_open: bool,
+    /// Users known not to be flagged must-change-password (the flag is only ever set
+    /// when a user is created, so "cleared" never goes stale).
+    cleared: RwLock<HashSet<String>>,
+    /// Account id -> exchange name (immutable once the account exists).
+    exchange_of: RwLock<HashMap<String, &'static str>>,
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+/// Why the service could not be assembled. Names the setting, never a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum BuildError {
+    /// An auth-core setting was refused.
+    #[error("{var}: {source}")]
+    Auth {
+        /// The variable.
+        var: &'static str,
+        /// The refusal (auth-core's messages never hold the value).
+        #[source]
+        source: auth_core::ConfigError,
+    },
+    /// The SSO settings were refused.
+    #[error("SSO_ISSUER / SSO_JWKS_URL / SSO_AUDIENCE: {0}")]
+    Sso(String),
+    /// The envelope or cache could not be built.
+    #[error("{0}")]
+    Component(&'static str),
+}
+
+/// The account-facing parts (used by the CLI too).
+pub(crate) struct Core {
+    pub(crate) accounts: Accounts,
+    pub(crate) sessions: Sessions,
+    pub(crate) api_keys: ApiKeys,
+    pub(crate) secrets: Secrets,
+}
+
+pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildError> {
+    let sessions = Sessions::new(
+        stores.sessions.clone(),
+        SessionConfig::default().ttl(SESSION_TTL),
+    );
+    let hasher = PasswordHasher::new(PasswordConfig::default())
+        .map_err(|_| BuildError::Component("password hasher"))?;
+    let accounts = Accounts::new(stores.users.clone(), sessions.clone(), hasher);
+    let envelope = Envelope::new(ring).map_err(|_| BuildError::Component("envelope"))?;
+    Ok(Core {
+        accounts,
+        sessions,
+        api_keys: ApiKeys::new(stores.api_keys.clone()),
+        secrets: Secrets::new(envelope, stores.secrets.clone()),
+    })
+}
+
+/// Builds the state and the router.
+pub(crate) fn build(
+    config: &Config,
+    stores: &Stores,
+    ring: LocalKeyRing,
+) -> Result<Router, BuildError> {
+    let Core {
+        accounts,
+        sessions,
+        api_keys,
+        secrets,
+    } = core(stores, ring)?;
+    let source = Arc::new(LocalSource::new(secrets.clone()));
+    let cache = CredCache::builder(source.clone())
+        .max_capacity(10_000)
+        .build()
+        .map_err(|_| BuildError::Component("credential cache"))?;
+    let grants = stores.grants.clone();
+    let policy = Policy::builder(grants.clone()).build();
+    let paper: Arc<dyn ExchangeAdapter> = Arc::new(PaperExchange::new());
+    let mut exchanges = BTreeMap::new();
+    exchanges.insert(paper.name(), paper);
+
+    // The chain, in order: static token, session, SSO JWT, API key.
+    let mut chain = Chain::builder();
+    if let Some(token) = &config.api_token {
+        chain = chain.resolver(StaticTokenResolver::new(token, BOOTSTRAP_USER).map_err(
+            |source| BuildError::Auth {
+                var: crate::config::ENV_API_TOKEN,
+                source,
+            },
+        )?);
+    }
+    chain = chain.resolver(sessions.clone());
+    if let Some(sso) = &config.sso {
+        let issuer = IssuerConfig::remote(sso.issuer.clone(), sso.jwks_url.clone())
+            .audience(sso.audience.clone())
+            .build()
+            .map_err(|e| BuildError::Sso(e.to_string()))?;
+        let verifier = SsoVerifier::builder()
+            .issuer(issuer)
+            .build()
+            .map_err(|e| BuildError::Sso(e.to_string()))?;
+        chain = chain.resolver(SsoResolver::new(
+            Arc::new(verifier),
+            Arc::new(SsoBinder::new(stores.users.clone())),
+        ));
+    }
+    chain = chain.resolver(api_keys.clone());
+    let chain = chain.build();
+    let internal = Chain::builder()
+        .resolver(
+            InternalSecretResolver::new(config.internal_secret.as_ref().map(|s| s.as_str()))
+                .map_err(|source| BuildError::Auth {
+                    var: crate::config::ENV_INTERNAL_SECRET,
+                    source,
+                })?,
+        )
+        .build();
+
+    let state = Arc::new(AppState {
+        accounts,
+        sessions,
+        api_keys,
+        users: stores.users.clone(),
+        policy,
+        grants,
+        cache,
+        source,
+        secrets,
+        exchanges,
+        account_store: AccountStore::new(stores.db.clone()),
+        registration_open: config.registration_open,
+        cleared: RwLock::new(HashSet::new()),
+        exchange_of: RwLock::new(HashMap::new()),
+    });
+    Ok(router(state, chain, internal))
+}
+
+fn router(state: Shared, chain: Chain, internal: Chain) -> Router {
+    let protected = Router::new()
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/password", post(auth::change_password))
+        .route("/api/keys", post(keys::create).get(keys::list))
+        .route("/api/keys/{id}", delete(keys::revoke))
+        .route("/api/accounts", post(accounts::create).get(accounts::list))
+        .route("/api/accounts/{id}", delete(accounts::remove))
+        .route("/api/accounts/{id}/shares", post(accounts::share))
+        .route(
+            "/api/accounts/{id}/shares/{user_id}",
+            delete(accounts::unshare),
+        )
+        .route("/api/exchange/{operation}", post(exchange::run))
+        .route("/api/secrets", post(secrets::put).get(secrets::list))
+        .route("/api/secrets/{name}", delete(secrets::remove))
+        .route("/ws", get(ws::upgrade))
+        .layer(middleware::from_fn_with_state(state.clone(), password_gate))
+        .layer(AuthLayer::new(chain));
+    let internal = Router::new()
+        .route(
+            "/internal/exchange-credentials",
+            post(internal::credentials),
+        )
+        .layer(AuthLayer::new(internal));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/auth/register", post(auth::register))
+        .route("/api/auth/login", post(auth::login))
+        .merge(protected)
+        .merge(internal)
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Refuses every route but `POST /api/auth/password` to a user who must change their
+/// password: 403 `{"error":"password_change_required"}`. A store failure is 503.
+async fn password_gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let Some(principal) = request.extensions().get::<Principal>() else {
+        // Not behind the auth layer: a wiring mistake. Fail closed.
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let user_bound = matches!(
+        principal.method,
+        AuthMethod::Session | AuthMethod::ApiKey | AuthMethod::Sso
+    );
+    if !user_bound || request.uri().path() == "/api/auth/password" {
+        return next.run(request).await;
+    }
+    let user_id = principal.user_id.clone();
+    if state.cleared.read().is_ok_and(|c| c.contains(&user_id)) {
+        return next.run(request).await;
+    }
+    match state.users.user_by_id(&user_id).await {
+        Ok(Some(user)) if user.must_change_password => {
+            tracing::info!(code = "gate.password_change_required", user_id = %user_id, "refused until the password is changed");
+            ApiError::Code(StatusCode::FORBIDDEN, "password_change_required").into_response()
+        }
+        Ok(Some(_)) => {
+            if let Ok(mut cleared) = state.cleared.write() {
+                cleared.insert(user_id);
+            }
+            next.run(request).await
+        }
+        Ok(None) => {
+            tracing::warn!(code = "gate.unknown_user", user_id = %user_id, "credential of an unknown user");
+            ApiError::FORBIDDEN.into_response()
+        }
+        Err(_) => {
+            tracing::warn!(code = "gate.store_unavailable", "user store unavailable");
+            ApiError::UNAVAILABLE.into_response()
+        }
+    }
+}
+
+impl AppState {
+    pub(crate) fn mark_cleared(&self, user_id: &str) {
+        if let Ok(mut cleared) = self.cleared.write() {
+            cleared.insert(user_id.to_owned());
+        }
+    }
+
+    /// The adapter serving an account, from the memo or the metadata store.
+    pub(crate) async fn adapter_for(
+        &self,
+        account_id: &str,
+    ) -> Result<Arc<dyn ExchangeAdapter>, ApiError> {
+        let known = self
+            .exchange_of
+            .read()
+            .ok()
+            .and_then(|m| m.get(account_id).copied());
+        let name = match known {
+            Some(name) => name,
+            None => {
+                let meta = self
+                    .account_store
+                    .get(account_id)
+                    .await
+                    .map_err(|_| ApiError::UNAVAILABLE)?
+                    .ok_or(ApiError::NOT_FOUND)?;
+                let name = self
+                    .exchanges
+                    .keys()
+                    .copied()
+                    .find(|n| *n == meta.exchange)
+                    .ok_or(ApiError::UNAVAILABLE)?;
+                if let Ok(mut m) = self.exchange_of.write() {
+                    m.insert(account_id.to_owned(), name);
+                }
+                name
+            }
+        };
+        self.exchanges
+            .get(name)
+            .cloned()
+            .ok_or(ApiError::UNAVAILABLE)
+    }
+
+    pub(crate) fn forget_account(&self, account_id: &str) {
+        if let Ok(mut m) = self.exchange_of.write() {
+            m.remove(account_id);
+        }
+    }
+}
+
+/// Serves until Ctrl-C / SIGTERM.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!(code = "server.shutdown", "shutting down");
+}

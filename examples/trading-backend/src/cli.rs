@@ -1,0 +1,358 @@
+//! The operator command line: `serve` and the maintenance subcommands.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use auth_core::{AccountError, Password, normalize_email};
+use clap::{Parser, Subcommand};
+use crypto_envelope::{MasterKey, RewrapProgress, Rewrapper};
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+
+/// A reference trading backend built on the Strongroom crates.
+#[derive(Debug, Parser)]
+#[command(name = "trading-backend", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (configuration from environment variables: see the README).
+    Serve,
+    /// Create a user. By default the user must change the password at first login.
+    CreateUser {
+        /// The user's email address.
+        email: String,
+        /// The initial password (at least 12 characters). Without it a random one is
+        /// generated and printed once.
+        #[arg(long)]
+        password: Option<String>,
+        /// Do not require a password change at first login.
+        #[arg(long)]
+        no_reset: bool,
+    },
+    /// Print a new random 256-bit master key (hex by default) for STRONGROOM_MASTER_KEY.
+    GenMasterKey {
+        /// Print base64 instead of hex.
+        #[arg(long)]
+        base64: bool,
+    },
+    /// Re-wrap every stored data key under the current primary master key (resumable).
+    Rewrap {
+        /// Ignore a saved cursor and start from the beginning.
+        #[arg(long)]
+        restart: bool,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 100)]
+        batch_size: u32,
+    },
+    /// Issue an API key for a user and print it once.
+    IssueApiKey {
+        /// The user's email address.
+        email: String,
+        /// A label for the key.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// Delete expired sessions once.
+    SweepSessions,
+}
+
+/// A command failed. Names the input or the component, never a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+enum CliError {
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("master key: {0}")]
+    Key(#[from] crate::keyring::KeyError),
+    #[error("{0}")]
+    Db(#[from] crate::db::DbError),
+    #[error("{0}")]
+    Build(#[from] crate::app::BuildError),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0} (the store is unavailable; nothing was written)")]
+    Unavailable(&'static str),
+    #[error("cannot bind the listen address {0}")]
+    Bind(std::net::SocketAddr),
+    #[error("the server failed")]
+    Serve,
+    #[error("rewrap: {0}")]
+    Rewrap(&'static str),
+}
+
+/// Runs the command line; the process exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => {
+            eprintln!("error: cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+async fn run(command: Command) -> Result<(), CliError> {
+    if let Command::GenMasterKey { base64 } = command {
+        let key =
+            MasterKey::generate().map_err(|_| CliError::Input("no system randomness".into()))?;
+        let text = if base64 {
+            key.to_base64()
+        } else {
+            key.to_hex()
+        };
+        println!("{}", text.as_str());
+        return Ok(());
+    }
+    let config = Config::from_env()?;
+    let (ring, _) = crate::keyring::load(&config.data_dir)?;
+    let stores = crate::db::open(&config.database).await?;
+    match command {
+        Command::Serve => serve(&config, &stores, ring).await,
+        Command::CreateUser {
+            email,
+            password,
+            no_reset,
+        } => {
+            create_user(
+                &stores,
+                ring,
+                &email,
+                password.map(Zeroizing::new),
+                no_reset,
+            )
+            .await
+        }
+        Command::IssueApiKey { email, name } => issue_api_key(&stores, ring, &email, &name).await,
+        Command::SweepSessions => {
+            let core = crate::app::core(&stores, ring)?;
+            let n = core
+                .sessions
+                .sweep()
+                .await
+                .map_err(|_| CliError::Unavailable("session store"))?;
+            println!("deleted {n} expired session(s)");
+            Ok(())
+        }
+        Command::Rewrap {
+            restart,
+            batch_size,
+        } => rewrap(&config.data_dir, &stores, ring, restart, batch_size).await,
+        Command::GenMasterKey { .. } => Ok(()),
+    }
+}
+
+async fn serve(
+    config: &Config,
+    stores: &crate::db::Stores,
+    ring: crypto_envelope::LocalKeyRing,
+) -> Result<(), CliError> {
+    let app = crate::app::build(config, stores, ring)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|_| CliError::Bind(config.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|_| CliError::Bind(config.listen))?;
+    eprintln!("listening on http://{addr}");
+    tracing::info!(code = "server.listening", %addr, registration_open = config.registration_open, api_token = config.api_token.is_some(), internal_secret = config.internal_secret.is_some(), sso = config.sso.is_some(), "listening");
+    crate::app::serve(listener, app)
+        .await
+        .map_err(|_| CliError::Serve)
+}
+
+fn random_password() -> Result<Zeroizing<String>, CliError> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = Zeroizing::new([0u8; 20]);
+    aws_lc_rs::rand::fill(bytes.as_mut())
+        .map_err(|_| CliError::Input("no system randomness".into()))?;
+    // 256 = 4 * 57 + 28: a small bias, irrelevant for a 20-character one-time password
+    // (> 110 bits).
+    Ok(Zeroizing::new(
+        bytes
+            .iter()
+            .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+            .collect(),
+    ))
+}
+
+async fn create_user(
+    stores: &crate::db::Stores,
+    ring: crypto_envelope::LocalKeyRing,
+    email: &str,
+    password: Option<Zeroizing<String>>,
+    no_reset: bool,
+) -> Result<(), CliError> {
+    let email = normalize_email(email).map_err(|e| CliError::Input(format!("email: {e}")))?;
+    let core = crate::app::core(stores, ring)?;
+    let generated = password.is_none();
+    let password = match password {
+        Some(p) => p,
+        None => random_password()?,
+    };
+    let secret = Password::new(password.as_str());
+    let result = if no_reset {
+        core.accounts.register(&email, &secret).await
+    } else {
+        core.accounts.admin_create_user(&email, &secret).await
+    };
+    let user = result.map_err(|e| match e {
+        AccountError::EmailTaken => CliError::Input("email: already registered".into()),
+        AccountError::Policy(p) => CliError::Input(format!("password: {p}")),
+        AccountError::Email(e) => CliError::Input(format!("email: {e}")),
+        _ => CliError::Unavailable("user store"),
+    })?;
+    println!("created user {} ({})", user.id, user.email);
+    if generated {
+        println!("password: {}", password.as_str());
+        println!("(shown once; store it now)");
+    }
+    if !no_reset {
+        println!("the user must change the password at first login");
+    }
+    Ok(())
+}
+
+async fn issue_api_key(
+    stores: &crate::db::Stores,
+    ring: crypto_envelope::LocalKeyRing,
+    email: &str,
+    name: &str,
+) -> Result<(), CliError> {
+    let email = normalize_email(email).map_err(|e| CliError::Input(format!("email: {e}")))?;
+    let core = crate::app::core(stores, ring)?;
+    let user = stores
+        .users
+        .user_by_email(&email)
+        .await
+        .map_err(|_| CliError::Unavailable("user store"))?
+        .ok_or_else(|| CliError::Input("email: no such user".into()))?;
+    let key = core
+        .api_keys
+        .create(&user.id, name, Vec::new())
+        .await
+        .map_err(|e| match e {
+            auth_core::api_key::ApiKeyError::InvalidName => CliError::Input("name: invalid".into()),
+            _ => CliError::Unavailable("api key store"),
+        })?;
+    println!("api key id: {}", key.key_id());
+    println!("api key: {}", key.expose_secret());
+    println!("(shown once; send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`)");
+    Ok(())
+}
+
+const CURSOR_FILE: &str = "rewrap.cursor";
+
+fn save_cursor(dir: &Path, cursor: i64) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{CURSOR_FILE}.tmp"));
+    std::fs::write(&tmp, cursor.to_string())?;
+    std::fs::rename(tmp, dir.join(CURSOR_FILE))
+}
+
+fn progress_line(p: &RewrapProgress) {
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\rrewrap: scanned {} | rewrapped {} | current {} | raced {} | failed {} | cursor {}",
+        p.scanned,
+        p.rewrapped,
+        p.current,
+        p.raced,
+        p.failed.len(),
+        p.cursor
+    );
+    let _ = err.flush();
+}
+
+async fn rewrap(
+    data_dir: &Path,
+    stores: &crate::db::Stores,
+    ring: crypto_envelope::LocalKeyRing,
+    restart: bool,
+    batch_size: u32,
+) -> Result<(), CliError> {
+    let core = crate::app::core(stores, ring)?;
+    let cursor_path = data_dir.join(CURSOR_FILE);
+    let start = if restart {
+        0
+    } else {
+        match std::fs::read_to_string(&cursor_path) {
+            Ok(text) => text.trim().parse::<i64>().map_err(|_| {
+                CliError::Rewrap("the saved cursor file is unreadable (use --restart)")
+            })?,
+            Err(_) => 0,
+        }
+    };
+    if start > 0 {
+        eprintln!("rewrap: resuming after row {start}");
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|_| CliError::Rewrap("cannot create the data directory"))?;
+    let mut rewrapper = Rewrapper::new(&core.secrets)
+        .resume_after(start)
+        .batch_size(batch_size);
+    loop {
+        let progress = match rewrapper.next_batch().await {
+            Ok(p) => p.clone(),
+            Err(_) => {
+                eprintln!();
+                return Err(CliError::Rewrap(
+                    "the store or key backend is unavailable; run again to resume from the saved cursor",
+                ));
+            }
+        };
+        progress_line(&progress);
+        if save_cursor(data_dir, progress.cursor).is_err() {
+            eprintln!();
+            return Err(CliError::Rewrap("cannot save the cursor file"));
+        }
+        if progress.done {
+            eprintln!();
+            let _ = std::fs::remove_file(&cursor_path);
+            if progress.failed.is_empty() {
+                println!(
+                    "rewrap complete: {} re-wrapped, {} already current, {} changed concurrently",
+                    progress.rewrapped, progress.current, progress.raced
+                );
+                return Ok(());
+            }
+            println!(
+                "rows that did not open (left unchanged): {:?}",
+                progress.failed
+            );
+            return Err(CliError::Rewrap(
+                "some rows could not be re-wrapped: keep the old key until they are resolved",
+            ));
+        }
+    }
+}

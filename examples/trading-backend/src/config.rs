@@ -1,0 +1,325 @@
+//! Configuration from environment variables.
+//!
+//! Every value is checked at start-up; a refused value is reported with the name of its
+//! variable and never with its content (tokens and keys are secrets).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
+
+/// Data directory for the SQLite file and the development master key.
+pub(crate) const ENV_DATA_DIR: &str = "STRONGROOM_DATA_DIR";
+/// `postgres://...` switches the store to PostgreSQL.
+pub(crate) const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// Listen address.
+pub(crate) const ENV_LISTEN_ADDR: &str = "LISTEN_ADDR";
+/// The bootstrap server-to-server token.
+pub(crate) const ENV_API_TOKEN: &str = "API_TOKEN";
+/// The internal service secret (`X-Internal-Secret`).
+pub(crate) const ENV_INTERNAL_SECRET: &str = "INTERNAL_SECRET";
+/// Whether `POST /api/auth/register` is open.
+pub(crate) const ENV_REGISTRATION_OPEN: &str = "REGISTRATION_OPEN";
+/// SSO issuer (`iss`).
+pub(crate) const ENV_SSO_ISSUER: &str = "SSO_ISSUER";
+/// SSO JWKS URL (https).
+pub(crate) const ENV_SSO_JWKS_URL: &str = "SSO_JWKS_URL";
+/// SSO audience (`aud`).
+pub(crate) const ENV_SSO_AUDIENCE: &str = "SSO_AUDIENCE";
+
+/// The default listen address: loopback only.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A configuration value was refused. Names the variable, never the value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ConfigError {
+    /// The variable holds a value that is not accepted.
+    #[error("{var} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Why (never the value).
+        reason: &'static str,
+    },
+    /// A variable needed by another one is missing.
+    #[error("{var} is required when {because} is set")]
+    Missing {
+        /// The missing variable.
+        var: &'static str,
+        /// The variable that needs it.
+        because: &'static str,
+    },
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DatabaseTarget {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (may hold a password: never printed).
+    Postgres(Zeroizing<String>),
+}
+
+/// SSO settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SsoSettings {
+    pub(crate) issuer: String,
+    pub(crate) jwks_url: String,
+    pub(crate) audience: String,
+}
+
+/// The service configuration.
+pub(crate) struct Config {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) database: DatabaseTarget,
+    pub(crate) listen: SocketAddr,
+    pub(crate) api_token: Option<Zeroizing<String>>,
+    pub(crate) internal_secret: Option<Zeroizing<String>>,
+    pub(crate) registration_open: bool,
+    pub(crate) sso: Option<SsoSettings>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database",
+                &match self.database {
+                    DatabaseTarget::Sqlite(_) => "sqlite",
+                    DatabaseTarget::Postgres(_) => "postgres",
+                },
+            )
+            .field("listen", &self.listen)
+            .field("api_token", &self.api_token.is_some())
+            .field("internal_secret", &self.internal_secret.is_some())
+            .field("registration_open", &self.registration_open)
+            .field("sso", &self.sso)
+            .finish_non_exhaustive()
+    }
+}
+
+fn non_empty(lookup: &dyn Fn(&str) -> Option<String>, var: &str) -> Option<String> {
+    lookup(var).filter(|v| !v.is_empty())
+}
+
+fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            var,
+            reason: "expected true or false",
+        }),
+    }
+}
+
+fn check_secret(var: &'static str, value: &str, min: usize) -> Result<(), ConfigError> {
+    if value.len() < min {
+        return Err(ConfigError::Invalid {
+            var,
+            reason: "too short (at least 32 characters)",
+        });
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::Invalid {
+            var,
+            reason: "only visible ASCII characters are accepted",
+        });
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub(crate) fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`.
+    pub(crate) fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let data_dir =
+            PathBuf::from(non_empty(lookup, ENV_DATA_DIR).unwrap_or_else(|| "./data".into()));
+        let database = match non_empty(lookup, ENV_DATABASE_URL).map(Zeroizing::new) {
+            None => DatabaseTarget::Sqlite(data_dir.join("strongroom.db")),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                DatabaseTarget::Postgres(url)
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                if path.is_empty() || path.contains('?') {
+                    return Err(ConfigError::Invalid {
+                        var: ENV_DATABASE_URL,
+                        reason: "expected sqlite://<path> without options",
+                    });
+                }
+                DatabaseTarget::Sqlite(PathBuf::from(path))
+            }
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_DATABASE_URL,
+                    reason: "expected a postgres:// or sqlite:// URL",
+                });
+            }
+        };
+        let listen = non_empty(lookup, ENV_LISTEN_ADDR)
+            .unwrap_or_else(|| DEFAULT_LISTEN.into())
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Invalid {
+                var: ENV_LISTEN_ADDR,
+                reason: "expected ip:port, such as 127.0.0.1:8080",
+            })?;
+        let api_token = non_empty(lookup, ENV_API_TOKEN).map(Zeroizing::new);
+        if let Some(token) = &api_token {
+            check_secret(ENV_API_TOKEN, token, 32)?;
+        }
+        let internal_secret = non_empty(lookup, ENV_INTERNAL_SECRET).map(Zeroizing::new);
+        if let Some(secret) = &internal_secret {
+            check_secret(ENV_INTERNAL_SECRET, secret, 32)?;
+        }
+        let registration_open = match non_empty(lookup, ENV_REGISTRATION_OPEN) {
+            Some(v) => parse_bool(ENV_REGISTRATION_OPEN, &v)?,
+            None => false,
+        };
+        let sso = sso_from(lookup)?;
+        Ok(Self {
+            data_dir,
+            database,
+            listen,
+            api_token,
+            internal_secret,
+            registration_open,
+            sso,
+        })
+    }
+}
+
+fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSettings>, ConfigError> {
+    let issuer = non_empty(lookup, ENV_SSO_ISSUER);
+    let jwks_url = non_empty(lookup, ENV_SSO_JWKS_URL);
+    let audience = non_empty(lookup, ENV_SSO_AUDIENCE);
+    let Some(issuer) = issuer else {
+        for (var, value) in [(ENV_SSO_JWKS_URL, &jwks_url), (ENV_SSO_AUDIENCE, &audience)] {
+            if value.is_some() {
+                return Err(ConfigError::Missing {
+                    var: ENV_SSO_ISSUER,
+                    because: var,
+                });
+            }
+        }
+        return Ok(None);
+    };
+    let jwks_url = jwks_url.ok_or(ConfigError::Missing {
+        var: ENV_SSO_JWKS_URL,
+        because: ENV_SSO_ISSUER,
+    })?;
+    let audience = audience.ok_or(ConfigError::Missing {
+        var: ENV_SSO_AUDIENCE,
+        because: ENV_SSO_ISSUER,
+    })?;
+    if !jwks_url.starts_with("https://") {
+        return Err(ConfigError::Invalid {
+            var: ENV_SSO_JWKS_URL,
+            reason: "must be an https:// URL",
+        });
+    }
+    Ok(Some(SsoSettings {
+        issuer,
+        jwks_url,
+        audience,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(&move |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_embedded_and_closed() {
+        let config = with(&[]).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(
+            config.database,
+            DatabaseTarget::Sqlite(PathBuf::from("./data/strongroom.db"))
+        );
+        assert!(!config.registration_open);
+        assert!(config.api_token.is_none() && config.internal_secret.is_none());
+        assert!(config.sso.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_never_the_value() {
+        let canary = "CANARY-not-an-address-9f8e7d";
+        let cases: [(&str, &str); 5] = [
+            (ENV_LISTEN_ADDR, canary),
+            (ENV_API_TOKEN, "CANARY-short"),
+            (ENV_INTERNAL_SECRET, "CANARY-short"),
+            (ENV_REGISTRATION_OPEN, canary),
+            (ENV_DATABASE_URL, "mysql://CANARY@host/db"),
+        ];
+        for (var, value) in cases {
+            let message = with(&[(var, value)]).err().unwrap().to_string();
+            assert!(message.contains(var), "{message}");
+            assert!(!message.contains("CANARY"), "{message}");
+        }
+    }
+
+    #[test]
+    fn sso_needs_all_three_and_https() {
+        assert!(matches!(
+            with(&[(ENV_SSO_ISSUER, "https://idp")]),
+            Err(ConfigError::Missing {
+                var: ENV_SSO_JWKS_URL,
+                ..
+            })
+        ));
+        assert!(matches!(
+            with(&[(ENV_SSO_AUDIENCE, "x")]),
+            Err(ConfigError::Missing {
+                var: ENV_SSO_ISSUER,
+                ..
+            })
+        ));
+        let plain = with(&[
+            (ENV_SSO_ISSUER, "https://idp"),
+            (ENV_SSO_JWKS_URL, "http://idp/jwks"),
+            (ENV_SSO_AUDIENCE, "app"),
+        ]);
+        assert!(matches!(
+            plain,
+            Err(ConfigError::Invalid {
+                var: ENV_SSO_JWKS_URL,
+                ..
+            })
+        ));
+        let ok = with(&[
+            (ENV_SSO_ISSUER, "https://idp"),
+            (ENV_SSO_JWKS_URL, "https://idp/jwks"),
+            (ENV_SSO_AUDIENCE, "app"),
+            (ENV_REGISTRATION_OPEN, "true"),
+        ])
+        .unwrap();
+        assert!(ok.sso.is_some() && ok.registration_open);
+    }
+
+    #[test]
+    fn postgres_url_switches_the_store_and_is_not_in_debug() {
+        let config = with(&[(ENV_DATABASE_URL, "postgres://u:CANARY@h/db")]).unwrap();
+        assert!(matches!(config.database, DatabaseTarget::Postgres(_)));
+        assert!(!format!("{config:?}").contains("CANARY"));
+    }
+}

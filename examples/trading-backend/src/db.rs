@@ -1,0 +1,198 @@
+//! One database for the whole service: a SQLite file (default) or PostgreSQL. One pool is
+//! shared by every crate's store; each crate applies its own migrations (version ranges
+//! 10001.. crypto-envelope, 20001.. auth-core, 30001.. grant-policy, 50001.. this crate).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::DatabaseTarget;
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("enable at least one of the features `sqlite` and `postgres`");
+
+/// The shared pool.
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
+/// Why the database could not be opened. Never holds the URL (it may carry a password).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum DbError {
+    /// The database could not be reached or opened.
+    #[error("database unavailable ({0})")]
+    Unavailable(&'static str),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migration(&'static str),
+    /// This build lacks the feature for the configured database.
+    #[error(
+        "DATABASE_URL names {0}, but this build lacks the `{0}` feature (cargo build --features {0})"
+    )]
+    #[cfg_attr(all(feature = "sqlite", feature = "postgres"), allow(dead_code))]
+    NotBuilt(&'static str),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool `$db` holds.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            #[cfg(feature = "sqlite")]
+            $crate::db::Db::Sqlite($pool) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The stores of the four crates over the one pool.
+#[derive(Debug, Clone)]
+pub(crate) struct Stores {
+    pub(crate) db: Db,
+    pub(crate) users: Arc<dyn auth_core::UserStore>,
+    pub(crate) sessions: Arc<dyn auth_core::SessionStore>,
+    pub(crate) api_keys: Arc<dyn auth_core::ApiKeyStore>,
+    pub(crate) secrets: Arc<dyn crypto_envelope::SecretStore>,
+    pub(crate) grants: Arc<dyn grant_policy::store::GrantStore>,
+}
+
+impl Db {
+    /// Opens the pool (creating the SQLite file and its directory if needed).
+    pub(crate) async fn open(target: &DatabaseTarget) -> Result<Self, DbError> {
+        match target {
+            #[cfg(feature = "sqlite")]
+            DatabaseTarget::Sqlite(path) => {
+                use sqlx::sqlite::{
+                    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+                };
+                if let Some(dir) = path.parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|_| DbError::Unavailable("cannot create the data directory"))?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await
+                    .map_err(|_| DbError::Unavailable("cannot open the SQLite file"))?;
+                Ok(Self::Sqlite(pool))
+            }
+            #[cfg(not(feature = "sqlite"))]
+            DatabaseTarget::Sqlite(_) => Err(DbError::NotBuilt("sqlite")),
+            #[cfg(feature = "postgres")]
+            DatabaseTarget::Postgres(url) => {
+                use std::str::FromStr as _;
+                let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|_| {
+                    DbError::Unavailable("DATABASE_URL is not a valid PostgreSQL URL")
+                })?;
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(3))
+                    .connect_with(options)
+                    .await
+                    .map_err(|_| DbError::Unavailable("cannot connect to PostgreSQL"))?;
+                Ok(Self::Postgres(pool))
+            }
+            #[cfg(not(feature = "postgres"))]
+            DatabaseTarget::Postgres(_) => Err(DbError::NotBuilt("postgres")),
+        }
+    }
+
+    /// Applies every crate's migrations, then this crate's.
+    pub(crate) async fn migrate(&self) -> Result<Stores, DbError> {
+        let stores = self.stores();
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => {
+                crypto_envelope::SqliteStore::from_pool(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("crypto-envelope"))?;
+                auth_core::SqliteStore::new(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("auth-core"))?;
+                grant_policy::store::SqliteStore::from_pool(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("grant-policy"))?;
+                let mut own = sqlx::migrate!("./migrations/sqlite");
+                own.set_ignore_missing(true);
+                own.run(pool)
+                    .await
+                    .map_err(|_| DbError::Migration("trading-backend"))?;
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => {
+                crypto_envelope::PgStore::from_pool(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("crypto-envelope"))?;
+                auth_core::PgStore::new(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("auth-core"))?;
+                grant_policy::store::PostgresStore::from_pool(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("grant-policy"))?;
+                let mut own = sqlx::migrate!("./migrations/postgres");
+                own.set_ignore_missing(true);
+                own.run(pool)
+                    .await
+                    .map_err(|_| DbError::Migration("trading-backend"))?;
+            }
+        }
+        Ok(stores)
+    }
+
+    fn stores(&self) -> Stores {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => {
+                let auth = Arc::new(auth_core::SqliteStore::new(pool.clone()));
+                Stores {
+                    db: self.clone(),
+                    users: auth.clone(),
+                    sessions: auth.clone(),
+                    api_keys: auth,
+                    secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
+                    grants: Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(pool) => {
+                let auth = Arc::new(auth_core::PgStore::new(pool.clone()));
+                Stores {
+                    db: self.clone(),
+                    users: auth.clone(),
+                    sessions: auth.clone(),
+                    api_keys: auth,
+                    secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),
+                    grants: Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
+                }
+            }
+        }
+    }
+}
+
+/// Opens the database and applies the migrations.
+pub(crate) async fn open(target: &DatabaseTarget) -> Result<Stores, DbError> {
+    Db::open(target).await?.migrate().await
+}

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod accounts;
+mod app;
+pub mod cli;
+mod config;
+mod db;
+pub mod exchange;
+mod keyring;
