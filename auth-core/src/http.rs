@@ -149,11 +149,12 @@ where
                     parts.extensions.insert(principal);
                     inner.call(Request::from_parts(parts, body)).await
                 }
-                refused => match refusal_response(&refused) {
-                    Some(response) => Ok(response),
-                    // Unreachable: only Authenticated has no response. Refuse anyway.
-                    None => Ok(refusal_response(&Outcome::Missing).unwrap_or_default()),
-                },
+                refused => Ok(refusal_response(&refused).unwrap_or_else(|| {
+                    // Unreachable (only Authenticated has no response); refuse anyway.
+                    let mut response = Response::new(ResBody::default());
+                    *response.status_mut() = StatusCode::FORBIDDEN;
+                    response
+                })),
             }
         })
     }
