@@ -1,0 +1,215 @@
+//! Test harness: runs the real `trading-backend` binary on a free loopback port with a
+//! temporary data directory, captures its stdout and stderr, and drives it over HTTP.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead as _, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_trading-backend");
+
+/// Variables the tests set themselves; inherited values are removed.
+const OWN_VARS: [&str; 12] = [
+    "STRONGROOM_DATA_DIR",
+    "DATABASE_URL",
+    "LISTEN_ADDR",
+    "API_TOKEN",
+    "INTERNAL_SECRET",
+    "REGISTRATION_OPEN",
+    "SSO_ISSUER",
+    "SSO_JWKS_URL",
+    "SSO_AUDIENCE",
+    "STRONGROOM_MASTER_KEY",
+    "STRONGROOM_MASTER_KEYS_OLD",
+    "STRONGROOM_MASTER_KEY_VERSION",
+];
+
+pub fn command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in OWN_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("STRONGROOM_DATA_DIR", data_dir)
+        .env("RUST_LOG", "trace")
+        .env("LISTEN_ADDR", "127.0.0.1:0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs a CLI subcommand to completion.
+pub fn cli(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    command(data_dir, env).args(args).output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Creates a user through the CLI; its generated password (or the given one).
+pub fn create_user(
+    data_dir: &Path,
+    env: &[(&str, &str)],
+    email: &str,
+    password: Option<&str>,
+    reset: bool,
+) -> String {
+    let mut args = vec!["create-user", email];
+    if let Some(p) = password {
+        args.extend(["--password", p]);
+    }
+    if !reset {
+        args.push("--no-reset");
+    }
+    let out = cli(data_dir, env, &args);
+    assert!(out.status.success(), "create-user failed: {}", stderr(&out));
+    match password {
+        Some(p) => p.to_owned(),
+        None => stdout(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("password: "))
+            .expect("generated password printed")
+            .to_owned(),
+    }
+}
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    logs: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut child = command(data_dir, env)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let err = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            let mut buf = String::new();
+            let _ = out.read_to_string(&mut buf);
+            sink.lock().unwrap().push_str(&buf);
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {}", logs.lock().unwrap());
+            }
+        };
+        Server {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            logs,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Stops the server and waits for it, so that the log is complete.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> u16 {
+        let mut req = self.http.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap().status().as_u16()
+    }
+
+    /// Logs in; the session token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/auth/login",
+                None,
+                json!({ "email": email, "password": password }),
+            )
+            .await;
+        assert_eq!(status, 200, "login {email}: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `needle` occurs anywhere in the file's raw bytes (missing file: false).
+pub fn file_contains(path: &Path, needle: &[u8]) -> bool {
+    std::fs::read(path)
+        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        .unwrap_or(false)
+}
