@@ -31,10 +31,14 @@ pub const MIN_MAINTENANCE_INTERVAL: Duration = Duration::from_millis(10);
 /// Longest accepted maintenance interval.
 pub const MAX_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How many times one `get_or_fetch` call fetches again after its value was
-/// invalidated or used up under its feet, before it gives up with
-/// [`FetchError::Contended`].
-const MAX_ATTEMPTS: usize = 4;
+/// How many times one `get_or_fetch` call fetches again after an invalidation
+/// raced with its fetch, before it gives up with [`FetchError::Contended`].
+const MAX_RACED_FETCHES: usize = 4;
+/// How many used-up values (with `max_uses`) one `get_or_fetch` call skips
+/// before it gives up with [`FetchError::Contended`]. Every round serves
+/// `max_uses` callers, so this bounds the wait of the last of
+/// `max_uses * MAX_USED_UP` concurrent callers.
+const MAX_USED_UP: usize = 64;
 /// Upper bound on moka maintenance passes per tick (each pass evicts a batch).
 const MAX_MAINTENANCE_PASSES: usize = 16;
 
@@ -307,7 +311,8 @@ impl CredCache {
             return Ok(credential);
         }
         Counters::bump(&inner.counters.misses);
-        for _ in 0..MAX_ATTEMPTS {
+        let (mut raced, mut used_up) = (0, 0);
+        while raced < MAX_RACED_FETCHES && used_up < MAX_USED_UP {
             let generation = inner.generation.load(Ordering::SeqCst);
             let slot = inner
                 .cache
@@ -315,18 +320,22 @@ impl CredCache {
                 .await
                 .map_err(|e| FetchError::clone(&e))?;
             if !inner.confirm(key, &slot).await {
+                raced += 1;
                 continue;
             }
             if let Some(credential) = inner.take_use(key, &slot).await {
                 return Ok(credential);
             }
+            used_up += 1;
         }
         tracing::warn!(
             code = FetchError::Contended.code(),
             user = %key.user(),
             credential = %key.credential(),
             level = %key.level(),
-            "credential lookup gave up after repeated invalidations"
+            raced,
+            used_up,
+            "credential lookup gave up after repeated invalidations or used-up values"
         );
         Err(FetchError::Contended)
     }

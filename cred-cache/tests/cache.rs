@@ -229,12 +229,19 @@ async fn use_counts_hold_under_concurrency() {
         tasks.push(tokio::spawn(async move { cache.get_or_fetch(&k).await }));
     }
     let mut per_value = std::collections::HashMap::<String, usize>::new();
+    let mut contended = 0;
     for t in tasks {
-        if let Ok(c) = t.await.unwrap() {
-            *per_value.entry(c.expose_api_key().to_owned()).or_default() += 1;
+        match t.await.unwrap() {
+            Ok(c) => *per_value.entry(c.expose_api_key().to_owned()).or_default() += 1,
+            Err(e) => {
+                assert_eq!(e, FetchError::Contended);
+                contended += 1;
+            }
         }
     }
-    assert!(!per_value.is_empty());
+    // Every caller is served (each fetch serves five), none more than five times.
+    assert_eq!(contended, 0);
+    assert_eq!(per_value.values().sum::<usize>(), 100);
     assert!(per_value.values().all(|&n| n <= 5), "{per_value:?}");
 }
 
@@ -414,4 +421,50 @@ async fn counters_track_hits_misses_fetches_and_evictions() {
     let s = cache.stats();
     assert_eq!(s.fetches, 5);
     assert_eq!(s.evictions, 5, "{s:?}");
+}
+
+/// A source whose every fetch races with a revoke of the same credential.
+#[derive(Debug, Default)]
+struct RevokedDuringFetch {
+    cache: std::sync::OnceLock<CredCache>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl cred_cache::CredentialSource for RevokedDuringFetch {
+    async fn fetch(
+        &self,
+        key: &cred_cache::CacheKey,
+    ) -> Result<cred_cache::ExchangeCredential, FetchError> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let cache = self.cache.get().unwrap();
+        cache
+            .invalidate_local(&Invalidation::Credential(key.credential().clone()))
+            .await;
+        cred_cache::ExchangeCredential::new(
+            key.credential().clone(),
+            common::z("k"),
+            common::z("s"),
+            None,
+            false,
+        )
+        .map_err(|_| FetchError::Storage)
+    }
+}
+
+#[tokio::test]
+async fn endless_revokes_end_in_contended_never_in_a_revoked_value() {
+    let source = Arc::new(RevokedDuringFetch::default());
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .build()
+        .unwrap();
+    source.cache.set(cache.clone()).unwrap();
+    let e = cache
+        .get_or_fetch(&key("u", "acct-1", AccessLevel::Trade))
+        .await
+        .unwrap_err();
+    assert_eq!((e.clone(), e.http_status()), (FetchError::Contended, 503));
+    assert_eq!(source.fetches.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(cache.entry_count(), 0);
 }
