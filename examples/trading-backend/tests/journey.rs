@@ -3,6 +3,8 @@
 //! secrets, WebSocket authentication, logout; then the raw SQLite files and the captured
 //! logs are scanned for every canary secret.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
+
 mod common;
 
 use common::{Server, create_user, file_contains};

@@ -8,7 +8,8 @@
 //! transfers are disabled for every key.
 //!
 //! A venue account is opened the first time the venue sees a key (in
-//! [`ExchangeAdapter::verify`]), funded with 100 000 USDT, 1 BTC and 10 ETH, with the
+//! [`ExchangeAdapter::verify`], or at the first call after a restart of the service:
+//! the venue's state is in memory), funded with 100 000 USDT, 1 BTC and 10 ETH, with the
 //! permission the key was registered with, as if the user had created the key at the
 //! venue with that permission. From then on the venue enforces it on every call.
 //!
@@ -553,6 +554,13 @@ impl ExchangeAdapter for PaperExchange {
         operation: Operation,
         params: &Map<String, Value>,
     ) -> Result<Value, ExchangeError> {
+        // The venue lives in memory: after a restart of the service it re-opens a key
+        // registered before (fresh balances), as a real venue would still know it.
+        self.venue.open_key(
+            credential.expose_api_key(),
+            credential.expose_secret(),
+            !credential.is_read_only(),
+        )?;
         self.venue
             .handle(&Self::signed(credential, operation.as_str(), params))
     }
