@@ -3,6 +3,8 @@
 //!
 //! # Message format, version 1
 //!
+//! (Specified with the other formats in `FORMATS.md`, section 3, with vectors.)
+//!
 //! One message per invalidation, a UTF-8 JSON object with exactly these
 //! members (no others are accepted):
 //!
@@ -164,19 +166,33 @@ mod tests {
             InvalidationMessage::decode(all).unwrap().invalidation,
             Invalidation::All
         );
-        for bad in [
-            &br#"{"v":2,"origin":"0123456789abcdef","scope":"all"}"#[..],
-            br#"{"v":1,"origin":"0123456789ABCDEF","scope":"all"}"#,
-            br#"{"v":1,"origin":"0123456789abcdef","scope":"all","id":"x"}"#,
-            br#"{"v":1,"origin":"0123456789abcdef","scope":"user"}"#,
-            br#"{"v":1,"origin":"0123456789abcdef","scope":"user","id":"a b"}"#,
-            br#"{"v":1,"origin":"0123456789abcdef","scope":"group","id":"x"}"#,
-            br#"{"v":1,"origin":"0123456789abcdef","scope":"all","extra":1}"#,
-            b"",
-            b"null",
-        ] {
-            assert_eq!(InvalidationMessage::decode(bad), Err(MessageError));
+    }
+
+    /// `tests/data/invalidation_*_pass.json` decode and re-encode to a message
+    /// that decodes to the same value; `_fail` files are refused.
+    #[test]
+    fn vectors() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+        let mut seen = (0, 0);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if !name.starts_with("invalidation_") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let result = InvalidationMessage::decode(&bytes);
+            if name.ends_with("_pass.json") {
+                seen.0 += 1;
+                let m = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(InvalidationMessage::decode(&m.encode()).unwrap(), m);
+            } else {
+                assert!(name.ends_with("_fail.json"), "{name}: not *_pass/*_fail");
+                seen.1 += 1;
+                assert_eq!(result, Err(MessageError), "{name}");
+            }
         }
+        assert!(seen.0 >= 4 && seen.1 >= 8, "too few vectors: {seen:?}");
     }
 
     fn id_strategy() -> impl Strategy<Value = String> {

@@ -16,7 +16,8 @@
 //! follow the last field. The record carries no id: the envelope binds the
 //! sealed blob to its credential through the encryption context (see
 //! [`crate::local`]), so a record copied to another credential's row does not
-//! open. Test vectors: `tests/data/record_*_pass.hex` / `record_*_fail.hex`.
+//! open. Test vectors: `tests/data/record_*_pass.hex` / `record_*_fail.hex`;
+//! specification: `FORMATS.md`, section 1.
 
 use zeroize::Zeroizing;
 

@@ -15,13 +15,16 @@
 //! | `passphrase`    | string or null  | same when a string; may be absent |
 //! | `read_only`     | boolean         | `true` when the key cannot trade |
 //!
-//! Strings holding secrets must be written without JSON escapes (every
-//! visible ASCII character but `"` and `\` may appear as is), so that the
-//! parser reads them in place from the zeroizing body buffer and never makes an
-//! unwiped copy. Anything else (another member, a duplicate, a wrong type, an
+//! Strings holding secrets (`api_key`, `secret`, `passphrase`) must be
+//! written without JSON escapes (so a secret cannot hold `"` or `\`), so that
+//! the parser reads them in place from the zeroizing body buffer and never
+//! makes an unwiped copy. The complete specification, with vectors, is
+//! `FORMATS.md` section 2. Anything else (another member, a duplicate, a wrong type, an
 //! escape in a secret, trailing data) is refused. A response with
 //! `read_only: true` to a `trade` request is refused as
 //! [`FetchError::Refused`](crate::FetchError::Refused).
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -53,7 +56,9 @@ pub enum ResponseError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire<'a> {
-    credential_id: &'a str,
+    /// Not secret: may be escaped (then it is copied).
+    #[serde(borrow)]
+    credential_id: Cow<'a, str>,
     api_key: &'a str,
     secret: &'a str,
     #[serde(default)]
