@@ -371,3 +371,32 @@ async fn several_issuers_with_colliding_kids() {
     assert_eq!(reason(&v, &forged).await, Reason::BadSignature);
     assert_eq!((a.hits(), b.hits()), (1, 1));
 }
+
+#[tokio::test]
+async fn https_is_required_and_a_failed_tls_handshake_is_unavailable() {
+    let server = JwksServer::serving(&[K1.jwk()]).await;
+    // Plain http without the danger option: a configuration error.
+    let err = IssuerConfig::remote(ISS_A, server.url("/jwks"))
+        .audience(AUD)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, auth_core::sso::SsoConfigError::InsecureJwksUrl { .. }),
+        "{err:?}"
+    );
+    // https to a server that does not speak TLS: the handshake fails, nothing is served,
+    // and the token cannot be ruled on.
+    let url = format!("https://{}/jwks", server.addr);
+    let v = SsoVerifier::builder()
+        .issuer(
+            IssuerConfig::remote(ISS_A, url)
+                .audience(AUD)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let err = v.verify(&K1.token(&claims(ISS_A))).await.unwrap_err();
+    assert!(err.is_unavailable());
+    assert_eq!(server.hits(), 0);
+}

@@ -492,6 +492,42 @@ mod tests {
         assert_eq!(claims("3").unwrap_err(), Reason::ClaimsMalformed);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn hostile_strings_never_panic(s in "\\PC{0,400}") {
+            let _ = split(&s, 8192);
+            let mut buf = [0u8; HEADER_BUF_LEN];
+            let _ = parse_header(&s, &mut buf);
+            let _ = parse_payload(&s);
+            let _ = peek_issuer(&s);
+        }
+
+        #[test]
+        fn hostile_json_headers_and_claims_never_panic(s in "\\PC{0,300}") {
+            let encoded = b64(&s);
+            let mut buf = [0u8; HEADER_BUF_LEN];
+            let _ = parse_header(&encoded, &mut buf);
+            let _ = parse_payload(&encoded);
+            let _ = peek_issuer(&encoded);
+        }
+
+        #[test]
+        fn split_accepts_exactly_three_non_empty_segments(
+            parts in proptest::collection::vec("[A-Za-z0-9_-]{0,12}", 1..6)
+        ) {
+            let token = parts.join(".");
+            let expected = parts.len() == 3 && parts.iter().all(|p| !p.is_empty());
+            proptest::prop_assert_eq!(split(&token, 8192).is_ok(), expected);
+        }
+
+        #[test]
+        fn numeric_dates_keep_their_value_and_strings_never_count(n in proptest::num::i64::ANY) {
+            let c = claims(&format!(r#"{{"exp":{n},"nbf":"{n}"}}"#)).unwrap();
+            proptest::prop_assert_eq!(c.exp, Claim::Present(NumericDate(n)));
+            proptest::prop_assert_eq!(c.nbf, Claim::Invalid);
+        }
+    }
+
     #[test]
     fn peek_issuer_types() {
         assert_eq!(peek_issuer(&b64(r#"{"iss":"a"}"#)).unwrap(), "a");
