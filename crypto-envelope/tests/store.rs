@@ -214,17 +214,12 @@ async fn sqlite_store_holds_no_plaintext() {
     let store = SqliteStore::open(&path).await.unwrap();
     exercise(Arc::new(store.clone())).await;
     // The rows, as SQL sees them.
-    let rows: Vec<(String, String, String, Vec<u8>, String)> =
+    let rows: Vec<RawRow> =
         sqlx::query_as("SELECT owner, scope, name, sealed, key_ref FROM strongroom_secrets")
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert!(rows.len() >= 25);
-    for row in &rows {
-        let all = format!("{} {} {} {}", row.0, row.1, row.2, row.4);
-        assert!(!all.contains("CANARY"));
-        assert!(!contains(&row.3, CANARY.as_bytes()));
-    }
+    assert_rows_hold_no_canary(&rows);
     // The raw files, journal included.
     store.pool().close().await;
     for entry in std::fs::read_dir(dir.path()).unwrap() {
@@ -272,6 +267,19 @@ impl Write for Capture {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// (owner, scope, name, sealed, key_ref) as a store's SQL returns them.
+type RawRow = (String, String, String, Vec<u8>, String);
+
+/// Every row `exercise` wrote is there, and none holds the canary in any column.
+fn assert_rows_hold_no_canary(rows: &[RawRow]) {
+    assert!(rows.len() >= 25);
+    for row in rows {
+        let all = format!("{} {} {} {}", row.0, row.1, row.2, row.4);
+        assert!(!all.contains("CANARY"));
+        assert!(!contains(&row.3, CANARY.as_bytes()));
     }
 }
 
@@ -331,17 +339,12 @@ mod postgres {
         store.migrate().await.unwrap();
         store.migrate().await.unwrap(); // idempotent
         exercise(Arc::new(store.clone())).await;
-        let rows: Vec<(String, String, String, Vec<u8>, String)> =
+        let rows: Vec<RawRow> =
             sqlx::query_as("SELECT owner, scope, name, sealed, key_ref FROM strongroom_secrets")
                 .fetch_all(store.pool())
                 .await
                 .unwrap();
-        assert!(rows.len() >= 25);
-        for row in &rows {
-            let all = format!("{} {} {} {}", row.0, row.1, row.2, row.4);
-            assert!(!all.contains("CANARY"));
-            assert!(!contains(&row.3, CANARY.as_bytes()));
-        }
+        assert_rows_hold_no_canary(&rows);
     }
 
     #[tokio::test]
