@@ -364,7 +364,7 @@ async fn jku_x5u_jwk_x5c_never_pick_a_key_and_are_never_fetched() {
     let headers = [
         json!({"alg": "RS256", "kid": "x1", "jku": attacker_jwks}),
         json!({"alg": "RS256", "kid": "a1", "jku": attacker_jwks}),
-        json!({"alg": "RS256", "kid": "x1", "x5u": f.a.url("/attacker/cert.pem")}),
+        json!({"alg": "RS256", "kid": "x1", "x5u": attacker_jwks}),
         json!({"alg": "RS256", "kid": "x1", "jwk": k.attacker.jwk()}),
         json!({"alg": "RS256", "kid": "a1", "jwk": k.attacker.jwk()}),
         json!({"alg": "RS256", "kid": "x1", "x5c": [b64(k.attacker.spki_der())]}),
