@@ -75,7 +75,7 @@ impl Db {
                 if let Some(dir) = path.parent()
                     && !dir.as_os_str().is_empty()
                 {
-                    std::fs::create_dir_all(dir)
+                    crate::keyring::create_private_dir(dir)
                         .map_err(|_| DbError::Unavailable("cannot create the data directory"))?;
                 }
                 let options = SqliteConnectOptions::new()

@@ -4,7 +4,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crypto_envelope::backend::local::ENV_MASTER_KEY;
@@ -107,9 +107,20 @@ fn read_or_create(path: &Path) -> Result<Zeroizing<String>, KeyError> {
     }
 }
 
+/// Creates `dir` (and its parents) readable by the owner only (0700) if it does not exist.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 fn create(path: &Path) -> Result<Zeroizing<String>, KeyError> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|_| file_error(path, "cannot create its directory"))?;
+        create_private_dir(dir).map_err(|_| file_error(path, "cannot create its directory"))?;
     }
     let key = MasterKey::generate().map_err(|_| KeyError::Random)?;
     let hex = key.to_hex();
@@ -158,6 +169,17 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let second = read_or_create(&path).unwrap();
         assert_eq!(*first, *second);
+    }
+
+    #[test]
+    fn data_dir_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/b");
+        create_private_dir(&data).unwrap();
+        assert_eq!(
+            fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 
     #[test]
