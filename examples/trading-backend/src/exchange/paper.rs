@@ -133,10 +133,11 @@ impl Amount {
         Ok(amount)
     }
 
-    /// `self * price`, rounded up to the 8th place (the buyer pays at least the value).
-    fn times(self, price: Amount) -> Amount {
-        let product = self.0 * price.0;
-        Amount((product + SCALE - 1) / SCALE)
+    /// `self * price`, rounded up to the 8th place (the buyer pays at least the value);
+    /// `None` on overflow (client input: never a panic, never a wrap).
+    fn times(self, price: Amount) -> Option<Amount> {
+        let product = self.0.checked_mul(price.0)?;
+        Some(Amount(product.checked_add(SCALE - 1)? / SCALE))
     }
 
     fn render(self) -> String {
@@ -404,8 +405,11 @@ impl VenueAccount {
         let fill_price = if marketable { mark } else { price };
         // Funds: the quote value for a buy (at the order's own price, the most it can
         // cost), the base amount for a sell.
+        let too_large = ExchangeError::Rejected {
+            code: "amount_too_large",
+        };
         let (asset, needed) = match side {
-            Side::Buy => (quote, amount.times(price)),
+            Side::Buy => (quote, amount.times(price).ok_or(too_large.clone())?),
             Side::Sell => (base, amount),
         };
         if self.bal(asset).free < needed {
@@ -427,7 +431,7 @@ impl VenueAccount {
             created_ms: now,
         };
         if marketable {
-            let cost = amount.times(fill_price);
+            let cost = amount.times(fill_price).ok_or(too_large)?;
             let (paid, paid_amount, got, got_amount) = match side {
                 Side::Buy => (quote, cost, base, amount),
                 Side::Sell => (base, amount, quote, cost),
@@ -460,7 +464,8 @@ impl VenueAccount {
             return;
         };
         let (asset, held) = match side {
-            Side::Buy => (quote, amount.times(price)),
+            // Reserved at creation with the same computation, so it cannot fail here.
+            Side::Buy => (quote, amount.times(price).unwrap_or_default()),
             Side::Sell => (base, amount),
         };
         let b = self.bal(asset);
@@ -602,7 +607,10 @@ mod tests {
         }
         assert!(Amount::parse("amount", Some(&json!(1))).is_err());
         assert_eq!(
-            Amount(1_000_000).times(Amount(50_000 * SCALE)).render(),
+            Amount(1_000_000)
+                .times(Amount(50_000 * SCALE))
+                .unwrap()
+                .render(),
             "500"
         );
     }
@@ -696,6 +704,23 @@ mod tests {
             Err(ExchangeError::Rejected {
                 code: "insufficient_funds"
             })
+        );
+        let huge = "999999999999999999.99999999";
+        assert_eq!(
+            call(
+                "create_order",
+                json!({"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": huge, "price": huge})
+            ),
+            Err(ExchangeError::Rejected {
+                code: "amount_too_large"
+            })
+        );
+        assert!(
+            call(
+                "create_order",
+                json!({"symbol": "BTC/USDT", "side": "sell", "type": "limit", "amount": "1", "price": huge})
+            )
+            .is_ok()
         );
         assert_eq!(
             call(
