@@ -118,7 +118,8 @@ fn building_outside_a_runtime_is_a_typed_error() {
 async fn an_expired_value_is_dropped_within_the_documented_bound() {
     let ttl = Duration::from_millis(300);
     let interval = Duration::from_millis(50);
-    let slack = Duration::from_millis(150);
+    // Scheduling and the maintenance pass itself, on a loaded CI machine.
+    let slack = Duration::from_millis(300);
     let source = TestSource::new(Duration::ZERO);
     let cache = CredCache::builder(Arc::clone(&source) as _)
         .ttl(ttl)
@@ -161,8 +162,14 @@ async fn a_borrowed_value_outlives_its_entry_and_dies_with_the_last_borrower() {
     let k = key("u1", "acct-1", AccessLevel::Read);
     let held = cache.get_or_fetch(&k).await.unwrap();
     let weak = Arc::downgrade(&held);
-    tokio::time::sleep(ttl * 3).await;
-    assert_eq!(cache.entry_count(), 0);
+    let started = Instant::now();
+    while cache.entry_count() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "entry not expired"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(held.expose_secret(), "secret");
     drop(held);
     assert!(weak.upgrade().is_none());
@@ -416,8 +423,14 @@ async fn counters_track_hits_misses_fetches_and_evictions() {
     }
     cache.run_maintenance().await;
     assert!(cache.entry_count() <= 2);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(cache.entry_count(), 0);
+    let started = Instant::now();
+    while cache.entry_count() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "entries not expired"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let s = cache.stats();
     assert_eq!(s.fetches, 5);
     assert_eq!(s.evictions, 5, "{s:?}");
