@@ -162,14 +162,18 @@ async fn a_borrowed_value_outlives_its_entry_and_dies_with_the_last_borrower() {
     let k = key("u1", "acct-1", AccessLevel::Read);
     let held = cache.get_or_fetch(&k).await.unwrap();
     let weak = Arc::downgrade(&held);
+    assert_eq!(Arc::strong_count(&held), 2, "the cache and this borrower");
+    // Wait until the cache has released its reference (expiry + maintenance).
     let started = Instant::now();
-    while cache.entry_count() > 0 {
+    while Arc::strong_count(&held) > 1 {
         assert!(
             started.elapsed() < Duration::from_secs(2),
-            "entry not expired"
+            "cache still holds the value"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(cache.entry_count(), 0);
+    // The borrower still reads it; its drop is the last one.
     assert_eq!(held.expose_secret(), "secret");
     drop(held);
     assert!(weak.upgrade().is_none());
