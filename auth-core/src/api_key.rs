@@ -343,16 +343,99 @@ fn parse_key(key: &str) -> Option<(&str, &str)> {
     }
     let (id, tail) = rest.split_at_checked(KEY_ID_LEN)?;
     let secret_part = tail.strip_prefix('_')?;
-    let id_ok = id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    // One table lookup per byte and no early exit: cheap, and the time does not depend
+    // on where a bad character is.
+    let id_ok = id
+        .bytes()
+        .fold(HEX_LOWER, |acc, b| acc & CLASS[usize::from(b)]);
     let secret_ok = secret_part
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    (id_ok && secret_ok).then_some((id, secret_part))
+        .fold(B64URL, |acc, b| acc & CLASS[usize::from(b)]);
+    (id_ok != 0 && secret_ok != 0).then_some((id, secret_part))
 }
+
+/// Class bit: lower-case hex digit (`[0-9a-f]`).
+const HEX_LOWER: u8 = 1;
+/// Class bit: base64url character (`[A-Za-z0-9_-]`).
+const B64URL: u8 = 2;
+
+/// The class bits of every byte value.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if matches!(b, b'0'..=b'9' | b'a'..=b'f') {
+            t[i] |= HEX_LOWER;
+        }
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            t[i] |= B64URL;
+        }
+        i += 1;
+    }
+    t
+};
 
 fn valid_scope(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_SCOPE_LEN
         && s.bytes()
             .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b':' | b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The obvious byte-by-byte definition of a well-formed key, to check the table.
+    fn reference(key: &str) -> Option<(&str, &str)> {
+        let rest = key.strip_prefix(API_KEY_PREFIX)?;
+        if rest.len() != KEY_ID_LEN + 1 + KEY_SECRET_LEN {
+            return None;
+        }
+        let (id, tail) = rest.split_at_checked(KEY_ID_LEN)?;
+        let secret_part = tail.strip_prefix('_')?;
+        let id_ok = id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let secret_ok = secret_part
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        (id_ok && secret_ok).then_some((id, secret_part))
+    }
+
+    #[test]
+    fn parse_key_agrees_with_reference_for_every_byte_at_every_position() {
+        let good = format!(
+            "{API_KEY_PREFIX}{}_{}",
+            "0123456789abcdef0123456789abcdef", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn-_0"
+        );
+        assert_eq!(
+            parse_key(&good),
+            Some((
+                "0123456789abcdef0123456789abcdef",
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn-_0"
+            ))
+        );
+        let mut accepted = 0usize;
+        let mut refused = 0usize;
+        for pos in 0..good.len() {
+            for b in 0u8..=127 {
+                let mut bytes = good.clone().into_bytes();
+                bytes[pos] = b;
+                let key = String::from_utf8(bytes).unwrap();
+                let got = parse_key(&key);
+                assert_eq!(got, reference(&key), "byte {b} at {pos}");
+                if got.is_some() {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        // Both outcomes occur (the comparison above is not vacuous).
+        assert!(accepted > 0 && refused > 0);
+        // Non-ASCII and wrong lengths are refused.
+        assert_eq!(parse_key(&good.replacen('a', "é", 1)), None);
+        assert_eq!(parse_key(&good[..good.len() - 1]), None);
+        assert_eq!(parse_key(&format!("{good}A")), None);
+    }
 }

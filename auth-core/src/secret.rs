@@ -14,15 +14,28 @@ pub(crate) type Digest = [u8; 32];
 pub(crate) fn sha256(data: &[u8]) -> Digest {
     let d = digest(&SHA256, data);
     let mut out = [0u8; 32];
-    for (o, b) in out.iter_mut().zip(d.as_ref()) {
-        *o = *b;
-    }
+    out.copy_from_slice(d.as_ref());
     out
 }
 
 /// Constant-time equality of two digests.
+///
+/// The digests are compared as four 64-bit words with `subtle` (four optimisation
+/// barriers instead of 32 for a byte-wise compare); every word is always compared and
+/// the result is one [`subtle::Choice`], so the time does not depend on where the
+/// digests differ.
 pub(crate) fn digest_eq(a: &Digest, b: &Digest) -> bool {
-    bool::from(a.ct_eq(b))
+    bool::from(digest_words(a).ct_eq(&digest_words(b)))
+}
+
+/// A digest as four little-endian 64-bit words.
+fn digest_words(d: &Digest) -> [u64; 4] {
+    let (words, _) = d.as_chunks::<8>();
+    let mut out = [0u64; 4];
+    for (o, w) in out.iter_mut().zip(words) {
+        *o = u64::from_le_bytes(*w);
+    }
+    out
 }
 
 /// The system random generator failed (the crate refuses to issue a weak token).
@@ -58,4 +71,35 @@ pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_eq_detects_a_difference_in_any_bit() {
+        let a = sha256(b"one");
+        assert!(digest_eq(&a, &a.clone()));
+        for byte in 0..32 {
+            for bit in 0..8 {
+                let mut b = a;
+                b[byte] ^= 1 << bit;
+                assert!(!digest_eq(&a, &b), "byte {byte} bit {bit}");
+                assert!(!digest_eq(&b, &a), "byte {byte} bit {bit}");
+            }
+        }
+        assert!(!digest_eq(&a, &sha256(b"two")));
+    }
+
+    #[test]
+    fn sha256_matches_the_known_answer() {
+        // SHA-256("abc"), FIPS 180-2 appendix B.1.
+        let want = [
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
+            0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61,
+            0xf2, 0x00, 0x15, 0xad,
+        ];
+        assert_eq!(sha256(b"abc"), want);
+    }
 }
