@@ -1,8 +1,9 @@
-//! In-memory store: users, sessions and API keys in `HashMap`s behind one lock.
+//! In-memory store: users, sessions and API keys in `HashMap`s behind one read-write lock
+//! (resolutions only read, so concurrent requests do not queue behind each other).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
@@ -15,7 +16,7 @@ use crate::user::{SsoIdentity, User, UserStore};
 /// it is dropped.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
 }
 
 #[derive(Debug, Default)]
@@ -54,12 +55,18 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+    fn read(&self) -> Result<RwLockReadGuard<'_, Inner>, StoreError> {
         // A poisoned lock means a panic mid-update: refuse rather than serve torn data.
-        self.inner
-            .lock()
-            .map_err(|_| StoreError::Backend("memory store lock poisoned".into()))
+        self.inner.read().map_err(|_| poisoned())
     }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Inner>, StoreError> {
+        self.inner.write().map_err(|_| poisoned())
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("memory store lock poisoned".into())
 }
 
 impl Inner {
@@ -78,7 +85,7 @@ impl Inner {
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        self.lock()?.insert_user(user)
+        self.write()?.insert_user(user)
     }
 
     async fn create_user_with_identity(
@@ -86,7 +93,7 @@ impl UserStore for MemoryStore {
         user: &User,
         identity: &SsoIdentity,
     ) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         if inner.identities.contains_key(identity) {
             return Err(StoreError::Conflict { field: "identity" });
         }
@@ -96,12 +103,12 @@ impl UserStore for MemoryStore {
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.lock()?.users.get(user_id).cloned())
+        Ok(self.read()?.users.get(user_id).cloned())
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         Ok(self
-            .lock()?
+            .read()?
             .users
             .values()
             .find(|u| u.email == email)
@@ -114,7 +121,7 @@ impl UserStore for MemoryStore {
         password_hash: &str,
         must_change_password: bool,
     ) -> Result<bool, StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         let Some(user) = inner.users.get_mut(user_id) else {
             return Ok(false);
         };
@@ -124,7 +131,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<bool, StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         let Some(user) = inner.users.get_mut(user_id) else {
             return Ok(false);
         };
@@ -133,7 +140,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn user_by_identity(&self, identity: &SsoIdentity) -> Result<Option<User>, StoreError> {
-        let inner = self.lock()?;
+        let inner = self.read()?;
         Ok(inner
             .identities
             .get(identity)
@@ -143,7 +150,7 @@ impl UserStore for MemoryStore {
 
     async fn identity_of(&self, user_id: &str) -> Result<Option<SsoIdentity>, StoreError> {
         Ok(self
-            .lock()?
+            .read()?
             .identities
             .iter()
             .find(|(_, u)| u.as_str() == user_id)
@@ -151,7 +158,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn bind_identity(&self, user_id: &str, identity: &SsoIdentity) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         if inner.identities.contains_key(identity)
             || inner.identities.values().any(|u| u == user_id)
         {
@@ -170,7 +177,7 @@ impl UserStore for MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         if inner.sessions.contains_key(&record.token_digest)
             || inner.sessions.values().any(|s| s.id == record.id)
         {
@@ -184,15 +191,15 @@ impl SessionStore for MemoryStore {
         &self,
         digest: &[u8; 32],
     ) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.lock()?.sessions.get(digest).cloned())
+        Ok(self.read()?.sessions.get(digest).cloned())
     }
 
     async fn delete_session_by_digest(&self, digest: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(self.lock()?.sessions.remove(digest).is_some())
+        Ok(self.write()?.sessions.remove(digest).is_some())
     }
 
     async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         let before = inner.sessions.len();
         inner
             .sessions
@@ -201,14 +208,14 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         let before = inner.sessions.len();
         inner.sessions.retain(|_, s| s.user_id != user_id);
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
     }
 
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         let before = inner.sessions.len();
         inner.sessions.retain(|_, s| s.expires_at > now);
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
@@ -216,7 +223,7 @@ impl SessionStore for MemoryStore {
 
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
         let mut v: Vec<_> = self
-            .lock()?
+            .read()?
             .sessions
             .values()
             .filter(|s| s.user_id == user_id)
@@ -230,7 +237,7 @@ impl SessionStore for MemoryStore {
 #[async_trait]
 impl ApiKeyStore for MemoryStore {
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         if inner.api_keys.contains_key(&record.id) {
             return Err(StoreError::Conflict { field: "id" });
         }
@@ -239,11 +246,11 @@ impl ApiKeyStore for MemoryStore {
     }
 
     async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        Ok(self.lock()?.api_keys.get(key_id).cloned())
+        Ok(self.read()?.api_keys.get(key_id).cloned())
     }
 
     async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<(), StoreError> {
-        if let Some(k) = self.lock()?.api_keys.get_mut(key_id) {
+        if let Some(k) = self.write()?.api_keys.get_mut(key_id) {
             k.last_used_at = Some(now);
         }
         Ok(())
@@ -255,7 +262,7 @@ impl ApiKeyStore for MemoryStore {
         key_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut inner = self.lock()?;
+        let mut inner = self.write()?;
         match inner.api_keys.get_mut(key_id) {
             Some(k) if k.user_id == user_id && k.revoked_at.is_none() => {
                 k.revoked_at = Some(now);
@@ -267,7 +274,7 @@ impl ApiKeyStore for MemoryStore {
 
     async fn user_api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let mut v: Vec<_> = self
-            .lock()?
+            .read()?
             .api_keys
             .values()
             .filter(|k| k.user_id == user_id)
