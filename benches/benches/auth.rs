@@ -68,8 +68,12 @@ fn api_key(c: &mut Criterion) {
     // The resolver hashes only the secret part (43 bytes, one SHA-256 block), not the
     // whole key (79 bytes, two blocks): shown too, so the ratio against the bytes the
     // resolver really hashes can be read off the same run.
-    let secret_part = raw.rsplit_once('_').unwrap().1.to_owned();
-    assert_eq!(secret_part.len(), auth_core::api_key::KEY_SECRET_LEN);
+    // `ak_<32 hex id>_<secret>`; the secret may itself contain `_`, so cut by length.
+    let secret_part = raw[raw.len() - auth_core::api_key::KEY_SECRET_LEN..].to_owned();
+    assert_eq!(
+        raw.len(),
+        "ak_".len() + auth_core::api_key::KEY_ID_LEN + 1 + secret_part.len()
+    );
     g.bench_function("sha256_raw_secret_part", |b| {
         b.iter(|| raw_sha256(&secret_part))
     });
