@@ -26,6 +26,8 @@ pub(crate) const ENV_SSO_ISSUER: &str = "SSO_ISSUER";
 pub(crate) const ENV_SSO_JWKS_URL: &str = "SSO_JWKS_URL";
 /// SSO audience (`aud`).
 pub(crate) const ENV_SSO_AUDIENCE: &str = "SSO_AUDIENCE";
+/// DANGER, tests and local development only: `1` accepts a plain `http://` JWKS URL.
+pub(crate) const ENV_SSO_DANGER_ALLOW_HTTP: &str = "SSO_DANGER_ALLOW_HTTP";
 
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -67,6 +69,9 @@ pub(crate) struct SsoSettings {
     pub(crate) issuer: String,
     pub(crate) jwks_url: String,
     pub(crate) audience: String,
+    /// `SSO_DANGER_ALLOW_HTTP=1`: the JWKS URL may be plain `http://` (anyone on the
+    /// network path could then substitute the keys). Tests and local development only.
+    pub(crate) danger_allow_http: bool,
 }
 
 /// The service configuration.
@@ -203,8 +208,22 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
     let issuer = non_empty(lookup, ENV_SSO_ISSUER);
     let jwks_url = non_empty(lookup, ENV_SSO_JWKS_URL);
     let audience = non_empty(lookup, ENV_SSO_AUDIENCE);
+    let danger_allow_http = match non_empty(lookup, ENV_SSO_DANGER_ALLOW_HTTP) {
+        None => None,
+        Some(v) if v == "1" => Some(v),
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                var: ENV_SSO_DANGER_ALLOW_HTTP,
+                reason: "the only accepted value is 1 (or leave it unset)",
+            });
+        }
+    };
     let Some(issuer) = issuer else {
-        for (var, value) in [(ENV_SSO_JWKS_URL, &jwks_url), (ENV_SSO_AUDIENCE, &audience)] {
+        for (var, value) in [
+            (ENV_SSO_JWKS_URL, &jwks_url),
+            (ENV_SSO_AUDIENCE, &audience),
+            (ENV_SSO_DANGER_ALLOW_HTTP, &danger_allow_http),
+        ] {
             if value.is_some() {
                 return Err(ConfigError::Missing {
                     var: ENV_SSO_ISSUER,
@@ -222,7 +241,9 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
         var: ENV_SSO_AUDIENCE,
         because: ENV_SSO_ISSUER,
     })?;
-    if !jwks_url.starts_with("https://") {
+    let danger_allow_http = danger_allow_http.is_some();
+    let plain_http_allowed = danger_allow_http && jwks_url.starts_with("http://");
+    if !jwks_url.starts_with("https://") && !plain_http_allowed {
         return Err(ConfigError::Invalid {
             var: ENV_SSO_JWKS_URL,
             reason: "must be an https:// URL",
@@ -232,6 +253,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
         issuer,
         jwks_url,
         audience,
+        danger_allow_http,
     }))
 }
 
@@ -314,6 +336,73 @@ mod tests {
         ])
         .unwrap();
         assert!(ok.sso.is_some() && ok.registration_open);
+    }
+
+    #[test]
+    fn plain_http_jwks_only_with_the_danger_flag_set_to_1() {
+        let sso = [
+            (ENV_SSO_ISSUER, "https://idp"),
+            (ENV_SSO_JWKS_URL, "http://127.0.0.1:9/jwks"),
+            (ENV_SSO_AUDIENCE, "app"),
+        ];
+        // Refused without the flag.
+        assert!(matches!(
+            with(&sso),
+            Err(ConfigError::Invalid {
+                var: ENV_SSO_JWKS_URL,
+                ..
+            })
+        ));
+        // Accepted with it, and the flag reaches the settings.
+        let mut allowed = sso.to_vec();
+        allowed.push((ENV_SSO_DANGER_ALLOW_HTTP, "1"));
+        let settings = with(&allowed).unwrap().sso.unwrap();
+        assert!(settings.danger_allow_http);
+        assert_eq!(settings.jwks_url, "http://127.0.0.1:9/jwks");
+        // https keeps working with the flag; without it the flag is off.
+        let mut https = allowed.clone();
+        https[1] = (ENV_SSO_JWKS_URL, "https://idp/jwks");
+        assert!(with(&https).unwrap().sso.unwrap().danger_allow_http);
+        let mut plain = sso.to_vec();
+        plain[1] = (ENV_SSO_JWKS_URL, "https://idp/jwks");
+        assert!(!with(&plain).unwrap().sso.unwrap().danger_allow_http);
+        // Other schemes stay refused even with the flag.
+        let mut ftp = allowed.clone();
+        ftp[1] = (ENV_SSO_JWKS_URL, "ftp://idp/jwks");
+        assert!(matches!(
+            with(&ftp),
+            Err(ConfigError::Invalid {
+                var: ENV_SSO_JWKS_URL,
+                ..
+            })
+        ));
+        // Any value but 1 is refused, naming the variable and not the value.
+        for bad in ["0", "true", "yes", "CANARY", " 1"] {
+            let mut vars = sso.to_vec();
+            vars.push((ENV_SSO_DANGER_ALLOW_HTTP, bad));
+            let err = with(&vars).err().unwrap();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        var: ENV_SSO_DANGER_ALLOW_HTTP,
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(ENV_SSO_DANGER_ALLOW_HTTP), "{message}");
+            assert!(!message.contains("CANARY"), "{message}");
+        }
+        // The flag alone (no SSO) is a mistake, not silently ignored.
+        assert!(matches!(
+            with(&[(ENV_SSO_DANGER_ALLOW_HTTP, "1")]),
+            Err(ConfigError::Missing {
+                var: ENV_SSO_ISSUER,
+                because: ENV_SSO_DANGER_ALLOW_HTTP,
+            })
+        ));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use auth_core::http::AuthLayer;
-use auth_core::sso::{IssuerConfig, SsoResolver, SsoVerifier};
+use auth_core::sso::{IssuerConfig, SsoResolver, SsoVerifier, danger};
 use auth_core::{
     Accounts, ApiKeys, AuthMethod, Chain, InternalSecretResolver, PasswordConfig, PasswordHasher,
     Principal, SessionConfig, Sessions, SsoBinder, StaticTokenResolver, UserStore,
@@ -149,10 +149,13 @@ pub(crate) fn build(
     }
     chain = chain.resolver(sessions.clone());
     if let Some(sso) = &config.sso {
-        let issuer = IssuerConfig::remote(sso.issuer.clone(), sso.jwks_url.clone())
-            .audience(sso.audience.clone())
-            .build()
-            .map_err(|e| BuildError::Sso(e.to_string()))?;
+        let mut issuer = IssuerConfig::remote(sso.issuer.clone(), sso.jwks_url.clone())
+            .audience(sso.audience.clone());
+        if sso.danger_allow_http {
+            warn_sso_plain_http();
+            issuer = danger::allow_plain_http(issuer);
+        }
+        let issuer = issuer.build().map_err(|e| BuildError::Sso(e.to_string()))?;
         let verifier = SsoVerifier::builder()
             .issuer(issuer)
             .build()
@@ -191,6 +194,20 @@ pub(crate) fn build(
         exchange_of: RwLock::new(HashMap::new()),
     });
     Ok(router(state, chain, internal))
+}
+
+/// `SSO_DANGER_ALLOW_HTTP=1`: said loudly at start, on stderr and in the log.
+fn warn_sso_plain_http() {
+    let line = "=".repeat(78);
+    eprintln!(
+        "{line}\nWARNING: SSO_DANGER_ALLOW_HTTP=1. The SSO JWKS may be fetched over plain http://.\n\
+         Anyone on the network path can substitute the issuer's keys and sign in as any\n\
+         user. For tests and local development only; NEVER set it in production.\n{line}"
+    );
+    tracing::warn!(
+        code = "sso.danger_allow_http",
+        "SSO_DANGER_ALLOW_HTTP=1: the SSO JWKS may be fetched over plain http (tests and development only)"
+    );
 }
 
 fn router(state: Shared, chain: Chain, internal: Chain) -> Router {
