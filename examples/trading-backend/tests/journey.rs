@@ -526,6 +526,7 @@ async fn whole_journey_and_no_canary_at_rest_or_in_logs() {
             assert!(!body.contains(canary), "{canary} in a response body");
         }
     }
-    // And the positive control: the scanner does find what is there.
-    assert!(file_contains(&files[0], b"tb_accounts"));
+    // And the positive control: the scanner does find what is there (in the main file,
+    // or still in the write-ahead log if SQLite had not checkpointed it yet).
+    assert!(files.iter().any(|f| file_contains(f, b"tb_accounts")));
 }

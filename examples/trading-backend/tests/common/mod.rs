@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 pub const BIN: &str = env!("CARGO_BIN_EXE_trading-backend");
 
 /// Variables the tests set themselves; inherited values are removed.
-const OWN_VARS: [&str; 12] = [
+const OWN_VARS: [&str; 13] = [
     "STRONGROOM_DATA_DIR",
+    "SSO_DANGER_ALLOW_HTTP",
     "DATABASE_URL",
     "LISTEN_ADDR",
     "API_TOKEN",
