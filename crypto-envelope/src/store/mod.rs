@@ -120,8 +120,9 @@ pub struct SecretMeta {
     pub updated_at: i64,
 }
 
-/// A stored secret: its metadata and sealed bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A stored secret: its metadata and sealed bytes. The sealed bytes are ciphertext, but
+/// `Debug` shows only their length, so logs never carry them.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredSecret {
     /// The metadata.
     pub meta: SecretMeta,
@@ -129,8 +130,17 @@ pub struct StoredSecret {
     pub sealed: Vec<u8>,
 }
 
-/// One row handed to a bulk re-wrap.
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("meta", &self.meta)
+            .field("sealed_len", &self.sealed.len())
+            .finish()
+    }
+}
+
+/// One row handed to a bulk re-wrap. `Debug` shows the sealed bytes' length only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RewrapRow {
     /// The row's position in the store's stable order: the resume cursor.
     pub row_id: i64,
@@ -138,6 +148,16 @@ pub struct RewrapRow {
     pub secret: SecretRef,
     /// The sealed bytes as read.
     pub sealed: Vec<u8>,
+}
+
+impl fmt::Debug for RewrapRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RewrapRow")
+            .field("row_id", &self.row_id)
+            .field("secret", &self.secret)
+            .field("sealed_len", &self.sealed.len())
+            .finish()
+    }
 }
 
 /// Why a store operation failed.
