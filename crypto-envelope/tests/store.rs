@@ -17,31 +17,28 @@ use crypto_envelope::{
 
 const CANARY: &str = "CANARY-5be21d-exchange-secret";
 
+/// Key 1, or keys 1 and 2 with 2 primary (and 1 optionally retired).
+fn ring_with(latest: u32, retire_v1: bool) -> LocalKeyRing {
+    let mut builder = LocalKeyRing::builder().key(1, key(1));
+    if latest == 2 {
+        builder = builder.key(2, key(2));
+    }
+    if retire_v1 {
+        builder = builder.retire(1);
+    }
+    builder.primary(latest).build().unwrap()
+}
+
 fn ring_v1() -> LocalKeyRing {
-    LocalKeyRing::builder()
-        .key(1, key(1))
-        .primary(1)
-        .build()
-        .unwrap()
+    ring_with(1, false)
 }
 
 fn ring_v2() -> LocalKeyRing {
-    LocalKeyRing::builder()
-        .key(1, key(1))
-        .key(2, key(2))
-        .primary(2)
-        .build()
-        .unwrap()
+    ring_with(2, false)
 }
 
 fn ring_v2_retired_v1() -> LocalKeyRing {
-    LocalKeyRing::builder()
-        .key(1, key(1))
-        .key(2, key(2))
-        .primary(2)
-        .retire(1)
-        .build()
-        .unwrap()
+    ring_with(2, true)
 }
 
 fn secrets(store: Arc<dyn SecretStore>, ring: LocalKeyRing) -> Secrets {
