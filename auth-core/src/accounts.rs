@@ -256,7 +256,7 @@ impl Accounts {
     /// [`AccountError::UserNotFound`], [`AccountError::Unavailable`].
     pub async fn me(&self, principal: &Principal) -> Result<User, AccountError> {
         self.users
-            .user_by_id(&principal.user_id)
+            .user_by_id(principal.user_id())
             .await?
             .ok_or(AccountError::UserNotFound)
     }

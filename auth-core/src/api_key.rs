@@ -11,11 +11,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::chain::{Refusal, Resolution, Resolver};
+use crate::chain::{Refusal, Resolution, ResolveFuture, Resolver};
 use crate::credential::{Credential, CredentialKind};
 use crate::principal::{AuthMethod, Principal};
-use crate::secret::{self, RandomError};
-use crate::store::StoreError;
+use crate::secret::{self, Digest, RandomError};
+use crate::store::{StoreError, StoreFuture};
 
 /// The prefix of every API key.
 pub const API_KEY_PREFIX: &str = "ak_";
@@ -73,58 +73,122 @@ impl fmt::Debug for NewApiKey {
     }
 }
 
-/// A stored API key: the id and the digest of the secret, never the secret.
+/// A stored API key: the principal it authenticates (user id, key id, scopes), a name,
+/// the SHA-256 of the secret part (never the secret), creation, last-use and revocation
+/// times.
+///
+/// The principal is built once, when the record is made; cloning a record (as the
+/// in-memory store does on every lookup) and handing out its principal allocate nothing.
 #[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ApiKeyRecord {
-    /// The key id (32 hex characters).
-    pub id: String,
-    /// The owning user.
-    pub user_id: String,
-    /// A label chosen by the user.
-    pub name: String,
-    /// SHA-256 of the secret part.
-    pub secret_digest: [u8; 32],
-    /// Scopes (empty: none).
-    pub scopes: Vec<String>,
-    /// Creation time, Unix seconds.
-    pub created_at: i64,
-    /// Last successful use, Unix seconds (minute granularity).
-    pub last_used_at: Option<i64>,
-    /// Revocation time, Unix seconds.
-    pub revoked_at: Option<i64>,
+    principal: Principal,
+    name: Arc<str>,
+    secret_digest: [u8; 32],
+    created_at: i64,
+    pub(crate) last_used_at: Option<i64>,
+    pub(crate) revoked_at: Option<i64>,
 }
 
 impl ApiKeyRecord {
-    /// A new, never-used, unrevoked record.
+    /// A new, never-used, unrevoked record: key `id` (32 hex characters) of `user_id`,
+    /// labelled `name`, whose secret part has the SHA-256 `secret_digest`.
     #[must_use]
     pub fn new(
-        id: impl Into<String>,
-        user_id: impl Into<String>,
-        name: impl Into<String>,
+        id: impl Into<Box<str>>,
+        user_id: impl Into<Box<str>>,
+        name: impl Into<Arc<str>>,
         secret_digest: [u8; 32],
-        scopes: Vec<String>,
+        scopes: impl Into<Box<[String]>>,
         created_at: i64,
     ) -> Self {
         Self {
-            id: id.into(),
-            user_id: user_id.into(),
+            principal: Principal::new(user_id, AuthMethod::ApiKey)
+                .with_credential_id(id)
+                .with_scopes(scopes),
             name: name.into(),
             secret_digest,
-            scopes,
             created_at,
             last_used_at: None,
             revoked_at: None,
         }
+    }
+
+    /// Sets the last-use time (for stores loading a record).
+    #[must_use]
+    pub fn with_last_used_at(mut self, at: Option<i64>) -> Self {
+        self.last_used_at = at;
+        self
+    }
+
+    /// Sets the revocation time (for stores loading a record).
+    #[must_use]
+    pub fn with_revoked_at(mut self, at: Option<i64>) -> Self {
+        self.revoked_at = at;
+        self
+    }
+
+    /// The key id (32 hex characters).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        // `new` always sets it.
+        self.principal.credential_id().unwrap_or_default()
+    }
+
+    /// The owning user.
+    #[must_use]
+    pub fn user_id(&self) -> &str {
+        self.principal.user_id()
+    }
+
+    /// The label chosen by the user.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// SHA-256 of the secret part.
+    #[must_use]
+    pub fn secret_digest(&self) -> &[u8; 32] {
+        &self.secret_digest
+    }
+
+    /// Scopes (empty: none).
+    #[must_use]
+    pub fn scopes(&self) -> &[String] {
+        self.principal.scopes()
+    }
+
+    /// Creation time, Unix seconds.
+    #[must_use]
+    pub fn created_at(&self) -> i64 {
+        self.created_at
+    }
+
+    /// Last successful use, Unix seconds (minute granularity).
+    #[must_use]
+    pub fn last_used_at(&self) -> Option<i64> {
+        self.last_used_at
+    }
+
+    /// Revocation time, Unix seconds.
+    #[must_use]
+    pub fn revoked_at(&self) -> Option<i64> {
+        self.revoked_at
+    }
+
+    /// The principal the key authenticates as (unless revoked).
+    #[must_use]
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 }
 
 impl fmt::Debug for ApiKeyRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeyRecord")
-            .field("id", &self.id)
-            .field("user_id", &self.user_id)
-            .field("scopes", &self.scopes)
+            .field("id", &self.id())
+            .field("user_id", &self.user_id())
+            .field("scopes", &self.scopes())
             .field("last_used_at", &self.last_used_at)
             .field("revoked_at", &self.revoked_at)
             .finish_non_exhaustive()
@@ -139,6 +203,11 @@ impl fmt::Debug for ApiKeyRecord {
 /// * [`ApiKeyStore::revoke_api_key`] and [`ApiKeyStore::user_api_keys`] are scoped by the
 ///   owning user id.
 /// * Errors are [`StoreError`]s, never "not found".
+///
+/// [`ApiKeyStore::api_key`] runs on every request that presents an API key, so it
+/// returns a [`StoreFuture`] instead of being an `async fn`: an in-process store answers
+/// with [`StoreFuture::ready`] and costs no allocation; a database store wraps its query
+/// in [`StoreFuture::boxed`].
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync + fmt::Debug {
     /// Inserts a key.
@@ -148,12 +217,8 @@ pub trait ApiKeyStore: Send + Sync + fmt::Debug {
     /// [`StoreError`].
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
 
-    /// The key with this id.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`].
-    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// The key with this id; the future fails with a [`StoreError`].
+    fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>>;
 
     /// Records a use at `now`.
     ///
@@ -285,52 +350,65 @@ impl ApiKeys {
         self.store.user_api_keys(user_id).await
     }
 
-    async fn check(&self, key: &str) -> Resolution {
+    /// Resolves a presented key: parse, hash the secret part, look the record up by id.
+    fn check<'a>(&'a self, key: &'a str) -> ResolveFuture<'a> {
         let Some((key_id, secret_part)) = parse_key(key) else {
-            return Resolution::Invalid(API_KEY_MALFORMED);
-        };
-        let record = match self.store.api_key(key_id).await {
-            Err(e) => {
-                tracing::warn!(code = API_KEY_STORE_UNAVAILABLE.code(), error = %e, "api key store failed");
-                return Resolution::Unavailable(API_KEY_STORE_UNAVAILABLE);
-            }
-            Ok(None) => return Resolution::Invalid(API_KEY_UNKNOWN),
-            Ok(Some(r)) => r,
+            return ResolveFuture::ready(Resolution::Invalid(API_KEY_MALFORMED));
         };
         let presented = secret::sha256(secret_part.as_bytes());
-        if !secret::digest_eq(&record.secret_digest, &presented) {
-            return Resolution::Invalid(API_KEY_MISMATCH);
+        self.store
+            .api_key(key_id)
+            .then(move |found| self.authorize(found, &presented))
+    }
+
+    /// The decision on a key whose secret part hashes to `presented`, given what the
+    /// store found; records the use when the last one is older than
+    /// [`LAST_USED_GRANULARITY`] (the only step that may wait).
+    fn authorize(
+        &self,
+        found: Result<Option<ApiKeyRecord>, StoreError>,
+        presented: &Digest,
+    ) -> ResolveFuture<'_> {
+        let record = match found {
+            Err(e) => {
+                tracing::warn!(code = API_KEY_STORE_UNAVAILABLE.code(), error = %e, "api key store failed");
+                return ResolveFuture::ready(Resolution::Unavailable(API_KEY_STORE_UNAVAILABLE));
+            }
+            Ok(None) => return ResolveFuture::ready(Resolution::Invalid(API_KEY_UNKNOWN)),
+            Ok(Some(r)) => r,
+        };
+        if !secret::digest_eq(&record.secret_digest, presented) {
+            return ResolveFuture::ready(Resolution::Invalid(API_KEY_MISMATCH));
         }
         if record.revoked_at.is_some() {
-            return Resolution::Invalid(API_KEY_REVOKED);
+            return ResolveFuture::ready(Resolution::Invalid(API_KEY_REVOKED));
         }
         let now = secret::now_unix();
-        if record
+        let recently_used = record
             .last_used_at
-            .is_none_or(|t| now.saturating_sub(t) >= LAST_USED_GRANULARITY)
-        {
-            // Bookkeeping only: a failed write does not change the decision.
-            if let Err(e) = self.store.touch_api_key(&record.id, now).await {
-                tracing::warn!(code = "api_key.touch_failed", key_id = %record.id, error = %e, "last-used update failed");
-            }
+            .is_some_and(|t| now.saturating_sub(t) < LAST_USED_GRANULARITY);
+        if recently_used {
+            return ResolveFuture::ready(Resolution::Authenticated(record.principal));
         }
-        Resolution::Authenticated(
-            Principal::new(record.user_id, AuthMethod::ApiKey)
-                .with_credential_id(record.id)
-                .with_scopes(record.scopes),
-        )
+        ResolveFuture::boxed(async move {
+            // Bookkeeping only: a failed write does not change the decision.
+            let key_id = record.id();
+            if let Err(e) = self.store.touch_api_key(key_id, now).await {
+                tracing::warn!(code = "api_key.touch_failed", key_id, error = %e, "last-used update failed");
+            }
+            Resolution::Authenticated(record.principal)
+        })
     }
 }
 
-#[async_trait]
 impl Resolver for ApiKeys {
-    async fn resolve(&self, cred: &Credential) -> Resolution {
+    fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
         match cred.kind() {
-            CredentialKind::ApiKey => self.check(cred.expose_secret()).await,
+            CredentialKind::ApiKey => self.check(cred.expose_secret()),
             CredentialKind::Bearer if cred.expose_secret().starts_with(API_KEY_PREFIX) => {
-                self.check(cred.expose_secret()).await
+                self.check(cred.expose_secret())
             }
-            _ => Resolution::Pass,
+            _ => ResolveFuture::ready(Resolution::Pass),
         }
     }
 }

@@ -22,10 +22,10 @@
 use core::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use http::{HeaderMap, Uri};
 
 use crate::credential::Credential;
+use crate::future::MaybeReady;
 use crate::principal::Principal;
 
 /// Why a credential was refused or could not be checked: a stable, machine-readable code
@@ -76,6 +76,10 @@ pub enum Resolution {
     Unavailable(Refusal),
 }
 
+/// The future [`Resolver::resolve`] returns: [`ResolveFuture::ready`] for a decision made
+/// without waiting (no allocation), [`ResolveFuture::boxed`] for one that waits on I/O.
+pub type ResolveFuture<'a> = MaybeReady<'a, Resolution>;
+
 /// One way of turning a credential into a principal.
 ///
 /// # Security contract
@@ -89,7 +93,32 @@ pub enum Resolution {
 ///   is [`Resolution::Invalid`].
 /// * Any backend error is [`Resolution::Unavailable`], never `Pass` and never
 ///   `Authenticated`: fail closed.
-#[async_trait]
+///
+/// # Writing one
+///
+/// `resolve` returns a [`ResolveFuture`] rather than being an `async fn`, so that a
+/// resolver that decides without waiting (every built-in one over an in-process store)
+/// costs no allocation per request. A resolver that waits wraps its async work in
+/// [`ResolveFuture::boxed`], which is what `async_trait` would do:
+///
+/// ```
+/// use auth_core::{Credential, ResolveFuture, Resolution, Resolver};
+///
+/// #[derive(Debug)]
+/// struct Remote;
+///
+/// impl Remote {
+///     async fn ask(&self, _cred: &Credential) -> Resolution {
+///         Resolution::Pass // e.g. an HTTP call to an introspection endpoint
+///     }
+/// }
+///
+/// impl Resolver for Remote {
+///     fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
+///         ResolveFuture::boxed(self.ask(cred))
+///     }
+/// }
+/// ```
 pub trait Resolver: Send + Sync + fmt::Debug {
     /// Whether the resolver can work at all. A chain with a resolver that is not ready
     /// answers [`Outcome::Unavailable`] to every request, with or without a credential
@@ -104,28 +133,26 @@ pub trait Resolver: Send + Sync + fmt::Debug {
     }
 
     /// Decides about `cred`.
-    async fn resolve(&self, cred: &Credential) -> Resolution;
+    fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a>;
 }
 
-#[async_trait]
 impl<R: Resolver + ?Sized> Resolver for Arc<R> {
     fn ready(&self) -> Result<(), Refusal> {
         (**self).ready()
     }
 
-    async fn resolve(&self, cred: &Credential) -> Resolution {
-        (**self).resolve(cred).await
+    fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
+        (**self).resolve(cred)
     }
 }
 
-#[async_trait]
 impl<R: Resolver + ?Sized> Resolver for Box<R> {
     fn ready(&self) -> Result<(), Refusal> {
         (**self).ready()
     }
 
-    async fn resolve(&self, cred: &Credential) -> Resolution {
-        (**self).resolve(cred).await
+    fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
+        (**self).resolve(cred)
     }
 }
 

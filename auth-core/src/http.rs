@@ -194,6 +194,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
 
 impl fmt::Display for Authenticated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} via {}", self.0.user_id, self.0.method)
+        write!(f, "{} via {}", self.0.user_id(), self.0.method())
     }
 }

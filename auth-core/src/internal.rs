@@ -6,9 +6,7 @@
 
 use core::fmt;
 
-use async_trait::async_trait;
-
-use crate::chain::{Refusal, Resolution, Resolver};
+use crate::chain::{Refusal, Resolution, ResolveFuture, Resolver};
 use crate::config::{ConfigError, check_configured_secret};
 use crate::credential::{Credential, CredentialKind, MAX_INTERNAL_SECRET_LEN};
 use crate::principal::{AuthMethod, Principal};
@@ -25,7 +23,8 @@ pub const INTERNAL_MISMATCH: Refusal = Refusal::new("internal.mismatch");
 /// Resolves `X-Internal-Secret` by a constant-time comparison of SHA-256 digests.
 pub struct InternalSecretResolver {
     digest: Option<Digest>,
-    user_id: String,
+    /// The internal caller, built once and shared by every resolution.
+    principal: Principal,
 }
 
 impl InternalSecretResolver {
@@ -44,7 +43,7 @@ impl InternalSecretResolver {
         };
         Ok(Self {
             digest,
-            user_id: DEFAULT_INTERNAL_USER_ID.to_owned(),
+            principal: Principal::new(DEFAULT_INTERNAL_USER_ID, AuthMethod::InternalService),
         })
     }
 
@@ -54,13 +53,13 @@ impl InternalSecretResolver {
     ///
     /// [`ConfigError::EmptyUserId`].
     pub fn with_user_id(mut self, user_id: impl Into<String>) -> Result<Self, ConfigError> {
-        let user_id = user_id.into();
+        let user_id: String = user_id.into();
         if user_id.is_empty() {
             return Err(ConfigError::EmptyUserId {
                 field: "internal_user_id",
             });
         }
-        self.user_id = user_id;
+        self.principal = Principal::new(user_id, AuthMethod::InternalService);
         Ok(self)
     }
 
@@ -69,18 +68,33 @@ impl InternalSecretResolver {
     pub fn is_configured(&self) -> bool {
         self.digest.is_some()
     }
+
+    /// The decision on `cred`: nothing here waits.
+    fn decide(&self, cred: &Credential) -> Resolution {
+        if cred.kind() != CredentialKind::InternalSecret {
+            return Resolution::Pass;
+        }
+        let Some(expected) = &self.digest else {
+            return Resolution::Unavailable(INTERNAL_UNCONFIGURED);
+        };
+        let presented = secret::sha256(cred.expose_secret().as_bytes());
+        if secret::digest_eq(expected, &presented) {
+            Resolution::Authenticated(self.principal.clone())
+        } else {
+            Resolution::Invalid(INTERNAL_MISMATCH)
+        }
+    }
 }
 
 impl fmt::Debug for InternalSecretResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InternalSecretResolver")
             .field("configured", &self.digest.is_some())
-            .field("user_id", &self.user_id)
+            .field("user_id", &self.principal.user_id())
             .finish_non_exhaustive()
     }
 }
 
-#[async_trait]
 impl Resolver for InternalSecretResolver {
     fn ready(&self) -> Result<(), Refusal> {
         if self.digest.is_some() {
@@ -90,21 +104,7 @@ impl Resolver for InternalSecretResolver {
         }
     }
 
-    async fn resolve(&self, cred: &Credential) -> Resolution {
-        if cred.kind() != CredentialKind::InternalSecret {
-            return Resolution::Pass;
-        }
-        let Some(expected) = &self.digest else {
-            return Resolution::Unavailable(INTERNAL_UNCONFIGURED);
-        };
-        let presented = secret::sha256(cred.expose_secret().as_bytes());
-        if secret::digest_eq(expected, &presented) {
-            Resolution::Authenticated(Principal::new(
-                self.user_id.clone(),
-                AuthMethod::InternalService,
-            ))
-        } else {
-            Resolution::Invalid(INTERNAL_MISMATCH)
-        }
+    fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
+        ResolveFuture::ready(self.decide(cred))
     }
 }

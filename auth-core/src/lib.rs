@@ -10,6 +10,7 @@ pub mod chain;
 pub mod config;
 pub mod credential;
 pub mod danger;
+pub mod future;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod internal;
@@ -25,9 +26,10 @@ pub mod user;
 pub use accounts::{AccountError, Accounts, Login};
 pub use api_key::{ApiKeyRecord, ApiKeyStore, ApiKeys, NewApiKey};
 pub use binding::SsoBinder;
-pub use chain::{Chain, ChainBuilder, Outcome, Refusal, Resolution, Resolver};
+pub use chain::{Chain, ChainBuilder, Outcome, Refusal, Resolution, ResolveFuture, Resolver};
 pub use config::ConfigError;
 pub use credential::{Credential, CredentialKind, ExtractError};
+pub use future::MaybeReady;
 pub use internal::InternalSecretResolver;
 pub use password::{Password, PasswordConfig, PasswordHasher, PasswordPolicy, Verification};
 pub use principal::{AuthMethod, Principal};
@@ -38,5 +40,5 @@ pub use static_token::StaticTokenResolver;
 pub use store::PgStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, StoreError};
+pub use store::{MemoryStore, StoreError, StoreFuture};
 pub use user::{SsoIdentity, User, UserStore, normalize_email};

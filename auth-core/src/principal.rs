@@ -1,6 +1,7 @@
 //! Principals: who a request is, and how it proved it.
 
 use core::fmt;
+use std::sync::Arc;
 
 /// How a principal authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,51 +41,151 @@ impl fmt::Display for AuthMethod {
 
 /// An authenticated identity: the user, how it authenticated, which session or key it
 /// used (the id, never the secret) and the scopes it carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Principal {
-    /// The local user id.
-    pub user_id: String,
-    /// How the request authenticated.
-    pub method: AuthMethod,
-    /// The session id or API key id used, if any. Never a secret.
-    pub credential_id: Option<String>,
-    /// Scopes granted to this credential. Empty means "no restriction beyond the user's
-    /// own rights" for sessions and unscoped keys; see [`Principal::has_scope`].
-    pub scopes: Vec<String>,
+///
+/// A shared, immutable value: cloning it is one reference-count increment. Stores keep
+/// the principal of each session and API key inside its record
+/// ([`SessionRecord`](crate::session::SessionRecord),
+/// [`ApiKeyRecord`](crate::api_key::ApiKeyRecord)), so a resolution hands it out
+/// without building or copying anything.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Principal(Arc<Identity>);
+
+#[derive(Clone, PartialEq, Eq)]
+struct Identity {
+    user_id: Box<str>,
+    method: AuthMethod,
+    credential_id: Option<Box<str>>,
+    scopes: Box<[String]>,
 }
 
 impl Principal {
     /// A principal for `user_id` authenticated by `method`, with no credential id and no
     /// scopes.
     #[must_use]
-    pub fn new(user_id: impl Into<String>, method: AuthMethod) -> Self {
-        Self {
+    pub fn new(user_id: impl Into<Box<str>>, method: AuthMethod) -> Self {
+        Self(Arc::new(Identity {
             user_id: user_id.into(),
             method,
             credential_id: None,
-            scopes: Vec::new(),
-        }
+            scopes: Box::default(),
+        }))
     }
 
     /// Sets the session or key id.
     #[must_use]
-    pub fn with_credential_id(mut self, id: impl Into<String>) -> Self {
-        self.credential_id = Some(id.into());
+    pub fn with_credential_id(mut self, id: impl Into<Box<str>>) -> Self {
+        Arc::make_mut(&mut self.0).credential_id = Some(id.into());
         self
     }
 
     /// Sets the scopes.
     #[must_use]
-    pub fn with_scopes(mut self, scopes: Vec<String>) -> Self {
-        self.scopes = scopes;
+    pub fn with_scopes(mut self, scopes: impl Into<Box<[String]>>) -> Self {
+        Arc::make_mut(&mut self.0).scopes = scopes.into();
         self
+    }
+
+    /// The local user id.
+    #[must_use]
+    pub fn user_id(&self) -> &str {
+        &self.0.user_id
+    }
+
+    /// How the request authenticated.
+    #[must_use]
+    pub fn method(&self) -> AuthMethod {
+        self.0.method
+    }
+
+    /// The session id or API key id used, if any. Never a secret.
+    #[must_use]
+    pub fn credential_id(&self) -> Option<&str> {
+        self.0.credential_id.as_deref()
+    }
+
+    /// Scopes granted to this credential. Empty means "no restriction beyond the user's
+    /// own rights" for sessions and unscoped keys; see [`Principal::has_scope`].
+    #[must_use]
+    pub fn scopes(&self) -> &[String] {
+        &self.0.scopes
     }
 
     /// Whether the credential carries `scope`. A credential without scopes carries none:
     /// callers that require a scope must call this and refuse on `false`.
     #[must_use]
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+        self.scopes().iter().any(|s| s == scope)
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("user_id", &self.user_id())
+            .field("method", &self.method())
+            .field("credential_id", &self.credential_id())
+            .field("scopes", &self.scopes())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_return_what_was_set() {
+        let p = Principal::new("u-1", AuthMethod::ApiKey)
+            .with_credential_id(String::from("k-1"))
+            .with_scopes(vec!["read".to_owned(), "trade".to_owned()]);
+        assert_eq!(p.user_id(), "u-1");
+        assert_eq!(p.method(), AuthMethod::ApiKey);
+        assert_eq!(p.credential_id(), Some("k-1"));
+        assert_eq!(p.scopes(), ["read", "trade"]);
+        assert!(p.has_scope("trade"));
+        assert!(!p.has_scope("withdraw"));
+        assert!(!p.has_scope("rea"));
+        let bare = Principal::new("u-1", AuthMethod::Session);
+        assert_eq!(bare.credential_id(), None);
+        assert!(bare.scopes().is_empty());
+        assert!(!bare.has_scope(""));
+    }
+
+    #[test]
+    fn equality_is_by_value() {
+        let a = Principal::new("u-1", AuthMethod::Session).with_credential_id("s-1");
+        let b = Principal::new("u-1", AuthMethod::Session).with_credential_id("s-1");
+        assert_eq!(a, b);
+        assert_ne!(a, b.clone().with_credential_id("s-2"));
+        assert_ne!(
+            a,
+            Principal::new("u-1", AuthMethod::ApiKey).with_credential_id("s-1")
+        );
+        assert_ne!(a, a.clone().with_scopes(vec!["read".to_owned()]));
+    }
+
+    #[test]
+    fn clones_share_and_builders_never_change_a_shared_value() {
+        let p = Principal::new("u-1", AuthMethod::Session);
+        let q = p.clone();
+        assert!(
+            std::ptr::eq(p.user_id(), q.user_id()),
+            "a clone copied the text"
+        );
+        // Setting a field on one handle leaves the other as it was.
+        let r = q.with_credential_id("s-1");
+        assert_eq!(p.credential_id(), None);
+        assert_eq!(r.credential_id(), Some("s-1"));
+    }
+
+    #[test]
+    fn debug_shows_ids_and_method() {
+        let p = Principal::new("u-1", AuthMethod::ApiKey)
+            .with_credential_id("k-1")
+            .with_scopes(vec!["read".to_owned()]);
+        assert_eq!(
+            format!("{p:?}"),
+            r#"Principal { user_id: "u-1", method: ApiKey, credential_id: Some("k-1"), scopes: ["read"] }"#
+        );
     }
 }

@@ -13,11 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::chain::{Refusal, Resolution, Resolver};
+use crate::chain::{Refusal, Resolution, ResolveFuture, Resolver};
 use crate::credential::{Credential, CredentialKind};
 use crate::principal::{AuthMethod, Principal};
 use crate::secret::{self, Digest, RandomError};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreFuture};
 
 /// The prefix of every session token.
 pub const SESSION_TOKEN_PREFIX: &str = "ses_";
@@ -64,47 +64,81 @@ impl fmt::Debug for SessionToken {
     }
 }
 
-/// A stored session: the digest of its token, never the token.
+/// A stored session: the principal it authenticates (user id, session id), the SHA-256
+/// of its token (never the token), creation and expiry.
+///
+/// The principal is built once, when the record is made; cloning a record (as the
+/// in-memory store does on every lookup) and handing out its principal allocate nothing.
 #[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct SessionRecord {
-    /// Random non-secret id (32 hex characters).
-    pub id: String,
-    /// The user the session belongs to.
-    pub user_id: String,
-    /// SHA-256 of the token.
-    pub token_digest: [u8; 32],
-    /// Creation time, Unix seconds.
-    pub created_at: i64,
-    /// Expiry, Unix seconds: the session is invalid from this second on.
-    pub expires_at: i64,
+    principal: Principal,
+    token_digest: [u8; 32],
+    created_at: i64,
+    expires_at: i64,
 }
 
 impl SessionRecord {
-    /// A record.
+    /// A record for session `id` (random, non-secret) of `user_id`, whose token has the
+    /// SHA-256 `token_digest`, invalid from `expires_at` (Unix seconds) on.
     #[must_use]
     pub fn new(
-        id: impl Into<String>,
-        user_id: impl Into<String>,
+        id: impl Into<Box<str>>,
+        user_id: impl Into<Box<str>>,
         token_digest: [u8; 32],
         created_at: i64,
         expires_at: i64,
     ) -> Self {
         Self {
-            id: id.into(),
-            user_id: user_id.into(),
+            principal: Principal::new(user_id, AuthMethod::Session).with_credential_id(id),
             token_digest,
             created_at,
             expires_at,
         }
+    }
+
+    /// The random non-secret session id (32 hex characters).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        // `new` always sets it.
+        self.principal.credential_id().unwrap_or_default()
+    }
+
+    /// The user the session belongs to.
+    #[must_use]
+    pub fn user_id(&self) -> &str {
+        self.principal.user_id()
+    }
+
+    /// SHA-256 of the token.
+    #[must_use]
+    pub fn token_digest(&self) -> &[u8; 32] {
+        &self.token_digest
+    }
+
+    /// Creation time, Unix seconds.
+    #[must_use]
+    pub fn created_at(&self) -> i64 {
+        self.created_at
+    }
+
+    /// Expiry, Unix seconds: the session is invalid from this second on.
+    #[must_use]
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
+    /// The principal a valid token of this session authenticates as.
+    #[must_use]
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 }
 
 impl fmt::Debug for SessionRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionRecord")
-            .field("id", &self.id)
-            .field("user_id", &self.user_id)
+            .field("id", &self.id())
+            .field("user_id", &self.user_id())
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -118,6 +152,11 @@ impl fmt::Debug for SessionRecord {
 /// * Deletions are scoped: [`SessionStore::delete_session`] deletes only if the session
 ///   belongs to the named user.
 /// * Errors are [`StoreError`]s, never "not found": the resolver turns them into 503.
+///
+/// [`SessionStore::session_by_digest`] runs on every request that presents a session
+/// token, so it returns a [`StoreFuture`] instead of being an `async fn`: an in-process
+/// store answers with [`StoreFuture::ready`] and costs no allocation; a database store
+/// wraps its query in [`StoreFuture::boxed`].
 #[async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug {
     /// Inserts a session.
@@ -127,15 +166,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// [`StoreError`].
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
 
-    /// The session whose token has this digest.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`].
-    async fn session_by_digest(
-        &self,
-        digest: &[u8; 32],
-    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session whose token has this digest; the future fails with a [`StoreError`].
+    /// (The future may not borrow `digest`: a store that waits copies it, 32 bytes.)
+    fn session_by_digest(&self, digest: &[u8; 32]) -> StoreFuture<'_, Option<SessionRecord>>;
 
     /// Deletes the session whose token has this digest. Returns whether one was deleted.
     ///
@@ -265,36 +298,13 @@ impl Sessions {
             now.saturating_add(ttl),
         );
         self.store.insert_session(&record).await?;
-        tracing::info!(code = "session.issued", session_id = %record.id, user_id, "session issued");
+        tracing::info!(
+            code = "session.issued",
+            session_id = record.id(),
+            user_id,
+            "session issued"
+        );
         Ok(session)
-    }
-
-    /// Looks up a token (with or without a [`Credential`] around it).
-    async fn lookup(&self, token: &str) -> Resolution {
-        if !token.starts_with(SESSION_TOKEN_PREFIX) {
-            return Resolution::Pass;
-        }
-        let digest: Digest = secret::sha256(token.as_bytes());
-        match self.store.session_by_digest(&digest).await {
-            Err(e) => {
-                tracing::warn!(code = SESSION_STORE_UNAVAILABLE.code(), error = %e, "session store failed");
-                Resolution::Unavailable(SESSION_STORE_UNAVAILABLE)
-            }
-            Ok(None) => Resolution::Invalid(SESSION_UNKNOWN),
-            Ok(Some(rec)) => {
-                // The store matched on the digest; compare again in constant time so a
-                // store with a loose index can never authenticate a different token.
-                if !secret::digest_eq(&rec.token_digest, &digest) {
-                    return Resolution::Invalid(SESSION_UNKNOWN);
-                }
-                if secret::now_unix() >= rec.expires_at {
-                    return Resolution::Invalid(SESSION_EXPIRED);
-                }
-                Resolution::Authenticated(
-                    Principal::new(rec.user_id, AuthMethod::Session).with_credential_id(rec.id),
-                )
-            }
-        }
     }
 
     /// Revokes the session holding `token` (logout). Returns whether one was revoked.
@@ -388,12 +398,37 @@ impl Sessions {
     }
 }
 
-#[async_trait]
 impl Resolver for Sessions {
-    async fn resolve(&self, cred: &Credential) -> Resolution {
-        if cred.kind() != CredentialKind::Bearer {
-            return Resolution::Pass;
+    fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
+        let token = cred.expose_secret();
+        if cred.kind() != CredentialKind::Bearer || !token.starts_with(SESSION_TOKEN_PREFIX) {
+            return ResolveFuture::ready(Resolution::Pass);
         }
-        self.lookup(cred.expose_secret()).await
+        let digest = secret::sha256(token.as_bytes());
+        self.store
+            .session_by_digest(&digest)
+            .map(move |found| check_session(found, &digest))
+    }
+}
+
+/// The decision on a session token whose digest is `digest`, given what the store found.
+fn check_session(found: Result<Option<SessionRecord>, StoreError>, digest: &Digest) -> Resolution {
+    match found {
+        Err(e) => {
+            tracing::warn!(code = SESSION_STORE_UNAVAILABLE.code(), error = %e, "session store failed");
+            Resolution::Unavailable(SESSION_STORE_UNAVAILABLE)
+        }
+        Ok(None) => Resolution::Invalid(SESSION_UNKNOWN),
+        Ok(Some(rec)) => {
+            // The store matched on the digest; compare again in constant time so a store
+            // with a loose index can never authenticate a different token.
+            if !secret::digest_eq(&rec.token_digest, digest) {
+                return Resolution::Invalid(SESSION_UNKNOWN);
+            }
+            if secret::now_unix() >= rec.expires_at {
+                return Resolution::Invalid(SESSION_EXPIRED);
+            }
+            Resolution::Authenticated(rec.principal)
+        }
     }
 }

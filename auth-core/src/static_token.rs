@@ -7,9 +7,7 @@
 
 use core::fmt;
 
-use async_trait::async_trait;
-
-use crate::chain::{Resolution, Resolver};
+use crate::chain::{Resolution, ResolveFuture, Resolver};
 use crate::config::{ConfigError, check_configured_secret};
 use crate::credential::{Credential, CredentialKind, MAX_BEARER_LEN};
 use crate::principal::{AuthMethod, Principal};
@@ -18,7 +16,8 @@ use crate::secret::{self, Digest};
 /// Resolves the configured static token to the bootstrap user.
 pub struct StaticTokenResolver {
     digest: Digest,
-    user_id: String,
+    /// The bootstrap user, built once and shared by every resolution.
+    principal: Principal,
 }
 
 impl StaticTokenResolver {
@@ -30,7 +29,7 @@ impl StaticTokenResolver {
     /// [`ConfigError`] naming the field (`static_token` or `bootstrap_user_id`).
     pub fn new(token: &str, bootstrap_user_id: impl Into<String>) -> Result<Self, ConfigError> {
         check_configured_secret("static_token", token, MAX_BEARER_LEN)?;
-        let user_id = bootstrap_user_id.into();
+        let user_id: String = bootstrap_user_id.into();
         if user_id.is_empty() {
             return Err(ConfigError::EmptyUserId {
                 field: "bootstrap_user_id",
@@ -38,7 +37,7 @@ impl StaticTokenResolver {
         }
         Ok(Self {
             digest: secret::sha256(token.as_bytes()),
-            user_id,
+            principal: Principal::new(user_id, AuthMethod::StaticToken),
         })
     }
 }
@@ -46,25 +45,21 @@ impl StaticTokenResolver {
 impl fmt::Debug for StaticTokenResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticTokenResolver")
-            .field("user_id", &self.user_id)
+            .field("user_id", &self.principal.user_id())
             .finish_non_exhaustive()
     }
 }
 
-#[async_trait]
 impl Resolver for StaticTokenResolver {
-    async fn resolve(&self, cred: &Credential) -> Resolution {
+    fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
         if cred.kind() != CredentialKind::Bearer {
-            return Resolution::Pass;
+            return ResolveFuture::ready(Resolution::Pass);
         }
         let presented = secret::sha256(cred.expose_secret().as_bytes());
-        if secret::digest_eq(&self.digest, &presented) {
-            Resolution::Authenticated(Principal::new(
-                self.user_id.clone(),
-                AuthMethod::StaticToken,
-            ))
+        ResolveFuture::ready(if secret::digest_eq(&self.digest, &presented) {
+            Resolution::Authenticated(self.principal.clone())
         } else {
             Resolution::Pass
-        }
+        })
     }
 }

@@ -4,37 +4,49 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use auth_core::internal::INTERNAL_UNCONFIGURED;
 use auth_core::{
     AuthMethod, Chain, ConfigError, Credential, CredentialKind, InternalSecretResolver, Outcome,
-    Principal, Refusal, Resolution, Resolver, StaticTokenResolver,
+    Principal, Refusal, Resolution, ResolveFuture, Resolver, StaticTokenResolver,
 };
 use http::{HeaderMap, HeaderValue};
 
-/// A resolver that always answers the same and counts calls.
+/// A resolver that always answers the same and counts calls; with `waits` it answers
+/// through a boxed future that is pending once (as a database-backed resolver would).
 #[derive(Debug)]
 struct Fixed {
     answer: Resolution,
     calls: Arc<AtomicUsize>,
+    waits: bool,
 }
 
 fn fixed(answer: Resolution) -> (Fixed, Arc<AtomicUsize>) {
+    fixed_with(answer, false)
+}
+
+fn fixed_with(answer: Resolution, waits: bool) -> (Fixed, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     (
         Fixed {
             answer,
             calls: calls.clone(),
+            waits,
         },
         calls,
     )
 }
 
-#[async_trait]
 impl Resolver for Fixed {
-    async fn resolve(&self, _cred: &Credential) -> Resolution {
+    fn resolve<'a>(&'a self, _cred: &'a Credential) -> ResolveFuture<'a> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.answer.clone()
+        if self.waits {
+            ResolveFuture::boxed(async move {
+                tokio::task::yield_now().await;
+                self.answer.clone()
+            })
+        } else {
+            ResolveFuture::ready(self.answer.clone())
+        }
     }
 }
 
@@ -63,70 +75,76 @@ async fn no_credential_is_missing() {
 
 #[tokio::test]
 async fn order_and_outcomes() {
-    // Pass, then Authenticated: authenticated; later resolvers not asked.
-    let (a, _) = fixed(Resolution::Pass);
-    let (b, _) = fixed(Resolution::Authenticated(alice()));
-    let (c, c_calls) = fixed(Resolution::Invalid(BAD));
-    let chain = Chain::builder().resolver(a).resolver(b).resolver(c).build();
-    assert_eq!(chain.len(), 3);
-    assert_eq!(
-        chain.resolve(Some(&bearer("x"))).await,
-        Outcome::Authenticated(alice())
-    );
-    assert_eq!(c_calls.load(Ordering::SeqCst), 0);
+    // Resolvers that answer at once and resolvers that wait follow the same rules.
+    for waits in [false, true] {
+        // Pass, then Authenticated: authenticated; later resolvers not asked.
+        let (a, _) = fixed_with(Resolution::Pass, waits);
+        let (b, _) = fixed_with(Resolution::Authenticated(alice()), waits);
+        let (c, c_calls) = fixed_with(Resolution::Invalid(BAD), waits);
+        let chain = Chain::builder().resolver(a).resolver(b).resolver(c).build();
+        assert_eq!(chain.len(), 3);
+        assert_eq!(
+            chain.resolve(Some(&bearer("x"))).await,
+            Outcome::Authenticated(alice())
+        );
+        assert_eq!(c_calls.load(Ordering::SeqCst), 0);
 
-    // Invalid stops the chain.
-    let (a, _) = fixed(Resolution::Invalid(BAD));
-    let (b, b_calls) = fixed(Resolution::Authenticated(alice()));
-    let chain = Chain::builder().resolver(a).resolver(b).build();
-    assert_eq!(
-        chain.resolve(Some(&bearer("x"))).await,
-        Outcome::Invalid(BAD)
-    );
-    assert_eq!(b_calls.load(Ordering::SeqCst), 0);
+        // Invalid stops the chain.
+        let (a, _) = fixed_with(Resolution::Invalid(BAD), waits);
+        let (b, b_calls) = fixed_with(Resolution::Authenticated(alice()), waits);
+        let chain = Chain::builder().resolver(a).resolver(b).build();
+        assert_eq!(
+            chain.resolve(Some(&bearer("x"))).await,
+            Outcome::Invalid(BAD)
+        );
+        assert_eq!(b_calls.load(Ordering::SeqCst), 0);
 
-    // Nobody claims it: invalid (403), not missing.
-    let (a, _) = fixed(Resolution::Pass);
-    let chain = Chain::builder().resolver(a).build();
-    assert!(matches!(
-        chain.resolve(Some(&bearer("x"))).await,
-        Outcome::Invalid(r) if r.code() == "credential.unclaimed"
-    ));
-    // An empty chain refuses everything.
-    let empty = Chain::builder().build();
-    assert!(empty.is_empty());
-    assert!(matches!(
-        empty.resolve(Some(&bearer("x"))).await,
-        Outcome::Invalid(_)
-    ));
+        // Nobody claims it: invalid (403), not missing.
+        let (a, _) = fixed_with(Resolution::Pass, waits);
+        let chain = Chain::builder().resolver(a).build();
+        assert!(matches!(
+            chain.resolve(Some(&bearer("x"))).await,
+            Outcome::Invalid(r) if r.code() == "credential.unclaimed"
+        ));
+        // An empty chain refuses everything.
+        let empty = Chain::builder().build();
+        assert!(empty.is_empty());
+        assert!(matches!(
+            empty.resolve(Some(&bearer("x"))).await,
+            Outcome::Invalid(_)
+        ));
+    }
 }
 
 #[tokio::test]
 async fn unavailable_is_never_success_by_default() {
-    // Unavailable, then nobody claims: 503.
-    let (a, _) = fixed(Resolution::Unavailable(DOWN));
-    let (b, _) = fixed(Resolution::Pass);
-    let chain = Chain::builder().resolver(a).resolver(b).build();
-    assert_eq!(
-        chain.resolve(Some(&bearer("x"))).await,
-        Outcome::Unavailable(DOWN)
-    );
-    // Unavailable, then a later refusal: still 503 (the first might have accepted).
-    let (a, _) = fixed(Resolution::Unavailable(DOWN));
-    let (b, _) = fixed(Resolution::Invalid(BAD));
-    let chain = Chain::builder().resolver(a).resolver(b).build();
-    assert_eq!(
-        chain.resolve(Some(&bearer("x"))).await,
-        Outcome::Unavailable(DOWN)
-    );
-    // Unavailable, then a resolver that proves the credential on its own: authenticated.
-    let (a, _) = fixed(Resolution::Unavailable(DOWN));
-    let (b, _) = fixed(Resolution::Authenticated(alice()));
-    let chain = Chain::builder().resolver(a).resolver(b).build();
-    assert_eq!(
-        chain.resolve(Some(&bearer("x"))).await,
-        Outcome::Authenticated(alice())
-    );
+    // Resolvers that answer at once and resolvers that wait follow the same rules.
+    for waits in [false, true] {
+        // Unavailable, then nobody claims: 503.
+        let (a, _) = fixed_with(Resolution::Unavailable(DOWN), waits);
+        let (b, _) = fixed_with(Resolution::Pass, waits);
+        let chain = Chain::builder().resolver(a).resolver(b).build();
+        assert_eq!(
+            chain.resolve(Some(&bearer("x"))).await,
+            Outcome::Unavailable(DOWN)
+        );
+        // Unavailable, then a later refusal: still 503 (the first might have accepted).
+        let (a, _) = fixed_with(Resolution::Unavailable(DOWN), waits);
+        let (b, _) = fixed_with(Resolution::Invalid(BAD), waits);
+        let chain = Chain::builder().resolver(a).resolver(b).build();
+        assert_eq!(
+            chain.resolve(Some(&bearer("x"))).await,
+            Outcome::Unavailable(DOWN)
+        );
+        // Unavailable, then a resolver that proves the credential on its own: authenticated.
+        let (a, _) = fixed_with(Resolution::Unavailable(DOWN), waits);
+        let (b, _) = fixed_with(Resolution::Authenticated(alice()), waits);
+        let chain = Chain::builder().resolver(a).resolver(b).build();
+        assert_eq!(
+            chain.resolve(Some(&bearer("x"))).await,
+            Outcome::Authenticated(alice())
+        );
+    }
 }
 
 #[tokio::test]
@@ -150,9 +168,9 @@ async fn static_token() {
     let r = StaticTokenResolver::new(STATIC, "bootstrap").unwrap();
     match r.resolve(&bearer(STATIC)).await {
         Resolution::Authenticated(p) => {
-            assert_eq!(p.user_id, "bootstrap");
-            assert_eq!(p.method, AuthMethod::StaticToken);
-            assert_eq!(p.credential_id, None);
+            assert_eq!(p.user_id(), "bootstrap");
+            assert_eq!(p.method(), AuthMethod::StaticToken);
+            assert_eq!(p.credential_id(), None);
         }
         other => panic!("expected authenticated, got {other:?}"),
     }
@@ -206,8 +224,8 @@ async fn internal_secret() {
     let good = Credential::new(CredentialKind::InternalSecret, INTERNAL).unwrap();
     match r.resolve(&good).await {
         Resolution::Authenticated(p) => {
-            assert_eq!(p.user_id, "billing-service");
-            assert_eq!(p.method, AuthMethod::InternalService);
+            assert_eq!(p.user_id(), "billing-service");
+            assert_eq!(p.method(), AuthMethod::InternalService);
         }
         other => panic!("expected authenticated, got {other:?}"),
     }

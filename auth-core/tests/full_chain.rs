@@ -51,11 +51,14 @@ async fn run<S: UserStore + SessionStore + ApiKeyStore + 'static>(store: Arc<S>)
         Outcome::Authenticated(p) => p,
         other => panic!("expected authenticated, got {other:?}"),
     };
-    assert_eq!(first.method, AuthMethod::Sso);
-    let user = store.user_by_id(&first.user_id).await.unwrap().unwrap();
+    assert_eq!(first.method(), AuthMethod::Sso);
+    let user = store.user_by_id(first.user_id()).await.unwrap().unwrap();
     assert_eq!(user.email, "alice@example.com");
     let again = chain.resolve(Some(&bearer(&token))).await;
-    assert_eq!(again.principal().map(|p| &p.user_id), Some(&first.user_id));
+    assert_eq!(
+        again.principal().map(|p| p.user_id()),
+        Some(first.user_id())
+    );
 
     // Another subject claiming the same email is refused (403), not merged.
     let mut other = claims(ISS_A);
@@ -81,17 +84,17 @@ async fn run<S: UserStore + SessionStore + ApiKeyStore + 'static>(store: Arc<S>)
     ));
 
     // The other resolvers of the default chain still answer.
-    let s = sessions.issue(&first.user_id).await.unwrap();
+    let s = sessions.issue(first.user_id()).await.unwrap();
     let p = chain.resolve(Some(&bearer(s.expose_secret()))).await;
-    assert_eq!(p.principal().map(|p| p.method), Some(AuthMethod::Session));
+    assert_eq!(p.principal().map(|p| p.method()), Some(AuthMethod::Session));
     let p = chain.resolve(Some(&bearer(STATIC))).await;
     assert_eq!(
-        p.principal().map(|p| p.method),
+        p.principal().map(|p| p.method()),
         Some(AuthMethod::StaticToken)
     );
-    let k = keys.create(&first.user_id, "bot", vec![]).await.unwrap();
+    let k = keys.create(first.user_id(), "bot", vec![]).await.unwrap();
     let p = chain.resolve(Some(&bearer(k.expose_secret()))).await;
-    assert_eq!(p.principal().map(|p| p.method), Some(AuthMethod::ApiKey));
+    assert_eq!(p.principal().map(|p| p.method()), Some(AuthMethod::ApiKey));
     assert!(matches!(
         chain.resolve(Some(&bearer("neither-jwt-nor-session"))).await,
         Outcome::Invalid(r) if r.code() == "credential.unclaimed"

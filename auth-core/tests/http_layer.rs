@@ -18,7 +18,7 @@ use tower::ServiceExt as _;
 const STATIC: &str = "static-token-0123456789abcdef0123456789abcdef";
 
 async fn me(Authenticated(p): Authenticated) -> String {
-    format!("{}:{}", p.user_id, p.method)
+    format!("{}:{}", p.user_id(), p.method())
 }
 
 struct App {
@@ -219,9 +219,12 @@ fn one_mapping() {
     assert_eq!(r.headers().get(header::CACHE_CONTROL).unwrap(), "no-store");
 }
 
-/// A store that always fails: the layer answers 503, never 200 and never 403.
+/// A store that always fails: the layer answers 503, never 200 and never 403. With
+/// `waits`, the lookup fails only after being pending once (as a database would).
 #[derive(Debug)]
-struct DownStore;
+struct DownStore {
+    waits: bool,
+}
 
 #[async_trait::async_trait]
 impl auth_core::SessionStore for DownStore {
@@ -231,11 +234,19 @@ impl auth_core::SessionStore for DownStore {
     ) -> Result<(), auth_core::StoreError> {
         Err(auth_core::StoreError::Backend("down".into()))
     }
-    async fn session_by_digest(
+    fn session_by_digest(
         &self,
         _: &[u8; 32],
-    ) -> Result<Option<auth_core::SessionRecord>, auth_core::StoreError> {
-        Err(auth_core::StoreError::Backend("down".into()))
+    ) -> auth_core::StoreFuture<'_, Option<auth_core::SessionRecord>> {
+        let down = || Err(auth_core::StoreError::Backend("down".into()));
+        if self.waits {
+            auth_core::StoreFuture::boxed(async move {
+                tokio::task::yield_now().await;
+                down()
+            })
+        } else {
+            auth_core::StoreFuture::ready(down())
+        }
     }
     async fn delete_session_by_digest(&self, _: &[u8; 32]) -> Result<bool, auth_core::StoreError> {
         Err(auth_core::StoreError::Backend("down".into()))
@@ -259,20 +270,22 @@ impl auth_core::SessionStore for DownStore {
 
 #[tokio::test]
 async fn store_outage_is_503() {
-    let sessions = Sessions::new(Arc::new(DownStore), SessionConfig::default());
-    let chain = Chain::builder()
-        .resolver(StaticTokenResolver::new(STATIC, "bootstrap").unwrap())
-        .resolver(sessions)
-        .build();
-    let router = Router::new()
-        .route("/me", get(me))
-        .layer(AuthLayer::new(chain));
-    let token = format!("Bearer ses_{}", "A".repeat(43));
-    let (s, _, body) = call(&router, get_req("/me", &[("authorization", &token)])).await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body.is_empty());
-    // The static token does not touch the store and still works.
-    let bearer = format!("Bearer {STATIC}");
-    let (s, _, _) = call(&router, get_req("/me", &[("authorization", &bearer)])).await;
-    assert_eq!(s, StatusCode::OK);
+    for waits in [false, true] {
+        let sessions = Sessions::new(Arc::new(DownStore { waits }), SessionConfig::default());
+        let chain = Chain::builder()
+            .resolver(StaticTokenResolver::new(STATIC, "bootstrap").unwrap())
+            .resolver(sessions)
+            .build();
+        let router = Router::new()
+            .route("/me", get(me))
+            .layer(AuthLayer::new(chain));
+        let token = format!("Bearer ses_{}", "A".repeat(43));
+        let (s, _, body) = call(&router, get_req("/me", &[("authorization", &token)])).await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.is_empty());
+        // The static token does not touch the store and still works.
+        let bearer = format!("Bearer {STATIC}");
+        let (s, _, _) = call(&router, get_req("/me", &[("authorization", &bearer)])).await;
+        assert_eq!(s, StatusCode::OK);
+    }
 }

@@ -46,8 +46,8 @@ async fn a_valid_token_resolves_to_the_bound_user() {
     let Resolution::Authenticated(p) = res else {
         panic!("expected authenticated, got {res:?}")
     };
-    assert_eq!(p.user_id, "u-1");
-    assert_eq!(p.method, AuthMethod::Sso);
+    assert_eq!(p.user_id(), "u-1");
+    assert_eq!(p.method(), AuthMethod::Sso);
     assert_eq!(binder.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -147,8 +147,8 @@ async fn through_the_chain_from_headers() {
         HeaderValue::from_str(&value).unwrap(),
     );
     let outcome = chain.resolve_headers(&headers).await;
-    assert_eq!(outcome.principal().unwrap().user_id, "u-1");
-    assert_eq!(outcome.principal().unwrap().method, AuthMethod::Sso);
+    assert_eq!(outcome.principal().unwrap().user_id(), "u-1");
+    assert_eq!(outcome.principal().unwrap().method(), AuthMethod::Sso);
 
     let mut c = claims(ISS_A);
     c["aud"] = json!("someone-else");

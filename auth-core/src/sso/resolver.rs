@@ -3,12 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
 use super::identity::IdentityBinder;
 use super::verifier::SsoVerifier;
 use super::wire;
-use crate::chain::{Refusal, Resolution, Resolver};
+use crate::chain::{Refusal, Resolution, ResolveFuture, Resolver};
 use crate::credential::{Credential, CredentialKind};
 use crate::principal::{AuthMethod, Principal};
 
@@ -38,27 +36,9 @@ impl SsoResolver {
     pub fn verifier(&self) -> &Arc<SsoVerifier> {
         &self.verifier
     }
-}
 
-impl fmt::Debug for SsoResolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SsoResolver")
-            .field("issuers", &self.verifier.issuers().collect::<Vec<_>>())
-            .field("binder", &self.binder)
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait]
-impl Resolver for SsoResolver {
-    async fn resolve(&self, cred: &Credential) -> Resolution {
-        if cred.kind() != CredentialKind::Bearer {
-            return Resolution::Pass;
-        }
-        let token = cred.expose_secret();
-        if !wire::looks_like_jwt(token) {
-            return Resolution::Pass;
-        }
+    /// Verifies a JWT-shaped bearer token and binds its identity to a local user.
+    async fn verify_and_bind(&self, token: &str) -> Resolution {
         let identity = match self.verifier.verify(token).await {
             Ok(identity) => identity,
             Err(e) => {
@@ -93,5 +73,23 @@ impl Resolver for SsoResolver {
                 }
             }
         }
+    }
+}
+
+impl fmt::Debug for SsoResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SsoResolver")
+            .field("issuers", &self.verifier.issuers().collect::<Vec<_>>())
+            .field("binder", &self.binder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resolver for SsoResolver {
+    fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
+        if cred.kind() != CredentialKind::Bearer || !wire::looks_like_jwt(cred.expose_secret()) {
+            return ResolveFuture::ready(Resolution::Pass);
+        }
+        ResolveFuture::boxed(self.verify_and_bind(cred.expose_secret()))
     }
 }

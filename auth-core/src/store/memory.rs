@@ -1,13 +1,15 @@
 //! In-memory store: users, sessions and API keys in `HashMap`s behind one read-write lock
-//! (resolutions only read, so concurrent requests do not queue behind each other).
+//! (resolutions only read, so concurrent requests do not queue behind each other). The
+//! lookups on the request path answer without waiting ([`StoreFuture::ready`]) and hand
+//! out records whose text is shared, so a resolution allocates nothing.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
-use super::StoreError;
+use super::{StoreError, StoreFuture};
 use crate::api_key::{ApiKeyRecord, ApiKeyStore};
 use crate::session::{SessionRecord, SessionStore};
 use crate::user::{SsoIdentity, User, UserStore};
@@ -24,7 +26,7 @@ struct Inner {
     users: HashMap<String, User>,
     identities: HashMap<SsoIdentity, String>,
     sessions: HashMap<[u8; 32], SessionRecord, BuildHasherDefault<DigestHasher>>,
-    api_keys: HashMap<String, ApiKeyRecord>,
+    api_keys: HashMap<Arc<str>, ApiKeyRecord>,
 }
 
 /// Hashes a SHA-256 digest key by taking 8 of its bytes. The digests are uniformly
@@ -178,20 +180,19 @@ impl UserStore for MemoryStore {
 impl SessionStore for MemoryStore {
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
         let mut inner = self.write()?;
-        if inner.sessions.contains_key(&record.token_digest)
-            || inner.sessions.values().any(|s| s.id == record.id)
+        if inner.sessions.contains_key(record.token_digest())
+            || inner.sessions.values().any(|s| s.id() == record.id())
         {
             return Err(StoreError::Conflict { field: "id" });
         }
-        inner.sessions.insert(record.token_digest, record.clone());
+        inner
+            .sessions
+            .insert(*record.token_digest(), record.clone());
         Ok(())
     }
 
-    async fn session_by_digest(
-        &self,
-        digest: &[u8; 32],
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.read()?.sessions.get(digest).cloned())
+    fn session_by_digest(&self, digest: &[u8; 32]) -> StoreFuture<'_, Option<SessionRecord>> {
+        StoreFuture::ready(self.read().map(|inner| inner.sessions.get(digest).cloned()))
     }
 
     async fn delete_session_by_digest(&self, digest: &[u8; 32]) -> Result<bool, StoreError> {
@@ -203,21 +204,21 @@ impl SessionStore for MemoryStore {
         let before = inner.sessions.len();
         inner
             .sessions
-            .retain(|_, s| !(s.id == session_id && s.user_id == user_id));
+            .retain(|_, s| !(s.id() == session_id && s.user_id() == user_id));
         Ok(inner.sessions.len() < before)
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut inner = self.write()?;
         let before = inner.sessions.len();
-        inner.sessions.retain(|_, s| s.user_id != user_id);
+        inner.sessions.retain(|_, s| s.user_id() != user_id);
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
     }
 
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
         let mut inner = self.write()?;
         let before = inner.sessions.len();
-        inner.sessions.retain(|_, s| s.expires_at > now);
+        inner.sessions.retain(|_, s| s.expires_at() > now);
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
     }
 
@@ -226,10 +227,10 @@ impl SessionStore for MemoryStore {
             .read()?
             .sessions
             .values()
-            .filter(|s| s.user_id == user_id)
+            .filter(|s| s.user_id() == user_id)
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        v.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(a.id().cmp(b.id())));
         Ok(v)
     }
 }
@@ -238,15 +239,15 @@ impl SessionStore for MemoryStore {
 impl ApiKeyStore for MemoryStore {
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
         let mut inner = self.write()?;
-        if inner.api_keys.contains_key(&record.id) {
+        if inner.api_keys.contains_key(record.id()) {
             return Err(StoreError::Conflict { field: "id" });
         }
-        inner.api_keys.insert(record.id.clone(), record.clone());
+        inner.api_keys.insert(record.id().into(), record.clone());
         Ok(())
     }
 
-    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        Ok(self.read()?.api_keys.get(key_id).cloned())
+    fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
+        StoreFuture::ready(self.read().map(|inner| inner.api_keys.get(key_id).cloned()))
     }
 
     async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<(), StoreError> {
@@ -264,7 +265,7 @@ impl ApiKeyStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut inner = self.write()?;
         match inner.api_keys.get_mut(key_id) {
-            Some(k) if k.user_id == user_id && k.revoked_at.is_none() => {
+            Some(k) if k.user_id() == user_id && k.revoked_at.is_none() => {
                 k.revoked_at = Some(now);
                 Ok(true)
             }
@@ -277,10 +278,10 @@ impl ApiKeyStore for MemoryStore {
             .read()?
             .api_keys
             .values()
-            .filter(|k| k.user_id == user_id)
+            .filter(|k| k.user_id() == user_id)
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        v.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(a.id().cmp(b.id())));
         Ok(v)
     }
 }

@@ -26,6 +26,15 @@ pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
+use crate::future::MaybeReady;
+
+/// The future of a store lookup on the request path
+/// ([`SessionStore::session_by_digest`](crate::session::SessionStore::session_by_digest),
+/// [`ApiKeyStore::api_key`](crate::api_key::ApiKeyStore::api_key)): an in-process store
+/// answers with [`StoreFuture::ready`] (no allocation), a database store with
+/// [`StoreFuture::boxed`].
+pub type StoreFuture<'a, T> = MaybeReady<'a, Result<T, StoreError>>;
+
 /// A storage failure. The chain turns any of these into `Unavailable` (503); the account
 /// calls report them as [`AccountError::Unavailable`](crate::accounts::AccountError).
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ macro_rules! impl_sql_store {
         use crate::api_key::{ApiKeyRecord, ApiKeyStore};
         use crate::session::{SessionRecord, SessionStore};
         use crate::store::{
-            StoreError, digest_from_column, scopes_from_column, scopes_to_column,
+            StoreError, StoreFuture, digest_from_column, scopes_from_column, scopes_to_column,
         };
         use crate::user::{SsoIdentity, User, UserStore};
 
@@ -45,17 +45,16 @@ macro_rules! impl_sql_store {
         fn api_key_from_row(row: &DbRow) -> Result<ApiKeyRecord, StoreError> {
             let digest: Vec<u8> = row.try_get("secret_digest")?;
             let scopes: String = row.try_get("scopes")?;
-            let mut record = ApiKeyRecord::new(
+            Ok(ApiKeyRecord::new(
                 row.try_get::<String, _>("id")?,
                 row.try_get::<String, _>("user_id")?,
                 row.try_get::<String, _>("name")?,
                 digest_from_column(&digest)?,
                 scopes_from_column(&scopes),
                 row.try_get::<i64, _>("created_at")?,
-            );
-            record.last_used_at = row.try_get::<Option<i64>, _>("last_used_at")?;
-            record.revoked_at = row.try_get::<Option<i64>, _>("revoked_at")?;
-            Ok(record)
+            )
+            .with_last_used_at(row.try_get::<Option<i64>, _>("last_used_at")?)
+            .with_revoked_at(row.try_get::<Option<i64>, _>("revoked_at")?))
         }
 
         const INSERT_USER: &str = "INSERT INTO auth_users \
@@ -216,27 +215,27 @@ macro_rules! impl_sql_store {
                     "INSERT INTO auth_sessions (token_digest, id, user_id, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5)",
                 )
-                .bind(&record.token_digest[..])
-                .bind(&record.id)
-                .bind(&record.user_id)
-                .bind(record.created_at)
-                .bind(record.expires_at)
+                .bind(&record.token_digest()[..])
+                .bind(record.id())
+                .bind(record.user_id())
+                .bind(record.created_at())
+                .bind(record.expires_at())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
             }
 
-            async fn session_by_digest(
-                &self,
-                digest: &[u8; 32],
-            ) -> Result<Option<SessionRecord>, StoreError> {
-                sqlx::query("SELECT token_digest, id, user_id, created_at, expires_at FROM auth_sessions WHERE token_digest = $1")
-                    .bind(&digest[..])
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .as_ref()
-                    .map(session_from_row)
-                    .transpose()
+            fn session_by_digest(&self, digest: &[u8; 32]) -> StoreFuture<'_, Option<SessionRecord>> {
+                let digest = *digest;
+                StoreFuture::boxed(async move {
+                    sqlx::query("SELECT token_digest, id, user_id, created_at, expires_at FROM auth_sessions WHERE token_digest = $1")
+                        .bind(&digest[..])
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(session_from_row)
+                        .transpose()
+                })
             }
 
             async fn delete_session_by_digest(&self, digest: &[u8; 32]) -> Result<bool, StoreError> {
@@ -297,27 +296,29 @@ macro_rules! impl_sql_store {
                      (id, user_id, name, secret_digest, scopes, created_at, last_used_at, revoked_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
-                .bind(&record.id)
-                .bind(&record.user_id)
-                .bind(&record.name)
-                .bind(&record.secret_digest[..])
-                .bind(scopes_to_column(&record.scopes))
-                .bind(record.created_at)
-                .bind(record.last_used_at)
-                .bind(record.revoked_at)
+                .bind(record.id())
+                .bind(record.user_id())
+                .bind(record.name())
+                .bind(&record.secret_digest()[..])
+                .bind(scopes_to_column(record.scopes()))
+                .bind(record.created_at())
+                .bind(record.last_used_at())
+                .bind(record.revoked_at())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
             }
 
-            async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-                sqlx::query("SELECT id, user_id, name, secret_digest, scopes, created_at, last_used_at, revoked_at FROM auth_api_keys WHERE id = $1")
-                    .bind(key_id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .as_ref()
-                    .map(api_key_from_row)
-                    .transpose()
+            fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
+                StoreFuture::boxed(async move {
+                    sqlx::query("SELECT id, user_id, name, secret_digest, scopes, created_at, last_used_at, revoked_at FROM auth_api_keys WHERE id = $1")
+                        .bind(key_id)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(api_key_from_row)
+                        .transpose()
+                })
             }
 
             async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<(), StoreError> {

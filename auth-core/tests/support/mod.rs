@@ -187,14 +187,14 @@ pub async fn sessions_service<S: FullStore>(store: Arc<S>) {
     let listed = sessions.list("u-svc-1").await.unwrap();
     assert_eq!(listed.len(), 2);
     for rec in &listed {
-        assert_ne!(&rec.token_digest[..], t1.expose_secret().as_bytes());
-        assert!(rec.expires_at - rec.created_at == 30 * 24 * 3600);
+        assert_ne!(&rec.token_digest()[..], t1.expose_secret().as_bytes());
+        assert!(rec.expires_at() - rec.created_at() == 30 * 24 * 3600);
     }
     match sessions.resolve(&bearer(t1.expose_secret())).await {
         Resolution::Authenticated(p) => {
-            assert_eq!(p.user_id, "u-svc-1");
-            assert_eq!(p.method, AuthMethod::Session);
-            assert_eq!(p.credential_id.as_deref(), Some(t1.session_id()));
+            assert_eq!(p.user_id(), "u-svc-1");
+            assert_eq!(p.method(), AuthMethod::Session);
+            assert_eq!(p.credential_id(), Some(t1.session_id()));
         }
         other => panic!("expected authenticated, got {other:?}"),
     }
@@ -293,16 +293,16 @@ pub async fn api_keys<S: FullStore>(store: Arc<S>) {
     assert!(raw[3..].starts_with(k.key_id()));
     let listed = keys.list("u-key-1").await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].id, k.key_id());
-    assert_eq!(listed[0].last_used_at, None);
-    assert!(!listed[0].secret_digest.iter().all(|b| *b == 0));
+    assert_eq!(listed[0].id(), k.key_id());
+    assert_eq!(listed[0].last_used_at(), None);
+    assert!(!listed[0].secret_digest().iter().all(|b| *b == 0));
 
     let cred = Credential::new(CredentialKind::ApiKey, &raw).unwrap();
     match keys.resolve(&cred).await {
         Resolution::Authenticated(p) => {
-            assert_eq!(p.user_id, "u-key-1");
-            assert_eq!(p.method, AuthMethod::ApiKey);
-            assert_eq!(p.credential_id.as_deref(), Some(k.key_id()));
+            assert_eq!(p.user_id(), "u-key-1");
+            assert_eq!(p.method(), AuthMethod::ApiKey);
+            assert_eq!(p.credential_id(), Some(k.key_id()));
             assert!(p.has_scope("trade"));
             assert!(!p.has_scope("withdraw"));
         }
@@ -316,7 +316,7 @@ pub async fn api_keys<S: FullStore>(store: Arc<S>) {
     // Last-used recorded.
     assert!(
         keys.list("u-key-1").await.unwrap()[0]
-            .last_used_at
+            .last_used_at()
             .is_some()
     );
 
@@ -357,7 +357,11 @@ pub async fn api_keys<S: FullStore>(store: Arc<S>) {
     assert!(
         matches!(keys.resolve(&cred).await, Resolution::Invalid(r) if r.code() == "api_key.revoked")
     );
-    assert!(keys.list("u-key-1").await.unwrap()[0].revoked_at.is_some());
+    assert!(
+        keys.list("u-key-1").await.unwrap()[0]
+            .revoked_at()
+            .is_some()
+    );
     assert!(keys.list("u-key-2").await.unwrap().is_empty());
 
     // Validation.
@@ -370,7 +374,7 @@ pub async fn api_keys<S: FullStore>(store: Arc<S>) {
     let unscoped = keys.create("u-key-1", "read only", vec![]).await.unwrap();
     let c = Credential::new(CredentialKind::ApiKey, unscoped.expose_secret()).unwrap();
     match keys.resolve(&c).await {
-        Resolution::Authenticated(p) => assert!(p.scopes.is_empty()),
+        Resolution::Authenticated(p) => assert!(p.scopes().is_empty()),
         other => panic!("expected authenticated, got {other:?}"),
     }
 }

@@ -87,7 +87,7 @@ pub(crate) async fn create(
     let passphrase = body
         .opt_str("passphrase", 1024)?
         .map(|p| zeroize::Zeroizing::new(p.to_owned()));
-    let owner = user_id(&principal.user_id)?;
+    let owner = user_id(principal.user_id())?;
     let id = new_account_id()?;
     let credential_id = CredentialId::new(&id).map_err(|_| ApiError::UNAVAILABLE)?;
     let account = account_id(&id)?;
@@ -117,7 +117,7 @@ pub(crate) async fn create(
     }
     let meta = AccountMeta {
         id: id.clone(),
-        owner_id: principal.user_id.clone(),
+        owner_id: principal.user_id().to_owned(),
         exchange: adapter.name().to_owned(),
         label: label.to_owned(),
         read_only,
@@ -141,7 +141,7 @@ pub(crate) async fn create(
         .register_account(&owner, &account, capability)
         .await
     {
-        let _ = state.account_store.delete(&principal.user_id, &id).await;
+        let _ = state.account_store.delete(principal.user_id(), &id).await;
         let _ = state.source.delete(&credential_id).await;
         return Err(match e {
             GrantError::AlreadyRegistered => {
@@ -150,7 +150,7 @@ pub(crate) async fn create(
             _ => ApiError::UNAVAILABLE,
         });
     }
-    tracing::info!(code = "account.registered", account_id = %id, user_id = %principal.user_id, read_only, "exchange account registered");
+    tracing::info!(code = "account.registered", account_id = %id, user_id = %principal.user_id(), read_only, "exchange account registered");
     Ok((
         StatusCode::CREATED,
         Json(meta_json(&meta, capability, false)),
@@ -164,11 +164,11 @@ pub(crate) async fn list(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
-    let user = user_id(&principal.user_id)?;
+    let user = user_id(principal.user_id())?;
     let mut out = Vec::new();
     for meta in state
         .account_store
-        .owned_by(&principal.user_id)
+        .owned_by(principal.user_id())
         .await
         .map_err(|_| ApiError::UNAVAILABLE)?
     {
@@ -182,7 +182,7 @@ pub(crate) async fn list(
     let now = now();
     for meta in state
         .account_store
-        .shared_with(&principal.user_id)
+        .shared_with(principal.user_id())
         .await
         .map_err(|_| ApiError::UNAVAILABLE)?
     {
@@ -205,7 +205,7 @@ pub(crate) async fn remove(
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = user_id(&principal.user_id)?;
+    let owner = user_id(principal.user_id())?;
     let account = account_id(&id)?;
     match state.policy.deregister_account(&owner, &account).await {
         Ok(()) => {}
@@ -217,7 +217,7 @@ pub(crate) async fn remove(
     let _ = state.cache.invalidate_credential(&credential).await;
     state.forget_account(&id);
     let deleted = state.source.delete(&credential).await;
-    let removed = state.account_store.delete(&principal.user_id, &id).await;
+    let removed = state.account_store.delete(principal.user_id(), &id).await;
     if deleted.is_err() || removed.is_err() {
         tracing::warn!(code = "account.cleanup_incomplete", account_id = %id, "account deregistered, clean-up incomplete");
         return Err(ApiError::UNAVAILABLE);
@@ -233,7 +233,7 @@ pub(crate) async fn share(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let owner = user_id(&principal.user_id)?;
+    let owner = user_id(principal.user_id())?;
     let account = account_id(&id)?;
     let email = normalize_email(body.str("email", 254)?).map_err(|_| ApiError::Field("email"))?;
     let level =
@@ -284,7 +284,7 @@ pub(crate) async fn unshare(
     Authenticated(principal): Authenticated,
     Path((id, grantee)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let owner = user_id(&principal.user_id)?;
+    let owner = user_id(principal.user_id())?;
     let account = account_id(&id)?;
     let grantee_id = UserId::new(&grantee).map_err(|_| ApiError::NOT_FOUND)?;
     match state.policy.revoke(&owner, &account, &grantee_id).await {

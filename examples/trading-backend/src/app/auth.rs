@@ -108,16 +108,13 @@ pub(crate) async fn logout(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    if principal.method != AuthMethod::Session {
+    if principal.method() != AuthMethod::Session {
         return Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_a_session"));
     }
-    let session_id = principal
-        .credential_id
-        .as_deref()
-        .ok_or(ApiError::FORBIDDEN)?;
+    let session_id = principal.credential_id().ok_or(ApiError::FORBIDDEN)?;
     state
         .sessions
-        .revoke(&principal.user_id, session_id)
+        .revoke(principal.user_id(), session_id)
         .await
         .map_err(|_| ApiError::UNAVAILABLE)?;
     Ok(StatusCode::NO_CONTENT)
@@ -128,7 +125,7 @@ pub(crate) async fn me(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
-    let email = match principal.method {
+    let email = match principal.method() {
         AuthMethod::StaticToken | AuthMethod::InternalService => None,
         _ => Some(
             state
@@ -140,9 +137,9 @@ pub(crate) async fn me(
         ),
     };
     Ok(Json(json!({
-        "user_id": principal.user_id,
+        "user_id": principal.user_id(),
         "email": email,
-        "auth_method": principal.method.as_str(),
+        "auth_method": principal.method().as_str(),
     }))
     .into_response())
 }
@@ -158,11 +155,11 @@ pub(crate) async fn change_password(
     let new = Password::new(body.str("new_password", MAX_PASSWORD)?);
     match state
         .accounts
-        .change_password(&principal.user_id, &old, &new)
+        .change_password(principal.user_id(), &old, &new)
         .await
     {
         Ok(()) => {
-            state.mark_cleared(&principal.user_id);
+            state.mark_cleared(principal.user_id());
             Ok(StatusCode::NO_CONTENT)
         }
         Err(AccountError::InvalidCredentials) => {

@@ -51,7 +51,7 @@ pub(crate) async fn run(
         .transpose()
         .map_err(|_| ApiError::Field("want"))?;
     let account_text = body.str("account_id", 128)?;
-    let user = user_id(&principal.user_id)?;
+    let user = user_id(principal.user_id())?;
     let account = account_id(account_text)?;
     let decision = state.policy.decide(&user, &account, operation, want).await;
     let level = match decision {
@@ -65,7 +65,7 @@ pub(crate) async fn run(
     };
     let adapter = state.adapter_for(account.as_str()).await?;
     let key = CacheKey::new(
-        CacheUser::new(&principal.user_id).map_err(|_| ApiError::FORBIDDEN)?,
+        CacheUser::new(principal.user_id()).map_err(|_| ApiError::FORBIDDEN)?,
         CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
         level,
     );
@@ -83,7 +83,7 @@ pub(crate) async fn run(
     drop(credential);
     match result {
         Ok(value) => {
-            tracing::info!(code = "exchange.ok", operation = operation.as_str(), account_id = %account, user_id = %principal.user_id, "exchange call");
+            tracing::info!(code = "exchange.ok", operation = operation.as_str(), account_id = %account, user_id = %principal.user_id(), "exchange call");
             Ok(Json(
                 json!({ "operation": operation.as_str(), "account_id": account.as_str(), "result": value }),
             ))

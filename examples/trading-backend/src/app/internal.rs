@@ -23,7 +23,7 @@ pub(crate) async fn credentials(
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if principal.method != AuthMethod::InternalService {
+    if principal.method() != AuthMethod::InternalService {
         return Err(ApiError::FORBIDDEN);
     }
     let account = account_id(body.str("account_id", 128)?)?;

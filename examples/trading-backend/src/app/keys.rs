@@ -32,7 +32,7 @@ pub(crate) async fn create(
     };
     let key = state
         .api_keys
-        .create(&principal.user_id, &name, scopes)
+        .create(principal.user_id(), &name, scopes)
         .await
         .map_err(|e| match e {
             auth_core::api_key::ApiKeyError::InvalidName => ApiError::Field("name"),
@@ -57,19 +57,19 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let keys = state
         .api_keys
-        .list(&principal.user_id)
+        .list(principal.user_id())
         .await
         .map_err(|_| ApiError::UNAVAILABLE)?;
     let keys: Vec<Value> = keys
         .into_iter()
         .map(|k| {
             json!({
-                "id": k.id,
-                "name": k.name,
-                "scopes": k.scopes,
-                "created_at": k.created_at,
-                "last_used_at": k.last_used_at,
-                "revoked_at": k.revoked_at,
+                "id": k.id(),
+                "name": k.name(),
+                "scopes": k.scopes(),
+                "created_at": k.created_at(),
+                "last_used_at": k.last_used_at(),
+                "revoked_at": k.revoked_at(),
             })
         })
         .collect();
@@ -85,7 +85,7 @@ pub(crate) async fn revoke(
     if id.len() > 64 {
         return Err(ApiError::NOT_FOUND);
     }
-    match state.api_keys.revoke(&principal.user_id, &id).await {
+    match state.api_keys.revoke(principal.user_id(), &id).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::NOT_FOUND),
         Err(_) => Err(ApiError::UNAVAILABLE),

@@ -257,13 +257,13 @@ async fn password_gate(State(state): State<Shared>, request: Request, next: Next
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let user_bound = matches!(
-        principal.method,
+        principal.method(),
         AuthMethod::Session | AuthMethod::ApiKey | AuthMethod::Sso
     );
     if !user_bound || request.uri().path() == "/api/auth/password" {
         return next.run(request).await;
     }
-    let user_id = principal.user_id.clone();
+    let user_id = principal.user_id().to_owned();
     if state.cleared.read().is_ok_and(|c| c.contains(&user_id)) {
         return next.run(request).await;
     }

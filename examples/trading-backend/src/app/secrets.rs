@@ -39,14 +39,14 @@ pub(crate) async fn put(
     body: Body,
 ) -> Result<Response, ApiError> {
     let name = body.str("name", 128)?;
-    let secret = reference(&principal.user_id, name)?;
+    let secret = reference(principal.user_id(), name)?;
     let value = body.secret("value", MAX_VALUE)?;
     state
         .secrets
         .put(&secret, value.as_bytes())
         .await
         .map_err(|e| secrets_error(&e))?;
-    tracing::info!(code = "secrets.stored", user_id = %principal.user_id, name, "secret stored");
+    tracing::info!(code = "secrets.stored", user_id = %principal.user_id(), name, "secret stored");
     Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
 }
 
@@ -57,7 +57,7 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let metas = state
         .secrets
-        .list(&principal.user_id)
+        .list(principal.user_id())
         .await
         .map_err(|e| secrets_error(&e))?;
     let out: Vec<Value> = metas
@@ -81,7 +81,7 @@ pub(crate) async fn remove(
     Authenticated(principal): Authenticated,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let secret = reference(&principal.user_id, &name).map_err(|_| ApiError::NOT_FOUND)?;
+    let secret = reference(principal.user_id(), &name).map_err(|_| ApiError::NOT_FOUND)?;
     match state.secrets.delete(&secret).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::NOT_FOUND),

@@ -17,8 +17,8 @@ pub(crate) async fn upgrade(
 ) -> Response {
     let hello = json!({
         "type": "hello",
-        "user_id": principal.user_id,
-        "auth_method": principal.method.as_str(),
+        "user_id": principal.user_id(),
+        "auth_method": principal.method().as_str(),
     })
     .to_string();
     ws.max_message_size(4096)
