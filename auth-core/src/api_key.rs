@@ -383,17 +383,17 @@ impl ApiKeys {
         if record.revoked_at.is_some() {
             return ResolveFuture::ready(Resolution::Invalid(API_KEY_REVOKED));
         }
-        let now = secret::now_unix();
-        let recently_used = record
-            .last_used_at
-            .is_some_and(|t| now.saturating_sub(t) < LAST_USED_GRANULARITY);
+        // The cheap clock decides whether to write; the rare write stamps the precise time.
+        let recently_used = record.last_used_at.is_some_and(|t| {
+            secret::now_unix_for_expiry().saturating_sub(t) < LAST_USED_GRANULARITY
+        });
         if recently_used {
             return ResolveFuture::ready(Resolution::Authenticated(record.principal));
         }
         ResolveFuture::boxed(async move {
             // Bookkeeping only: a failed write does not change the decision.
             let key_id = record.id();
-            if let Err(e) = self.store.touch_api_key(key_id, now).await {
+            if let Err(e) = self.store.touch_api_key(key_id, secret::now_unix()).await {
                 tracing::warn!(code = "api_key.touch_failed", key_id, error = %e, "last-used update failed");
             }
             Resolution::Authenticated(record.principal)

@@ -425,7 +425,7 @@ fn check_session(found: Result<Option<SessionRecord>, StoreError>, digest: &Dige
             if !secret::digest_eq(&rec.token_digest, digest) {
                 return Resolution::Invalid(SESSION_UNKNOWN);
             }
-            if secret::now_unix() >= rec.expires_at {
+            if secret::now_unix_for_expiry() >= rec.expires_at {
                 return Resolution::Invalid(SESSION_EXPIRED);
             }
             Resolution::Authenticated(rec.principal)
