@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Prk};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -13,8 +12,8 @@ use crate::backend::KekBackend;
 use crate::context::EncryptionContext;
 use crate::error::{BackendError, ConfigError, Error};
 use crate::format::{
-    COMMITMENT_LEN, MAGIC, MAX_CIPHERTEXT_LEN, MAX_WRAPPED_LEN, NONCE_LEN, Sealed, SealedView,
-    Suite, TAG_LEN, VERSION_1, valid_backend_id, valid_key_id,
+    self, COMMITMENT_LEN, MAGIC, MAX_CIPHERTEXT_LEN, MAX_WRAPPED_LEN, NONCE_LEN, Sealed,
+    SealedView, Suite, TAG_LEN, VERSION_1, valid_backend_id, valid_key_id,
 };
 use crate::secret::{DataKey, Plaintext};
 
@@ -148,8 +147,7 @@ impl Envelope {
         sealed: &[u8],
         context: &EncryptionContext,
     ) -> Result<Plaintext, Error> {
-        self.open_sealed(&Sealed::from_bytes(sealed)?, context)
-            .await
+        self.open_view(&SealedView::parse(sealed)?, context).await
     }
 
     /// Opens a sealed value in text form.
@@ -161,7 +159,8 @@ impl Envelope {
         sealed: &str,
         context: &EncryptionContext,
     ) -> Result<Plaintext, Error> {
-        self.open_sealed(&Sealed::from_text(sealed)?, context).await
+        let bytes = format::decode_text(sealed)?;
+        self.open_view(&SealedView::parse(&bytes)?, context).await
     }
 
     /// Opens a parsed sealed value.
@@ -287,24 +286,20 @@ pub(crate) fn wrap_aad(context: &EncryptionContext) -> Vec<u8> {
     aad(PURPOSE_WRAP, context)
 }
 
-/// The length of suite 1's HKDF output: payload key, then commitment.
-struct KeyAndCommitment;
-
-impl KeyType for KeyAndCommitment {
-    fn len(&self) -> usize {
-        32 + COMMITMENT_LEN
-    }
-}
-
 /// Derives the payload key and the key commitment from a data key with one
-/// HKDF-SHA-256 expansion. The data key is already a uniformly random 256-bit key, so it
-/// serves as the pseudorandom key directly (RFC 5869, section 3.3): one expansion instead
-/// of an extraction and two expansions, the largest cost of opening a small value.
+/// HKDF-SHA-256 expansion (RFC 5869). The data key is already a uniformly random 256-bit
+/// key, so it serves as the pseudorandom key directly (RFC 5869, section 3.3): one
+/// expansion instead of an extraction and two expansions.
+///
+/// The expansion is the largest cost of opening a small value (six SHA-256 blocks), so
+/// it uses RustCrypto's `hkdf` over `sha2`, which runs the same SHA-NI instructions
+/// without the EVP and HMAC context overhead: 286 ns against 408 ns for aws-lc-rs'
+/// `hkdf` on the development machine (see the crate README).
 pub(crate) fn derive(dek: &DataKey) -> Result<(LessSafeKey, [u8; COMMITMENT_LEN]), Error> {
-    let prk = Prk::new_less_safe(HKDF_SHA256, dek.expose_secret());
+    let hkdf =
+        hkdf::Hkdf::<sha2::Sha256>::from_prk(dek.expose_secret()).map_err(|_| Error::Refused)?;
     let mut okm = Zeroizing::new([0u8; 32 + COMMITMENT_LEN]);
-    prk.expand(&[HKDF_INFO], KeyAndCommitment)
-        .and_then(|okm_out| okm_out.fill(okm.as_mut()))
+    hkdf.expand(HKDF_INFO, okm.as_mut())
         .map_err(|_| Error::Refused)?;
     let (enc, commit) = okm.split_at(32);
     let key = UnboundKey::new(&AES_256_GCM, enc).map_err(|_| Error::Refused)?;
@@ -336,11 +331,25 @@ pub(crate) fn seal_payload(
 /// this data key.
 fn committed_key(dek: &DataKey, sealed: &SealedView<'_>) -> Result<LessSafeKey, Error> {
     let (key, commitment) = derive(dek)?;
-    if bool::from(commitment.ct_eq(&sealed.commitment)) {
+    if commitment_eq(&commitment, &sealed.commitment) {
         Ok(key)
     } else {
         Err(Error::Refused)
     }
+}
+
+/// Constant-time equality of two commitments, compared as four 64-bit words: every word
+/// is always compared and the result is one [`subtle::Choice`], so the time does not
+/// depend on where they differ (and it takes four optimisation barriers, not 32).
+fn commitment_eq(a: &[u8; COMMITMENT_LEN], b: &[u8; COMMITMENT_LEN]) -> bool {
+    let words = |c: &[u8; COMMITMENT_LEN]| -> [u64; COMMITMENT_LEN / 8] {
+        let mut out = [0u64; COMMITMENT_LEN / 8];
+        for (o, w) in out.iter_mut().zip(c.as_chunks::<8>().0) {
+            *o = u64::from_le_bytes(*w);
+        }
+        out
+    };
+    bool::from(words(a).ct_eq(&words(b)))
 }
 
 /// Decrypts the payload under a committed key. The buffer is a [`Plaintext`] from the

@@ -170,21 +170,24 @@ impl Sealed {
     /// [`Error::Malformed`] with field `text prefix` or `text encoding`, then as
     /// [`Sealed::from_bytes`].
     pub fn from_text(text: &str) -> Result<Self, Error> {
-        use base64ct::Encoding;
-        let body = text.strip_prefix(TEXT_PREFIX).ok_or(Error::Malformed {
-            field: "text prefix",
-        })?;
-        if body.len() > (MAX_CIPHERTEXT_LEN + 8192) / 3 * 4 + 4 {
-            return Err(Error::Malformed {
-                field: "text length",
-            });
-        }
-        let bytes =
-            base64ct::Base64UrlUnpadded::decode_vec(body).map_err(|_| Error::Malformed {
-                field: "text encoding",
-            })?;
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&decode_text(text)?)
     }
+}
+
+/// The binary form inside a text form (not yet parsed).
+pub(crate) fn decode_text(text: &str) -> Result<Vec<u8>, Error> {
+    use base64ct::Encoding;
+    let body = text.strip_prefix(TEXT_PREFIX).ok_or(Error::Malformed {
+        field: "text prefix",
+    })?;
+    if body.len() > (MAX_CIPHERTEXT_LEN + 8192) / 3 * 4 + 4 {
+        return Err(Error::Malformed {
+            field: "text length",
+        });
+    }
+    base64ct::Base64UrlUnpadded::decode_vec(body).map_err(|_| Error::Malformed {
+        field: "text encoding",
+    })
 }
 
 /// A sealed value parsed in place: what opening reads, without copying the payload.
