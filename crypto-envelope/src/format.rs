@@ -53,7 +53,7 @@ impl Suite {
 pub struct Sealed {
     pub(crate) suite: Suite,
     pub(crate) backend: String,
-    pub(crate) key: KeyRef,
+    pub(crate) key: KeyRef<'static>,
     pub(crate) wrapped_key: Vec<u8>,
     pub(crate) nonce: [u8; NONCE_LEN],
     pub(crate) commitment: [u8; COMMITMENT_LEN],
@@ -77,7 +77,7 @@ impl Sealed {
     }
 
     /// The key that wrapped the data key.
-    pub fn key(&self) -> &KeyRef {
+    pub fn key(&self) -> &KeyRef<'static> {
         &self.key
     }
 
@@ -144,7 +144,7 @@ impl Sealed {
         Ok(Self {
             suite: view.suite,
             backend: view.backend.to_owned(),
-            key: view.key,
+            key: view.key.into_owned(),
             wrapped_key: view.wrapped_key.to_vec(),
             nonce: view.nonce,
             commitment: view.commitment,
@@ -156,7 +156,7 @@ impl Sealed {
         SealedView {
             suite: self.suite,
             backend: &self.backend,
-            key: self.key.clone(),
+            key: self.key.borrowed(),
             wrapped_key: &self.wrapped_key,
             nonce: self.nonce,
             commitment: self.commitment,
@@ -194,7 +194,7 @@ pub(crate) fn decode_text(text: &str) -> Result<Vec<u8>, Error> {
 pub(crate) struct SealedView<'a> {
     pub(crate) suite: Suite,
     pub(crate) backend: &'a str,
-    pub(crate) key: KeyRef,
+    pub(crate) key: KeyRef<'a>,
     pub(crate) wrapped_key: &'a [u8],
     pub(crate) nonce: [u8; NONCE_LEN],
     pub(crate) commitment: [u8; COMMITMENT_LEN],
