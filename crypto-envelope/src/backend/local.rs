@@ -99,11 +99,19 @@ impl MasterKey {
     /// with HKDF-SHA-256 (see `FORMAT.md`). It names the key in sealed values, so that a
     /// misconfigured ring says "key not held" rather than "refused".
     pub fn fingerprint(&self) -> String {
+        use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
+        struct Len8;
+        impl KeyType for Len8 {
+            fn len(&self) -> usize {
+                8
+            }
+        }
         let mut id = [0u8; 8];
-        let hkdf =
-            hkdf::Hkdf::<sha2::Sha256>::new(Some(b"strongroom master key id".as_slice()), &self.0);
-        // An 8-byte output is far below HKDF-SHA-256's limit of 8160 bytes: cannot fail.
-        let _ = hkdf.expand(b"fingerprint v1", &mut id);
+        let prk = Salt::new(HKDF_SHA256, b"strongroom master key id").extract(&self.0);
+        // Expanding 8 bytes from a 32-byte PRK cannot fail.
+        if let Ok(okm) = prk.expand(&[b"fingerprint v1"], Len8) {
+            let _ = okm.fill(&mut id);
+        }
         format!("mk-{}", base16ct::lower::encode_string(&id))
     }
 }
