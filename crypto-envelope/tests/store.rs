@@ -301,9 +301,7 @@ mod postgres {
 
     /// Runs `test` on a pool whose search path is a fresh schema, then drops the schema
     /// (a test that panics leaves it behind for inspection).
-    async fn with_isolated_pool<F: Future<Output = ()>>(
-        test: impl FnOnce(sqlx::PgPool) -> F,
-    ) {
+    async fn with_isolated_pool<F: Future<Output = ()>>(test: impl FnOnce(sqlx::PgPool) -> F) {
         let (pool, schema) = isolated_pool().await;
         test(pool.clone()).await;
         let url = std::env::var("STRONGROOM_PG_URL").unwrap();
