@@ -10,11 +10,13 @@
 //!   TTL (at most 60 s) bounds how long another instance can keep a copy.
 //! * **Reconnects with backoff**: the subscriber retries with exponential
 //!   backoff from 100 ms to 5 s, with jitter, and checks a live connection with
-//!   a `PING` every 15 s.
+//!   a `PING` every 5 s.
 //! * **A gap fails closed**: messages published while a subscriber is
-//!   disconnected are lost (pub/sub does not queue), so every (re)subscription
-//!   first drops the whole local cache. A message that does not decode also
-//!   drops everything.
+//!   disconnected are lost (pub/sub does not queue). The subscriber drops the
+//!   whole local cache as soon as it finds the connection gone, again after
+//!   every failed reconnection attempt (so while Redis is unreachable no entry
+//!   lives longer than one backoff, at most 7.5 s), and once more when it has
+//!   resubscribed. A message that does not decode also drops everything.
 //!
 //! ```no_run
 //! # async fn example(source: std::sync::Arc<dyn cred_cache::CredentialSource>)
@@ -48,7 +50,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest reconnection delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Period of the liveness `PING` on the subscription connection.
-const PING_INTERVAL: Duration = Duration::from_secs(15);
+const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest accepted channel name.
 const MAX_CHANNEL_LEN: usize = 256;
 
@@ -253,6 +255,9 @@ async fn subscriber(
             tracing::warn!(code = "cred_cache.redis.connect_failed", channel = %channel, "cannot subscribe");
         }
         connected.send_replace(false);
+        // Revocations published from now on do not reach this instance: drop what it
+        // holds now and after each failed attempt, rather than serve it for a whole TTL.
+        cache.invalidate_local(&Invalidation::All).await;
         tokio::time::sleep(backoff + jitter(backoff / 2)).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,10 +119,12 @@ async fn an_undecodable_message_drops_everything() {
     time_to_miss(&b, &k, Duration::from_secs(1)).await;
 }
 
-/// A TCP proxy in front of Redis whose connections the test can cut.
+/// A TCP proxy in front of Redis whose connections the test can cut, and which can
+/// refuse new ones (Redis unreachable).
 struct Proxy {
     url: String,
     connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    down: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -144,9 +147,15 @@ impl Proxy {
         let url = format!("redis://{}", listener.local_addr().unwrap());
         let connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
         let list = Arc::clone(&connections);
+        let down = Arc::new(AtomicBool::new(false));
+        let refuse = Arc::clone(&down);
         tokio::spawn(async move {
             loop {
                 let (mut inbound, _) = listener.accept().await.unwrap();
+                if refuse.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
                 let upstream = upstream.clone();
                 let task = tokio::spawn(async move {
                     let mut outbound = tokio::net::TcpStream::connect(&upstream).await.unwrap();
@@ -155,7 +164,16 @@ impl Proxy {
                 list.lock().unwrap().push(task.abort_handle());
             }
         });
-        Self { url, connections }
+        Self {
+            url,
+            connections,
+            down,
+        }
+    }
+
+    /// Refuses (`true`) or accepts again (`false`) new connections.
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     fn cut(&self) {
@@ -201,6 +219,46 @@ async fn the_subscriber_reconnects_and_drops_everything_after_a_gap() {
         .await
         .unwrap();
     time_to_miss(&b, &k, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set STRONGROOM_REDIS_URL"]
+async fn while_redis_is_unreachable_no_entry_outlives_a_reconnection_attempt() {
+    let url = redis_url();
+    let channel = random_channel();
+    let proxy = Proxy::start(&url).await;
+    let b = instance(&proxy.url, &channel).await;
+    let k = key("alice", "acct-1", AccessLevel::Read);
+    b.cache.get_or_fetch(&k).await.unwrap();
+    assert_eq!(b.source.fetches(), 1);
+
+    proxy.set_down(true);
+    proxy.cut();
+    let started = Instant::now();
+    while b.subscription.is_connected() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "disconnect not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Dropped as soon as the loss is noticed, not only at the resubscription.
+    time_to_miss(&b, &k, Duration::from_secs(1)).await;
+    // Fetched again during the outage: dropped after the next failed attempt (the
+    // longest backoff is 5 s plus up to 2.5 s of jitter), never kept for the TTL.
+    time_to_miss(&b, &k, Duration::from_secs(9)).await;
+    assert!(!b.subscription.is_connected());
+
+    // Redis back: B resubscribes and caches normally again.
+    proxy.set_down(false);
+    assert!(
+        b.subscription.wait_connected(Duration::from_secs(10)).await,
+        "no reconnect"
+    );
+    b.cache.get_or_fetch(&k).await.unwrap();
+    let before = b.source.fetches();
+    b.cache.get_or_fetch(&k).await.unwrap();
+    assert_eq!(b.source.fetches(), before, "a hit after the reconnect");
 }
 
 #[tokio::test]

@@ -9,12 +9,12 @@ use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Prk};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::backend::KekBackend;
+use crate::backend::{KekBackend, Wrapped};
 use crate::context::EncryptionContext;
 use crate::error::{BackendError, ConfigError, Error};
 use crate::format::{
-    COMMITMENT_LEN, MAGIC, MAX_CIPHERTEXT_LEN, MAX_WRAPPED_LEN, NONCE_LEN, Sealed, SealedView,
-    Suite, TAG_LEN, VERSION_1, valid_backend_id, valid_key_id,
+    self, COMMITMENT_LEN, MAGIC, MAX_CIPHERTEXT_LEN, MAX_WRAPPED_LEN, NONCE_LEN, Sealed,
+    SealedView, Suite, TAG_LEN, VERSION_1, valid_backend_id, valid_key_id,
 };
 use crate::secret::{DataKey, Plaintext};
 
@@ -113,17 +113,7 @@ impl Envelope {
         let dek = DataKey::generate()?;
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| BackendError::Random)?;
-        let wrapped = self.primary.wrap(&dek, &wrap_aad(context), context).await?;
-        let misbehaved = |reason| BackendError::Misbehaved {
-            backend: self.primary.id().to_owned(),
-            reason,
-        };
-        if !valid_key_id(wrapped.key.id.as_bytes()) {
-            return Err(misbehaved("the key id is not 1 to 255 visible ASCII bytes").into());
-        }
-        if wrapped.bytes.is_empty() || wrapped.bytes.len() > MAX_WRAPPED_LEN {
-            return Err(misbehaved("the wrapped key is not 1 to 4096 bytes").into());
-        }
+        let wrapped = self.wrap_dek(&dek, &wrap_aad(context), context).await?;
         let (commitment, ciphertext) = seal_payload(&dek, nonce, plaintext, context)?;
         Ok(Sealed {
             suite: Suite::Aes256GcmHkdfSha256Commit,
@@ -148,8 +138,7 @@ impl Envelope {
         sealed: &[u8],
         context: &EncryptionContext,
     ) -> Result<Plaintext, Error> {
-        self.open_sealed(&Sealed::from_bytes(sealed)?, context)
-            .await
+        self.open_view(&SealedView::parse(sealed)?, context).await
     }
 
     /// Opens a sealed value in text form.
@@ -161,7 +150,8 @@ impl Envelope {
         sealed: &str,
         context: &EncryptionContext,
     ) -> Result<Plaintext, Error> {
-        self.open_sealed(&Sealed::from_text(sealed)?, context).await
+        let bytes = format::decode_text(sealed)?;
+        self.open_view(&SealedView::parse(&bytes)?, context).await
     }
 
     /// Opens a parsed sealed value.
@@ -207,7 +197,7 @@ impl Envelope {
         let aad = wrap_aad(context);
         let dek = self.unwrap_dek(&sealed.view(), &aad, context).await?;
         committed_key(&dek, &sealed.view())?;
-        let wrapped = self.primary.wrap(&dek, &aad, context).await?;
+        let wrapped = self.wrap_dek(&dek, &aad, context).await?;
         sealed.backend = self.primary.id().to_owned();
         sealed.key = wrapped.key;
         sealed.wrapped_key = wrapped.bytes;
@@ -217,6 +207,29 @@ impl Envelope {
     /// The primary backend.
     pub fn primary(&self) -> &dyn KekBackend {
         self.primary.as_ref()
+    }
+
+    /// Wraps a data key under the primary backend and checks that what the backend gave
+    /// back fits the format, so that no sealed value (new or re-wrapped) is ever written
+    /// that could not be read again.
+    async fn wrap_dek(
+        &self,
+        dek: &DataKey,
+        aad: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Wrapped, Error> {
+        let wrapped = self.primary.wrap(dek, aad, context).await?;
+        let misbehaved = |reason| BackendError::Misbehaved {
+            backend: self.primary.id().to_owned(),
+            reason,
+        };
+        if !valid_key_id(wrapped.key.id.as_bytes()) {
+            return Err(misbehaved("the key id is not 1 to 255 visible ASCII bytes").into());
+        }
+        if wrapped.bytes.is_empty() || wrapped.bytes.len() > MAX_WRAPPED_LEN {
+            return Err(misbehaved("the wrapped key is not 1 to 4096 bytes").into());
+        }
+        Ok(wrapped)
     }
 
     async fn unwrap_dek(
@@ -297,9 +310,14 @@ impl KeyType for KeyAndCommitment {
 }
 
 /// Derives the payload key and the key commitment from a data key with one
-/// HKDF-SHA-256 expansion. The data key is already a uniformly random 256-bit key, so it
-/// serves as the pseudorandom key directly (RFC 5869, section 3.3): one expansion instead
-/// of an extraction and two expansions, the largest cost of opening a small value.
+/// HKDF-SHA-256 expansion (RFC 5869). The data key is already a uniformly random 256-bit
+/// key, so it serves as the pseudorandom key directly (RFC 5869, section 3.3): one
+/// expansion instead of an extraction and two expansions, the largest cost of opening a
+/// small value.
+///
+/// aws-lc-rs wipes every intermediate (the PRK copy, the HMAC contexts, the blocks of the
+/// expansion); RustCrypto's `hkdf` is faster here but leaves the padded key block and the
+/// first output block on the stack, so it is not used (see the crate README).
 pub(crate) fn derive(dek: &DataKey) -> Result<(LessSafeKey, [u8; COMMITMENT_LEN]), Error> {
     let prk = Prk::new_less_safe(HKDF_SHA256, dek.expose_secret());
     let mut okm = Zeroizing::new([0u8; 32 + COMMITMENT_LEN]);
@@ -336,11 +354,25 @@ pub(crate) fn seal_payload(
 /// this data key.
 fn committed_key(dek: &DataKey, sealed: &SealedView<'_>) -> Result<LessSafeKey, Error> {
     let (key, commitment) = derive(dek)?;
-    if bool::from(commitment.ct_eq(&sealed.commitment)) {
+    if commitment_eq(&commitment, &sealed.commitment) {
         Ok(key)
     } else {
         Err(Error::Refused)
     }
+}
+
+/// Constant-time equality of two commitments, compared as four 64-bit words: every word
+/// is always compared and the result is one [`subtle::Choice`], so the time does not
+/// depend on where they differ (and it takes four optimisation barriers, not 32).
+fn commitment_eq(a: &[u8; COMMITMENT_LEN], b: &[u8; COMMITMENT_LEN]) -> bool {
+    let words = |c: &[u8; COMMITMENT_LEN]| -> [u64; COMMITMENT_LEN / 8] {
+        let mut out = [0u64; COMMITMENT_LEN / 8];
+        for (o, w) in out.iter_mut().zip(c.as_chunks::<8>().0) {
+            *o = u64::from_le_bytes(*w);
+        }
+        out
+    };
+    bool::from(words(a).ct_eq(&words(b)))
 }
 
 /// Decrypts the payload under a committed key. The buffer is a [`Plaintext`] from the

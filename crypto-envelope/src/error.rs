@@ -64,13 +64,13 @@ pub enum BackendError {
     #[error("key {key} is not held by this backend")]
     KeyNotFound {
         /// The key the value names.
-        key: KeyRef,
+        key: KeyRef<'static>,
     },
     /// The key is held but retired, or below the minimum decryption version.
     #[error("key {key} is retired")]
     KeyRetired {
         /// The key the value names.
-        key: KeyRef,
+        key: KeyRef<'static>,
     },
     /// The backend cannot be reached or answered with a transient error (an HSM session
     /// lost, a KMS timeout). Retry later; never treat as success.

@@ -53,7 +53,7 @@ impl Suite {
 pub struct Sealed {
     pub(crate) suite: Suite,
     pub(crate) backend: String,
-    pub(crate) key: KeyRef,
+    pub(crate) key: KeyRef<'static>,
     pub(crate) wrapped_key: Vec<u8>,
     pub(crate) nonce: [u8; NONCE_LEN],
     pub(crate) commitment: [u8; COMMITMENT_LEN],
@@ -77,7 +77,7 @@ impl Sealed {
     }
 
     /// The key that wrapped the data key.
-    pub fn key(&self) -> &KeyRef {
+    pub fn key(&self) -> &KeyRef<'static> {
         &self.key
     }
 
@@ -144,7 +144,7 @@ impl Sealed {
         Ok(Self {
             suite: view.suite,
             backend: view.backend.to_owned(),
-            key: view.key,
+            key: view.key.into_owned(),
             wrapped_key: view.wrapped_key.to_vec(),
             nonce: view.nonce,
             commitment: view.commitment,
@@ -156,7 +156,7 @@ impl Sealed {
         SealedView {
             suite: self.suite,
             backend: &self.backend,
-            key: self.key.clone(),
+            key: self.key.borrowed(),
             wrapped_key: &self.wrapped_key,
             nonce: self.nonce,
             commitment: self.commitment,
@@ -170,28 +170,31 @@ impl Sealed {
     /// [`Error::Malformed`] with field `text prefix` or `text encoding`, then as
     /// [`Sealed::from_bytes`].
     pub fn from_text(text: &str) -> Result<Self, Error> {
-        use base64ct::Encoding;
-        let body = text.strip_prefix(TEXT_PREFIX).ok_or(Error::Malformed {
-            field: "text prefix",
-        })?;
-        if body.len() > (MAX_CIPHERTEXT_LEN + 8192) / 3 * 4 + 4 {
-            return Err(Error::Malformed {
-                field: "text length",
-            });
-        }
-        let bytes =
-            base64ct::Base64UrlUnpadded::decode_vec(body).map_err(|_| Error::Malformed {
-                field: "text encoding",
-            })?;
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&decode_text(text)?)
     }
+}
+
+/// The binary form inside a text form (not yet parsed).
+pub(crate) fn decode_text(text: &str) -> Result<Vec<u8>, Error> {
+    use base64ct::Encoding;
+    let body = text.strip_prefix(TEXT_PREFIX).ok_or(Error::Malformed {
+        field: "text prefix",
+    })?;
+    if body.len() > (MAX_CIPHERTEXT_LEN + 8192) / 3 * 4 + 4 {
+        return Err(Error::Malformed {
+            field: "text length",
+        });
+    }
+    base64ct::Base64UrlUnpadded::decode_vec(body).map_err(|_| Error::Malformed {
+        field: "text encoding",
+    })
 }
 
 /// A sealed value parsed in place: what opening reads, without copying the payload.
 pub(crate) struct SealedView<'a> {
     pub(crate) suite: Suite,
     pub(crate) backend: &'a str,
-    pub(crate) key: KeyRef,
+    pub(crate) key: KeyRef<'a>,
     pub(crate) wrapped_key: &'a [u8],
     pub(crate) nonce: [u8; NONCE_LEN],
     pub(crate) commitment: [u8; COMMITMENT_LEN],

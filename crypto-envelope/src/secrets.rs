@@ -267,7 +267,7 @@ impl fmt::Debug for Secrets {
 }
 
 /// The metadata label of a wrapping key: `backend:key-id/vN`.
-pub(crate) fn key_label(backend: &str, key: &crate::KeyRef) -> String {
+pub(crate) fn key_label(backend: &str, key: &crate::KeyRef<'_>) -> String {
     format!("{backend}:{key}")
 }
 

@@ -8,8 +8,8 @@ mod common;
 
 use common::{ctx, envelope, key, ring, run};
 use crypto_envelope::{
-    Argon2Params, BackendError, EncryptionContext, Envelope, Error, KekBackend, LocalKeyRing,
-    PassphraseKek, Rewrap, Sealed,
+    Argon2Params, BackendError, DataKey, EncryptionContext, Envelope, Error, KekBackend, KeyRef,
+    LocalKeyRing, PassphraseKek, Rewrap, Sealed, Wrapped,
 };
 use proptest::prelude::*;
 
@@ -303,6 +303,85 @@ async fn unknown_backend_is_named() {
         envelope(1).open(&sealed.to_bytes(), &c).await,
         Err(Error::UnknownBackend { backend }) if backend == "passphrase"
     ));
+}
+
+/// A backend that wraps like a local ring but reports a key id or a wrapped key that does
+/// not fit the format, as a misconfigured KMS might (an id over 255 bytes).
+#[derive(Debug)]
+struct OversizedBackend {
+    inner: LocalKeyRing,
+    long_id: bool,
+}
+
+#[async_trait::async_trait]
+impl KekBackend for OversizedBackend {
+    fn id(&self) -> &str {
+        "oversized"
+    }
+
+    fn primary_key(&self) -> KeyRef<'_> {
+        self.inner.primary_key()
+    }
+
+    async fn wrap(
+        &self,
+        dek: &DataKey,
+        aad: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Wrapped, BackendError> {
+        let mut wrapped = self.inner.wrap(dek, aad, context).await?;
+        if self.long_id {
+            wrapped.key = KeyRef::new("k".repeat(300), 1);
+        } else {
+            wrapped.bytes.resize(5000, 0);
+        }
+        Ok(wrapped)
+    }
+
+    async fn unwrap(
+        &self,
+        key: &KeyRef<'_>,
+        wrapped: &[u8],
+        aad: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<DataKey, BackendError> {
+        self.inner.unwrap(key, wrapped, aad, context).await
+    }
+}
+
+#[tokio::test]
+async fn a_backend_answer_that_does_not_fit_the_format_is_never_written() {
+    let c = ctx("42", "api_secret");
+    let stored = envelope(1).seal(CANARY, &c).await.unwrap().to_bytes();
+    for long_id in [true, false] {
+        let bad = || OversizedBackend {
+            inner: ring(2),
+            long_id,
+        };
+        let misbehaved = |r: Result<_, Error>| {
+            matches!(
+                r,
+                Err(Error::Backend(BackendError::Misbehaved { backend, .. })) if backend == "oversized"
+            )
+        };
+        // A new value.
+        let env = Envelope::new(bad()).unwrap();
+        assert!(
+            misbehaved(env.seal(CANARY, &c).await.map(|_| ())),
+            "seal, long_id={long_id}"
+        );
+        // A re-wrap onto the misbehaving backend: refused, so a bulk re-wrap leaves the
+        // stored value as it was instead of overwriting it with bytes no parser reads.
+        let env = Envelope::new(bad())
+            .unwrap()
+            .with_decrypt_only(ring(1))
+            .unwrap();
+        assert!(
+            misbehaved(env.rewrap(&stored, &c).await.map(|_| ())),
+            "rewrap, long_id={long_id}"
+        );
+        assert_eq!(env.open(&stored, &c).await.unwrap().expose_secret(), CANARY);
+    }
 }
 
 #[tokio::test]

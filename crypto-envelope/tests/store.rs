@@ -299,7 +299,24 @@ mod postgres {
     use crypto_envelope::PgStore;
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-    async fn isolated_pool() -> sqlx::PgPool {
+    /// Runs `test` on a pool whose search path is a fresh schema, then drops the schema
+    /// (a test that panics leaves it behind for inspection).
+    async fn with_isolated_pool<F: Future<Output = ()>>(test: impl FnOnce(sqlx::PgPool) -> F) {
+        let (pool, schema) = isolated_pool().await;
+        test(pool.clone()).await;
+        let url = std::env::var("STRONGROOM_PG_URL").unwrap();
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+
+    async fn isolated_pool() -> (sqlx::PgPool, String) {
         let url = std::env::var("STRONGROOM_PG_URL")
             .expect("STRONGROOM_PG_URL must be set to run the PostgreSQL tests");
         let admin = PgPoolOptions::new()
@@ -318,11 +335,12 @@ mod postgres {
             .parse::<PgConnectOptions>()
             .unwrap()
             .options([("search_path", schema.as_str())]);
-        PgPoolOptions::new()
+        let pool = PgPoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
-            .unwrap()
+            .unwrap();
+        (pool, schema)
     }
 
     fn hex(bytes: &[u8]) -> String {
@@ -332,32 +350,38 @@ mod postgres {
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
     async fn postgres_store_holds_no_plaintext() {
-        let store = PgStore::from_pool(isolated_pool().await);
-        store.migrate().await.unwrap();
-        store.migrate().await.unwrap(); // idempotent
-        exercise(Arc::new(store.clone())).await;
-        let rows: Vec<RawRow> =
-            sqlx::query_as("SELECT owner, scope, name, sealed, key_ref FROM strongroom_secrets")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
-        assert_rows_hold_no_canary(&rows);
+        with_isolated_pool(|pool| async move {
+            let store = PgStore::from_pool(pool);
+            store.migrate().await.unwrap();
+            store.migrate().await.unwrap(); // idempotent
+            exercise(Arc::new(store.clone())).await;
+            let rows: Vec<RawRow> = sqlx::query_as(
+                "SELECT owner, scope, name, sealed, key_ref FROM strongroom_secrets",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+            assert_rows_hold_no_canary(&rows);
+        })
+        .await;
     }
 
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
     async fn postgres_outage_is_unavailable_not_empty() {
-        let pool = isolated_pool().await;
-        let store = PgStore::from_pool(pool.clone());
-        store.migrate().await.unwrap();
-        pool.close().await;
-        let s = secrets(Arc::new(store), ring_v1());
-        let err = s
-            .get(&SecretRef::owner("alice", "K").unwrap())
-            .await
-            .unwrap_err();
-        assert!(err.is_unavailable(), "{err:?}");
-        let err = s.list("alice").await.unwrap_err();
-        assert!(err.is_unavailable(), "{err:?}");
+        with_isolated_pool(|pool| async move {
+            let store = PgStore::from_pool(pool.clone());
+            store.migrate().await.unwrap();
+            pool.close().await;
+            let s = secrets(Arc::new(store), ring_v1());
+            let err = s
+                .get(&SecretRef::owner("alice", "K").unwrap())
+                .await
+                .unwrap_err();
+            assert!(err.is_unavailable(), "{err:?}");
+            let err = s.list("alice").await.unwrap_err();
+            assert!(err.is_unavailable(), "{err:?}");
+        })
+        .await;
     }
 }

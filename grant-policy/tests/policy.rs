@@ -301,7 +301,7 @@ async fn sqlite_store() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
 async fn postgres_store() {
-    scenario(Arc::new(common::pg_store().await)).await;
+    common::with_pg_store(|store| scenario(store)).await;
 }
 
 /// A store that always fails.

@@ -310,7 +310,7 @@ fn postgres_store_matches_the_model() {
     });
     runner
         .run(&proptest::collection::vec(step(), 1..60), |steps| {
-            runtime().block_on(async { run(Arc::new(common::pg_store().await), steps).await })
+            runtime().block_on(common::with_pg_store(|store| run(store, steps)))
         })
         .unwrap();
 }

@@ -312,14 +312,14 @@ async fn sqlite_cap_holds_across_two_pools_on_one_file() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
 async fn postgres_life_cycle() {
-    life_cycle(Arc::new(common::pg_store().await)).await;
+    common::with_pg_store(|store| life_cycle(store)).await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
 async fn postgres_200_concurrent_orders_admit_exactly_50() {
-    concurrent_cap(Arc::new(common::pg_store().await)).await;
+    common::with_pg_store(|store| concurrent_cap(store)).await;
 }
 
 /// A deliberately broken store that checks, waits for every other order to check too,

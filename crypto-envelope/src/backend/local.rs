@@ -125,7 +125,7 @@ impl fmt::Debug for MasterKey {
 }
 
 struct RingEntry {
-    key_ref: KeyRef,
+    key_ref: KeyRef<'static>,
     kek: AesKek,
     retired: bool,
 }
@@ -137,7 +137,7 @@ struct RingEntry {
 /// after a bulk re-wrap (see [`crate::rotation`]) an old key is retired and then removed.
 pub struct LocalKeyRing {
     entries: BTreeMap<u32, RingEntry>,
-    primary: KeyRef,
+    primary: KeyRef<'static>,
     min_version: u32,
 }
 
@@ -198,7 +198,7 @@ impl LocalKeyRing {
     }
 
     /// The versions held, with whether each may still unwrap.
-    pub fn versions(&self) -> impl Iterator<Item = (&KeyRef, bool)> {
+    pub fn versions(&self) -> impl Iterator<Item = (&KeyRef<'static>, bool)> {
         self.entries.values().map(|e| {
             (
                 &e.key_ref,
@@ -207,14 +207,18 @@ impl LocalKeyRing {
         })
     }
 
-    fn entry_for(&self, key: &KeyRef) -> Result<&RingEntry, BackendError> {
+    fn entry_for(&self, key: &KeyRef<'_>) -> Result<&RingEntry, BackendError> {
         let entry = self
             .entries
             .get(&key.version)
             .filter(|e| e.key_ref.id == key.id)
-            .ok_or_else(|| BackendError::KeyNotFound { key: key.clone() })?;
+            .ok_or_else(|| BackendError::KeyNotFound {
+                key: key.clone().into_owned(),
+            })?;
         if entry.retired || key.version < self.min_version {
-            return Err(BackendError::KeyRetired { key: key.clone() });
+            return Err(BackendError::KeyRetired {
+                key: key.clone().into_owned(),
+            });
         }
         Ok(entry)
     }
@@ -250,8 +254,8 @@ impl KekBackend for LocalKeyRing {
         BACKEND_ID
     }
 
-    fn primary_key(&self) -> KeyRef {
-        self.primary.clone()
+    fn primary_key(&self) -> KeyRef<'_> {
+        self.primary.borrowed()
     }
 
     async fn wrap(
@@ -269,7 +273,7 @@ impl KekBackend for LocalKeyRing {
 
     async fn unwrap(
         &self,
-        key: &KeyRef,
+        key: &KeyRef<'_>,
         wrapped: &[u8],
         aad: &[u8],
         _context: &EncryptionContext,

@@ -2,6 +2,7 @@
 //! data keys. A master key from the environment and a passphrase are built in; an HSM
 //! or a cloud KMS implements the same trait.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -17,26 +18,38 @@ pub mod passphrase;
 /// A key inside a backend: its id and version, as written in every sealed value.
 ///
 /// The id is 1 to 255 bytes of visible ASCII (a KMS key ARN, a PKCS#11 label, a local
-/// key's fingerprint); neither part is secret.
+/// key's fingerprint); neither part is secret. Opening a value hands the backend a
+/// `KeyRef` that borrows its id from the sealed bytes (no allocation on the hot path);
+/// what is kept, in a [`Sealed`](crate::Sealed) or an error, is a `KeyRef<'static>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyRef {
+pub struct KeyRef<'a> {
     /// The key id.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// The key version.
     pub version: u32,
 }
 
-impl KeyRef {
+impl<'a> KeyRef<'a> {
     /// A key reference.
-    pub fn new(id: impl Into<String>, version: u32) -> Self {
+    pub fn new(id: impl Into<Cow<'a, str>>, version: u32) -> Self {
         Self {
             id: id.into(),
             version,
         }
     }
+
+    /// The same reference, borrowing its id.
+    pub fn borrowed(&self) -> KeyRef<'_> {
+        KeyRef::new(self.id.as_ref(), self.version)
+    }
+
+    /// The same reference, owning its id.
+    pub fn into_owned(self) -> KeyRef<'static> {
+        KeyRef::new(self.id.into_owned(), self.version)
+    }
 }
 
-impl fmt::Display for KeyRef {
+impl fmt::Display for KeyRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/v{}", self.id, self.version)
     }
@@ -46,7 +59,7 @@ impl fmt::Display for KeyRef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wrapped {
     /// The key that wrapped the data key.
-    pub key: KeyRef,
+    pub key: KeyRef<'static>,
     /// The backend's wrapped form, 1 to 4096 bytes.
     pub bytes: Vec<u8>,
 }
@@ -77,7 +90,7 @@ pub trait KekBackend: Send + Sync + fmt::Debug {
     fn id(&self) -> &str;
 
     /// The key that new wraps use.
-    fn primary_key(&self) -> KeyRef;
+    fn primary_key(&self) -> KeyRef<'_>;
 
     /// Wraps `dek` under the primary key, bound to `aad`.
     ///
@@ -97,14 +110,14 @@ pub trait KekBackend: Send + Sync + fmt::Debug {
     /// As the contract above says.
     async fn unwrap(
         &self,
-        key: &KeyRef,
+        key: &KeyRef<'_>,
         wrapped: &[u8],
         aad: &[u8],
         context: &EncryptionContext,
     ) -> Result<DataKey, BackendError>;
 
     /// Whether a value wrapped under `key` is already where a re-wrap would put it.
-    fn is_current(&self, key: &KeyRef) -> bool {
+    fn is_current(&self, key: &KeyRef<'_>) -> bool {
         *key == self.primary_key()
     }
 }

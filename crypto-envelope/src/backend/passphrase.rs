@@ -83,7 +83,7 @@ impl Default for Argon2Params {
 
 /// A KEK derived from a passphrase with Argon2id.
 pub struct PassphraseKek {
-    key_ref: KeyRef,
+    key_ref: KeyRef<'static>,
     kek: AesKek,
 }
 
@@ -186,8 +186,8 @@ impl KekBackend for PassphraseKek {
         BACKEND_ID
     }
 
-    fn primary_key(&self) -> KeyRef {
-        self.key_ref.clone()
+    fn primary_key(&self) -> KeyRef<'_> {
+        self.key_ref.borrowed()
     }
 
     async fn wrap(
@@ -204,13 +204,15 @@ impl KekBackend for PassphraseKek {
 
     async fn unwrap(
         &self,
-        key: &KeyRef,
+        key: &KeyRef<'_>,
         wrapped: &[u8],
         aad: &[u8],
         _context: &EncryptionContext,
     ) -> Result<DataKey, BackendError> {
         if *key != self.key_ref {
-            return Err(BackendError::KeyNotFound { key: key.clone() });
+            return Err(BackendError::KeyNotFound {
+                key: key.clone().into_owned(),
+            });
         }
         self.kek.unwrap(wrapped, aad)
     }

@@ -68,11 +68,29 @@ pub async fn sqlite_store() -> (grant_policy::store::SqliteStore, tempfile::Temp
     (store, dir)
 }
 
-/// A PostgreSQL store in a fresh schema with a random name, first on the search path, so
-/// tests from every crate can share one database. Panics when `STRONGROOM_PG_URL` is not
-/// set: an ignored test that is run must not pass silently.
+/// Runs `test` on a PostgreSQL store in a fresh schema with a random name, first on the
+/// search path, so that tests from every crate can share one database; drops the schema
+/// afterwards (a test that panics leaves its schema behind for inspection). Panics when
+/// `STRONGROOM_PG_URL` is not set: an ignored test that is run must not pass silently.
 #[cfg(feature = "postgres")]
-pub async fn pg_store() -> grant_policy::store::PostgresStore {
+pub async fn with_pg_store<T, F>(
+    test: impl FnOnce(std::sync::Arc<grant_policy::store::PostgresStore>) -> F,
+) -> T
+where
+    F: Future<Output = T>,
+{
+    let (store, schema) = pg_store().await;
+    let out = test(std::sync::Arc::new(store.clone())).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    out
+}
+
+#[cfg(feature = "postgres")]
+async fn pg_store() -> (grant_policy::store::PostgresStore, String) {
     use std::hash::{BuildHasher, Hasher};
     use std::str::FromStr;
 
@@ -105,5 +123,5 @@ pub async fn pg_store() -> grant_policy::store::PostgresStore {
         .unwrap();
     let store = grant_policy::store::PostgresStore::from_pool(pool);
     store.migrate().await.unwrap();
-    store
+    (store, schema)
 }
