@@ -210,7 +210,8 @@ impl fmt::Debug for ApiKeyRecord {
 /// in [`StoreFuture::boxed`].
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync + fmt::Debug {
-    /// Inserts a key.
+    /// Inserts a key. Its id must be random, as [`ApiKeys::create`] makes it, never one
+    /// a client chose (stores may index ids with an unkeyed hash).
     ///
     /// # Errors
     ///

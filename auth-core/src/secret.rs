@@ -30,7 +30,9 @@ pub(crate) fn digest_eq(a: &Digest, b: &Digest) -> bool {
         .iter()
         .zip(digest_words(b))
         .fold(0u64, |acc, (x, y)| acc | (x ^ y));
-    bool::from(diff.ct_eq(&0))
+    // The barrier keeps the compiler from turning the OR of the four words into compares
+    // that stop early; `subtle` then hides the last comparison.
+    bool::from(core::hint::black_box(diff).ct_eq(&0))
 }
 
 /// A digest as four little-endian 64-bit words.
@@ -85,33 +87,35 @@ pub(crate) fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// How far the coarse clock may lag the true time: one tick is 1 to 10 ms (`HZ` of
+/// 1000 to 100); 50 ms leaves room for ticks the kernel delivers late.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const COARSE_CLOCK_LAG: (i64, i64) = (0, 50_000_000);
+
 /// The current Unix second for expiry checks on the request path: never earlier than
-/// the true current second, at most one clock tick (1 to 10 ms) later. A credential with
-/// `expires_at <= now_unix_for_expiry()` is expired; so it may be refused up to one tick
-/// before its expiry second, never accepted after it (fail closed).
+/// the true current second while the kernel keeps time, at most 50 ms later. A
+/// credential with `expires_at <= now_unix_for_expiry()` is expired; so it may be refused
+/// up to 50 ms before its expiry second, and is not accepted after it (fail closed).
 ///
 /// On Linux this reads `CLOCK_REALTIME_COARSE` (the kernel's time at its last tick,
 /// served from the vDSO without reading the hardware counter: about 3 ns against about
 /// 25 ns for [`now_unix`] on the benchmark machine, where a whole session resolution is
-/// about 100 ns) and adds the clock's resolution, by which it may lag. Elsewhere it is
-/// [`now_unix`].
+/// about 100 ns) and adds [`COARSE_CLOCK_LAG`]. It uses the fallible call, so a kernel or
+/// sandbox that refuses the coarse clock falls back to the precise one instead of
+/// panicking. Elsewhere, and on that fallback, a clock before 1970 reads as the end of
+/// time: everything is expired.
 pub(crate) fn now_unix_for_expiry() -> i64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        use std::sync::LazyLock;
+        use rustix::time::{ClockId, DynamicClockId, clock_gettime_dynamic};
 
-        use rustix::time::{ClockId, Timespec, clock_getres, clock_gettime};
-
-        static RESOLUTION: LazyLock<Timespec> =
-            LazyLock::new(|| clock_getres(ClockId::RealtimeCoarse));
-        let now = clock_gettime(ClockId::RealtimeCoarse);
-        let res = *RESOLUTION;
-        latest_second((now.tv_sec, now.tv_nsec), (res.tv_sec, res.tv_nsec))
+        if let Ok(now) = clock_gettime_dynamic(DynamicClockId::Known(ClockId::RealtimeCoarse)) {
+            return latest_second((now.tv_sec, now.tv_nsec), COARSE_CLOCK_LAG);
+        }
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        now_unix()
-    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(i64::MAX, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The whole second of `now + lag` (both `(seconds, nanoseconds)` with nanoseconds in

@@ -52,7 +52,10 @@ impl Hasher for DigestHasher {
 
 /// Hashes an API key id. Ids are chosen by this crate when a key is created (128 random
 /// bits), never by a client: a presented id only probes the table and cannot lengthen a
-/// bucket, so no keyed hash (SipHash, three times slower here) is needed. Every byte is
+/// bucket, so no keyed hash (SipHash, three times slower here) is needed. The hash is
+/// unkeyed: a caller that inserts records itself
+/// ([`ApiKeyStore::insert_api_key`](crate::ApiKeyStore::insert_api_key)) must give them
+/// random ids too, never ids a client chose. Every byte is
 /// mixed in, so ids of another shape (`"k-1"`, `"k-2"`) spread as well.
 #[derive(Debug, Default)]
 struct IdHasher(u64);
