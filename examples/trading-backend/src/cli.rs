@@ -32,7 +32,7 @@ pub enum Command {
         /// The initial password (at least 12 characters). Without it a random one is
         /// generated and printed once.
         #[arg(long)]
-        password: Option<String>,
+        password: Option<SecretArg>,
         /// Do not require a password change at first login.
         #[arg(long)]
         no_reset: bool,
@@ -62,6 +62,25 @@ pub enum Command {
     },
     /// Delete expired sessions once.
     SweepSessions,
+}
+
+/// A secret given on the command line: wiped on drop, and its `Debug` prints nothing of it
+/// (the derived `Debug` of [`Cli`] goes through this).
+#[derive(Clone)]
+pub struct SecretArg(Zeroizing<String>);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(Zeroizing::new(s.to_owned())))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretArg(..)")
+    }
 }
 
 /// A command failed. Names the input or the component, never a secret.
@@ -143,16 +162,7 @@ async fn run(command: Command) -> Result<(), CliError> {
             email,
             password,
             no_reset,
-        } => {
-            create_user(
-                &stores,
-                ring,
-                &email,
-                password.map(Zeroizing::new),
-                no_reset,
-            )
-            .await
-        }
+        } => create_user(&stores, ring, &email, password.map(|p| p.0), no_reset).await,
         Command::IssueApiKey { email, name } => issue_api_key(&stores, ring, &email, &name).await,
         Command::SweepSessions => {
             let core = crate::app::core(&stores, ring)?;
@@ -354,5 +364,30 @@ async fn rewrap(
                 "some rows could not be re-wrapped: keep the old key until they are resolved",
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_command_line_never_prints_a_password() {
+        let canary = "CANARY-cli-password-77a1";
+        let cli = Cli::try_parse_from([
+            "trading-backend",
+            "create-user",
+            "a@example.com",
+            "--password",
+            canary,
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("a@example.com"), "{shown}");
+        assert!(!shown.contains(canary), "the password was printed: {shown}");
+        let Command::CreateUser { password, .. } = cli.command else {
+            panic!("parsed another command");
+        };
+        assert_eq!(password.unwrap().0.as_str(), canary);
     }
 }

@@ -55,12 +55,22 @@ pub(crate) enum ConfigError {
 }
 
 /// Where the data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum DatabaseTarget {
     /// A SQLite file.
     Sqlite(PathBuf),
     /// A PostgreSQL URL (may hold a password: never printed).
     Postgres(Zeroizing<String>),
+}
+
+/// Prints the SQLite path, or only the word `Postgres` for a URL (it may hold a password).
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.debug_tuple("Postgres").finish_non_exhaustive(),
+        }
+    }
 }
 
 /// SSO settings.
@@ -410,5 +420,20 @@ mod tests {
         let config = with(&[(ENV_DATABASE_URL, "postgres://u:CANARY@h/db")]).unwrap();
         assert!(matches!(config.database, DatabaseTarget::Postgres(_)));
         assert!(!format!("{config:?}").contains("CANARY"));
+    }
+
+    #[test]
+    fn debug_never_prints_the_database_url() {
+        let canary = "CANARY-pg-password-5c1d";
+        let url = format!("postgres://app:{canary}@db-host-canary:5432/db");
+        let config = with(&[(ENV_DATABASE_URL, &url)]).unwrap();
+        let target = format!("{:?}", config.database);
+        assert!(target.starts_with("Postgres"), "{target}");
+        for shown in [target, format!("{config:?}")] {
+            assert!(!shown.contains(canary), "the database URL was printed");
+            assert!(!shown.contains("db-host-canary"), "the database URL was printed");
+        }
+        let sqlite = with(&[]).unwrap();
+        assert!(format!("{:?}", sqlite.database).contains("strongroom.db"));
     }
 }
