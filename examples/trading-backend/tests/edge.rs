@@ -517,6 +517,15 @@ async fn the_path_and_the_operation_are_authorised_before_the_body() {
             .unwrap();
         assert_eq!(res.status().as_u16(), 403, "{op} with a broken body");
     }
+    // Closed registration is refused whatever the body.
+    for body in [json!("nope"), json!({}), json!({"email": "x@example.com"})] {
+        let (status, got) = s.post("/api/auth/register", None, body.clone()).await;
+        assert_eq!(
+            (status, got),
+            (403, json!({"error": "registration_closed"})),
+            "{body}"
+        );
+    }
     // A key without the scope is refused before its body is parsed.
     let read = new_key(s, &w.alice, json!(["read"])).await;
     let (status, _) = with_key(
