@@ -255,8 +255,9 @@ pub enum ApiKeyError {
     /// The name is empty or too long.
     #[error("name must be 1 to {MAX_KEY_NAME_LEN} printable characters")]
     InvalidName,
-    /// Too many scopes, or a scope that is empty, too long or not `[a-z0-9:._-]`.
-    #[error("scopes: at most {MAX_SCOPES}, each 1 to {MAX_SCOPE_LEN} of [a-z0-9:._-]")]
+    /// Too many scopes, or a scope outside the vocabulary
+    /// ([`Scope`](crate::scope::Scope): `read`, `trade`, `manage`).
+    #[error("scopes: at most {MAX_SCOPES}, each one of read, trade, manage")]
     InvalidScopes,
     /// The store failed.
     #[error(transparent)]
@@ -439,11 +440,10 @@ const fn is_hex_lower(b: u8) -> bool {
     (b.wrapping_sub(b'0') < 10) | (b.wrapping_sub(b'a') < 6)
 }
 
+/// A scope of the vocabulary ([`Scope`](crate::scope::Scope)): a key can only be given
+/// scopes that some route can declare.
 fn valid_scope(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_SCOPE_LEN
-        && s.bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b':' | b'.' | b'_' | b'-'))
+    s.len() <= MAX_SCOPE_LEN && crate::scope::Scope::parse(s).is_some()
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! A request carries at most one credential, in one of three headers:
 //! `Authorization: Bearer <token>`, `X-API-Key: <key>` or `X-Internal-Secret: <secret>`.
 //! A WebSocket handshake may instead carry it in a `token` query parameter (browsers cannot
-//! set headers on `new WebSocket(..)`); it is then treated as a bearer token.
+//! set headers on `new WebSocket(..)`); it is then treated as a bearer token. Only
+//! [`Credential::from_ws_handshake`] reads it, which the HTTP layer calls on routes that
+//! opt in (`http::AuthLayer::websocket`), never elsewhere.
 //!
 //! Extraction is strict and fails closed: a header present twice, two different credential
 //! headers at once, a value that is not visible ASCII, or a value longer than its cap is a

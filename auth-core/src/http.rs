@@ -1,10 +1,15 @@
 //! tower and axum integration (feature `axum`).
 //!
-//! * [`AuthLayer`] runs the [`Chain`] on every request (WebSocket upgrades included:
-//!   their `token` query parameter is honoured) and either puts the [`Principal`] in the
-//!   request's extensions and calls the inner service, or answers with
-//!   [`refusal_response`].
-//! * [`Authenticated`] is the axum extractor for that principal.
+//! * [`AuthLayer`] runs the [`Chain`] on every request of the routes it is mounted on
+//!   and either puts the [`Principal`] in the request's extensions and calls the inner
+//!   service, or answers with [`refusal_response`]. It reads credential headers only;
+//!   [`AuthLayer::websocket`], for the WebSocket route alone, also reads a `token` query
+//!   parameter on handshakes and leaves a [`Recheck`] for the open socket.
+//! * [`Requires`] (a route layer) and [`authorize`] (for extractors) enforce a route's
+//!   declared requirement: scopes of API keys, interactive-only routes (module
+//!   [`scope`](crate::scope)).
+//! * [`Authenticated`] is the axum extractor for that principal; it refuses API keys on
+//!   a route that declared nothing.
 //! * [`refusal_response`] is the one place where outcomes become HTTP: 401 with
 //!   `WWW-Authenticate: Bearer`, 403, 503; the body is empty, so it never says which
 //!   check failed. The refusal code goes to `tracing` (target `auth_core::http`).
@@ -18,9 +23,13 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response as AxumResponse};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode, header};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::chain::{Chain, Outcome};
+use crate::chain::{Chain, Outcome, Refusal};
+use crate::credential::Credential;
 use crate::principal::Principal;
+use crate::scope::{Requires, ScopeRefusal};
 
 /// The HTTP status for a refused outcome; `None` for an authenticated one.
 #[must_use]
@@ -72,28 +81,48 @@ fn is_websocket_upgrade(parts: &Parts) -> bool {
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
-/// Runs the chain on a request's head: headers, plus the `token` query parameter for
-/// WebSocket handshakes.
+/// Runs the chain on a request's head: the credential headers only. A `token` query
+/// parameter is never read here (see [`AuthLayer::websocket`]).
 pub async fn resolve_parts(chain: &Chain, parts: &Parts) -> Outcome {
-    if is_websocket_upgrade(parts) {
-        chain.resolve_ws_handshake(&parts.headers, &parts.uri).await
-    } else {
-        chain.resolve_headers(&parts.headers).await
-    }
+    chain.resolve_headers(&parts.headers).await
 }
 
 /// A tower [`Layer`](tower_layer::Layer) that authenticates every request with a
 /// [`Chain`].
+///
+/// [`AuthLayer::new`] reads the credential headers only. [`AuthLayer::websocket`] also
+/// reads a `token` query parameter on WebSocket handshakes and keeps the credential for
+/// [`Recheck`]; mount it on the WebSocket route alone, since query strings end up in
+/// access logs and `Upgrade: websocket` is a header any client can send.
+///
+/// Mount it with `route_layer`, not `layer`, so that a request for a path no route
+/// matches gets the router's 404 rather than an authentication answer.
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
     chain: Chain,
+    websocket: bool,
 }
 
 impl AuthLayer {
-    /// A layer running `chain`.
+    /// A layer running `chain` on the credential headers.
     #[must_use]
     pub fn new(chain: Chain) -> Self {
-        Self { chain }
+        Self {
+            chain,
+            websocket: false,
+        }
+    }
+
+    /// A layer for a WebSocket route: as [`AuthLayer::new`], and on a WebSocket handshake
+    /// the credential may instead be a `token` query parameter (browsers cannot set
+    /// headers on `new WebSocket(..)`). Every authenticated request also gets a
+    /// [`Recheck`] in its extensions, so that the socket can re-check its credential.
+    #[must_use]
+    pub fn websocket(chain: Chain) -> Self {
+        Self {
+            chain,
+            websocket: true,
+        }
     }
 }
 
@@ -104,6 +133,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
         AuthService {
             inner,
             chain: self.chain.clone(),
+            websocket: self.websocket,
         }
     }
 }
@@ -113,10 +143,33 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     chain: Chain,
+    websocket: bool,
 }
 
-/// The future of [`AuthService`].
+/// The future of [`AuthService`] and [`RequireService`].
 pub type AuthFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// Resolves the credential of a request on a WebSocket route, keeping it for [`Recheck`].
+async fn resolve_websocket(chain: &Chain, parts: &mut Parts) -> Outcome {
+    let extracted = if is_websocket_upgrade(parts) {
+        Credential::from_ws_handshake(&parts.headers, &parts.uri)
+    } else {
+        Credential::from_headers(&parts.headers)
+    };
+    let credential = match extracted {
+        Ok(c) => c,
+        Err(e) => return Outcome::Invalid(Refusal::new(e.code())),
+    };
+    let outcome = chain.resolve(credential.as_ref()).await;
+    if let (Outcome::Authenticated(principal), Some(credential)) = (&outcome, credential) {
+        parts.extensions.insert(Recheck {
+            chain: chain.clone(),
+            credential: Arc::new(credential),
+            principal: principal.clone(),
+        });
+    }
+    outcome
+}
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for AuthService<S>
 where
@@ -141,9 +194,14 @@ where
         let clone = self.inner.clone();
         let mut inner = core::mem::replace(&mut self.inner, clone);
         let chain = self.chain.clone();
+        let websocket = self.websocket;
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let outcome = resolve_parts(&chain, &parts).await;
+            let outcome = if websocket {
+                resolve_websocket(&chain, &mut parts).await
+            } else {
+                resolve_parts(&chain, &parts).await
+            };
             match outcome {
                 Outcome::Authenticated(principal) => {
                     parts.extensions.insert(principal);
@@ -160,10 +218,223 @@ where
     }
 }
 
+/// How often a long-lived connection should re-check its credential by default.
+pub const DEFAULT_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// WebSocket close code (RFC 6455 section 7.4.1) when the credential was refused on a
+/// re-check: 1008, policy violation.
+pub const CLOSE_CREDENTIAL_ENDED: u16 = 1008;
+/// WebSocket close code when the re-check could not decide (backend outage): 1013, try
+/// again later (IANA registry). Failing closed: the socket does not outlive an outage.
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
+/// Refusal when a re-check authenticated someone else than the socket's principal.
+pub const RECHECK_PRINCIPAL_CHANGED: Refusal = Refusal::new("recheck.principal_changed");
+
+/// The credential of a request on an [`AuthLayer::websocket`] route, kept so that a
+/// long-lived connection can run it through the chain again.
+///
+/// A WebSocket that outlives its handshake must call [`Recheck::check`] at a bounded
+/// interval ([`DEFAULT_RECHECK_INTERVAL`]) and close with [`Recheck::close_code`] when it
+/// fails: logout, password change, revocation or expiry then end the socket within that
+/// interval, on every instance that shares the store. The credential is held in memory
+/// (wiped on drop, never printed) for as long as the handle lives.
+#[derive(Clone)]
+pub struct Recheck {
+    chain: Chain,
+    credential: Arc<Credential>,
+    principal: Principal,
+}
+
+impl Recheck {
+    /// The principal the credential authenticated at the handshake.
+    #[must_use]
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// Runs the credential through the chain again.
+    ///
+    /// # Errors
+    ///
+    /// The refused outcome: `Invalid` when the credential ended (or now authenticates a
+    /// different user, method or credential id, [`RECHECK_PRINCIPAL_CHANGED`]),
+    /// `Unavailable` when the chain could not decide. Both must end the connection.
+    pub async fn check(&self) -> Result<(), Outcome> {
+        match self.chain.resolve(Some(&self.credential)).await {
+            Outcome::Authenticated(now)
+                if now.user_id() == self.principal.user_id()
+                    && now.method() == self.principal.method()
+                    && now.credential_id() == self.principal.credential_id() =>
+            {
+                Ok(())
+            }
+            Outcome::Authenticated(_) => Err(Outcome::Invalid(RECHECK_PRINCIPAL_CHANGED)),
+            refused => Err(refused),
+        }
+    }
+
+    /// The WebSocket close code for a failed [`Recheck::check`]:
+    /// [`CLOSE_TRY_AGAIN_LATER`] for `Unavailable`, else [`CLOSE_CREDENTIAL_ENDED`].
+    #[must_use]
+    pub fn close_code(outcome: &Outcome) -> u16 {
+        match outcome {
+            Outcome::Unavailable(_) => CLOSE_TRY_AGAIN_LATER,
+            _ => CLOSE_CREDENTIAL_ENDED,
+        }
+    }
+}
+
+impl fmt::Debug for Recheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recheck")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Recheck {
+    type Rejection = LayerMissing;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Recheck>()
+            .cloned()
+            .ok_or(LayerMissing)
+    }
+}
+
+/// Marks a request whose route requirement was checked; only this module makes one.
+#[derive(Clone, Copy, Debug)]
+struct Declared;
+
+/// Checks the authenticated principal against `requires` and records that the route
+/// declared a requirement (so that [`Authenticated`] lets an API key through). For
+/// extractors that decide a route's requirement from the request (an operation named in
+/// the path); a fixed requirement is declared with [`Requires`] as a route layer.
+///
+/// # Errors
+///
+/// [`AuthRejection::Scope`] when the principal may not use the route;
+/// [`AuthRejection::LayerMissing`] when no [`AuthLayer`] authenticated the request.
+pub fn authorize(parts: &mut Parts, requires: Requires) -> Result<Principal, AuthRejection> {
+    let principal = parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or(LayerMissing)?;
+    requires.check(&principal).map_err(|refusal| {
+        log_scope_refusal(refusal, &principal);
+        AuthRejection::Scope(refusal)
+    })?;
+    parts.extensions.insert(Declared);
+    Ok(principal)
+}
+
+fn log_scope_refusal(refusal: ScopeRefusal, principal: &Principal) {
+    tracing::info!(
+        target: "auth_core::http",
+        code = refusal.code(),
+        user_id = principal.user_id(),
+        method = principal.method().as_str(),
+        credential_id = principal.credential_id(),
+        "request refused: scope"
+    );
+}
+
+/// A route's declared requirement is a tower layer: `post(handler).route_layer(
+/// Requires::Interactive)`. It runs after [`AuthLayer`] and before every extractor, so
+/// a refused principal never gets its body parsed.
+impl<S> tower_layer::Layer<S> for Requires {
+    type Service = RequireService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireService {
+            inner,
+            requires: *self,
+        }
+    }
+}
+
+/// The service made by the [`Requires`] layer.
+#[derive(Clone, Debug)]
+pub struct RequireService<S> {
+    inner: S,
+    requires: Requires,
+}
+
+impl<S, ReqBody> tower_service::Service<Request<ReqBody>> for RequireService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = AxumResponse> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = AxumResponse;
+    type Error = S::Error;
+    type Future = AuthFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = core::mem::replace(&mut self.inner, clone);
+        let (mut parts, body) = req.into_parts();
+        let decided = authorize(&mut parts, self.requires);
+        Box::pin(async move {
+            match decided {
+                Ok(_) => inner.call(Request::from_parts(parts, body)).await,
+                Err(rejection) => Ok(rejection.into_response()),
+            }
+        })
+    }
+}
+
+impl IntoResponse for ScopeRefusal {
+    /// 403, `Cache-Control: no-store`, body `{"error": <ScopeRefusal::error>}`.
+    fn into_response(self) -> AxumResponse {
+        let body = format!(r#"{{"error":"{}"}}"#, self.error());
+        let mut response = (StatusCode::FORBIDDEN, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// Why [`Authenticated`] or [`authorize`] refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// The route is not behind [`AuthLayer`]: 500, a wiring mistake.
+    #[error(transparent)]
+    LayerMissing(#[from] LayerMissing),
+    /// The principal may not use the route: 403 (see [`ScopeRefusal`]).
+    #[error(transparent)]
+    Scope(#[from] ScopeRefusal),
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> AxumResponse {
+        match self {
+            Self::LayerMissing(e) => e.into_response(),
+            Self::Scope(e) => e.into_response(),
+        }
+    }
+}
+
 /// axum extractor for the [`Principal`] that [`AuthLayer`] authenticated.
 ///
 /// On a route without the layer there is no principal: the extractor fails closed with
 /// 500 (a wiring mistake, logged as `auth.layer_missing`), never an anonymous request.
+/// On a route that declared no [`Requires`] (neither as a route layer nor through
+/// [`authorize`]), every API key and every principal with scopes is refused with 403
+/// ([`ScopeRefusal::Undeclared`]): fail closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authenticated(pub Principal);
 
@@ -180,15 +451,19 @@ impl IntoResponse for LayerMissing {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
-    type Rejection = LayerMissing;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
+        let principal = parts
             .extensions
             .get::<Principal>()
             .cloned()
-            .map(Authenticated)
-            .ok_or(LayerMissing)
+            .ok_or(LayerMissing)?;
+        if parts.extensions.get::<Declared>().is_none() {
+            Requires::check_undeclared(&principal)
+                .inspect_err(|&refusal| log_scope_refusal(refusal, &principal))?;
+        }
+        Ok(Self(principal))
     }
 }
 

@@ -110,8 +110,9 @@ impl Principal {
         &self.0.scopes
     }
 
-    /// Whether the credential carries `scope`. A credential without scopes carries none:
-    /// callers that require a scope must call this and refuse on `false`.
+    /// Whether the credential carries `scope`. A credential without scopes carries none
+    /// here, yet is unrestricted by scopes: to decide whether a principal may use a
+    /// route, use [`Requires::check`](crate::scope::Requires::check), not this.
     #[must_use]
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().iter().any(|s| s == scope)

@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use auth_core::http::{AuthLayer, Authenticated, refusal_response, status_for};
+use auth_core::http::{
+    AuthLayer, Authenticated, CLOSE_CREDENTIAL_ENDED, CLOSE_TRY_AGAIN_LATER, Recheck,
+    refusal_response, status_for,
+};
 use auth_core::{
-    ApiKeys, Chain, InternalSecretResolver, MemoryStore, Outcome, Refusal, SessionConfig, Sessions,
-    StaticTokenResolver,
+    ApiKeys, Chain, InternalSecretResolver, MemoryStore, Outcome, Refusal, Requires, Scope,
+    SessionConfig, Sessions, StaticTokenResolver,
 };
 use axum::Router;
 use axum::body::Body;
@@ -19,6 +22,16 @@ const STATIC: &str = "static-token-0123456789abcdef0123456789abcdef";
 
 async fn me(Authenticated(p): Authenticated) -> String {
     format!("{}:{}", p.user_id(), p.method())
+}
+
+/// Like `me`, and re-checks the credential kept for the socket.
+async fn ws(Authenticated(p): Authenticated, recheck: Recheck) -> String {
+    assert_eq!(recheck.principal(), &p);
+    let now = match recheck.check().await {
+        Ok(()) => "valid",
+        Err(_) => "ended",
+    };
+    format!("{}:{}:{now}", p.user_id(), p.method())
 }
 
 struct App {
@@ -40,13 +53,20 @@ fn app(internal_secret: Option<&str>) -> App {
         .resolver(InternalSecretResolver::new(internal_secret).unwrap())
         .build();
     let router = Router::new()
-        .route("/me", get(me))
-        .route("/ws", get(me))
-        .layer(AuthLayer::new(chain))
+        .route("/me", get(me).route_layer(Requires::Scope(Scope::Read)))
+        .route("/trade", get(me).route_layer(Requires::Scope(Scope::Trade)))
+        .route("/keys", get(me).route_layer(Requires::Interactive))
+        .route("/undeclared", get(me))
+        .route_layer(AuthLayer::new(chain.clone()))
+        .merge(
+            Router::new()
+                .route("/ws", get(ws).route_layer(Requires::Scope(Scope::Read)))
+                .route_layer(AuthLayer::websocket(chain)),
+        )
         .merge(
             Router::new()
                 .route("/internal/me", get(me))
-                .layer(AuthLayer::new(internal)),
+                .route_layer(AuthLayer::new(internal)),
         )
         .route("/health", get(|| async { "ok" }))
         .route("/unguarded", get(me));
@@ -134,7 +154,14 @@ async fn websocket_handshake_token_query() {
     let uri = format!("/ws?token={}", t.expose_secret());
     let ws = [("upgrade", "websocket"), ("connection", "upgrade")];
     let (s, _, body) = call(&app.router, get_req(&uri, &ws)).await;
-    assert_eq!((s, body.as_str()), (StatusCode::OK, "carol:session"));
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "carol:session:valid"));
+    // Only the route that opted in reads it: elsewhere, even on a handshake, the query
+    // parameter is not a credential.
+    for path in ["/me", "/undeclared", "/keys"] {
+        let other = format!("{path}?token={}", t.expose_secret());
+        let (s, _, _) = call(&app.router, get_req(&other, &ws)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path}");
+    }
     // Without the upgrade header the query parameter is not a credential.
     let (s, _, _) = call(&app.router, get_req(&uri, &[])).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -288,4 +315,205 @@ async fn store_outage_is_503() {
         let (s, _, _) = call(&router, get_req("/me", &[("authorization", &bearer)])).await;
         assert_eq!(s, StatusCode::OK);
     }
+}
+
+#[tokio::test]
+async fn declared_requirements_hold_for_scoped_keys_and_undeclared_routes_refuse_keys() {
+    let app = app(None);
+    let read = app
+        .keys
+        .create("bob", "read", vec!["read".into()])
+        .await
+        .unwrap();
+    let full = app.keys.create("bob", "full", vec![]).await.unwrap();
+    let session = app.sessions.issue("alice").await.unwrap();
+    let session = format!("Bearer {}", session.expose_secret());
+    let static_token = format!("Bearer {STATIC}");
+    let insufficient = r#"{"error":"insufficient_scope"}"#;
+    let interactive = r#"{"error":"interactive_session_required"}"#;
+    let cases: [(&str, &str, &str, StatusCode, &str); 16] = [
+        (
+            "x-api-key",
+            read.expose_secret(),
+            "/me",
+            StatusCode::OK,
+            "bob:api_key",
+        ),
+        (
+            "x-api-key",
+            read.expose_secret(),
+            "/trade",
+            StatusCode::FORBIDDEN,
+            insufficient,
+        ),
+        (
+            "x-api-key",
+            read.expose_secret(),
+            "/keys",
+            StatusCode::FORBIDDEN,
+            interactive,
+        ),
+        (
+            "x-api-key",
+            read.expose_secret(),
+            "/undeclared",
+            StatusCode::FORBIDDEN,
+            insufficient,
+        ),
+        (
+            "x-api-key",
+            full.expose_secret(),
+            "/me",
+            StatusCode::OK,
+            "bob:api_key",
+        ),
+        (
+            "x-api-key",
+            full.expose_secret(),
+            "/trade",
+            StatusCode::OK,
+            "bob:api_key",
+        ),
+        (
+            "x-api-key",
+            full.expose_secret(),
+            "/keys",
+            StatusCode::FORBIDDEN,
+            interactive,
+        ),
+        (
+            "x-api-key",
+            full.expose_secret(),
+            "/undeclared",
+            StatusCode::FORBIDDEN,
+            insufficient,
+        ),
+        (
+            "authorization",
+            &session,
+            "/me",
+            StatusCode::OK,
+            "alice:session",
+        ),
+        (
+            "authorization",
+            &session,
+            "/trade",
+            StatusCode::OK,
+            "alice:session",
+        ),
+        (
+            "authorization",
+            &session,
+            "/keys",
+            StatusCode::OK,
+            "alice:session",
+        ),
+        (
+            "authorization",
+            &session,
+            "/undeclared",
+            StatusCode::OK,
+            "alice:session",
+        ),
+        (
+            "authorization",
+            &static_token,
+            "/me",
+            StatusCode::OK,
+            "bootstrap:static_token",
+        ),
+        (
+            "authorization",
+            &static_token,
+            "/trade",
+            StatusCode::OK,
+            "bootstrap:static_token",
+        ),
+        (
+            "authorization",
+            &static_token,
+            "/keys",
+            StatusCode::FORBIDDEN,
+            interactive,
+        ),
+        (
+            "authorization",
+            &static_token,
+            "/undeclared",
+            StatusCode::OK,
+            "bootstrap:static_token",
+        ),
+    ];
+    for (name, value, path, want_status, want_body) in cases {
+        let (s, h, body) = call(&app.router, get_req(path, &[(name, value)])).await;
+        assert_eq!(
+            (s, body.as_str()),
+            (want_status, want_body),
+            "{name} {path}"
+        );
+        if s == StatusCode::FORBIDDEN {
+            assert_eq!(h.get(header::CACHE_CONTROL).unwrap(), "no-store");
+            assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "application/json");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_under_route_layers() {
+    for app in [
+        app(None),
+        app(Some("internal-secret-0123456789abcdef0123456789")),
+    ] {
+        for path in ["/nope", "/internal/nope", "/me/x"] {
+            let (s, _, _) = call(&app.router, get_req(path, &[])).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn recheck_ends_with_the_credential() {
+    let app = app(None);
+    let t = app.sessions.issue("dave").await.unwrap();
+    let bearer = format!("Bearer {}", t.expose_secret());
+    let ws = [("authorization", bearer.as_str())];
+    let (s, _, body) = call(&app.router, get_req("/ws", &ws)).await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "dave:session:valid"));
+
+    // Keep the handle of a live request, then end the session behind its back.
+    let (tx, rx) = tokio::sync::oneshot::channel::<Recheck>();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
+    let store = Arc::new(MemoryStore::new());
+    let sessions = Sessions::new(store.clone(), SessionConfig::default());
+    let chain = Chain::builder().resolver(sessions.clone()).build();
+    let grab = Router::new()
+        .route(
+            "/ws",
+            get(move |r: Recheck| {
+                if let Some(tx) = tx.lock().unwrap().take() {
+                    let _ = tx.send(r);
+                }
+                async { "ok" }
+            })
+            .route_layer(Requires::Scope(Scope::Read)),
+        )
+        .route_layer(AuthLayer::websocket(chain));
+    let t = sessions.issue("erin").await.unwrap();
+    let uri = format!("/ws?token={}", t.expose_secret());
+    let upgrade = [("upgrade", "websocket"), ("connection", "upgrade")];
+    assert_eq!(call(&grab, get_req(&uri, &upgrade)).await.0, StatusCode::OK);
+    let recheck = rx.await.unwrap();
+    assert_eq!(recheck.principal().user_id(), "erin");
+    assert!(!format!("{recheck:?}").contains(t.expose_secret()));
+    assert_eq!(recheck.check().await, Ok(()));
+    sessions.revoke("erin", t.session_id()).await.unwrap();
+    let ended = recheck.check().await.unwrap_err();
+    assert!(matches!(ended, Outcome::Invalid(_)), "{ended:?}");
+    assert_eq!(Recheck::close_code(&ended), CLOSE_CREDENTIAL_ENDED);
+    assert_eq!(CLOSE_CREDENTIAL_ENDED, 1008);
+    assert_eq!(
+        Recheck::close_code(&Outcome::Unavailable(Refusal::new("x.y"))),
+        CLOSE_TRY_AGAIN_LATER
+    );
 }

@@ -29,6 +29,9 @@ pub(crate) const ENV_SSO_AUDIENCE: &str = "SSO_AUDIENCE";
 /// DANGER, tests and local development only: `1` accepts a plain `http://` JWKS URL.
 pub(crate) const ENV_SSO_DANGER_ALLOW_HTTP: &str = "SSO_DANGER_ALLOW_HTTP";
 
+/// Seconds between re-checks of an open WebSocket's credential (1 to 300, default 5).
+pub(crate) const ENV_WS_RECHECK_SECS: &str = "WS_RECHECK_SECS";
+
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -93,6 +96,8 @@ pub(crate) struct Config {
     pub(crate) internal_secret: Option<Zeroizing<String>>,
     pub(crate) registration_open: bool,
     pub(crate) sso: Option<SsoSettings>,
+    /// How often an open WebSocket re-checks its credential.
+    pub(crate) ws_recheck: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -111,6 +116,7 @@ impl std::fmt::Debug for Config {
             .field("internal_secret", &self.internal_secret.is_some())
             .field("registration_open", &self.registration_open)
             .field("sso", &self.sso)
+            .field("ws_recheck", &self.ws_recheck)
             .finish_non_exhaustive()
     }
 }
@@ -202,6 +208,18 @@ impl Config {
             None => false,
         };
         let sso = sso_from(lookup)?;
+        let ws_recheck = match non_empty(lookup, ENV_WS_RECHECK_SECS) {
+            None => auth_core::http::DEFAULT_RECHECK_INTERVAL,
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs @ 1..=300) => std::time::Duration::from_secs(secs),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: ENV_WS_RECHECK_SECS,
+                        reason: "expected whole seconds from 1 to 300",
+                    });
+                }
+            },
+        };
         Ok(Self {
             data_dir,
             database,
@@ -210,6 +228,7 @@ impl Config {
             internal_secret,
             registration_open,
             sso,
+            ws_recheck,
         })
     }
 }
@@ -289,6 +308,14 @@ mod tests {
             DatabaseTarget::Sqlite(PathBuf::from("./data/strongroom.db"))
         );
         assert!(!config.registration_open);
+        assert_eq!(config.ws_recheck, std::time::Duration::from_secs(5));
+        assert_eq!(
+            with(&[(ENV_WS_RECHECK_SECS, "1")]).unwrap().ws_recheck,
+            std::time::Duration::from_secs(1)
+        );
+        for bad in ["0", "301", "-1", "1.5", "x"] {
+            assert!(with(&[(ENV_WS_RECHECK_SECS, bad)]).is_err(), "{bad}");
+        }
         assert!(config.api_token.is_none() && config.internal_secret.is_none());
         assert!(config.sso.is_none());
     }

@@ -5,11 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use auth_core::http::Authenticated;
 use auth_core::normalize_email;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cred_cache::{CredentialError, CredentialId, ExchangeCredential, UserId as CacheUser};
-use grant_policy::{AccountId, GrantError, Level, UserId};
+use grant_policy::{Access, AccountId, GrantError, Level, Role, UserId};
 use serde_json::{Value, json};
 
 use super::Shared;
@@ -227,14 +227,25 @@ pub(crate) async fn remove(
 }
 
 /// `POST /api/accounts/{id}/shares` {email, level, expires_at?}: 201.
+///
+/// The path's account is authorised first (anyone but its owner: 404 with an empty
+/// body, whatever the body says); only then is the body read and the email looked up.
 pub(crate) async fn share(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let owner = user_id(principal.user_id())?;
     let account = account_id(&id)?;
+    match state.grants.access(&owner, &account).await {
+        Ok(Some(Access {
+            role: Role::Owner, ..
+        })) => {}
+        Ok(_) => return Err(ApiError::NOT_FOUND),
+        Err(_) => return Err(ApiError::UNAVAILABLE),
+    }
+    let body = Body::from_request(request, &state).await?;
     let email = normalize_email(body.str("email", 254)?).map_err(|_| ApiError::Field("email"))?;
     let level =
         Level::parse_field(body.str("level", 8)?, "level").map_err(|_| ApiError::Field("level"))?;

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use auth_core::http::Authenticated;
 use auth_core::{AccountError, AuthMethod, Password, SessionToken};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -56,14 +56,16 @@ fn token_response(token: &SessionToken, change_required: bool) -> Response {
     response
 }
 
-/// `POST /api/auth/register` {email, password}: 201, only when registration is open.
+/// `POST /api/auth/register` {email, password}: 201, only when registration is open
+/// (checked before the body is read).
 pub(crate) async fn register(
     State(state): State<Shared>,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
     if !state.registration_open {
         return Err(ApiError::Code(StatusCode::FORBIDDEN, "registration_closed"));
     }
+    let body = Body::from_request(request, &state).await?;
     let email = body.str("email", MAX_EMAIL)?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
     let user = state

@@ -52,3 +52,23 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl From<auth_core::ScopeRefusal> for ApiError {
+    /// 403 with the stable code (`insufficient_scope`, `interactive_session_required`).
+    fn from(refusal: auth_core::ScopeRefusal) -> Self {
+        Self::Code(StatusCode::FORBIDDEN, refusal.error())
+    }
+}
+
+impl From<auth_core::http::AuthRejection> for ApiError {
+    fn from(rejection: auth_core::http::AuthRejection) -> Self {
+        match rejection {
+            auth_core::http::AuthRejection::Scope(refusal) => refusal.into(),
+            // A wiring mistake (route without the auth layer): fail closed.
+            _ => {
+                tracing::error!(code = "auth.layer_missing", "route without the auth layer");
+                Self::Status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}

@@ -1,14 +1,18 @@
 //! `POST /api/exchange/{operation}`: one exchange operation on one account.
 //!
-//! Order of checks: the operation name (from the path, never the body) gives the level;
-//! grant-policy decides (404 not visible, 403 too low or never allowed, 503 store down);
+//! Order of checks, all before the body is read: the operation name (from the path,
+//! never the body) gives the level; withdraw and transfer are refused (403); the
+//! caller's scope must cover the level (`read` or `trade`, 403). Then, from the body:
+//! `want` may raise the level (and the scope needed); grant-policy decides (404 not visible, 403 too low or never allowed, 503 store down);
 //! only then is the credential fetched through cred-cache at that level; the adapter
 //! signs and runs the call.
 
-use auth_core::http::Authenticated;
+use auth_core::http::{Authenticated, authorize};
+use auth_core::scope::{Requires, Scope};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
 use grant_policy::{Decision, Level, Operation, Requirement};
 use serde_json::{Map, Value, json};
@@ -36,20 +40,67 @@ fn exchange_error(e: &ExchangeError) -> ApiError {
     }
 }
 
+/// The scope an API key needs for a requirement; `None` for one never allowed.
+fn scope_for(requirement: Requirement) -> Option<Scope> {
+    match requirement {
+        Requirement::AtLeast(Level::Read) => Some(Scope::Read),
+        Requirement::AtLeast(_) => Some(Scope::Trade),
+        _ => None,
+    }
+}
+
+/// The operation named in the path, authorised before anything else: 400 for an unknown
+/// name, 403 for withdraw and transfer, 403 when the caller's scopes do not cover its
+/// level. It declares the route's requirement, so it must come before `Authenticated`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Op(Operation);
+
+impl<S: Send + Sync> FromRequestParts<S> for Op {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Field("operation"))?;
+        let operation =
+            Operation::parse_field(&name, "operation").map_err(|_| ApiError::Field("operation"))?;
+        let Some(scope) = scope_for(operation.required()) else {
+            tracing::info!(
+                code = "exchange.never_allowed",
+                operation = operation.as_str(),
+                "operation refused"
+            );
+            return Err(ApiError::FORBIDDEN);
+        };
+        authorize(parts, Requires::Scope(scope))?;
+        Ok(Self(operation))
+    }
+}
+
 /// Runs `{operation}` with body `{account_id, want?, ...parameters}`.
 pub(crate) async fn run(
     State(state): State<Shared>,
+    Op(operation): Op,
     Authenticated(principal): Authenticated,
-    Path(operation): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let operation = Operation::parse_field(&operation, "operation")
-        .map_err(|_| ApiError::Field("operation"))?;
     let want = body
         .opt_str("want", 8)?
         .map(|w| Level::parse_field(w, "want"))
         .transpose()
         .map_err(|_| ApiError::Field("want"))?;
+    // `want` may raise the level; the scope follows it.
+    let scope = scope_for(operation.required_with(want)).ok_or(ApiError::FORBIDDEN)?;
+    Requires::Scope(scope)
+        .check(&principal)
+        .map_err(|refusal| {
+            tracing::info!(
+                code = refusal.code(),
+                operation = operation.as_str(),
+                "request refused: scope"
+            );
+            ApiError::from(refusal)
+        })?;
     let account_text = body.str("account_id", 128)?;
     let user = user_id(principal.user_id())?;
     let account = account_id(account_text)?;

@@ -5,7 +5,7 @@
 
 use auth_core::AuthMethod;
 use auth_core::http::Authenticated;
-use axum::extract::State;
+use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
@@ -21,11 +21,13 @@ use super::error::ApiError;
 pub(crate) async fn credentials(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    // The caller's kind is checked before the body is read.
     if principal.method() != AuthMethod::InternalService {
         return Err(ApiError::FORBIDDEN);
     }
+    let body = Body::from_request(request, &state).await?;
     let account = account_id(body.str("account_id", 128)?)?;
     let user_text = body.str("user_id", 128)?;
     let user = user_id(user_text).map_err(|_| ApiError::NOT_FOUND)?;

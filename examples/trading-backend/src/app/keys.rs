@@ -1,6 +1,8 @@
 //! `/api/keys`: the caller's API keys.
 
+use auth_core::ScopeRefusal;
 use auth_core::http::Authenticated;
+use auth_core::scope::{DelegationError, check_delegation};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,6 +14,10 @@ use super::body::Body;
 use super::error::ApiError;
 
 /// `POST /api/keys` {name?, scopes?}: 201 {id, api_key}; the key is shown once.
+///
+/// Interactive sessions only (the route declares it). The scopes must be in auth-core's
+/// vocabulary (`read`, `trade`, `manage`; 400 `scopes` otherwise) and within the
+/// creator's own (a scoped creator cannot mint an unscoped key: 403).
 pub(crate) async fn create(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -30,6 +36,10 @@ pub(crate) async fn create(
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(ApiError::Field("scopes")),
     };
+    check_delegation(&principal, &scopes).map_err(|e| match e {
+        DelegationError::Exceeds => ApiError::from(ScopeRefusal::Insufficient),
+        _ => ApiError::Field("scopes"),
+    })?;
     let key = state
         .api_keys
         .create(principal.user_id(), &name, scopes)

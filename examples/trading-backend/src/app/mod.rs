@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use auth_core::http::AuthLayer;
+use auth_core::scope::{Requires, Scope};
 use auth_core::sso::{IssuerConfig, SsoResolver, SsoVerifier, danger};
 use auth_core::{
     Accounts, ApiKeys, AuthMethod, Chain, InternalSecretResolver, PasswordConfig, PasswordHasher,
@@ -59,6 +60,8 @@ pub(crate) struct AppState {
     pub(crate) exchanges: BTreeMap<&'static str, Arc<dyn ExchangeAdapter>>,
     pub(crate) account_store: AccountStore,
     pub(crate) registration_open: bool,
+    /// How often an open WebSocket re-checks its credential.
+    pub(crate) ws_recheck: std::time::Duration,
     /// Users known not to be flagged must-change-password (the flag is only ever set
     /// when a user is created, so "cleared" never goes stale).
     cleared: RwLock<HashSet<String>>,
@@ -190,6 +193,7 @@ pub(crate) fn build(
         exchanges,
         account_store: AccountStore::new(stores.db.clone()),
         registration_open: config.registration_open,
+        ws_recheck: config.ws_recheck,
         cleared: RwLock::new(HashSet::new()),
         exchange_of: RwLock::new(HashMap::new()),
     });
@@ -210,37 +214,74 @@ fn warn_sso_plain_http() {
     );
 }
 
+/// The routes. Every authenticated route declares what it requires
+/// ([`Requires`]: a scope for API keys, or an interactive session); the exchange route
+/// declares per operation (its `Op` extractor). Authentication and gates are mounted
+/// with `route_layer`, so they run on matched routes only: any other path is 404, with or
+/// without a credential. Only `/ws` reads a `token` query parameter.
 fn router(state: Shared, chain: Chain, internal: Chain) -> Router {
-    let protected = Router::new()
-        .route("/api/auth/logout", post(auth::logout))
-        .route("/api/auth/me", get(auth::me))
-        .route("/api/auth/password", post(auth::change_password))
-        .route("/api/keys", post(keys::create).get(keys::list))
-        .route("/api/keys/{id}", delete(keys::revoke))
-        .route("/api/accounts", post(accounts::create).get(accounts::list))
-        .route("/api/accounts/{id}", delete(accounts::remove))
-        .route("/api/accounts/{id}/shares", post(accounts::share))
+    const READ: Requires = Requires::Scope(Scope::Read);
+    const MANAGE: Requires = Requires::Scope(Scope::Manage);
+    const INTERACTIVE: Requires = Requires::Interactive;
+    let gate = || middleware::from_fn_with_state(state.clone(), password_gate);
+    let api = Router::new()
+        .route(
+            "/api/auth/logout",
+            post(auth::logout).route_layer(INTERACTIVE),
+        )
+        .route("/api/auth/me", get(auth::me).route_layer(READ))
+        .route(
+            "/api/auth/password",
+            post(auth::change_password).route_layer(INTERACTIVE),
+        )
+        .route("/api/keys", post(keys::create).route_layer(INTERACTIVE))
+        .route("/api/keys", get(keys::list).route_layer(READ))
+        .route("/api/keys/{id}", delete(keys::revoke).route_layer(MANAGE))
+        .route(
+            "/api/accounts",
+            post(accounts::create).route_layer(INTERACTIVE),
+        )
+        .route("/api/accounts", get(accounts::list).route_layer(READ))
+        .route(
+            "/api/accounts/{id}",
+            delete(accounts::remove).route_layer(INTERACTIVE),
+        )
+        .route(
+            "/api/accounts/{id}/shares",
+            post(accounts::share).route_layer(INTERACTIVE),
+        )
         .route(
             "/api/accounts/{id}/shares/{user_id}",
-            delete(accounts::unshare),
+            delete(accounts::unshare).route_layer(INTERACTIVE),
         )
+        // `read` or `trade` by operation, declared by the handler's `Op` extractor.
         .route("/api/exchange/{operation}", post(exchange::run))
-        .route("/api/secrets", post(secrets::put).get(secrets::list))
-        .route("/api/secrets/{name}", delete(secrets::remove))
-        .route("/ws", get(ws::upgrade))
-        .layer(middleware::from_fn_with_state(state.clone(), password_gate))
-        .layer(AuthLayer::new(chain));
+        .route("/api/secrets", post(secrets::put).route_layer(MANAGE))
+        .route("/api/secrets", get(secrets::list).route_layer(READ))
+        .route(
+            "/api/secrets/{name}",
+            delete(secrets::remove).route_layer(MANAGE),
+        )
+        .route_layer(gate())
+        .route_layer(AuthLayer::new(chain.clone()));
+    // The one route that accepts `?token=` (browsers cannot set headers on a WebSocket).
+    let ws = Router::new()
+        .route("/ws", get(ws::upgrade).route_layer(READ))
+        .route_layer(gate())
+        .route_layer(AuthLayer::websocket(chain));
+    // Only the internal secret resolves here; the handler also checks the method.
     let internal = Router::new()
         .route(
             "/internal/exchange-credentials",
             post(internal::credentials),
         )
-        .layer(AuthLayer::new(internal));
+        .route_layer(AuthLayer::new(internal));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
-        .merge(protected)
+        .merge(api)
+        .merge(ws)
         .merge(internal)
         .with_state(state)
 }

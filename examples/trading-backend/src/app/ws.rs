@@ -1,18 +1,32 @@
-//! `GET /ws`: a WebSocket for authenticated clients. The auth layer resolved the
-//! credential (Authorization header or `token` query parameter) before the upgrade, so an
-//! unauthenticated handshake never reaches this handler (401/403/503).
+//! `GET /ws`: a WebSocket for authenticated clients. The route's own auth layer resolved
+//! the credential (Authorization header, or on this route only a `token` query
+//! parameter) before the upgrade, so an unauthenticated handshake never reaches this
+//! handler (401/403/503).
 //!
 //! Protocol: the server sends `{"type":"hello","user_id":..,"auth_method":..}`; every text
 //! message `ping` is answered `{"type":"pong"}`; anything else `{"type":"error"}`.
+//!
+//! The credential is re-checked through the chain every `WS_RECHECK_SECS` seconds
+//! (default 5) against the shared store, so a logout, a password change, a key
+//! revocation or an expiry on any instance closes the socket within that interval (plus
+//! one store lookup): close code 1008 (policy violation) when the credential ended, 1013
+//! (try again later) when the store could not answer.
 
-use auth_core::http::Authenticated;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use std::time::Duration;
+
+use auth_core::http::{Authenticated, Recheck};
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use serde_json::json;
 
+use super::Shared;
+
 /// The upgrade.
 pub(crate) async fn upgrade(
+    State(state): State<Shared>,
     Authenticated(principal): Authenticated,
+    recheck: Recheck,
     ws: WebSocketUpgrade,
 ) -> Response {
     let hello = json!({
@@ -21,18 +35,42 @@ pub(crate) async fn upgrade(
         "auth_method": principal.method().as_str(),
     })
     .to_string();
+    let every = state.ws_recheck;
     ws.max_message_size(4096)
-        .on_upgrade(move |socket| session(socket, hello))
+        .on_upgrade(move |socket| session(socket, hello, recheck, every))
 }
 
-async fn session(mut socket: WebSocket, hello: String) {
+async fn session(mut socket: WebSocket, hello: String, recheck: Recheck, every: Duration) {
     if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
     }
-    while let Some(Ok(message)) = socket.recv().await {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let message = tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(outcome) = recheck.check().await {
+                    let code = Recheck::close_code(&outcome);
+                    let principal = recheck.principal();
+                    tracing::info!(
+                        code = outcome.code(),
+                        close_code = code,
+                        user_id = principal.user_id(),
+                        credential_id = principal.credential_id(),
+                        "websocket closed: credential no longer valid"
+                    );
+                    let frame = CloseFrame { code, reason: "credential_ended".into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+                continue;
+            }
+            received = socket.recv() => received,
+        };
+        let Some(Ok(message)) = message else { return };
         let reply = match message {
             Message::Text(t) if t.as_str() == "ping" => json!({ "type": "pong" }),
-            Message::Close(_) => break,
+            Message::Close(_) => return,
             Message::Ping(_) | Message::Pong(_) => continue,
             _ => json!({ "type": "error", "error": "unsupported_message" }),
         };
@@ -41,7 +79,7 @@ async fn session(mut socket: WebSocket, hello: String) {
             .await
             .is_err()
         {
-            break;
+            return;
         }
     }
 }
