@@ -43,7 +43,8 @@ pub struct Envelope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rewrap {
-    /// The value is already wrapped by the primary backend's primary key.
+    /// The value opened in full and is already wrapped by the primary backend's primary
+    /// key.
     Current,
     /// The value's data key was re-wrapped; payload, nonce and commitment are unchanged.
     Rewrapped(Sealed),

@@ -377,13 +377,30 @@ async fn an_invalid_row_is_skipped_and_reported_not_a_wall() {
     .execute(sqlite.pool())
     .await
     .unwrap();
+    // A row whose name column holds a blob, not text: it must not spoil its page.
+    sqlx::query(
+        "INSERT INTO strongroom_secrets (owner, scope, name, sealed, key_ref, created_at, updated_at) \
+         VALUES ('user-y', '', X'ff00', $1, $2, 0, 0)",
+    )
+    .bind(&sealed.sealed)
+    .bind(&sealed.meta.key)
+    .execute(sqlite.pool())
+    .await
+    .unwrap();
     for i in 5..10 {
         old.put(&secret(i), b"fine").await.unwrap();
     }
-    let bad: i64 = sqlx::query_scalar("SELECT id FROM strongroom_secrets WHERE owner = 'user-x'")
-        .fetch_one(sqlite.pool())
-        .await
-        .unwrap();
+    let id_of = |owner: &'static str| {
+        let pool = sqlite.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT id FROM strongroom_secrets WHERE owner = $1")
+                .bind(owner)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let (bad, blob) = (id_of("user-x").await, id_of("user-y").await);
     let new = new_instance(Arc::clone(&store));
     for start in [0, bad - 1] {
         let progress = Rewrapper::new(&new)
@@ -394,9 +411,11 @@ async fn an_invalid_row_is_skipped_and_reported_not_a_wall() {
             .unwrap();
         assert!(progress.done);
         assert!(!progress.complete, "{progress:?}");
-        assert_eq!(progress.failed_ids(), vec![bad]);
-        assert_eq!(progress.failed[0].reason, RewrapFailureReason::InvalidRow);
-        assert_eq!(progress.remaining_rows(), 1);
+        assert_eq!(progress.failed_ids(), vec![bad, blob]);
+        for failure in &progress.failed {
+            assert_eq!(failure.reason, RewrapFailureReason::InvalidRow);
+        }
+        assert_eq!(progress.remaining_rows(), 2);
     }
     let retired = retired_instance(Arc::clone(&store));
     for i in 0..10 {
@@ -547,5 +566,42 @@ mod postgres {
         assert!(!progress.complete, "{progress:?}");
         assert_eq!(progress.remaining_rows(), 1);
         drop_schema(&schema).await;
+    }
+}
+
+/// Key labels read back: the backend id to the first `:`, the version after the last
+/// `/v`; anything else is not a label (and so never counts as the primary key).
+#[test]
+fn key_labels_parse_strictly() {
+    let parse = |label: &str| {
+        KeyCount {
+            key: label.to_owned(),
+            rows: 1,
+        }
+        .parse()
+        .map(|(b, k)| (b.to_owned(), k.id.into_owned(), k.version))
+    };
+    assert_eq!(
+        parse("local:mk-0011223344556677/v2"),
+        Some(("local".into(), "mk-0011223344556677".into(), 2))
+    );
+    assert_eq!(
+        parse("kms:arn:aws:kms:eu/v1:key/v9/v12"),
+        Some(("kms".into(), "arn:aws:kms:eu/v1:key/v9".into(), 12))
+    );
+    for bad in [
+        "",
+        "local",
+        "local:mk-1",
+        "local:/v1",
+        "local:mk-1/v",
+        "local:mk-1/v01",
+        "local:mk-1/v1x",
+        "Local:mk-1/v1",
+        "local:mk 1/v1",
+        "local:mk-1/v4294967296",
+        "swapped",
+    ] {
+        assert_eq!(parse(bad), None, "{bad:?}");
     }
 }
