@@ -271,7 +271,8 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// [`RewrapRow::secret`]): one bad row must never stop a page.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`].
+    /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`] only for a row id that does
+    /// not read.
     async fn rewrap_page(&self, after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError>;
 
     /// Replaces a row's sealed bytes only if they still equal `expected` (so that a
