@@ -1,6 +1,6 @@
 //! Storage of sealed secrets: the [`SecretStore`] trait and its memory, SQLite and
 //! PostgreSQL implementations. A store holds sealed blobs and metadata only; sealing,
-//! opening and name resolution live in [`crate::secrets`].
+//! opening and name resolution live in [`Secrets`](crate::Secrets).
 
 use std::collections::BTreeMap;
 use std::fmt;
