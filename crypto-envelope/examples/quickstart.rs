@@ -43,6 +43,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let rotated = Secrets::new(Envelope::new(ring)?, store.clone());
     let progress = Rewrapper::new(&rotated).batch_size(100).run(|_| {}).await?;
+    // Retire the old key only after a complete run: every row opened, none left on v1.
+    assert!(
+        progress.complete,
+        "rows remain under the old key: {progress:?}"
+    );
     println!(
         "re-wrapped {} of {} values to key version 2",
         progress.rewrapped, progress.scanned

@@ -43,7 +43,8 @@ pub struct Envelope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rewrap {
-    /// The value is already wrapped by the primary backend's primary key.
+    /// The value opened in full and is already wrapped by the primary backend's primary
+    /// key.
     Current,
     /// The value's data key was re-wrapped; payload, nonce and commitment are unchanged.
     Rewrapped(Sealed),
@@ -180,8 +181,13 @@ impl Envelope {
     }
 
     /// Re-wraps a value's data key under the primary backend's primary key, leaving the
-    /// payload untouched. The data key's commitment is checked first, so that nothing
-    /// that would not open is re-wrapped.
+    /// payload untouched.
+    ///
+    /// The value is opened in full first (data key unwrapped, commitment checked,
+    /// payload decrypted and its tag verified, the plaintext wiped at once), whether or
+    /// not it is already under the primary key: so [`Rewrap::Current`] means "opens
+    /// under this context and needs nothing", never only "the header names the primary
+    /// key", and nothing that would not open is ever re-wrapped.
     ///
     /// # Errors
     /// As [`Envelope::open`].
@@ -191,12 +197,15 @@ impl Envelope {
         context: &EncryptionContext,
     ) -> Result<Rewrap, Error> {
         let mut sealed = Sealed::from_bytes(sealed)?;
+        let mut aad = wrap_aad(context);
+        let dek = self.unwrap_dek(&sealed.view(), &aad, context).await?;
+        let key = committed_key(&dek, &sealed.view())?;
+        aad[PURPOSE_OFFSET] = PURPOSE_PAYLOAD;
+        drop(open_payload(&key, &sealed.view(), &aad)?);
+        aad[PURPOSE_OFFSET] = PURPOSE_WRAP;
         if sealed.backend == self.primary.id() && self.primary.is_current(&sealed.key) {
             return Ok(Rewrap::Current);
         }
-        let aad = wrap_aad(context);
-        let dek = self.unwrap_dek(&sealed.view(), &aad, context).await?;
-        committed_key(&dek, &sealed.view())?;
         let wrapped = self.wrap_dek(&dek, &aad, context).await?;
         sealed.backend = self.primary.id().to_owned();
         sealed.key = wrapped.key;

@@ -185,6 +185,8 @@ pub(crate) fn decode_text(text: &str) -> Result<Vec<u8>, Error> {
             field: "text length",
         });
     }
+    // base64ct refuses non-canonical text (a last character with unused bits set), so
+    // each value has one text form; a fail vector holds it to that.
     base64ct::Base64UrlUnpadded::decode_vec(body).map_err(|_| Error::Malformed {
         field: "text encoding",
     })

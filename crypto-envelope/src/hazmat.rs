@@ -7,6 +7,7 @@
 
 use crate::backend::aes_wrap::AesKek;
 use crate::backend::local::MasterKey;
+use crate::backend::passphrase::PassphraseKek;
 use crate::context::EncryptionContext;
 use crate::envelope;
 use crate::error::Error;
@@ -53,6 +54,34 @@ pub fn seal_local_with(
         suite: Suite::Aes256GcmHkdfSha256Commit,
         backend: crate::backend::local::BACKEND_ID.to_owned(),
         key: crate::KeyRef::new(master_key.fingerprint(), key_version),
+        wrapped_key,
+        nonce: payload_nonce,
+        commitment,
+        ciphertext,
+    })
+}
+
+/// Seals with the passphrase backend and caller-chosen randomness: the value
+/// [`Envelope::seal`](crate::Envelope::seal) would produce over `kek` had it drawn `dek`,
+/// `wrap_nonce` and `payload_nonce`.
+///
+/// # Errors
+/// As [`Envelope::seal`](crate::Envelope::seal).
+pub fn seal_passphrase_with(
+    kek: &PassphraseKek,
+    dek: &DataKey,
+    wrap_nonce: [u8; NONCE_LEN],
+    payload_nonce: [u8; NONCE_LEN],
+    plaintext: &[u8],
+    context: &EncryptionContext,
+) -> Result<Sealed, Error> {
+    let (key, aes) = kek.parts();
+    let wrapped_key = aes.wrap_with_nonce(dek, wrap_nonce, &wrap_aad(context))?;
+    let (commitment, ciphertext) = envelope::seal_payload(dek, payload_nonce, plaintext, context)?;
+    Ok(Sealed {
+        suite: Suite::Aes256GcmHkdfSha256Commit,
+        backend: crate::backend::passphrase::BACKEND_ID.to_owned(),
+        key: key.clone(),
         wrapped_key,
         nonce: payload_nonce,
         commitment,

@@ -21,14 +21,14 @@ pub use context::EncryptionContext;
 pub use envelope::{Envelope, Rewrap};
 pub use error::{BackendError, ConfigError, ContextError, Error};
 pub use format::Sealed;
-pub use rotation::{RewrapProgress, Rewrapper};
+pub use rotation::{RewrapFailure, RewrapFailureReason, RewrapProgress, Rewrapper};
 pub use secret::{DATA_KEY_LEN, DataKey, Plaintext};
 pub use secrets::{Ephemeral, Resolved, Secrets, SecretsError, Source};
 #[cfg(feature = "postgres")]
 pub use store::PgStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, SecretMeta, SecretRef, SecretStore, StoreError};
+pub use store::{KeyCount, MemoryStore, SecretMeta, SecretRef, SecretStore, StoreError};
 
 /// Limits of an [`EncryptionContext`].
 pub mod context_limits {

@@ -11,7 +11,7 @@ use crate::context::EncryptionContext;
 use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::secret::Plaintext;
-use crate::store::{SecretMeta, SecretRef, SecretStore, StoreError, check_name};
+use crate::store::{SecretMeta, SecretRef, SecretStore, StoreError, check_name, key_label};
 
 /// Why a [`Secrets`] call failed.
 #[derive(Debug, thiserror::Error)]
@@ -264,11 +264,6 @@ impl fmt::Debug for Secrets {
             .field("env_allowlist", &self.env_allowlist)
             .finish_non_exhaustive()
     }
-}
-
-/// The metadata label of a wrapping key: `backend:key-id/vN`.
-pub(crate) fn key_label(backend: &str, key: &crate::KeyRef<'_>) -> String {
-    format!("{backend}:{key}")
 }
 
 pub(crate) fn unix_now() -> i64 {

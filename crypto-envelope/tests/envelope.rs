@@ -483,3 +483,108 @@ proptest! {
         let _ = Sealed::from_text(&String::from_utf8_lossy(&bytes));
     }
 }
+
+/// One key under two versions would let a value's unauthenticated version field be
+/// edited (1 to 3) past a minimum version of 2: the ring refuses such a configuration,
+/// and a primary that is not the highest version held.
+#[tokio::test]
+async fn a_ring_refuses_one_key_under_two_versions_and_a_low_primary() {
+    let c = ctx("42", "api_secret");
+    let sealed = envelope(1).seal(CANARY, &c).await.unwrap().to_bytes();
+    let duplicate = LocalKeyRing::builder()
+        .key(1, key(1))
+        .key(2, key(2))
+        .key(3, key(1))
+        .primary(3)
+        .min_version(2)
+        .build();
+    let err = duplicate.expect_err("one key under versions 1 and 3 must be refused");
+    assert!(err.to_string().contains("master key version"), "{err}");
+    // Through the environment too, naming the version, never the key.
+    let env_err = LocalKeyRing::from_lookup(|name| match name {
+        "STRONGROOM_MASTER_KEY" => Some("01".repeat(32)),
+        "STRONGROOM_MASTER_KEY_VERSION" => Some("3".to_owned()),
+        "STRONGROOM_MASTER_KEYS_OLD" => Some(format!("1:{}", "01".repeat(32))),
+        _ => None,
+    })
+    .unwrap_err();
+    assert!(!env_err.to_string().contains(&"01".repeat(32)), "{env_err}");
+
+    // The attack the check prevents: with versions 2 and 3 distinct, the edited value
+    // names a key the ring does not hold under that version.
+    let ring = LocalKeyRing::builder()
+        .key(1, key(1))
+        .key(2, key(2))
+        .key(3, key(3))
+        .primary(3)
+        .min_version(2)
+        .build()
+        .unwrap();
+    let env = Envelope::new(ring).unwrap();
+    let parsed = Sealed::from_bytes(&sealed).unwrap();
+    let off = 5 + 1 + parsed.backend().len() + 1 + parsed.key().id.len();
+    let mut edited = sealed.clone();
+    edited[off..off + 4].copy_from_slice(&3u32.to_be_bytes());
+    assert!(matches!(
+        env.open(&edited, &c).await,
+        Err(Error::Backend(BackendError::KeyNotFound { .. }))
+    ));
+    assert!(matches!(
+        env.open(&sealed, &c).await,
+        Err(Error::Backend(BackendError::KeyRetired { .. }))
+    ));
+
+    // A primary lower than a version held.
+    let low = LocalKeyRing::builder()
+        .key(1, key(1))
+        .key(2, key(2))
+        .primary(1)
+        .build();
+    assert!(low.is_err());
+    let low_env = LocalKeyRing::from_lookup(|name| match name {
+        "STRONGROOM_MASTER_KEY" => Some("01".repeat(32)),
+        "STRONGROOM_MASTER_KEYS_OLD" => Some(format!("2:{}", "02".repeat(32))),
+        _ => None,
+    });
+    assert!(low_env.is_err());
+}
+
+/// `rewrap` opens a value in full before it says anything: a value under the primary
+/// key opened with another row's context, and a value under an old key whose payload
+/// was tampered with, are both refused (neither counted current nor re-wrapped).
+#[tokio::test]
+async fn rewrap_opens_every_value_in_full() {
+    let c = ctx("42", "api_secret");
+    let env = envelope(1);
+    let sealed = env.seal(CANARY, &c).await.unwrap().to_bytes();
+    assert!(matches!(
+        env.rewrap(&sealed, &ctx("43", "api_secret")).await,
+        Err(Error::Refused)
+    ));
+    assert_eq!(env.rewrap(&sealed, &c).await.unwrap(), Rewrap::Current);
+
+    let mut tampered = sealed.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let new = Envelope::new(
+        LocalKeyRing::builder()
+            .key(1, key(1))
+            .key(2, key(2))
+            .primary(2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(
+        new.rewrap(&tampered, &c).await,
+        Err(Error::Refused)
+    ));
+    assert!(matches!(
+        env.rewrap(&tampered, &c).await,
+        Err(Error::Refused)
+    ));
+    assert!(matches!(
+        new.rewrap(&sealed, &c).await,
+        Ok(Rewrap::Rewrapped(_))
+    ));
+}

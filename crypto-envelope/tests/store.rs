@@ -251,7 +251,7 @@ async fn logs_hold_no_secret() {
         .unwrap();
     assert_eq!(progress.failed.len(), 1);
     let logged = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-    assert!(logged.contains("envelope.rewrap.row_failed"), "{logged}");
+    assert!(logged.contains("envelope.rewrap.row_refused"), "{logged}");
     assert!(!logged.contains(CANARY));
 }
 

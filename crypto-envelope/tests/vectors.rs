@@ -8,8 +8,8 @@
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
 use crypto_envelope::{
-    BackendError, DataKey, EncryptionContext, Envelope, Error, LocalKeyRing, MasterKey, Sealed,
-    hazmat,
+    Argon2Params, BackendError, DataKey, EncryptionContext, Envelope, Error, KekBackend,
+    LocalKeyRing, MasterKey, PassphraseKek, Sealed, hazmat,
 };
 
 type Vector = Vec<(String, String)>;
@@ -120,7 +120,12 @@ async fn pass_vectors_match_byte_for_byte() {
 
 /// `FORMAT.md`, written again from the specification with raw primitives only.
 fn independent_seal(v: &Vector) -> Vec<u8> {
-    let master = hex(field(v, "master_key"));
+    independent_seal_with(v, "local", &hex(field(v, "master_key")))
+}
+
+/// As [`independent_seal`], for any backend whose wrapped key is the local one's under
+/// the 32-byte `kek`.
+fn independent_seal_with(v: &Vector, backend: &str, master: &[u8]) -> Vec<u8> {
     let dek = hex(field(v, "dek"));
     let ctx = hex(field(v, "context_canonical"));
     let aad = |purpose: u8| [b"SRE".as_slice(), &[1, 1, purpose], &ctx].concat();
@@ -144,13 +149,13 @@ fn independent_seal(v: &Vector) -> Vec<u8> {
     let commitment = t2.as_ref().to_vec();
     let wrap_nonce = hex(field(v, "wrap_nonce"));
     let payload_nonce = hex(field(v, "payload_nonce"));
-    let wrapped = [wrap_nonce.clone(), gcm(&master, &wrap_nonce, &aad(2), &dek)].concat();
+    let wrapped = [wrap_nonce.clone(), gcm(master, &wrap_nonce, &aad(2), &dek)].concat();
     let ciphertext = gcm(&enc, &payload_nonce, &aad(1), &hex(field(v, "plaintext")));
     let key_id = field(v, "key_id").as_bytes();
     let version: u32 = field(v, "key_version").parse().unwrap();
     let mut out = b"SRE\x01\x01".to_vec();
-    out.push(5);
-    out.extend_from_slice(b"local");
+    out.push(backend.len() as u8);
+    out.extend_from_slice(backend.as_bytes());
     out.push(key_id.len() as u8);
     out.extend_from_slice(key_id);
     out.extend_from_slice(&version.to_be_bytes());
@@ -188,15 +193,7 @@ async fn fail_vectors_are_refused_as_stated() {
             None => env.open(&hex(field(v, "sealed")), &ctx).await,
         };
         let err = result.expect_err(name);
-        let got = match &err {
-            Error::Refused => "refused".to_owned(),
-            Error::Malformed { field } => format!("malformed:{field}"),
-            Error::UnsupportedVersion { .. } => "unsupported_version".to_owned(),
-            Error::UnsupportedSuite { .. } => "unsupported_suite".to_owned(),
-            Error::UnknownBackend { .. } => "unknown_backend".to_owned(),
-            Error::Backend(BackendError::KeyNotFound { .. }) => "key_not_found".to_owned(),
-            other => format!("{other:?}"),
-        };
+        let got = error_name(&err);
         assert_eq!(got, field(v, "expect"), "{name}");
         if let Some((_, sealed)) = v.iter().find(|(k, _)| k == "sealed") {
             // Parsing alone agrees with opening on structural errors.
@@ -204,5 +201,155 @@ async fn fail_vectors_are_refused_as_stated() {
                 assert!(Sealed::from_bytes(&hex(sealed)).is_err(), "{name}");
             }
         }
+    }
+}
+
+/// The vectors' name of an error.
+fn error_name(err: &Error) -> String {
+    match err {
+        Error::Refused => "refused".to_owned(),
+        Error::Malformed { field } => format!("malformed:{field}"),
+        Error::UnsupportedVersion { .. } => "unsupported_version".to_owned(),
+        Error::UnsupportedSuite { .. } => "unsupported_suite".to_owned(),
+        Error::UnknownBackend { .. } => "unknown_backend".to_owned(),
+        Error::Backend(BackendError::KeyNotFound { .. }) => "key_not_found".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn argon2_params(v: &Vector) -> Argon2Params {
+    Argon2Params {
+        memory_kib: field(v, "argon2_m").parse().unwrap(),
+        iterations: field(v, "argon2_t").parse().unwrap(),
+        parallelism: field(v, "argon2_p").parse().unwrap(),
+    }
+}
+
+fn passphrase_kek(v: &Vector) -> PassphraseKek {
+    PassphraseKek::derive(
+        field(v, "passphrase").as_bytes(),
+        field(v, "salt"),
+        argon2_params(v),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn passphrase_vector_matches_byte_for_byte() {
+    let vectors = load("envelope_v1_passphrase_pass.txt");
+    assert_eq!(vectors.len(), 1);
+    for v in &vectors {
+        let name = field(v, "name");
+        let kek = passphrase_kek(v);
+        assert_eq!(kek.primary_key().id, field(v, "key_id"), "{name}");
+        assert_eq!(kek.primary_key().version, 1, "{name}");
+        let ctx = context(v);
+        assert_eq!(ctx.canonical_bytes(), hex(field(v, "context_canonical")));
+        assert_eq!(hazmat::wrap_aad(&ctx), hex(field(v, "wrap_aad")));
+        assert_eq!(hazmat::payload_aad(&ctx), hex(field(v, "payload_aad")));
+        let dek = DataKey::from_slice(&hex(field(v, "dek"))).unwrap();
+        assert_eq!(
+            hazmat::commitment(&dek).unwrap().to_vec(),
+            hex(field(v, "commitment"))
+        );
+        let plaintext = hex(field(v, "plaintext"));
+        let sealed = hazmat::seal_passphrase_with(
+            &kek,
+            &dek,
+            arr(field(v, "wrap_nonce")),
+            arr(field(v, "payload_nonce")),
+            &plaintext,
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(sealed.to_bytes(), hex(field(v, "sealed")), "{name}");
+        assert_eq!(sealed.to_text(), field(v, "text"), "{name}");
+        let env = Envelope::new(kek).unwrap();
+        let opened = env.open(&hex(field(v, "sealed")), &ctx).await.unwrap();
+        assert_eq!(opened.expose_secret(), &plaintext[..], "{name}");
+        let opened = env.open_text(field(v, "text"), &ctx).await.unwrap();
+        assert_eq!(opened.expose_secret(), &plaintext[..], "{name}");
+    }
+}
+
+/// A passphrase key id read by the rule of `FORMAT.md`: the three parameters, then the
+/// salt up to the last `-` (a base64url salt may hold `-` itself), then the fingerprint.
+fn parse_passphrase_key_id(id: &str) -> Option<(u32, u32, u32, &str, &str)> {
+    let rest = id.strip_prefix("argon2id-m")?;
+    let (m, rest) = rest.split_once("-t")?;
+    let (t, rest) = rest.split_once("-p")?;
+    let (p, rest) = rest.split_once('-')?;
+    let (salt, fp) = rest.rsplit_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let hex16 = fp.len() == 16 && fp.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !(digits(m) && digits(t) && digits(p) && hex16) {
+        return None;
+    }
+    Some((m.parse().ok()?, t.parse().ok()?, p.parse().ok()?, salt, fp))
+}
+
+#[test]
+fn passphrase_vector_by_an_independent_implementation() {
+    use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+    use base64ct::Encoding as _;
+    for v in &load("envelope_v1_passphrase_pass.txt") {
+        // The key id, read back into what derived the key.
+        let (m, t, p, salt, fp) = parse_passphrase_key_id(field(v, "key_id")).unwrap();
+        assert!(
+            salt.contains('-'),
+            "the vector exercises a salt holding '-'"
+        );
+        assert_eq!(salt, field(v, "salt"));
+        let params = argon2_params(v);
+        assert_eq!(
+            (m, t, p),
+            (params.memory_kib, params.iterations, params.parallelism)
+        );
+        // Argon2id (RFC 9106, version 0x13, 32-byte output) with the configured salt.
+        let salt_bytes = base64ct::Base64UrlUnpadded::decode_vec(field(v, "salt")).unwrap();
+        let mut kek = [0u8; 32];
+        argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(m, t, p, Some(32)).unwrap(),
+        )
+        .hash_password_into(field(v, "passphrase").as_bytes(), &salt_bytes, &mut kek)
+        .unwrap();
+        assert_eq!(kek.to_vec(), hex(field(v, "kek")));
+        // The fingerprint, as for a master key.
+        struct Len8;
+        impl aws_lc_rs::hkdf::KeyType for Len8 {
+            fn len(&self) -> usize {
+                8
+            }
+        }
+        let mut id = [0u8; 8];
+        Salt::new(HKDF_SHA256, b"strongroom master key id")
+            .extract(&kek)
+            .expand(&[b"fingerprint v1"], Len8)
+            .unwrap()
+            .fill(&mut id)
+            .unwrap();
+        let expected_fp: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(fp, expected_fp);
+        assert_eq!(
+            independent_seal_with(v, "passphrase", &kek),
+            hex(field(v, "sealed"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn passphrase_fail_vectors_are_refused_as_stated() {
+    let vectors = load("envelope_v1_passphrase_fail.txt");
+    assert!(vectors.len() >= 8);
+    for v in &vectors {
+        let name = field(v, "name");
+        let env = Envelope::new(passphrase_kek(v)).unwrap();
+        let err = env
+            .open(&hex(field(v, "sealed")), &context(v))
+            .await
+            .expect_err(name);
+        assert_eq!(error_name(&err), field(v, "expect"), "{name}");
     }
 }

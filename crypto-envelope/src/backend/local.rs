@@ -132,7 +132,10 @@ struct RingEntry {
 
 /// A ring of master keys: the local KEK backend.
 ///
-/// One version is primary and wraps every new data key; the others only unwrap. Versions
+/// One version, the highest held, is primary and wraps every new data key; the others
+/// only unwrap. Every version holds different key material (the sealed header that names
+/// a version is not authenticated, so one key under two versions would let an edited
+/// version pass a minimum version). Versions
 /// below the minimum decryption version, and versions marked retired, unwrap nothing:
 /// after a bulk re-wrap (see [`crate::rotation`]) an old key is retired and then removed.
 pub struct LocalKeyRing {
@@ -331,8 +334,9 @@ impl LocalKeyRingBuilder {
     /// Builds the ring.
     ///
     /// # Errors
-    /// [`ConfigError`] when a version is 0 or repeats, when no primary is set or it is
-    /// not held, retired, or below the minimum version.
+    /// [`ConfigError`] when a version is 0 or repeats, when one key is given under two
+    /// versions, when no primary is set or it is not held, retired, below the minimum
+    /// version, or lower than another version held.
     pub fn build(self) -> Result<LocalKeyRing, ConfigError> {
         let min_version = self.min_version.unwrap_or(1);
         let mut entries = BTreeMap::new();
@@ -348,8 +352,20 @@ impl LocalKeyRingBuilder {
                 field: field.clone(),
                 reason: "the key could not be expanded",
             })?;
+            let fingerprint = key.fingerprint();
+            // The header that names a key is not authenticated: were one key held under
+            // two versions, editing a value's version would pass a minimum version.
+            if entries
+                .values()
+                .any(|e: &RingEntry| e.key_ref.id == fingerprint)
+            {
+                return Err(ConfigError::Invalid {
+                    field,
+                    reason: "the same key is already held under another version",
+                });
+            }
             let entry = RingEntry {
-                key_ref: KeyRef::new(key.fingerprint(), version),
+                key_ref: KeyRef::new(fingerprint, version),
                 kek,
                 retired: self.retired.contains(&version),
             };
@@ -374,6 +390,12 @@ impl LocalKeyRingBuilder {
             return Err(ConfigError::Invalid {
                 field: field(),
                 reason: "the primary version is retired or below the minimum version",
+            });
+        }
+        if entries.keys().any(|v| *v > primary_version) {
+            return Err(ConfigError::Invalid {
+                field: field(),
+                reason: "a higher version is held: the primary must be the highest version",
             });
         }
         Ok(LocalKeyRing {

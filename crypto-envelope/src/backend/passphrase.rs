@@ -172,6 +172,13 @@ impl PassphraseKek {
     }
 }
 
+impl PassphraseKek {
+    /// The derived key and its reference: for [`crate::hazmat`] test vectors only.
+    pub(crate) fn parts(&self) -> (&KeyRef<'static>, &AesKek) {
+        (&self.key_ref, &self.kek)
+    }
+}
+
 impl fmt::Debug for PassphraseKek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PassphraseKek")

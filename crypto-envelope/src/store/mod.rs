@@ -1,6 +1,6 @@
 //! Storage of sealed secrets: the [`SecretStore`] trait and its memory, SQLite and
 //! PostgreSQL implementations. A store holds sealed blobs and metadata only; sealing,
-//! opening and name resolution live in [`crate::secrets`].
+//! opening and name resolution live in [`Secrets`](crate::Secrets).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -140,14 +140,20 @@ impl fmt::Debug for StoredSecret {
 }
 
 /// One row handed to a bulk re-wrap. `Debug` shows the sealed bytes' length only.
+///
+/// A row whose owner, scope or name no longer pass validation (written by an older
+/// version, or by hand) is still handed over, with `secret` set to `None`, so that a
+/// bulk re-wrap can report it by id and move past it instead of stopping at its page.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RewrapRow {
     /// The row's position in the store's stable order: the resume cursor.
     pub row_id: i64,
-    /// Which secret.
-    pub secret: SecretRef,
-    /// The sealed bytes as read.
+    /// Which secret; `None` when the stored owner, scope or name fail validation.
+    pub secret: Option<SecretRef>,
+    /// The sealed bytes as read (empty when the column could not be read).
     pub sealed: Vec<u8>,
+    /// The row's wrapping-key label as stored (`backend:key-id/vN`).
+    pub key: String,
 }
 
 impl fmt::Debug for RewrapRow {
@@ -156,7 +162,38 @@ impl fmt::Debug for RewrapRow {
             .field("row_id", &self.row_id)
             .field("secret", &self.secret)
             .field("sealed_len", &self.sealed.len())
+            .field("key", &self.key)
             .finish()
+    }
+}
+
+/// How many rows a store holds under one wrapping-key label: the answer of
+/// [`SecretStore::count_by_key`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCount {
+    /// The label as stored: `backend:key-id/vN` (see [`KeyCount::parse`]).
+    pub key: String,
+    /// Rows under it.
+    pub rows: u64,
+}
+
+impl KeyCount {
+    /// The backend id and key a label names: the backend id runs to the first `:`
+    /// (backend ids hold no `:`), the version follows the last `/v`, and the key id is
+    /// what lies between. `None` for a label that does not have this shape.
+    pub fn parse(&self) -> Option<(&str, crate::KeyRef<'_>)> {
+        let (backend, rest) = self.key.split_once(':')?;
+        let (id, version) = rest.rsplit_once("/v")?;
+        let canonical = !version.is_empty()
+            && version.bytes().all(|b| b.is_ascii_digit())
+            && (version == "0" || !version.starts_with('0'));
+        if !canonical
+            || !crate::format::valid_backend_id(backend.as_bytes())
+            || !crate::format::valid_key_id(id.as_bytes())
+        {
+            return None;
+        }
+        Some((backend, crate::KeyRef::new(id, version.parse().ok()?)))
     }
 }
 
@@ -190,8 +227,12 @@ pub enum StoreError {
 ///   read, list, overwrite or delete another's.
 /// - Stores hold sealed bytes and metadata only; they never see plaintext.
 /// - An outage is [`StoreError::Unavailable`], never an empty answer.
-/// - [`SecretStore::rewrap_page`] and [`SecretStore::replace_sealed`] cross owners: they
-///   are operator maintenance for a bulk re-wrap, not for request paths.
+/// - [`SecretStore::rewrap_page`], [`SecretStore::replace_sealed`] and
+///   [`SecretStore::count_by_key`] cross owners: they are operator maintenance for a bulk
+///   re-wrap, not for request paths.
+/// - The key label stored with a row is the one its writer gave ([`key_label`] of the
+///   sealed value's header); a bulk re-wrap counts rows by it, and corrects it when it
+///   disagrees with the sealed bytes.
 #[async_trait]
 pub trait SecretStore: Send + Sync + fmt::Debug {
     /// Stores or replaces a sealed secret; `key` is the metadata label of its wrapping
@@ -225,10 +266,13 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// [`StoreError::Unavailable`].
     async fn delete(&self, secret: &SecretRef) -> Result<bool, StoreError>;
 
-    /// Up to `limit` rows with a row id above `after`, in ascending row id order.
+    /// Up to `limit` rows with a row id above `after`, in ascending row id order. A row
+    /// whose ids or columns do not validate is returned all the same (see
+    /// [`RewrapRow::secret`]): one bad row must never stop a page.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`] only for a row id that does
+    /// not read.
     async fn rewrap_page(&self, after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError>;
 
     /// Replaces a row's sealed bytes only if they still equal `expected` (so that a
@@ -244,6 +288,18 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
         key: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
+
+    /// How many rows the store holds under each wrapping-key label, every owner
+    /// included, in ascending label order: the final check of a bulk re-wrap.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn count_by_key(&self) -> Result<Vec<KeyCount>, StoreError>;
+}
+
+/// The metadata label of a wrapping key, as stores keep it: `backend:key-id/vN`.
+pub fn key_label(backend: &str, key: &crate::KeyRef<'_>) -> String {
+    format!("{backend}:{key}")
 }
 
 #[derive(Clone)]
@@ -357,8 +413,9 @@ impl SecretStore for MemoryStore {
             .filter(|(_, row)| row.id > after)
             .map(|(s, row)| RewrapRow {
                 row_id: row.id,
-                secret: s.clone(),
+                secret: Some(s.clone()),
                 sealed: row.sealed.clone(),
+                key: row.key.clone(),
             })
             .collect();
         rows.sort_by_key(|r| r.row_id);
@@ -388,5 +445,20 @@ impl SecretStore for MemoryStore {
             }
             None => false,
         })
+    }
+
+    async fn count_by_key(&self) -> Result<Vec<KeyCount>, StoreError> {
+        let inner = self.lock()?;
+        let mut counts = BTreeMap::<&str, u64>::new();
+        for row in inner.rows.values() {
+            *counts.entry(row.key.as_str()).or_default() += 1;
+        }
+        Ok(counts
+            .into_iter()
+            .map(|(key, rows)| KeyCount {
+                key: key.to_owned(),
+                rows,
+            })
+            .collect())
     }
 }

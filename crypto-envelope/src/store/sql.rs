@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{RewrapRow, SecretMeta, SecretRef, SecretStore, StoreError, StoredSecret};
+use super::{KeyCount, RewrapRow, SecretMeta, SecretRef, SecretStore, StoreError, StoredSecret};
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Unavailable(Box::new(e))
@@ -19,8 +19,10 @@ const GET: &str = "SELECT sealed, key_ref, created_at, updated_at FROM strongroo
 const LIST: &str = "SELECT name, scope, key_ref, created_at, updated_at FROM strongroom_secrets \
      WHERE owner = $1 ORDER BY scope, name";
 const DELETE: &str = "DELETE FROM strongroom_secrets WHERE owner = $1 AND scope = $2 AND name = $3";
-const PAGE: &str = "SELECT id, owner, scope, name, sealed FROM strongroom_secrets \
+const PAGE: &str = "SELECT id, owner, scope, name, sealed, key_ref FROM strongroom_secrets \
      WHERE id > $1 ORDER BY id LIMIT $2";
+const COUNT_BY_KEY: &str = "SELECT key_ref, COUNT(*) FROM strongroom_secrets \
+     GROUP BY key_ref ORDER BY key_ref";
 const REPLACE: &str = "UPDATE strongroom_secrets SET sealed = $1, key_ref = $2, updated_at = $3 \
      WHERE id = $4 AND sealed = $5";
 
@@ -28,15 +30,19 @@ fn scope_from_column(scope: String) -> Option<String> {
     (!scope.is_empty()).then_some(scope)
 }
 
-fn secret_from_columns(owner: &str, scope: &str, name: &str) -> Result<SecretRef, StoreError> {
+/// The secret a row names, or `None` when its columns do not read or do not validate.
+fn secret_from_columns(
+    owner: Option<&str>,
+    scope: Option<&str>,
+    name: Option<&str>,
+) -> Option<SecretRef> {
+    let (owner, scope, name) = (owner?, scope?, name?);
     let secret = if scope.is_empty() {
         SecretRef::owner(owner, name)
     } else {
         SecretRef::scoped(owner, scope, name)
     };
-    secret.map_err(|_| StoreError::Corrupt {
-        field: "owner, scope or name",
-    })
+    secret.ok()
 }
 
 macro_rules! sql_store {
@@ -148,18 +154,52 @@ macro_rules! sql_store {
             }
 
             async fn rewrap_page(&self, after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError> {
-                let rows: Vec<(i64, String, String, String, Vec<u8>)> = sqlx::query_as(PAGE)
+                let rows = sqlx::query(PAGE)
                     .bind(after)
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(unavailable)?;
-                rows.into_iter()
-                    .map(|(row_id, owner, scope, name, sealed)| {
+                // Read column by column, so that a column of the wrong type or encoding
+                // spoils only its own row (reported by id), never the page.
+                rows.iter()
+                    .map(|row| {
+                        use sqlx::Row as _;
+                        let row_id: i64 = row
+                            .try_get(0)
+                            .map_err(|_| StoreError::Corrupt { field: "id" })?;
+                        let text = |i: usize| row.try_get::<String, _>(i).ok();
+                        let (owner, scope, name) = (text(1), text(2), text(3));
                         Ok(RewrapRow {
                             row_id,
-                            secret: secret_from_columns(&owner, &scope, &name)?,
-                            sealed,
+                            secret: secret_from_columns(
+                                owner.as_deref(),
+                                scope.as_deref(),
+                                name.as_deref(),
+                            ),
+                            sealed: row.try_get::<Vec<u8>, _>(4).unwrap_or_default(),
+                            key: text(5).unwrap_or_default(),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn count_by_key(&self) -> Result<Vec<KeyCount>, StoreError> {
+                let rows = sqlx::query(COUNT_BY_KEY)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                // A label that does not read as text counts as the empty label: never
+                // the primary key, so the run reports it instead of failing.
+                rows.iter()
+                    .map(|row| {
+                        use sqlx::Row as _;
+                        let count: i64 = row
+                            .try_get(1)
+                            .map_err(|_| StoreError::Corrupt { field: "count" })?;
+                        Ok(KeyCount {
+                            key: row.try_get::<String, _>(0).unwrap_or_default(),
+                            rows: u64::try_from(count).unwrap_or(0),
                         })
                     })
                     .collect()

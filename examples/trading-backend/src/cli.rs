@@ -43,7 +43,9 @@ pub enum Command {
         #[arg(long)]
         base64: bool,
     },
-    /// Re-wrap every stored data key under the current primary master key (resumable).
+    /// Open every stored value and re-wrap its data key under the current primary master
+    /// key (resumable). Exits non-zero unless the run is complete: every row opened and
+    /// no row left under another key.
     Rewrap {
         /// Ignore a saved cursor and start from the beginning.
         #[arg(long)]
@@ -293,15 +295,47 @@ fn progress_line(p: &RewrapProgress) {
     let mut err = std::io::stderr();
     let _ = write!(
         err,
-        "\rrewrap: scanned {} | rewrapped {} | current {} | raced {} | failed {} | cursor {}",
+        "\rrewrap: scanned {} | rewrapped {} | current {} | raced {} | failed {} | cursor {} | pass {}",
         p.scanned,
         p.rewrapped,
         p.current,
         p.raced,
         p.failed.len(),
-        p.cursor
+        p.cursor,
+        p.pass
     );
     let _ = err.flush();
+}
+
+/// The end of a run: a summary on stdout; row ids, reasons and key labels only.
+fn report(progress: &RewrapProgress) -> Result<(), CliError> {
+    if progress.complete {
+        println!(
+            "rewrap complete: {} re-wrapped, {} already current, {} retried after a \
+             concurrent change; every row opened and is under the primary key",
+            progress.rewrapped, progress.current, progress.raced
+        );
+        return Ok(());
+    }
+    println!(
+        "rewrap INCOMPLETE: {} re-wrapped, {} already current",
+        progress.rewrapped, progress.current
+    );
+    for failure in &progress.failed {
+        println!(
+            "  row {}: {} ({})",
+            failure.row_id,
+            failure.reason,
+            failure.reason.code()
+        );
+    }
+    for count in &progress.remaining {
+        println!("  {} row(s) still under {}", count.rows, count.key);
+    }
+    Err(CliError::Rewrap(
+        "rows remain under an old key or did not open: keep the old key (do not raise \
+         STRONGROOM_MASTER_KEY_MIN_VERSION) until they are resolved and a run reports complete",
+    ))
 }
 
 async fn rewrap(
@@ -324,7 +358,9 @@ async fn rewrap(
         }
     };
     if start > 0 {
-        eprintln!("rewrap: resuming after row {start}");
+        eprintln!(
+            "rewrap: resuming after row {start} (rows before it are opened again at the end)"
+        );
     }
     std::fs::create_dir_all(data_dir)
         .map_err(|_| CliError::Rewrap("cannot create the data directory"))?;
@@ -342,27 +378,14 @@ async fn rewrap(
             }
         };
         progress_line(&progress);
-        if save_cursor(data_dir, progress.cursor).is_err() {
-            eprintln!();
-            return Err(CliError::Rewrap("cannot save the cursor file"));
-        }
         if progress.done {
             eprintln!();
             let _ = std::fs::remove_file(&cursor_path);
-            if progress.failed.is_empty() {
-                println!(
-                    "rewrap complete: {} re-wrapped, {} already current, {} changed concurrently",
-                    progress.rewrapped, progress.current, progress.raced
-                );
-                return Ok(());
-            }
-            println!(
-                "rows that did not open (left unchanged): {:?}",
-                progress.failed
-            );
-            return Err(CliError::Rewrap(
-                "some rows could not be re-wrapped: keep the old key until they are resolved",
-            ));
+            return report(&progress);
+        }
+        if save_cursor(data_dir, progress.cursor).is_err() {
+            eprintln!();
+            return Err(CliError::Rewrap("cannot save the cursor file"));
         }
     }
 }
