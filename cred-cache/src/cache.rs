@@ -41,28 +41,30 @@ const MAX_RACED_FETCHES: usize = 4;
 const MAX_USED_UP: usize = 64;
 /// Upper bound on moka maintenance passes per tick (each pass evicts a batch).
 const MAX_MAINTENANCE_PASSES: usize = 16;
-/// Invalidation generation counters per scope kind (users, credentials): a
-/// fixed table, so that invalidations of made-up ids cannot grow memory
-/// (2 x 4096 x 8 bytes = 64 KiB per cache). Ids share a counter when their
+/// Invalidation generation counters per scope kind (users, credentials,
+/// (user, credential) pairs): fixed tables, so that invalidations of made-up
+/// ids cannot grow memory (3 x 4096 x 8 bytes = 96 KiB per cache). Ids share a counter when their
 /// keyed hashes collide; a collision only makes a fetch of one id retry after
 /// an invalidation of the other, it never hides an invalidation.
 const GENERATION_BUCKETS: usize = 4096;
 
-/// Where a key's scopes keep their invalidation generations: its user's and
-/// its credential's bucket in [`Generations`].
+/// Where a key's scopes keep their invalidation generations: its user's, its
+/// credential's and its (user, credential) pair's bucket in [`Generations`].
 #[derive(Clone, Copy, Debug)]
 struct Buckets {
     user: usize,
     credential: usize,
+    pair: usize,
 }
 
-/// The generations of one key's three scopes (everything, its user, its
-/// credential) read at one moment.
+/// The generations of one key's four scopes (everything, its user, its
+/// credential, its user and credential) read at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp {
     all: u64,
     user: u64,
     credential: u64,
+    pair: u64,
 }
 
 /// Invalidation generations, one counter per scope: bumped by every
@@ -78,6 +80,8 @@ struct Generations {
     users: Box<[AtomicU64]>,
     /// Bumped by [`Invalidation::Credential`], indexed by the credential's bucket.
     credentials: Box<[AtomicU64]>,
+    /// Bumped by [`Invalidation::UserCredential`], indexed by the pair's bucket.
+    pairs: Box<[AtomicU64]>,
     /// Keyed per cache from the OS's randomness, so that nobody can choose ids
     /// that share a victim's bucket.
     hasher: std::hash::RandomState,
@@ -90,6 +94,7 @@ impl Generations {
             all: AtomicU64::new(0),
             users: table(),
             credentials: table(),
+            pairs: table(),
             hasher: std::hash::RandomState::new(),
         }
     }
@@ -106,6 +111,7 @@ impl Generations {
         Buckets {
             user: self.bucket(key.user()),
             credential: self.bucket(key.credential()),
+            pair: self.bucket(&(key.user(), key.credential())),
         }
     }
 
@@ -115,6 +121,7 @@ impl Generations {
             all: self.all.load(Ordering::SeqCst),
             user: self.users[buckets.user].load(Ordering::SeqCst),
             credential: self.credentials[buckets.credential].load(Ordering::SeqCst),
+            pair: self.pairs[buckets.pair].load(Ordering::SeqCst),
         }
     }
 
@@ -124,6 +131,9 @@ impl Generations {
             Invalidation::All => &self.all,
             Invalidation::User(user) => &self.users[self.bucket(user)],
             Invalidation::Credential(credential) => &self.credentials[self.bucket(credential)],
+            Invalidation::UserCredential(user, credential) => {
+                &self.pairs[self.bucket(&(user, credential))]
+            }
         }
         .fetch_add(1, Ordering::SeqCst);
     }
@@ -480,6 +490,27 @@ impl CredCache {
             .await
     }
 
+    /// [`invalidate`](Self::invalidate) the entries of `user` for `credential`
+    /// (every level): call it when a share of that account with that user is
+    /// changed or revoked. Narrower than
+    /// [`invalidate_user`](Self::invalidate_user): the user's lookups of other
+    /// credentials are not disturbed.
+    ///
+    /// # Errors
+    ///
+    /// As [`invalidate`](Self::invalidate).
+    pub async fn invalidate_user_credential(
+        &self,
+        user: &UserId,
+        credential: &CredentialId,
+    ) -> Result<(), PublishError> {
+        self.invalidate(Invalidation::UserCredential(
+            user.clone(),
+            credential.clone(),
+        ))
+        .await
+    }
+
     /// [`invalidate`](Self::invalidate) everything.
     ///
     /// # Errors
@@ -509,6 +540,9 @@ impl CredCache {
                 Invalidation::All => true,
                 Invalidation::User(user) => k.user() == user,
                 Invalidation::Credential(credential) => k.credential() == credential,
+                Invalidation::UserCredential(user, credential) => {
+                    k.user() == user && k.credential() == credential
+                }
             })
             .map(|(k, _)| k)
             .collect();
@@ -531,6 +565,15 @@ impl CredCache {
                     .invalidate_entries_if(move |k, _| *k.credential() == credential)
                     .map(drop)
             }
+            Invalidation::UserCredential(user, credential) => {
+                let (user, credential) = (user.clone(), credential.clone());
+                inner
+                    .cache
+                    .invalidate_entries_if(move |k, _| {
+                        *k.user() == user && *k.credential() == credential
+                    })
+                    .map(drop)
+            }
         };
         if registered.is_err() {
             // Cannot happen (closures are enabled at build); fail closed anyway.
@@ -545,6 +588,9 @@ impl CredCache {
             }
             Invalidation::Credential(c) => {
                 tracing::info!(code = "cred_cache.invalidated", scope = "credential", credential = %c);
+            }
+            Invalidation::UserCredential(u, c) => {
+                tracing::info!(code = "cred_cache.invalidated", scope = "user_credential", user = %u, credential = %c);
             }
             Invalidation::All => tracing::info!(code = "cred_cache.invalidated", scope = "all"),
         }
@@ -640,7 +686,7 @@ impl Inner {
 
     /// Called after `try_get_with` returned `slot` (inserted by now). If no
     /// invalidation of a scope its key belongs to (everything, its user, its
-    /// credential) happened since its fetch started, any later invalidation
+    /// credential, its user and credential) happened since its fetch started, any later invalidation
     /// matching it bumps one of those generations after this check and is
     /// registered after the bump, hence after the insertion, and therefore
     /// covers it: mark it confirmed. Otherwise an invalidation that may match
@@ -715,6 +761,7 @@ mod tests {
             for invalidation in [
                 Invalidation::User(k.user().clone()),
                 Invalidation::Credential(k.credential().clone()),
+                Invalidation::UserCredential(k.user().clone(), k.credential().clone()),
                 Invalidation::All,
             ] {
                 let before = generations.stamp(buckets);

@@ -573,6 +573,7 @@ async fn a_fetch_racing_a_matching_invalidation_of_any_scope_is_discarded() {
     for invalidation in [
         Invalidation::User(k.user().clone()),
         Invalidation::Credential(k.credential().clone()),
+        Invalidation::UserCredential(k.user().clone(), k.credential().clone()),
         Invalidation::All,
     ] {
         let source = TestSource::gated();
@@ -590,5 +591,56 @@ async fn a_fetch_racing_a_matching_invalidation_of_any_scope_is_discarded() {
         let c = task.await.unwrap().unwrap();
         assert_eq!(c.expose_api_key(), "key-2", "{invalidation:?}");
         assert_eq!(source.fetches(), 2, "{invalidation:?}");
+    }
+}
+
+/// The class of E19 in the reference service: any account owner may revoke a
+/// share of their own account with any user id, as often as they like. Share
+/// changes invalidate (grantee, that account) only, so such a storm aimed at a
+/// victim leaves the victim's lookups of other accounts alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_revoke_storm_aimed_at_a_user_fails_none_of_their_other_lookups() {
+    let source = TestSource::new(Duration::from_millis(20));
+    let cache = cache(&source);
+    let (stop, storm) = invalidation_storm(&cache, |n| {
+        Invalidation::UserCredential(
+            UserId::new("victim").unwrap(),
+            CredentialId::new(&format!("mallory-acct-{}", n % 3)).unwrap(),
+        )
+    });
+    let mut ok = 0;
+    for i in 0..10 {
+        let k = key("victim", &format!("acct-{i}"), AccessLevel::Trade);
+        if cache.get_or_fetch(&k).await.is_ok() {
+            ok += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(storm.await.unwrap() >= 20);
+    assert_eq!(ok, 10);
+    assert_eq!(source.fetches(), 10);
+}
+
+#[tokio::test]
+async fn a_user_credential_invalidation_drops_only_that_pair() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = cache(&source);
+    let keys = [
+        key("u1", "a", AccessLevel::Read),
+        key("u1", "a", AccessLevel::Trade),
+        key("u1", "b", AccessLevel::Read),
+        key("u2", "a", AccessLevel::Read),
+    ];
+    for k in &keys {
+        cache.get_or_fetch(k).await.unwrap();
+    }
+    cache
+        .invalidate_user_credential(keys[0].user(), keys[0].credential())
+        .await
+        .unwrap();
+    for (k, refetched) in keys.iter().zip([true, true, false, false]) {
+        let before = source.fetches();
+        cache.get_or_fetch(k).await.unwrap();
+        assert_eq!(source.fetches() > before, refetched, "{k:?}");
     }
 }

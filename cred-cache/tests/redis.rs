@@ -93,6 +93,13 @@ async fn a_revoke_through_one_instance_reaches_the_other_within_a_second() {
         .unwrap();
     time_to_miss(&a, &k, Duration::from_secs(1)).await;
 
+    // One user's entries of one credential (a share revoked).
+    b.cache
+        .invalidate_user_credential(k.user(), k.credential())
+        .await
+        .unwrap();
+    time_to_miss(&a, &k, Duration::from_secs(1)).await;
+
     // Everything.
     a.cache.invalidate_all().await.unwrap();
     time_to_miss(&b, &untouched, Duration::from_secs(1)).await;
