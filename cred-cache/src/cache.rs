@@ -41,12 +41,111 @@ const MAX_RACED_FETCHES: usize = 4;
 const MAX_USED_UP: usize = 64;
 /// Upper bound on moka maintenance passes per tick (each pass evicts a batch).
 const MAX_MAINTENANCE_PASSES: usize = 16;
+/// Invalidation generation counters per scope kind (users, credentials,
+/// (user, credential) pairs): fixed tables, so that invalidations of made-up
+/// ids cannot grow memory (3 x 4096 x 8 bytes = 96 KiB per cache). Ids share a counter when their
+/// keyed hashes collide; a collision only makes a fetch of one id retry after
+/// an invalidation of the other, it never hides an invalidation.
+const GENERATION_BUCKETS: usize = 4096;
+
+/// Where a key's scopes keep their invalidation generations: its user's, its
+/// credential's and its (user, credential) pair's bucket in [`Generations`].
+#[derive(Clone, Copy, Debug)]
+struct Buckets {
+    user: usize,
+    credential: usize,
+    pair: usize,
+}
+
+/// The generations of one key's four scopes (everything, its user, its
+/// credential, its user and credential) read at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    all: u64,
+    user: u64,
+    credential: u64,
+    pair: u64,
+}
+
+/// Invalidation generations, one counter per scope: bumped by every
+/// invalidation of that scope before the invalidation is registered with
+/// moka. A fetch reads the counters of the scopes its key belongs to before it
+/// starts and its value is confirmed only if none of them moved, so only an
+/// invalidation that may match the key discards its fetch (see
+/// [`Inner::confirm`]).
+struct Generations {
+    /// Bumped by [`Invalidation::All`].
+    all: AtomicU64,
+    /// Bumped by [`Invalidation::User`], indexed by the user's bucket.
+    users: Box<[AtomicU64]>,
+    /// Bumped by [`Invalidation::Credential`], indexed by the credential's bucket.
+    credentials: Box<[AtomicU64]>,
+    /// Bumped by [`Invalidation::UserCredential`], indexed by the pair's bucket.
+    pairs: Box<[AtomicU64]>,
+    /// Keyed per cache from the OS's randomness, so that nobody can choose ids
+    /// that share a victim's bucket.
+    hasher: std::hash::RandomState,
+}
+
+impl Generations {
+    fn new() -> Self {
+        let table = || (0..GENERATION_BUCKETS).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            all: AtomicU64::new(0),
+            users: table(),
+            credentials: table(),
+            pairs: table(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn bucket<T: std::hash::Hash>(&self, id: &T) -> usize {
+        use std::hash::BuildHasher;
+        // The remainder is below GENERATION_BUCKETS, so the cast is lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        let bucket = (self.hasher.hash_one(id) % GENERATION_BUCKETS as u64) as usize;
+        bucket
+    }
+
+    fn buckets(&self, key: &CacheKey) -> Buckets {
+        Buckets {
+            user: self.bucket(key.user()),
+            credential: self.bucket(key.credential()),
+            pair: self.bucket(&(key.user(), key.credential())),
+        }
+    }
+
+    /// The current generations of the scopes at `buckets`.
+    fn stamp(&self, buckets: Buckets) -> Stamp {
+        Stamp {
+            all: self.all.load(Ordering::SeqCst),
+            user: self.users[buckets.user].load(Ordering::SeqCst),
+            credential: self.credentials[buckets.credential].load(Ordering::SeqCst),
+            pair: self.pairs[buckets.pair].load(Ordering::SeqCst),
+        }
+    }
+
+    /// Bumps the generation of the scope `invalidation` names.
+    fn bump(&self, invalidation: &Invalidation) {
+        match invalidation {
+            Invalidation::All => &self.all,
+            Invalidation::User(user) => &self.users[self.bucket(user)],
+            Invalidation::Credential(credential) => &self.credentials[self.bucket(credential)],
+            Invalidation::UserCredential(user, credential) => {
+                &self.pairs[self.bucket(&(user, credential))]
+            }
+        }
+        .fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 /// One cached credential and its bookkeeping.
 struct Slot {
     credential: Arc<ExchangeCredential>,
-    /// The invalidation generation read before the fetch started.
-    generation: u64,
+    /// The key's buckets in [`Generations`].
+    buckets: Buckets,
+    /// The key's invalidation generations read before the fetch started.
+    stamp: Stamp,
     /// Set once a caller saw that no invalidation happened between the start
     /// of the fetch and the insertion of this slot.
     confirmed: AtomicBool,
@@ -67,8 +166,8 @@ struct Inner {
     source: Arc<dyn CredentialSource>,
     publisher: Option<Arc<dyn InvalidationPublisher>>,
     counters: Arc<Counters>,
-    /// Bumped by every invalidation, before the invalidation is registered.
-    generation: AtomicU64,
+    /// Per-scope invalidation generations.
+    generations: Generations,
     max_uses: Option<NonZeroU64>,
     ttl: Duration,
     max_capacity: u64,
@@ -202,7 +301,7 @@ impl CredCacheBuilder {
                 source: self.source,
                 publisher: self.publisher,
                 counters,
-                generation: AtomicU64::new(0),
+                generations: Generations::new(),
                 max_uses,
                 ttl: self.ttl,
                 max_capacity: self.max_capacity,
@@ -311,12 +410,13 @@ impl CredCache {
             return Ok(credential);
         }
         Counters::bump(&inner.counters.misses);
+        let buckets = inner.generations.buckets(key);
         let (mut raced, mut used_up) = (0, 0);
         while raced < MAX_RACED_FETCHES && used_up < MAX_USED_UP {
-            let generation = inner.generation.load(Ordering::SeqCst);
+            let stamp = inner.generations.stamp(buckets);
             let slot = inner
                 .cache
-                .try_get_with_by_ref(key, inner.fetch(key, generation))
+                .try_get_with_by_ref(key, inner.fetch(key, buckets, stamp))
                 .await
                 .map_err(|e| FetchError::clone(&e))?;
             if !inner.confirm(key, &slot).await {
@@ -390,6 +490,27 @@ impl CredCache {
             .await
     }
 
+    /// [`invalidate`](Self::invalidate) the entries of `user` for `credential`
+    /// (every level): call it when a share of that account with that user is
+    /// changed or revoked. Narrower than
+    /// [`invalidate_user`](Self::invalidate_user): the user's lookups of other
+    /// credentials are not disturbed.
+    ///
+    /// # Errors
+    ///
+    /// As [`invalidate`](Self::invalidate).
+    pub async fn invalidate_user_credential(
+        &self,
+        user: &UserId,
+        credential: &CredentialId,
+    ) -> Result<(), PublishError> {
+        self.invalidate(Invalidation::UserCredential(
+            user.clone(),
+            credential.clone(),
+        ))
+        .await
+    }
+
     /// [`invalidate`](Self::invalidate) everything.
     ///
     /// # Errors
@@ -405,9 +526,9 @@ impl CredCache {
     /// call, including values whose fetch was in flight during the call.
     pub async fn invalidate_local(&self, invalidation: &Invalidation) {
         let inner = &*self.inner;
-        // Order matters: bump the generation first, register the predicate
-        // second (see `Inner::confirm`).
-        inner.generation.fetch_add(1, Ordering::SeqCst);
+        // Order matters: bump the scope's generation first, register the
+        // predicate second (see `Inner::confirm`).
+        inner.generations.bump(invalidation);
         // The predicate registered below guarantees that no lookup returns a
         // matching entry, but moka applies it lazily (and hides matching
         // entries from iteration): collect the matching entries first and
@@ -419,6 +540,9 @@ impl CredCache {
                 Invalidation::All => true,
                 Invalidation::User(user) => k.user() == user,
                 Invalidation::Credential(credential) => k.credential() == credential,
+                Invalidation::UserCredential(user, credential) => {
+                    k.user() == user && k.credential() == credential
+                }
             })
             .map(|(k, _)| k)
             .collect();
@@ -441,6 +565,15 @@ impl CredCache {
                     .invalidate_entries_if(move |k, _| *k.credential() == credential)
                     .map(drop)
             }
+            Invalidation::UserCredential(user, credential) => {
+                let (user, credential) = (user.clone(), credential.clone());
+                inner
+                    .cache
+                    .invalidate_entries_if(move |k, _| {
+                        *k.user() == user && *k.credential() == credential
+                    })
+                    .map(drop)
+            }
         };
         if registered.is_err() {
             // Cannot happen (closures are enabled at build); fail closed anyway.
@@ -455,6 +588,9 @@ impl CredCache {
             }
             Invalidation::Credential(c) => {
                 tracing::info!(code = "cred_cache.invalidated", scope = "credential", credential = %c);
+            }
+            Invalidation::UserCredential(u, c) => {
+                tracing::info!(code = "cred_cache.invalidated", scope = "user_credential", user = %u, credential = %c);
             }
             Invalidation::All => tracing::info!(code = "cred_cache.invalidated", scope = "all"),
         }
@@ -503,7 +639,12 @@ impl CredCache {
 
 impl Inner {
     /// One call to the source, with the cache's own checks on the result.
-    async fn fetch(&self, key: &CacheKey, generation: u64) -> Result<Arc<Slot>, FetchError> {
+    async fn fetch(
+        &self,
+        key: &CacheKey,
+        buckets: Buckets,
+        stamp: Stamp,
+    ) -> Result<Arc<Slot>, FetchError> {
         Counters::bump(&self.counters.fetches);
         let result = self.source.fetch(key).await.and_then(|credential| {
             if credential.credential_id() != key.credential() {
@@ -517,7 +658,8 @@ impl Inner {
         match result {
             Ok(credential) => Ok(Arc::new(Slot {
                 credential: Arc::new(credential),
-                generation,
+                buckets,
+                stamp,
                 confirmed: AtomicBool::new(false),
                 uses: AtomicU64::new(0),
             })),
@@ -536,17 +678,22 @@ impl Inner {
     }
 
     /// Whether a slot found by a plain lookup may be served: either it was
-    /// confirmed, or no invalidation happened since its fetch started.
+    /// confirmed, or no invalidation of its key's scopes happened since its
+    /// fetch started.
     fn is_fresh(&self, slot: &Slot) -> bool {
-        slot.confirmed.load(Ordering::Acquire)
-            || slot.generation == self.generation.load(Ordering::SeqCst)
+        slot.confirmed.load(Ordering::Acquire) || slot.stamp == self.generations.stamp(slot.buckets)
     }
 
     /// Called after `try_get_with` returned `slot` (inserted by now). If no
-    /// invalidation happened since its fetch started, any later invalidation
-    /// is registered after the insertion and therefore covers it: mark it
-    /// confirmed. Otherwise an invalidation raced with the fetch and may have
-    /// missed it: remove it and report `false` (fetch again).
+    /// invalidation of a scope its key belongs to (everything, its user, its
+    /// credential, its user and credential) happened since its fetch started, any later invalidation
+    /// matching it bumps one of those generations after this check and is
+    /// registered after the bump, hence after the insertion, and therefore
+    /// covers it: mark it confirmed. Otherwise an invalidation that may match
+    /// raced with the fetch and may have missed it: remove it and report
+    /// `false` (fetch again). Invalidations of other users and credentials
+    /// move other counters (or, on a hash collision, cause one spurious
+    /// refetch).
     async fn confirm(&self, key: &CacheKey, slot: &Arc<Slot>) -> bool {
         if self.is_fresh(slot) {
             slot.confirmed.store(true, Ordering::Release);
@@ -582,5 +729,68 @@ impl Inner {
                 async move { if same { Op::Remove } else { Op::Nop } }
             })
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(user: &str, credential: &str) -> CacheKey {
+        CacheKey::new(
+            UserId::new(user).unwrap(),
+            CredentialId::new(credential).unwrap(),
+            AccessLevel::Read,
+        )
+    }
+
+    proptest! {
+        /// An invalidation that matches a key always moves that key's stamp
+        /// (whatever the hash buckets), so no matching invalidation can be
+        /// missed by a fetch in flight.
+        #[test]
+        fn a_matching_invalidation_always_moves_the_stamp(
+            user in "[!-~]{1,16}",
+            credential in "[!-~]{1,16}",
+            other in "[!-~]{1,16}",
+        ) {
+            let generations = Generations::new();
+            let k = key(&user, &credential);
+            let buckets = generations.buckets(&k);
+            for invalidation in [
+                Invalidation::User(k.user().clone()),
+                Invalidation::Credential(k.credential().clone()),
+                Invalidation::UserCredential(k.user().clone(), k.credential().clone()),
+                Invalidation::All,
+            ] {
+                let before = generations.stamp(buckets);
+                generations.bump(&invalidation);
+                prop_assert_ne!(before, generations.stamp(buckets));
+            }
+            // An invalidation of another id moves the stamp only on a bucket
+            // collision.
+            let before = generations.stamp(buckets);
+            let stranger = UserId::new(&other).unwrap();
+            generations.bump(&Invalidation::User(stranger.clone()));
+            let collides = generations.bucket(&stranger) == buckets.user;
+            prop_assert_eq!(before != generations.stamp(buckets), collides || other == user);
+        }
+    }
+
+    #[test]
+    fn the_tables_have_a_fixed_size() {
+        let generations = Generations::new();
+        for n in 0..10_000 {
+            let id = UserId::new(&format!("made-up-{n}")).unwrap();
+            generations.bump(&Invalidation::User(id));
+        }
+        assert_eq!(generations.users.len(), GENERATION_BUCKETS);
+        let total: u64 = generations
+            .users
+            .iter()
+            .map(|g| g.load(Ordering::SeqCst))
+            .sum();
+        assert_eq!(total, 10_000);
     }
 }

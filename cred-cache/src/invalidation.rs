@@ -12,11 +12,16 @@
 //! |----------|--------|---------|
 //! | `v`      | number | format version, `1` |
 //! | `origin` | string | the publishing cache's [instance id](crate::CredCache::instance_id): 16 lowercase hex digits |
-//! | `scope`  | string | `"user"`, `"credential"` or `"all"` |
-//! | `id`     | string | the user id (scope `user`) or credential id (scope `credential`); absent for `all` |
+//! | `scope`  | string | `"user"`, `"credential"`, `"user_credential"` or `"all"` |
+//! | `id`     | string | the user id (scopes `user` and `user_credential`) or credential id (scope `credential`); absent for `all` |
+//! | `credential` | string | the credential id, for scope `user_credential` only (absent otherwise) |
 //!
 //! Ids follow the rules of [`UserId`] / [`CredentialId`] (1 to 128 bytes of
-//! visible ASCII). Example: `{"v":1,"origin":"0123456789abcdef","scope":"user","id":"u-42"}`.
+//! visible ASCII). Example: `{"v":1,"origin":"0123456789abcdef","scope":"user","id":"u-42"}`,
+//! `{"v":1,"origin":"0123456789abcdef","scope":"user_credential","id":"u-42","credential":"acct-7"}`.
+//! A receiver that predates scope `user_credential` refuses such a message and
+//! therefore drops everything (see below): old and new instances can share a
+//! channel during an upgrade.
 //!
 //! A message carries ids only, never a secret. A receiver ignores messages
 //! carrying its own origin (it has invalidated already) and treats a message
@@ -40,6 +45,12 @@ pub enum Invalidation {
     /// Every entry of this credential (every user, every level): use it when a
     /// key is revoked, rotated or deleted.
     Credential(CredentialId),
+    /// The entries of one user for one credential (every level): use it when a
+    /// share of that credential's account with that user is changed or revoked.
+    /// Unlike [`Invalidation::User`], it leaves the user's other credentials
+    /// alone, so whoever may revoke shares of one account cannot disturb the
+    /// user's lookups of other accounts.
+    UserCredential(UserId, CredentialId),
     /// Everything.
     All,
 }
@@ -67,6 +78,8 @@ struct Wire<'a> {
     scope: &'a str,
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    credential: Option<Cow<'a, str>>,
 }
 
 /// Length of an instance id in hex digits.
@@ -76,16 +89,22 @@ impl InvalidationMessage {
     /// Encodes the message (format version 1).
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let (scope, id) = match &self.invalidation {
-            Invalidation::User(u) => ("user", Some(Cow::Borrowed(u.as_str()))),
-            Invalidation::Credential(c) => ("credential", Some(Cow::Borrowed(c.as_str()))),
-            Invalidation::All => ("all", None),
+        let (scope, id, credential) = match &self.invalidation {
+            Invalidation::User(u) => ("user", Some(Cow::Borrowed(u.as_str())), None),
+            Invalidation::Credential(c) => ("credential", Some(Cow::Borrowed(c.as_str())), None),
+            Invalidation::UserCredential(u, c) => (
+                "user_credential",
+                Some(Cow::Borrowed(u.as_str())),
+                Some(Cow::Borrowed(c.as_str())),
+            ),
+            Invalidation::All => ("all", None, None),
         };
         let wire = Wire {
             v: 1,
             origin: &self.origin,
             scope,
             id,
+            credential,
         };
         // Serialising a struct of strings and a number cannot fail.
         serde_json::to_vec(&wire).unwrap_or_default()
@@ -107,12 +126,18 @@ impl InvalidationMessage {
         {
             return Err(MessageError);
         }
-        let invalidation = match (wire.scope, wire.id.as_deref()) {
-            ("user", Some(id)) => Invalidation::User(UserId::new(id).map_err(|_| MessageError)?),
-            ("credential", Some(id)) => {
+        let invalidation = match (wire.scope, wire.id.as_deref(), wire.credential.as_deref()) {
+            ("user", Some(id), None) => {
+                Invalidation::User(UserId::new(id).map_err(|_| MessageError)?)
+            }
+            ("credential", Some(id), None) => {
                 Invalidation::Credential(CredentialId::new(id).map_err(|_| MessageError)?)
             }
-            ("all", None) => Invalidation::All,
+            ("user_credential", Some(id), Some(credential)) => Invalidation::UserCredential(
+                UserId::new(id).map_err(|_| MessageError)?,
+                CredentialId::new(credential).map_err(|_| MessageError)?,
+            ),
+            ("all", None, None) => Invalidation::All,
             _ => return Err(MessageError),
         };
         Ok(Self {
@@ -201,10 +226,19 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(scope in 0u8..3, id in id_strategy(), origin in "[0-9a-f]{16}") {
+        fn round_trip(
+            scope in 0u8..4,
+            id in id_strategy(),
+            credential in id_strategy(),
+            origin in "[0-9a-f]{16}",
+        ) {
             let invalidation = match scope {
                 0 => Invalidation::User(UserId::new(&id).unwrap()),
                 1 => Invalidation::Credential(CredentialId::new(&id).unwrap()),
+                2 => Invalidation::UserCredential(
+                    UserId::new(&id).unwrap(),
+                    CredentialId::new(&credential).unwrap(),
+                ),
                 _ => Invalidation::All,
             };
             let m = InvalidationMessage { origin, invalidation };

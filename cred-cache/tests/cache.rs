@@ -485,3 +485,162 @@ async fn endless_revokes_end_in_contended_never_in_a_revoked_value() {
     assert_eq!(source.fetches.load(std::sync::atomic::Ordering::SeqCst), 4);
     assert_eq!(cache.entry_count(), 0);
 }
+
+/// Invalidates `make(n)` for n = 0, 1, 2, ... every 5 ms until `stop` is set.
+fn invalidation_storm(
+    cache: &CredCache,
+    make: fn(u64) -> Invalidation,
+) -> (
+    Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<u64>,
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let task = {
+        let cache = cache.clone();
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                cache.invalidate(make(n)).await.unwrap();
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            n
+        })
+    };
+    (stop, task)
+}
+
+/// E19: invalidations of other users (made-up ids, as from a revoke of a share
+/// that does not exist) every 5 ms, fetches of 20 ms: every lookup succeeds.
+/// With one global generation, each of these fetches was discarded 4 times in
+/// a row and every lookup ended in `Contended`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_user_invalidation_storm_fails_no_lookup() {
+    let source = TestSource::new(Duration::from_millis(20));
+    let cache = cache(&source);
+    let (stop, storm) = invalidation_storm(&cache, |n| {
+        Invalidation::User(UserId::new(&format!("made-up-{n}")).unwrap())
+    });
+    let mut ok = 0;
+    for i in 0..10 {
+        let k = key("u1", &format!("acct-{i}"), AccessLevel::Trade);
+        if cache.get_or_fetch(&k).await.is_ok() {
+            ok += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = storm.await.unwrap();
+    assert!(sent >= 20, "storm too weak to test anything: {sent}");
+    assert_eq!(
+        ok, 10,
+        "lookups failed under an unrelated invalidation storm"
+    );
+    assert_eq!(
+        source.fetches(),
+        10,
+        "unrelated invalidations caused refetches"
+    );
+}
+
+/// E19, the same with revokes of credentials nobody looks up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrelated_credential_invalidation_storm_fails_no_lookup() {
+    let source = TestSource::new(Duration::from_millis(20));
+    let cache = cache(&source);
+    let (stop, storm) = invalidation_storm(&cache, |n| {
+        Invalidation::Credential(CredentialId::new(&format!("made-up-{n}")).unwrap())
+    });
+    let mut ok = 0;
+    for i in 0..10 {
+        let k = key(&format!("user-{i}"), "acct-1", AccessLevel::Read);
+        if cache.get_or_fetch(&k).await.is_ok() {
+            ok += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(storm.await.unwrap() >= 20);
+    assert_eq!(ok, 10);
+    assert_eq!(source.fetches(), 10);
+}
+
+/// The race stays closed for every scope that matches: an invalidation of the
+/// key's user, of its credential, or of everything, made while its fetch is in
+/// flight, discards the fetched value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_racing_a_matching_invalidation_of_any_scope_is_discarded() {
+    let k = key("u1", "acct-1", AccessLevel::Trade);
+    for invalidation in [
+        Invalidation::User(k.user().clone()),
+        Invalidation::Credential(k.credential().clone()),
+        Invalidation::UserCredential(k.user().clone(), k.credential().clone()),
+        Invalidation::All,
+    ] {
+        let source = TestSource::gated();
+        let cache = cache(&source);
+        let task = {
+            let cache = cache.clone();
+            let k = k.clone();
+            tokio::spawn(async move { cache.get_or_fetch(&k).await })
+        };
+        source.started.notified().await;
+        cache.invalidate(invalidation.clone()).await.unwrap();
+        source.gate.as_ref().unwrap().notify_one();
+        source.started.notified().await;
+        source.gate.as_ref().unwrap().notify_one();
+        let c = task.await.unwrap().unwrap();
+        assert_eq!(c.expose_api_key(), "key-2", "{invalidation:?}");
+        assert_eq!(source.fetches(), 2, "{invalidation:?}");
+    }
+}
+
+/// The class of E19 in the reference service: any account owner may revoke a
+/// share of their own account with any user id, as often as they like. Share
+/// changes invalidate (grantee, that account) only, so such a storm aimed at a
+/// victim leaves the victim's lookups of other accounts alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_revoke_storm_aimed_at_a_user_fails_none_of_their_other_lookups() {
+    let source = TestSource::new(Duration::from_millis(20));
+    let cache = cache(&source);
+    let (stop, storm) = invalidation_storm(&cache, |n| {
+        Invalidation::UserCredential(
+            UserId::new("victim").unwrap(),
+            CredentialId::new(&format!("mallory-acct-{}", n % 3)).unwrap(),
+        )
+    });
+    let mut ok = 0;
+    for i in 0..10 {
+        let k = key("victim", &format!("acct-{i}"), AccessLevel::Trade);
+        if cache.get_or_fetch(&k).await.is_ok() {
+            ok += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(storm.await.unwrap() >= 20);
+    assert_eq!(ok, 10);
+    assert_eq!(source.fetches(), 10);
+}
+
+#[tokio::test]
+async fn a_user_credential_invalidation_drops_only_that_pair() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = cache(&source);
+    let keys = [
+        key("u1", "a", AccessLevel::Read),
+        key("u1", "a", AccessLevel::Trade),
+        key("u1", "b", AccessLevel::Read),
+        key("u2", "a", AccessLevel::Read),
+    ];
+    for k in &keys {
+        cache.get_or_fetch(k).await.unwrap();
+    }
+    cache
+        .invalidate_user_credential(keys[0].user(), keys[0].credential())
+        .await
+        .unwrap();
+    for (k, refetched) in keys.iter().zip([true, true, false, false]) {
+        let before = source.fetches();
+        cache.get_or_fetch(k).await.unwrap();
+        assert_eq!(source.fetches() > before, refetched, "{k:?}");
+    }
+}

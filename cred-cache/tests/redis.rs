@@ -93,6 +93,13 @@ async fn a_revoke_through_one_instance_reaches_the_other_within_a_second() {
         .unwrap();
     time_to_miss(&a, &k, Duration::from_secs(1)).await;
 
+    // One user's entries of one credential (a share revoked).
+    b.cache
+        .invalidate_user_credential(k.user(), k.credential())
+        .await
+        .unwrap();
+    time_to_miss(&a, &k, Duration::from_secs(1)).await;
+
     // Everything.
     a.cache.invalidate_all().await.unwrap();
     time_to_miss(&b, &untouched, Duration::from_secs(1)).await;
@@ -293,4 +300,60 @@ fn bad_configuration_is_refused() {
     assert!(RedisInvalidation::new("redis://127.0.0.1:6379", "").is_err());
     assert!(RedisInvalidation::new("redis://127.0.0.1:6379", "has space").is_err());
     assert!(RedisInvalidation::new("not-a-url", "channel").is_err());
+}
+
+/// E19 over Redis: messages from another instance invalidating made-up users
+/// every 5 ms, fetches of 20 ms: every lookup succeeds without a refetch (with
+/// one global generation, every fetch was discarded and every lookup ended in
+/// `Contended`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set STRONGROOM_REDIS_URL"]
+async fn messages_for_made_up_users_fail_no_lookup() {
+    let url = redis_url();
+    let channel = random_channel();
+    let bus = RedisInvalidation::new(&url, &channel).unwrap();
+    let source = TestSource::new(Duration::from_millis(20));
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .publisher(bus.publisher())
+        .build()
+        .unwrap();
+    let subscription = bus.subscribe(&cache);
+    assert!(subscription.wait_connected(Duration::from_secs(5)).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let storm = {
+        let stop = Arc::clone(&stop);
+        let channel = channel.clone();
+        let client = redis::Client::open(url.as_str()).unwrap();
+        tokio::spawn(async move {
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let message = format!(
+                    r#"{{"v":1,"origin":"0123456789abcdef","scope":"user","id":"made-up-{n}"}}"#
+                );
+                let receivers: i64 = redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(message)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert_eq!(receivers, 1);
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            n
+        })
+    };
+    let mut ok = 0;
+    for i in 0..10 {
+        let k = key("alice", &format!("acct-{i}"), AccessLevel::Trade);
+        if cache.get_or_fetch(&k).await.is_ok() {
+            ok += 1;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(storm.await.unwrap() >= 20);
+    assert_eq!(ok, 10);
+    assert_eq!(source.fetches(), 10);
+    assert!(subscription.is_connected());
 }

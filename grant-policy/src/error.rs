@@ -134,6 +134,10 @@ pub enum RiskError {
     /// The user has no risk profile yet: set limits first.
     #[error("user_id: no risk profile")]
     NoProfile,
+    /// The account does not exist or the caller does not own it (only the owner turns
+    /// live trading on or off). The two cases are deliberately indistinguishable.
+    #[error("account_id: account not found")]
+    NotFound,
     /// Live trading cannot be enabled: no exchange credentials on file for the account.
     #[error("account_id: no exchange credentials on file")]
     NoCredentials,

@@ -24,5 +24,5 @@ pub use operation::{Level, Operation, Requirement};
 pub use policy::{Policy, PolicyBuilder};
 pub use risk::{
     Admission, CredentialsOnFile, Notional, Reservation, RiskGuard, RiskGuardBuilder, RiskLimits,
-    RiskProfile, RiskRefusal, SECONDS_PER_DAY, Usage, utc_day,
+    RiskRefusal, SECONDS_PER_DAY, Usage, utc_day,
 };

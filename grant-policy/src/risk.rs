@@ -1,5 +1,10 @@
 //! Risk limits: live trading switch, maximum order notional, daily notional cap.
 //!
+//! The limits are the account owner's: they govern every order on the owner's accounts,
+//! whoever places it (the owner or a grantee with a `Trade` share). The daily cap is one
+//! budget per owner across all of their accounts; the live-trading switch is per account
+//! and only the owner turns it on or off.
+//!
 //! Money is exact: a [`Notional`] is a whole number of minor units (for example cents, or
 //! 1e-8 of a coin) chosen by the embedding service per deployment, held as a `u64` no
 //! larger than `i64::MAX` so that it fits a SQL `BIGINT`. No floating point anywhere.
@@ -17,7 +22,8 @@ use crate::audit::{AuditSink, RiskEvent, TracingAuditSink};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{NotionalError, RiskError, StoreError};
 use crate::id::{AccountId, UserId};
-use crate::store::RiskStore;
+use crate::operation::Level;
+use crate::store::{GrantStore, RiskStore};
 
 /// Seconds in a UTC day (unix time has no leap seconds).
 pub const SECONDS_PER_DAY: i64 = 86_400;
@@ -97,25 +103,19 @@ impl fmt::Display for Notional {
     }
 }
 
-/// A user's limits.
+/// An account owner's limits. They govern every order on every account the owner owns,
+/// whoever places it (the owner, or a grantee with a `Trade` share).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RiskLimits {
     /// The largest notional a single order may have.
     pub max_order_notional: Notional,
-    /// The most a user may trade in one UTC day (committed plus reserved).
+    /// The most that may be traded on the owner's accounts, all of them together, in one
+    /// UTC day (committed plus reserved), whoever trades.
     pub daily_cap: Notional,
 }
 
-/// A user's risk profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RiskProfile {
-    /// Orders go to the exchange only when this is on; until then they are dry runs.
-    pub allow_live_trading: bool,
-    /// The limits.
-    pub limits: RiskLimits,
-}
-
-/// Committed and reserved notional for one user and one UTC day.
+/// Committed and reserved notional for one account owner and one UTC day, over all of the
+/// owner's accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Usage {
     /// Spent by settled orders.
@@ -142,11 +142,15 @@ pub enum CredentialsOnFile {
 pub enum RiskRefusal {
     /// A zero notional: the caller must bound every order's value.
     ZeroNotional,
-    /// Above the profile's maximum order notional.
+    /// The trader may not trade the account: it does not exist, or they neither own it
+    /// nor hold a live `Trade` share of it, or its key is read-only. The policy should
+    /// have refused first; the guard checks again and fails closed.
+    NoAccess,
+    /// Above the owner's maximum order notional.
     OrderTooLarge,
-    /// Would take the day's used plus reserved notional above the cap.
+    /// Would take the owner's day's used plus reserved notional above the cap.
     DailyCapExceeded,
-    /// The risk store failed: never an admission.
+    /// A store failed: never an admission.
     StoreUnavailable,
 }
 
@@ -156,17 +160,20 @@ impl RiskRefusal {
     pub const fn code(self) -> &'static str {
         match self {
             RiskRefusal::ZeroNotional => "risk.refuse.zero_notional",
+            RiskRefusal::NoAccess => "risk.refuse.no_access",
             RiskRefusal::OrderTooLarge => "risk.refuse.order_too_large",
             RiskRefusal::DailyCapExceeded => "risk.refuse.daily_cap_exceeded",
             RiskRefusal::StoreUnavailable => "risk.refuse.store_unavailable",
         }
     }
 
-    /// The HTTP status the embedding service answers with.
+    /// The HTTP status the embedding service answers with (`NoAccess` is 404, as the
+    /// policy answers for an account the caller cannot see).
     #[must_use]
     pub const fn http_status(self) -> u16 {
         match self {
             RiskRefusal::ZeroNotional => 400,
+            RiskRefusal::NoAccess => 404,
             RiskRefusal::OrderTooLarge | RiskRefusal::DailyCapExceeded => 403,
             RiskRefusal::StoreUnavailable => 503,
         }
@@ -181,16 +188,30 @@ impl RiskRefusal {
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a reservation must be committed or released, or it holds the cap all day"]
 pub struct Reservation {
-    user: UserId,
+    trader: UserId,
+    owner: UserId,
+    account: AccountId,
     day: i64,
     amount: Notional,
 }
 
 impl Reservation {
-    /// Whose.
+    /// Who placed the order.
     #[must_use]
-    pub fn user(&self) -> &UserId {
-        &self.user
+    pub fn trader(&self) -> &UserId {
+        &self.trader
+    }
+
+    /// Whose cap it counts against: the account's owner.
+    #[must_use]
+    pub fn owner(&self) -> &UserId {
+        &self.owner
+    }
+
+    /// The account traded.
+    #[must_use]
+    pub fn account(&self) -> &AccountId {
+        &self.account
     }
 
     /// The UTC day it counts against.
@@ -212,16 +233,20 @@ impl Reservation {
 pub enum Admission {
     /// Send the order to the exchange; settle the reservation afterwards.
     Live(Reservation),
-    /// Live trading is off for this user: simulate the order, send nothing.
+    /// Live trading is off for this account (or its owner set no limits): simulate the
+    /// order, send nothing.
     DryRun,
     /// Do not place the order.
     Refused(RiskRefusal),
 }
 
-/// Applies risk profiles: the live-trading switch, the order maximum and the daily cap.
+/// Applies the account owner's risk limits: the per-account live-trading switch, the
+/// order maximum and the daily cap. Reads grants (who owns an account, who may trade it)
+/// from a [`GrantStore`].
 #[derive(Debug, Clone)]
 pub struct RiskGuard {
     store: Arc<dyn RiskStore>,
+    grants: Arc<dyn GrantStore>,
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
 }
@@ -230,6 +255,7 @@ pub struct RiskGuard {
 #[derive(Debug)]
 pub struct RiskGuardBuilder {
     store: Arc<dyn RiskStore>,
+    grants: Arc<dyn GrantStore>,
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
 }
@@ -254,6 +280,7 @@ impl RiskGuardBuilder {
     pub fn build(self) -> RiskGuard {
         RiskGuard {
             store: self.store,
+            grants: self.grants,
             audit: self.audit,
             clock: self.clock,
         }
@@ -261,11 +288,14 @@ impl RiskGuardBuilder {
 }
 
 impl RiskGuard {
-    /// A builder over `store`.
+    /// A builder over `store` (limits, switches, usage) and `grants` (the grant store the
+    /// [`Policy`](crate::Policy) decides from: the same store object for the bundled
+    /// stores).
     #[must_use]
-    pub fn builder(store: Arc<dyn RiskStore>) -> RiskGuardBuilder {
+    pub fn builder(store: Arc<dyn RiskStore>, grants: Arc<dyn GrantStore>) -> RiskGuardBuilder {
         RiskGuardBuilder {
             store,
+            grants,
             audit: Arc::new(TracingAuditSink),
             clock: Arc::new(SystemClock),
         }
@@ -288,111 +318,199 @@ impl RiskGuard {
         });
     }
 
-    /// `user`'s profile, if any.
+    /// `owner`'s limits, if any.
     ///
     /// # Errors
     ///
     /// [`RiskError::Store`] on a store failure.
-    pub async fn profile(&self, user: &UserId) -> Result<Option<RiskProfile>, RiskError> {
-        Ok(self.store.profile(user).await?)
+    pub async fn limits(&self, owner: &UserId) -> Result<Option<RiskLimits>, RiskError> {
+        Ok(self.store.limits(owner).await?)
     }
 
-    /// Sets `user`'s limits; a new profile starts in dry-run.
+    /// Sets `owner`'s limits, which govern every account `owner` owns, whoever trades it.
+    /// Live-trading switches are unchanged (every account starts in dry-run).
     ///
     /// # Errors
     ///
     /// [`RiskError::Store`] on a store failure.
-    pub async fn set_limits(&self, user: &UserId, limits: RiskLimits) -> Result<(), RiskError> {
+    pub async fn set_limits(&self, owner: &UserId, limits: RiskLimits) -> Result<(), RiskError> {
         let now = self.clock.now_unix();
-        self.store.set_limits(user, limits, now).await?;
-        self.event(user, None, "risk.limits.set", Some(limits.daily_cap), now);
+        self.store.set_limits(owner, limits, now).await?;
+        self.event(owner, None, "risk.limits.set", Some(limits.daily_cap), now);
         Ok(())
     }
 
-    /// Turns live trading on for `user`. Requires credentials on file for `account`
-    /// (the account the user is about to trade) and an existing profile.
+    /// Whether live trading is on for `account` (off for an unknown account).
     ///
     /// # Errors
     ///
-    /// [`RiskError::NoCredentials`] when `on_file` is `Absent`; [`RiskError::NoProfile`]
-    /// when no limits were set; [`RiskError::Store`] on a store failure.
+    /// [`RiskError::Store`] on a store failure.
+    pub async fn live_trading(&self, account: &AccountId) -> Result<bool, RiskError> {
+        match self.grants.owner(account).await? {
+            Some(owner) => Ok(self.store.live_trading(&owner, account).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// Turns live trading on for `account`, and only for it. Only the account's owner may
+    /// (a grantee, even with a `Trade` share, may not put the owner's money at risk), the
+    /// owner must have limits, and credentials must be on file for the account.
+    ///
+    /// # Errors
+    ///
+    /// [`RiskError::NotFound`] when `caller` does not own `account` (or it does not
+    /// exist); [`RiskError::NoCredentials`] when `on_file` is `Absent`;
+    /// [`RiskError::NoProfile`] when the owner set no limits; [`RiskError::Store`] on a
+    /// store failure.
     pub async fn enable_live_trading(
         &self,
-        user: &UserId,
+        caller: &UserId,
         account: &AccountId,
         on_file: CredentialsOnFile,
     ) -> Result<(), RiskError> {
         let now = self.clock.now_unix();
+        self.check_owner(caller, account, now).await?;
         if on_file != CredentialsOnFile::Present {
-            self.event(user, Some(account), "risk.refuse.no_credentials", None, now);
+            self.event(
+                caller,
+                Some(account),
+                "risk.refuse.no_credentials",
+                None,
+                now,
+            );
             return Err(RiskError::NoCredentials);
         }
-        if !self.store.set_live_trading(user, true, now).await? {
-            self.event(user, Some(account), "risk.refuse.no_profile", None, now);
+        if !self
+            .store
+            .set_live_trading(caller, account, true, now)
+            .await?
+        {
+            self.event(caller, Some(account), "risk.refuse.no_profile", None, now);
             return Err(RiskError::NoProfile);
         }
-        self.event(user, Some(account), "risk.live_trading.enabled", None, now);
+        self.event(
+            caller,
+            Some(account),
+            "risk.live_trading.enabled",
+            None,
+            now,
+        );
         Ok(())
     }
 
-    /// Turns live trading off for `user` (back to dry-run). Doing so for a user without
-    /// a profile is not an error: they are already in dry-run.
+    /// Turns live trading off for `account` (back to dry-run). Only the owner may. Doing
+    /// so for an owner without limits is not an error: the account is in dry-run already.
     ///
     /// # Errors
     ///
-    /// [`RiskError::Store`] on a store failure.
-    pub async fn disable_live_trading(&self, user: &UserId) -> Result<(), RiskError> {
+    /// [`RiskError::NotFound`] when `caller` does not own `account`; [`RiskError::Store`]
+    /// on a store failure.
+    pub async fn disable_live_trading(
+        &self,
+        caller: &UserId,
+        account: &AccountId,
+    ) -> Result<(), RiskError> {
         let now = self.clock.now_unix();
-        self.store.set_live_trading(user, false, now).await?;
-        self.event(user, None, "risk.live_trading.disabled", None, now);
+        self.check_owner(caller, account, now).await?;
+        self.store
+            .set_live_trading(caller, account, false, now)
+            .await?;
+        self.event(
+            caller,
+            Some(account),
+            "risk.live_trading.disabled",
+            None,
+            now,
+        );
         Ok(())
     }
 
-    /// Decides whether an order of `notional` may go live now, reserving it under the
-    /// daily cap if so. Every outcome is audited.
+    async fn check_owner(
+        &self,
+        caller: &UserId,
+        account: &AccountId,
+        now: i64,
+    ) -> Result<(), RiskError> {
+        if self.grants.owner(account).await?.as_ref() == Some(caller) {
+            return Ok(());
+        }
+        self.event(caller, Some(account), "risk.refuse.not_owner", None, now);
+        Err(RiskError::NotFound)
+    }
+
+    /// Decides whether `trader`'s order of `notional` on `account` may go live now,
+    /// reserving it under the account owner's daily cap if so. Every outcome is audited.
     ///
-    /// In order: zero notional is refused; no profile or live trading off is a dry run
-    /// (an existing profile's order maximum still applies); above the order maximum is
-    /// refused; otherwise the store atomically reserves it under the cap or refuses.
-    /// A store failure refuses (503), never admits.
-    pub async fn admit(&self, user: &UserId, notional: Notional) -> Admission {
+    /// In order: zero notional is refused; a trader who may not trade the account (no
+    /// owner, no live `Trade` share, read-only key) is refused; the owner's limits apply
+    /// from here on, whoever trades: no limits or live trading off for this account is a
+    /// dry run (an existing order maximum still applies); above the order maximum is
+    /// refused; otherwise the store atomically reserves it under the owner's cap (shared
+    /// by all of the owner's accounts) or refuses. A store failure refuses (503), never
+    /// admits.
+    pub async fn admit(
+        &self,
+        trader: &UserId,
+        account: &AccountId,
+        notional: Notional,
+    ) -> Admission {
         let now = self.clock.now_unix();
-        let outcome = self.admit_at(user, notional, now).await;
+        let outcome = self.admit_at(trader, account, notional, now).await;
         let code = match &outcome {
             Admission::Live(_) => "risk.admit.live",
             Admission::DryRun => "risk.admit.dry_run",
             Admission::Refused(r) => r.code(),
         };
-        self.event(user, None, code, Some(notional), now);
+        self.event(trader, Some(account), code, Some(notional), now);
         outcome
     }
 
-    async fn admit_at(&self, user: &UserId, notional: Notional, now: i64) -> Admission {
+    async fn admit_at(
+        &self,
+        trader: &UserId,
+        account: &AccountId,
+        notional: Notional,
+        now: i64,
+    ) -> Admission {
         if notional == Notional::ZERO {
             return Admission::Refused(RiskRefusal::ZeroNotional);
         }
-        let profile = match self.store.profile(user).await {
-            Ok(Some(p)) => p,
+        match self.grants.access(trader, account).await {
+            Ok(Some(access)) if access.effective_at(now) == Some(Level::Trade) => {}
+            Ok(_) => return Admission::Refused(RiskRefusal::NoAccess),
+            Err(_) => return Admission::Refused(RiskRefusal::StoreUnavailable),
+        }
+        let owner = match self.grants.owner(account).await {
+            Ok(Some(owner)) => owner,
+            Ok(None) => return Admission::Refused(RiskRefusal::NoAccess),
+            Err(_) => return Admission::Refused(RiskRefusal::StoreUnavailable),
+        };
+        let limits = match self.store.limits(&owner).await {
+            Ok(Some(l)) => l,
             Ok(None) => return Admission::DryRun,
             Err(_) => return Admission::Refused(RiskRefusal::StoreUnavailable),
         };
-        if notional > profile.limits.max_order_notional {
+        if notional > limits.max_order_notional {
             return Admission::Refused(RiskRefusal::OrderTooLarge);
         }
-        if !profile.allow_live_trading {
-            return Admission::DryRun;
+        match self.store.live_trading(&owner, account).await {
+            Ok(true) => {}
+            Ok(false) => return Admission::DryRun,
+            Err(_) => return Admission::Refused(RiskRefusal::StoreUnavailable),
         }
-        if notional > profile.limits.daily_cap {
+        if notional > limits.daily_cap {
             return Admission::Refused(RiskRefusal::DailyCapExceeded);
         }
         let day = utc_day(now);
         match self
             .store
-            .reserve(user, day, notional, profile.limits.daily_cap)
+            .reserve(&owner, day, notional, limits.daily_cap)
             .await
         {
             Ok(true) => Admission::Live(Reservation {
-                user: user.clone(),
+                trader: trader.clone(),
+                owner,
+                account: account.clone(),
                 day,
                 amount: notional,
             }),
@@ -402,7 +520,8 @@ impl RiskGuard {
     }
 
     /// Settles a live order: releases its reservation and records `spent` (what was
-    /// really filled, which may be less, or with slippage more, than reserved).
+    /// really filled, which may be less, or with slippage more, than reserved) against
+    /// the owner's day.
     ///
     /// # Errors
     ///
@@ -430,11 +549,11 @@ impl RiskGuard {
         code: &'static str,
     ) -> Result<(), RiskError> {
         let now = self.clock.now_unix();
-        let done = self.store.settle(&r.user, r.day, r.amount, spent).await?;
+        let done = self.store.settle(&r.owner, r.day, r.amount, spent).await?;
         if !done {
             self.event(
-                &r.user,
-                None,
+                &r.trader,
+                Some(&r.account),
                 "risk.settle.unknown_reservation",
                 Some(r.amount),
                 now,
@@ -446,18 +565,18 @@ impl RiskGuard {
         } else {
             code
         };
-        self.event(&r.user, None, code, Some(spent), now);
+        self.event(&r.trader, Some(&r.account), code, Some(spent), now);
         Ok(())
     }
 
-    /// `user`'s usage for the current UTC day.
+    /// `owner`'s usage for the current UTC day, over all of their accounts and traders.
     ///
     /// # Errors
     ///
     /// [`RiskError::Store`] on a store failure.
-    pub async fn usage_today(&self, user: &UserId) -> Result<Usage, RiskError> {
+    pub async fn usage_today(&self, owner: &UserId) -> Result<Usage, RiskError> {
         let day = utc_day(self.clock.now_unix());
-        Ok(self.store.usage(user, day).await?)
+        Ok(self.store.usage(owner, day).await?)
     }
 }
 

@@ -49,7 +49,9 @@ async fn decisions_are_logged_with_stable_codes_and_no_canary() {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(1_795_305_600));
     let policy = Policy::builder(store.clone()).clock(clock.clone()).build();
-    let risk = RiskGuard::builder(store).clock(clock).build();
+    let risk = RiskGuard::builder(store.clone(), store)
+        .clock(clock)
+        .build();
     let (alice, bob) = (user("alice"), user("bob"));
     let a = acct("acct-1");
     policy
@@ -101,10 +103,10 @@ async fn decisions_are_logged_with_stable_codes_and_no_canary() {
         .await
         .unwrap();
     let r = risk
-        .admit(&alice, Notional::from_minor_units(10).unwrap())
+        .admit(&alice, &a, Notional::from_minor_units(10).unwrap())
         .await;
     let refused = risk
-        .admit(&alice, Notional::from_minor_units(1).unwrap())
+        .admit(&alice, &a, Notional::from_minor_units(1).unwrap())
         .await;
     shown.push(format!("{policy:?} {risk:?} {r:?} {refused:?}"));
 

@@ -334,6 +334,9 @@ impl GrantStore for Down {
     async fn shares(&self, _: &UserId, _: &AccountId) -> Result<Vec<Share>, GrantError> {
         Err(StoreError::Poisoned.into())
     }
+    async fn owner(&self, _: &AccountId) -> Result<Option<UserId>, StoreError> {
+        Err(StoreError::Poisoned)
+    }
 }
 
 #[tokio::test]
@@ -425,5 +428,5 @@ async fn sqlite_store_settings() {
     .fetch_one(&mut *conn)
     .await
     .unwrap();
-    assert_eq!(versions, 2);
+    assert_eq!(versions, 3);
 }

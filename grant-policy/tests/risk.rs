@@ -1,5 +1,5 @@
 //! Risk limits: live-trading switch, order maximum, the daily cap under concurrency,
-//! the UTC-midnight reset; on every store.
+//! the UTC-midnight reset, the owner's limits on shared accounts; on every store.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
 mod common;
@@ -7,16 +7,44 @@ mod common;
 use std::sync::Arc;
 
 use common::{RecordingSink, acct, user};
-use grant_policy::store::{MemoryStore, RiskStore};
+use grant_policy::store::{GrantStore, MemoryStore, RiskStore};
 use grant_policy::{
-    Admission, CredentialsOnFile, ManualClock, Notional, RiskError, RiskGuard, RiskLimits,
-    RiskRefusal, Usage,
+    AccountId, Admission, CredentialsOnFile, Level, ManualClock, Notional, RiskError, RiskGuard,
+    RiskGuardBuilder, RiskLimits, RiskRefusal, Share, Usage, UserId,
 };
 
 const T0: i64 = 1_795_305_600; // 2026-11-22T00:00:00Z
 
 fn n(v: u64) -> Notional {
     Notional::from_minor_units(v).unwrap()
+}
+
+/// A guard over one store holding both grants and risk state (as every bundled store).
+fn guard_over<S: RiskStore + GrantStore + 'static>(store: &Arc<S>) -> RiskGuardBuilder {
+    RiskGuard::builder(store.clone(), store.clone())
+}
+
+async fn register(store: &dyn GrantStore, owner: &UserId, account: &AccountId) {
+    store
+        .register(owner, account, Level::Trade, T0)
+        .await
+        .unwrap();
+}
+
+async fn share(
+    store: &dyn GrantStore,
+    owner: &UserId,
+    account: &AccountId,
+    grantee: &UserId,
+    level: Level,
+    expires_at: Option<i64>,
+) {
+    let share = Share {
+        grantee: grantee.clone(),
+        level,
+        expires_at,
+    };
+    store.share(owner, account, &share, T0).await.unwrap();
 }
 
 fn live(a: Admission) -> grant_policy::Reservation {
@@ -26,19 +54,23 @@ fn live(a: Admission) -> grant_policy::Reservation {
     }
 }
 
-async fn life_cycle(store: Arc<dyn RiskStore>) {
+async fn life_cycle<S: RiskStore + GrantStore + 'static>(store: Arc<S>) {
     let clock = Arc::new(ManualClock::new(T0 + 12 * 3600));
     let sink = Arc::new(RecordingSink::default());
-    let guard = RiskGuard::builder(store)
+    let guard = guard_over(&store)
         .clock(clock.clone())
         .audit(sink.clone())
         .build();
     let alice = user("alice");
     let bob = user("bob");
     let account = acct("acct-1");
+    register(&*store, &alice, &account).await;
 
     // No profile: dry run; enabling needs a profile and credentials on file.
-    assert_eq!(guard.admit(&alice, n(100)).await, Admission::DryRun);
+    assert_eq!(
+        guard.admit(&alice, &account, n(100)).await,
+        Admission::DryRun
+    );
     assert!(matches!(
         guard
             .enable_live_trading(&alice, &account, CredentialsOnFile::Present)
@@ -50,13 +82,18 @@ async fn life_cycle(store: Arc<dyn RiskStore>) {
         daily_cap: n(2_500),
     };
     guard.set_limits(&alice, limits).await.unwrap();
-    let p = guard.profile(&alice).await.unwrap().unwrap();
-    assert!(!p.allow_live_trading, "a new profile starts in dry-run");
-    assert_eq!(p.limits, limits);
-    assert_eq!(guard.admit(&alice, n(100)).await, Admission::DryRun);
+    assert_eq!(guard.limits(&alice).await.unwrap(), Some(limits));
+    assert!(
+        !guard.live_trading(&account).await.unwrap(),
+        "a new profile starts in dry-run"
+    );
+    assert_eq!(
+        guard.admit(&alice, &account, n(100)).await,
+        Admission::DryRun
+    );
     // The order maximum applies to dry runs too.
     assert_eq!(
-        guard.admit(&alice, n(1_001)).await,
+        guard.admit(&alice, &account, n(1_001)).await,
         Admission::Refused(RiskRefusal::OrderTooLarge)
     );
     assert!(matches!(
@@ -65,14 +102,7 @@ async fn life_cycle(store: Arc<dyn RiskStore>) {
             .await,
         Err(RiskError::NoCredentials)
     ));
-    assert!(
-        !guard
-            .profile(&alice)
-            .await
-            .unwrap()
-            .unwrap()
-            .allow_live_trading
-    );
+    assert!(!guard.live_trading(&account).await.unwrap());
     guard
         .enable_live_trading(&alice, &account, CredentialsOnFile::Present)
         .await
@@ -80,28 +110,21 @@ async fn life_cycle(store: Arc<dyn RiskStore>) {
 
     // Changing limits keeps the switch.
     guard.set_limits(&alice, limits).await.unwrap();
-    assert!(
-        guard
-            .profile(&alice)
-            .await
-            .unwrap()
-            .unwrap()
-            .allow_live_trading
-    );
+    assert!(guard.live_trading(&account).await.unwrap());
 
     assert_eq!(
-        guard.admit(&alice, Notional::ZERO).await,
+        guard.admit(&alice, &account, Notional::ZERO).await,
         Admission::Refused(RiskRefusal::ZeroNotional)
     );
     assert_eq!(
-        guard.admit(&alice, n(1_001)).await,
+        guard.admit(&alice, &account, n(1_001)).await,
         Admission::Refused(RiskRefusal::OrderTooLarge)
     );
 
-    let r1 = live(guard.admit(&alice, n(1_000)).await);
-    let r2 = live(guard.admit(&alice, n(1_000)).await);
+    let r1 = live(guard.admit(&alice, &account, n(1_000)).await);
+    let r2 = live(guard.admit(&alice, &account, n(1_000)).await);
     assert_eq!(
-        guard.admit(&alice, n(501)).await,
+        guard.admit(&alice, &account, n(501)).await,
         Admission::Refused(RiskRefusal::DailyCapExceeded)
     );
     assert_eq!(
@@ -124,13 +147,13 @@ async fn life_cycle(store: Arc<dyn RiskStore>) {
             reserved: Notional::ZERO
         }
     );
-    let r3 = live(guard.admit(&alice, n(1_000)).await);
-    let r4 = live(guard.admit(&alice, n(1_000)).await);
+    let r3 = live(guard.admit(&alice, &account, n(1_000)).await);
+    let r4 = live(guard.admit(&alice, &account, n(1_000)).await);
     assert_eq!(
-        guard.admit(&alice, n(101)).await,
+        guard.admit(&alice, &account, n(101)).await,
         Admission::Refused(RiskRefusal::DailyCapExceeded)
     );
-    let r5 = live(guard.admit(&alice, n(100)).await);
+    let r5 = live(guard.admit(&alice, &account, n(100)).await);
     assert_eq!(
         guard.usage_today(&alice).await.unwrap(),
         Usage {
@@ -142,12 +165,12 @@ async fn life_cycle(store: Arc<dyn RiskStore>) {
     // Midnight UTC: a new day, a fresh cap. The old reservations settle on their own day.
     clock.set(T0 + 86_399);
     assert_eq!(
-        guard.admit(&alice, n(1)).await,
+        guard.admit(&alice, &account, n(1)).await,
         Admission::Refused(RiskRefusal::DailyCapExceeded)
     );
     clock.set(T0 + 86_400);
     assert_eq!(guard.usage_today(&alice).await.unwrap(), Usage::default());
-    let r6 = live(guard.admit(&alice, n(1_000)).await);
+    let r6 = live(guard.admit(&alice, &account, n(1_000)).await);
     assert_eq!(r6.day(), r5.day() + 1);
     guard.commit(r3, n(1_000)).await.unwrap();
     guard.release(r4).await.unwrap();
@@ -162,8 +185,11 @@ async fn life_cycle(store: Arc<dyn RiskStore>) {
     guard.release(r6).await.unwrap();
 
     // Switching off goes back to dry run.
-    guard.disable_live_trading(&alice).await.unwrap();
-    assert_eq!(guard.admit(&alice, n(10)).await, Admission::DryRun);
+    guard.disable_live_trading(&alice, &account).await.unwrap();
+    assert_eq!(
+        guard.admit(&alice, &account, n(10)).await,
+        Admission::DryRun
+    );
 
     let risk = sink.risk.lock().unwrap();
     assert!(risk.contains(&("alice".into(), "risk.refuse.daily_cap_exceeded")));
@@ -173,17 +199,20 @@ async fn life_cycle(store: Arc<dyn RiskStore>) {
 }
 
 /// Starts 200 orders of 7 919 at once; returns the admitted ones and the refusal count.
+/// The orders alternate between the `traders`.
 async fn admit_200(
     guard: &RiskGuard,
-    trader: &grant_policy::UserId,
+    traders: &[&UserId],
+    account: &AccountId,
 ) -> (Vec<grant_policy::Reservation>, usize) {
     let start = Arc::new(tokio::sync::Barrier::new(200));
     let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let (guard, trader, start) = (guard.clone(), trader.clone(), start.clone());
+    for i in 0..200 {
+        let trader = traders[i % traders.len()].clone();
+        let (guard, account, start) = (guard.clone(), account.clone(), start.clone());
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            guard.admit(&trader, n(7_919)).await
+            guard.admit(&trader, &account, n(7_919)).await
         }));
     }
     let mut admitted = Vec::new();
@@ -198,28 +227,38 @@ async fn admit_200(
     (admitted, refused)
 }
 
-/// 200 concurrent orders against a cap that fits exactly 50: exactly 50 go live.
-async fn concurrent_cap(store: Arc<dyn RiskStore>) {
-    let guard = RiskGuard::builder(store)
+/// 200 concurrent orders against a cap that fits exactly 50, half by the owner, half by
+/// a grantee with a `Trade` share (whose own cap is far higher): exactly 50 go live.
+async fn concurrent_cap<S: RiskStore + GrantStore + 'static>(store: Arc<S>) {
+    let guard = guard_over(&store)
         .clock(Arc::new(ManualClock::new(T0 + 60)))
         .build();
     let trader = user("trader");
     let other = user("other");
+    let account = acct("acct");
+    let others = acct("other-acct");
+    register(&*store, &trader, &account).await;
+    register(&*store, &other, &others).await;
+    share(&*store, &trader, &account, &other, Level::Trade, None).await;
     let limits = RiskLimits {
         max_order_notional: n(10_000),
         daily_cap: n(50 * 7_919),
     };
-    for u in [&trader, &other] {
+    for (u, a, cap) in [(&trader, &account, 50), (&other, &others, 1_000)] {
+        let limits = RiskLimits {
+            daily_cap: n(cap * 7_919),
+            ..limits
+        };
         guard.set_limits(u, limits).await.unwrap();
         guard
-            .enable_live_trading(u, &acct("acct"), CredentialsOnFile::Present)
+            .enable_live_trading(u, a, CredentialsOnFile::Present)
             .await
             .unwrap();
     }
-    // Another user's usage on the same day must not count against this one.
-    let theirs = live(guard.admit(&other, n(7_919)).await);
+    // Another owner's usage on the same day must not count against this one.
+    let theirs = live(guard.admit(&other, &others, n(7_919)).await);
 
-    let (admitted, refused) = admit_200(&guard, &trader).await;
+    let (admitted, refused) = admit_200(&guard, &[&trader, &other], &account).await;
     assert_eq!(admitted.len(), 50, "exactly 50 orders fit the cap");
     assert_eq!(refused, 150);
     assert_eq!(
@@ -278,9 +317,11 @@ async fn sqlite_cap_holds_across_two_pools_on_one_file() {
         .await
         .unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let ga = RiskGuard::builder(Arc::new(a)).clock(clock.clone()).build();
-    let gb = RiskGuard::builder(Arc::new(b)).clock(clock).build();
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let ga = guard_over(&a).clock(clock.clone()).build();
+    let gb = guard_over(&b).clock(clock).build();
     let u = user("u");
+    register(&*a, &u, &acct("x")).await;
     ga.set_limits(
         &u,
         RiskLimits {
@@ -297,7 +338,9 @@ async fn sqlite_cap_holds_across_two_pools_on_one_file() {
     for i in 0..40 {
         let g = if i % 2 == 0 { ga.clone() } else { gb.clone() };
         let u = u.clone();
-        tasks.push(tokio::spawn(async move { g.admit(&u, n(10)).await }));
+        tasks.push(tokio::spawn(
+            async move { g.admit(&u, &acct("x"), n(10)).await },
+        ));
     }
     let mut live_count = 0;
     for t in tasks {
@@ -312,14 +355,14 @@ async fn sqlite_cap_holds_across_two_pools_on_one_file() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
 async fn postgres_life_cycle() {
-    common::with_pg_store(|store| life_cycle(store)).await;
+    common::with_pg_store(life_cycle::<grant_policy::store::PostgresStore>).await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
 async fn postgres_200_concurrent_orders_admit_exactly_50() {
-    common::with_pg_store(|store| concurrent_cap(store)).await;
+    common::with_pg_store(concurrent_cap::<grant_policy::store::PostgresStore>).await;
 }
 
 /// A deliberately broken store that checks, waits for every other order to check too,
@@ -330,15 +373,12 @@ struct Racy(MemoryStore, tokio::sync::Barrier);
 
 #[async_trait::async_trait]
 impl RiskStore for Racy {
-    async fn profile(
-        &self,
-        u: &grant_policy::UserId,
-    ) -> Result<Option<grant_policy::RiskProfile>, grant_policy::StoreError> {
-        self.0.profile(u).await
+    async fn limits(&self, u: &UserId) -> Result<Option<RiskLimits>, grant_policy::StoreError> {
+        self.0.limits(u).await
     }
     async fn set_limits(
         &self,
-        u: &grant_policy::UserId,
+        u: &UserId,
         l: RiskLimits,
         now: i64,
     ) -> Result<(), grant_policy::StoreError> {
@@ -346,15 +386,23 @@ impl RiskStore for Racy {
     }
     async fn set_live_trading(
         &self,
-        u: &grant_policy::UserId,
+        u: &UserId,
+        a: &AccountId,
         on: bool,
         now: i64,
     ) -> Result<bool, grant_policy::StoreError> {
-        self.0.set_live_trading(u, on, now).await
+        self.0.set_live_trading(u, a, on, now).await
+    }
+    async fn live_trading(
+        &self,
+        u: &UserId,
+        a: &AccountId,
+    ) -> Result<bool, grant_policy::StoreError> {
+        self.0.live_trading(u, a).await
     }
     async fn reserve(
         &self,
-        u: &grant_policy::UserId,
+        u: &UserId,
         day: i64,
         amount: Notional,
         cap: Notional,
@@ -373,31 +421,29 @@ impl RiskStore for Racy {
     }
     async fn settle(
         &self,
-        u: &grant_policy::UserId,
+        u: &UserId,
         day: i64,
         r: Notional,
         s: Notional,
     ) -> Result<bool, grant_policy::StoreError> {
         self.0.settle(u, day, r, s).await
     }
-    async fn usage(
-        &self,
-        u: &grant_policy::UserId,
-        day: i64,
-    ) -> Result<Usage, grant_policy::StoreError> {
+    async fn usage(&self, u: &UserId, day: i64) -> Result<Usage, grant_policy::StoreError> {
         self.0.usage(u, day).await
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_racy_store_is_caught_by_the_concurrency_test() {
-    let guard = RiskGuard::builder(Arc::new(Racy(
-        MemoryStore::new(),
-        tokio::sync::Barrier::new(200),
-    )))
+    let grants = Arc::new(MemoryStore::new());
+    let trader = user("trader");
+    register(&*grants, &trader, &acct("a")).await;
+    let guard = RiskGuard::builder(
+        Arc::new(Racy(MemoryStore::new(), tokio::sync::Barrier::new(200))),
+        grants,
+    )
     .clock(Arc::new(ManualClock::new(T0)))
     .build();
-    let trader = user("trader");
     guard
         .set_limits(
             &trader,
@@ -412,77 +458,134 @@ async fn a_racy_store_is_caught_by_the_concurrency_test() {
         .enable_live_trading(&trader, &acct("a"), CredentialsOnFile::Present)
         .await
         .unwrap();
-    let (admitted, _) = admit_200(&guard, &trader).await;
+    let (admitted, _) = admit_200(&guard, &[&trader], &acct("a")).await;
     assert_eq!(admitted.len(), 200, "every racing order saw an empty day");
 }
 
-/// A risk store that always fails.
+/// A risk and grant store that always fails.
 #[derive(Debug)]
 struct Down;
 
+fn down() -> grant_policy::StoreError {
+    grant_policy::StoreError::Unavailable("connection refused".into())
+}
+
 #[async_trait::async_trait]
 impl RiskStore for Down {
-    async fn profile(
-        &self,
-        _: &grant_policy::UserId,
-    ) -> Result<Option<grant_policy::RiskProfile>, grant_policy::StoreError> {
-        Err(grant_policy::StoreError::Unavailable(
-            "connection refused".into(),
-        ))
+    async fn limits(&self, _: &UserId) -> Result<Option<RiskLimits>, grant_policy::StoreError> {
+        Err(down())
     }
     async fn set_limits(
         &self,
-        _: &grant_policy::UserId,
+        _: &UserId,
         _: RiskLimits,
         _: i64,
     ) -> Result<(), grant_policy::StoreError> {
-        Err(grant_policy::StoreError::Poisoned)
+        Err(down())
     }
     async fn set_live_trading(
         &self,
-        _: &grant_policy::UserId,
+        _: &UserId,
+        _: &AccountId,
         _: bool,
         _: i64,
     ) -> Result<bool, grant_policy::StoreError> {
-        Err(grant_policy::StoreError::Poisoned)
+        Err(down())
+    }
+    async fn live_trading(
+        &self,
+        _: &UserId,
+        _: &AccountId,
+    ) -> Result<bool, grant_policy::StoreError> {
+        Err(down())
     }
     async fn reserve(
         &self,
-        _: &grant_policy::UserId,
+        _: &UserId,
         _: i64,
         _: Notional,
         _: Notional,
     ) -> Result<bool, grant_policy::StoreError> {
-        Err(grant_policy::StoreError::Poisoned)
+        Err(down())
     }
     async fn settle(
         &self,
-        _: &grant_policy::UserId,
+        _: &UserId,
         _: i64,
         _: Notional,
         _: Notional,
     ) -> Result<bool, grant_policy::StoreError> {
-        Err(grant_policy::StoreError::Poisoned)
+        Err(down())
     }
-    async fn usage(
+    async fn usage(&self, _: &UserId, _: i64) -> Result<Usage, grant_policy::StoreError> {
+        Err(down())
+    }
+}
+
+#[async_trait::async_trait]
+impl GrantStore for Down {
+    async fn register(
         &self,
-        _: &grant_policy::UserId,
+        _: &UserId,
+        _: &AccountId,
+        _: Level,
         _: i64,
-    ) -> Result<Usage, grant_policy::StoreError> {
-        Err(grant_policy::StoreError::Poisoned)
+    ) -> Result<(), grant_policy::GrantError> {
+        Err(down().into())
+    }
+    async fn deregister(&self, _: &UserId, _: &AccountId) -> Result<(), grant_policy::GrantError> {
+        Err(down().into())
+    }
+    async fn access(
+        &self,
+        _: &UserId,
+        _: &AccountId,
+    ) -> Result<Option<grant_policy::Access>, grant_policy::StoreError> {
+        Err(down())
+    }
+    async fn share(
+        &self,
+        _: &UserId,
+        _: &AccountId,
+        _: &Share,
+        _: i64,
+    ) -> Result<(), grant_policy::GrantError> {
+        Err(down().into())
+    }
+    async fn revoke(
+        &self,
+        _: &UserId,
+        _: &AccountId,
+        _: &UserId,
+    ) -> Result<bool, grant_policy::GrantError> {
+        Err(down().into())
+    }
+    async fn shares(
+        &self,
+        _: &UserId,
+        _: &AccountId,
+    ) -> Result<Vec<Share>, grant_policy::GrantError> {
+        Err(down().into())
+    }
+    async fn owner(&self, _: &AccountId) -> Result<Option<UserId>, grant_policy::StoreError> {
+        Err(down())
     }
 }
 
 #[tokio::test]
 async fn store_failure_refuses_with_503_never_admits() {
-    let guard = RiskGuard::builder(Arc::new(Down)).build();
     let u = user("alice");
-    let got = guard.admit(&u, n(1)).await;
+    let a = acct("a");
+    // The risk store down, the grants fine.
+    let grants = Arc::new(MemoryStore::new());
+    register(&*grants, &u, &a).await;
+    let guard = RiskGuard::builder(Arc::new(Down), grants).build();
+    let got = guard.admit(&u, &a, n(1)).await;
     assert_eq!(got, Admission::Refused(RiskRefusal::StoreUnavailable));
     assert_eq!(RiskRefusal::StoreUnavailable.http_status(), 503);
     assert!(matches!(
         guard
-            .enable_live_trading(&u, &acct("a"), CredentialsOnFile::Present)
+            .enable_live_trading(&u, &a, CredentialsOnFile::Present)
             .await,
         Err(RiskError::Store(_))
     ));
@@ -490,4 +593,195 @@ async fn store_failure_refuses_with_503_never_admits() {
         guard.usage_today(&u).await,
         Err(RiskError::Store(_))
     ));
+    // The grant store down, the risk store fine (and willing).
+    let risk = Arc::new(MemoryStore::new());
+    let limits = RiskLimits {
+        max_order_notional: n(10),
+        daily_cap: n(10),
+    };
+    risk.set_limits(&u, limits, T0).await.unwrap();
+    risk.set_live_trading(&u, &a, true, T0).await.unwrap();
+    let guard = RiskGuard::builder(risk, Arc::new(Down)).build();
+    assert_eq!(
+        guard.admit(&u, &a, n(1)).await,
+        Admission::Refused(RiskRefusal::StoreUnavailable)
+    );
+    assert!(matches!(
+        guard
+            .enable_live_trading(&u, &a, CredentialsOnFile::Present)
+            .await,
+        Err(RiskError::Store(_))
+    ));
+    assert!(matches!(
+        guard.disable_live_trading(&u, &a).await,
+        Err(RiskError::Store(_))
+    ));
+}
+
+/// F20: the account owner's limits govern every order on the owner's account, whoever
+/// places it; only the owner switches live trading, and only for the account named.
+/// On the old code limits, usage and the switch were the trader's own: bob traded
+/// alice's account under bob's (higher) cap, `enable_live_trading` accepted an account
+/// bob does not own, and alice's switch on one account put all her accounts live.
+async fn owner_limits_govern_shared_accounts<S: RiskStore + GrantStore + 'static>(store: Arc<S>) {
+    let clock = Arc::new(ManualClock::new(T0 + 3600));
+    let sink = Arc::new(RecordingSink::default());
+    let guard = guard_over(&store)
+        .clock(clock.clone())
+        .audit(sink.clone())
+        .build();
+    let (alice, bob, carol, dave) = (user("alice"), user("bob"), user("carol"), user("dave"));
+    let (a, b, bobs, unknown) = (
+        acct("alice-a"),
+        acct("alice-b"),
+        acct("bob-1"),
+        acct("nobody"),
+    );
+    register(&*store, &alice, &a).await;
+    register(&*store, &alice, &b).await;
+    register(&*store, &bob, &bobs).await;
+    share(&*store, &alice, &a, &bob, Level::Trade, None).await;
+    share(&*store, &alice, &b, &bob, Level::Trade, None).await;
+    share(&*store, &alice, &a, &carol, Level::Read, None).await;
+    share(&*store, &alice, &a, &dave, Level::Trade, Some(T0 + 7200)).await;
+    let small = RiskLimits {
+        max_order_notional: n(1_000),
+        daily_cap: n(1_500),
+    };
+    let big = RiskLimits {
+        max_order_notional: n(1_000_000),
+        daily_cap: n(1_000_000),
+    };
+    guard.set_limits(&alice, small).await.unwrap();
+    guard.set_limits(&bob, big).await.unwrap();
+
+    // Only the owner switches an account, and only that account.
+    for (who, account) in [(&bob, &a), (&carol, &a), (&dave, &a), (&bob, &unknown)] {
+        assert!(
+            matches!(
+                guard
+                    .enable_live_trading(who, account, CredentialsOnFile::Present)
+                    .await,
+                Err(RiskError::NotFound)
+            ),
+            "{who} switched {account} on"
+        );
+    }
+    assert!(!guard.live_trading(&a).await.unwrap());
+    assert_eq!(guard.admit(&bob, &a, n(100)).await, Admission::DryRun);
+    guard
+        .enable_live_trading(&alice, &a, CredentialsOnFile::Present)
+        .await
+        .unwrap();
+    guard
+        .enable_live_trading(&bob, &bobs, CredentialsOnFile::Present)
+        .await
+        .unwrap();
+    assert!(guard.live_trading(&a).await.unwrap());
+    assert!(
+        !guard.live_trading(&b).await.unwrap(),
+        "A's switch enabled B"
+    );
+    assert_eq!(guard.admit(&alice, &b, n(100)).await, Admission::DryRun);
+    assert_eq!(guard.admit(&bob, &b, n(100)).await, Admission::DryRun);
+
+    // Bob trades alice's account under alice's limits, not his own.
+    assert_eq!(
+        guard.admit(&bob, &a, n(5_000)).await,
+        Admission::Refused(RiskRefusal::OrderTooLarge)
+    );
+    let r1 = live(guard.admit(&bob, &a, n(1_000)).await);
+    assert_eq!((r1.trader(), r1.owner(), r1.account()), (&bob, &alice, &a));
+    assert_eq!(
+        guard.admit(&bob, &a, n(1_000)).await,
+        Admission::Refused(RiskRefusal::DailyCapExceeded),
+        "a grantee exceeded the owner's daily cap"
+    );
+    // One budget for the owner, whoever trades.
+    assert_eq!(
+        guard.admit(&alice, &a, n(501)).await,
+        Admission::Refused(RiskRefusal::DailyCapExceeded)
+    );
+    let r2 = live(guard.admit(&dave, &a, n(500)).await);
+    assert_eq!(
+        guard.usage_today(&alice).await.unwrap(),
+        Usage {
+            used: Notional::ZERO,
+            reserved: n(1_500)
+        }
+    );
+    assert_eq!(guard.usage_today(&bob).await.unwrap(), Usage::default());
+    // Bob's own account: bob's limits.
+    let r3 = live(guard.admit(&bob, &bobs, n(5_000)).await);
+    assert_eq!(r3.owner(), &bob);
+
+    // No trade right: refused, whatever the switch says.
+    for (who, account) in [(&carol, &a), (&alice, &bobs), (&bob, &unknown)] {
+        assert_eq!(
+            guard.admit(who, account, n(1)).await,
+            Admission::Refused(RiskRefusal::NoAccess),
+            "{who} on {account}"
+        );
+    }
+    guard.release(r1).await.unwrap();
+    guard.commit(r2, n(500)).await.unwrap();
+    guard.release(r3).await.unwrap();
+    // An expired share: refused.
+    clock.set(T0 + 7200);
+    assert_eq!(
+        guard.admit(&dave, &a, n(1)).await,
+        Admission::Refused(RiskRefusal::NoAccess)
+    );
+    // A revoked share: refused.
+    store.revoke(&alice, &a, &bob).await.unwrap();
+    assert_eq!(
+        guard.admit(&bob, &a, n(1)).await,
+        Admission::Refused(RiskRefusal::NoAccess)
+    );
+
+    // Only the owner switches off; a deregistered account comes back in dry-run.
+    assert!(matches!(
+        guard.disable_live_trading(&bob, &a).await,
+        Err(RiskError::NotFound)
+    ));
+    assert!(guard.live_trading(&a).await.unwrap());
+    store.deregister(&alice, &a).await.unwrap();
+    assert!(!guard.live_trading(&a).await.unwrap());
+    register(&*store, &alice, &a).await;
+    assert!(!guard.live_trading(&a).await.unwrap());
+    assert_eq!(guard.admit(&alice, &a, n(1)).await, Admission::DryRun);
+    // Nor does an account id registered anew by someone else inherit the switch.
+    guard
+        .enable_live_trading(&alice, &a, CredentialsOnFile::Present)
+        .await
+        .unwrap();
+    store.deregister(&alice, &a).await.unwrap();
+    register(&*store, &bob, &a).await;
+    assert!(!guard.live_trading(&a).await.unwrap());
+
+    let risk = sink.risk.lock().unwrap();
+    assert!(risk.contains(&("bob".into(), "risk.refuse.not_owner")));
+    assert!(risk.contains(&("carol".into(), "risk.refuse.no_access")));
+}
+
+#[tokio::test]
+async fn memory_owner_limits_govern_shared_accounts() {
+    owner_limits_govern_shared_accounts(Arc::new(MemoryStore::new())).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_owner_limits_govern_shared_accounts() {
+    let (store, _dir) = common::sqlite_store().await;
+    owner_limits_govern_shared_accounts(Arc::new(store)).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+async fn postgres_owner_limits_govern_shared_accounts() {
+    common::with_pg_store(
+        owner_limits_govern_shared_accounts::<grant_policy::store::PostgresStore>,
+    )
+    .await;
 }

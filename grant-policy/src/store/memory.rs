@@ -1,6 +1,6 @@
 //! The in-memory store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -9,7 +9,7 @@ use crate::error::{GrantError, StoreError};
 use crate::grant::{Access, Role, Share};
 use crate::id::{AccountId, UserId};
 use crate::operation::Level;
-use crate::risk::{Notional, RiskLimits, RiskProfile, Usage};
+use crate::risk::{Notional, RiskLimits, Usage};
 
 use super::{GrantStore, RiskStore};
 
@@ -18,6 +18,12 @@ struct AccountEntry {
     owner: UserId,
     capability: Level,
     shares: HashMap<UserId, (Level, Option<i64>)>,
+}
+
+#[derive(Debug, Default)]
+struct Profiles {
+    limits: HashMap<UserId, RiskLimits>,
+    live: HashSet<(UserId, AccountId)>,
 }
 
 /// Grants and risk state in process memory.
@@ -29,7 +35,9 @@ struct AccountEntry {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     accounts: RwLock<HashMap<AccountId, AccountEntry>>,
-    profiles: Mutex<HashMap<UserId, RiskProfile>>,
+    /// Limits per owner, and the (owner, account) pairs with live trading on: one lock,
+    /// so that switching on checks the limits and writes in one critical section.
+    profiles: Mutex<Profiles>,
     usage: Mutex<HashMap<(UserId, i64), Usage>>,
 }
 
@@ -103,6 +111,10 @@ impl GrantStore for MemoryStore {
         match accounts.get(account) {
             Some(entry) if entry.owner == *owner => {
                 accounts.remove(account);
+                // A deregistered account comes back in dry-run if it is registered again.
+                // The accounts lock is held, so no admission sees the account half gone.
+                let mut profiles = self.profiles.lock().map_err(|_| StoreError::Poisoned)?;
+                profiles.live.remove(&(owner.clone(), account.clone()));
                 Ok(())
             }
             _ => Err(GrantError::NotFound),
@@ -168,13 +180,18 @@ impl GrantStore for MemoryStore {
             _ => Err(GrantError::NotFound),
         }
     }
+
+    async fn owner(&self, account: &AccountId) -> Result<Option<UserId>, StoreError> {
+        let accounts = self.accounts.read().map_err(|_| StoreError::Poisoned)?;
+        Ok(accounts.get(account).map(|entry| entry.owner.clone()))
+    }
 }
 
 #[async_trait]
 impl RiskStore for MemoryStore {
-    async fn profile(&self, user: &UserId) -> Result<Option<RiskProfile>, StoreError> {
+    async fn limits(&self, user: &UserId) -> Result<Option<RiskLimits>, StoreError> {
         let profiles = self.profiles.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(profiles.get(user).copied())
+        Ok(profiles.limits.get(user).copied())
     }
 
     async fn set_limits(
@@ -184,30 +201,33 @@ impl RiskStore for MemoryStore {
         _now: i64,
     ) -> Result<(), StoreError> {
         let mut profiles = self.profiles.lock().map_err(|_| StoreError::Poisoned)?;
-        profiles
-            .entry(user.clone())
-            .and_modify(|p| p.limits = limits)
-            .or_insert(RiskProfile {
-                allow_live_trading: false,
-                limits,
-            });
+        profiles.limits.insert(user.clone(), limits);
         Ok(())
     }
 
     async fn set_live_trading(
         &self,
-        user: &UserId,
+        owner: &UserId,
+        account: &AccountId,
         enabled: bool,
         _now: i64,
     ) -> Result<bool, StoreError> {
         let mut profiles = self.profiles.lock().map_err(|_| StoreError::Poisoned)?;
-        Ok(match profiles.get_mut(user) {
-            Some(p) => {
-                p.allow_live_trading = enabled;
-                true
-            }
-            None => false,
-        })
+        if !profiles.limits.contains_key(owner) {
+            return Ok(false);
+        }
+        let pair = (owner.clone(), account.clone());
+        if enabled {
+            profiles.live.insert(pair);
+        } else {
+            profiles.live.remove(&pair);
+        }
+        Ok(true)
+    }
+
+    async fn live_trading(&self, owner: &UserId, account: &AccountId) -> Result<bool, StoreError> {
+        let profiles = self.profiles.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(profiles.live.contains(&(owner.clone(), account.clone())))
     }
 
     async fn reserve(

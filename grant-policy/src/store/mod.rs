@@ -7,8 +7,10 @@
 //! - `PostgresStore` (feature `postgres`): shared between instances.
 //!
 //! Every query names the user it is for: a grant lookup is keyed by (user, account),
-//! share and revoke by (owner, account), risk state by user. No call reads or writes
-//! another user's rows.
+//! share and revoke by (owner, account), risk limits and daily usage by the account
+//! owner, the live-trading switch by (owner, account). No call reads or writes another
+//! user's rows, except [`GrantStore::owner`], which answers whose account an id is so
+//! that the owner's risk limits govern it.
 
 mod memory;
 #[cfg(feature = "postgres")]
@@ -32,7 +34,7 @@ use crate::error::{GrantError, StoreError};
 use crate::grant::{Access, Share};
 use crate::id::{AccountId, UserId};
 use crate::operation::Level;
-use crate::risk::{Notional, RiskLimits, RiskProfile, Usage};
+use crate::risk::{Notional, RiskLimits, Usage};
 
 /// Where grants live.
 ///
@@ -114,9 +116,22 @@ pub trait GrantStore: Send + Sync + Debug {
     ///
     /// [`GrantError::NotFound`] unless `owner` owns it; [`GrantError::Store`] on failure.
     async fn shares(&self, owner: &UserId, account: &AccountId) -> Result<Vec<Share>, GrantError>;
+
+    /// The owner of `account`, or `None` when it is not registered. Used by the risk
+    /// guard, whose limits are the owner's whoever trades the account; never shown to a
+    /// caller who has no access to the account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] on any failure.
+    async fn owner(&self, account: &AccountId) -> Result<Option<UserId>, StoreError>;
 }
 
-/// Where risk profiles and daily usage live.
+/// Where risk limits, live-trading switches and daily usage live.
+///
+/// Limits and usage are kept per account owner (`user` below is always the owner of the
+/// accounts being traded: the [`RiskGuard`](crate::RiskGuard) resolves it), the switch
+/// per (owner, account).
 ///
 /// # Security contract
 ///
@@ -127,15 +142,15 @@ pub trait GrantStore: Send + Sync + Debug {
 /// - Failures are `Err`, never a successful reservation.
 #[async_trait]
 pub trait RiskStore: Send + Sync + Debug {
-    /// `user`'s profile, if one was set.
+    /// `user`'s limits, if they were set.
     ///
     /// # Errors
     ///
     /// [`StoreError`] on failure.
-    async fn profile(&self, user: &UserId) -> Result<Option<RiskProfile>, StoreError>;
+    async fn limits(&self, user: &UserId) -> Result<Option<RiskLimits>, StoreError>;
 
-    /// Sets `user`'s limits. A new profile starts with live trading off; an existing one
-    /// keeps its live-trading flag.
+    /// Sets `user`'s limits. Live-trading switches are not touched (every account starts
+    /// with it off).
     ///
     /// # Errors
     ///
@@ -147,17 +162,27 @@ pub trait RiskStore: Send + Sync + Debug {
         now: i64,
     ) -> Result<(), StoreError>;
 
-    /// Switches live trading on or off. `Ok(false)` when `user` has no profile.
+    /// Switches live trading on or off for `owner`'s `account` only. `Ok(false)`, and
+    /// nothing written, when `owner` has no limits. The caller has checked that `owner`
+    /// owns `account`.
     ///
     /// # Errors
     ///
     /// [`StoreError`] on failure.
     async fn set_live_trading(
         &self,
-        user: &UserId,
+        owner: &UserId,
+        account: &AccountId,
         enabled: bool,
         now: i64,
     ) -> Result<bool, StoreError>;
+
+    /// Whether live trading is on for `owner`'s `account` (off when never set).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] on failure.
+    async fn live_trading(&self, owner: &UserId, account: &AccountId) -> Result<bool, StoreError>;
 
     /// Atomically reserves `amount` on `user`'s usage for `day` (days since the epoch,
     /// UTC) if `used + reserved + amount <= cap`. `Ok(false)` when it does not fit.

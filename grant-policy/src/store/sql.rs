@@ -46,8 +46,15 @@ SELECT s.grantee_id, s.level, s.expires_at FROM gp_shares s \
 JOIN gp_accounts a ON a.account_id = s.account_id \
 WHERE s.account_id = $1 AND a.owner_id = $2 ORDER BY s.grantee_id";
 
+pub(super) const OWNER: &str = "SELECT owner_id FROM gp_accounts WHERE account_id = $1";
+
+/// Clears the live-trading switch of an account being deregistered (same transaction).
+pub(super) const DEREGISTER_LIVE: &str =
+    "DELETE FROM gp_risk_live WHERE account_id = $1 AND owner_id = $2";
+
+/// The limits; `allow_live_trading` (migration 30002) is no longer read.
 pub(super) const PROFILE: &str = "\
-SELECT allow_live_trading, max_order_notional, daily_cap FROM gp_risk_profiles WHERE user_id = $1";
+SELECT max_order_notional, daily_cap FROM gp_risk_profiles WHERE user_id = $1";
 
 pub(super) const SET_LIMITS: &str = "\
 INSERT INTO gp_risk_profiles (user_id, allow_live_trading, max_order_notional, daily_cap, updated_at) \
@@ -55,8 +62,15 @@ VALUES ($1, FALSE, $2, $3, $4) \
 ON CONFLICT (user_id) DO UPDATE SET max_order_notional = excluded.max_order_notional, \
 daily_cap = excluded.daily_cap, updated_at = excluded.updated_at";
 
-pub(super) const SET_LIVE: &str =
-    "UPDATE gp_risk_profiles SET allow_live_trading = $1, updated_at = $2 WHERE user_id = $3";
+/// Writes the switch of (`$3`, `$4`) only when `$3` has limits, in one statement.
+pub(super) const SET_LIVE: &str = "\
+INSERT INTO gp_risk_live (owner_id, account_id, enabled, updated_at) \
+SELECT $3, $4, $1, $2 WHERE EXISTS (SELECT 1 FROM gp_risk_profiles WHERE user_id = $3) \
+ON CONFLICT (owner_id, account_id) DO UPDATE SET enabled = excluded.enabled, \
+updated_at = excluded.updated_at";
+
+pub(super) const LIVE: &str =
+    "SELECT enabled FROM gp_risk_live WHERE owner_id = $1 AND account_id = $2";
 
 /// The atomic reservation: one statement, which takes the row's write lock (SQLite: the
 /// database write lock; PostgreSQL: the row lock of `ON CONFLICT DO UPDATE`, whose `WHERE`
@@ -153,6 +167,12 @@ macro_rules! sql_store_impls {
                 if done.rows_affected() == 0 {
                     return Err($crate::GrantError::NotFound);
                 }
+                sqlx::query::<$db>($crate::store::sql::DEREGISTER_LIVE)
+                    .bind(account.as_str())
+                    .bind(owner.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::StoreError::from)?;
                 tx.commit().await.map_err($crate::StoreError::from)?;
                 Ok(())
             }
@@ -262,34 +282,43 @@ macro_rules! sql_store_impls {
                 }
                 Ok(out)
             }
+
+            async fn owner(
+                &self,
+                account: &$crate::AccountId,
+            ) -> Result<Option<$crate::UserId>, $crate::StoreError> {
+                let row: Option<(String,)> = sqlx::query_as::<$db, _>($crate::store::sql::OWNER)
+                    .bind(account.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(owner,)| {
+                    $crate::UserId::new(&owner).map_err(|_| $crate::StoreError::Corrupt {
+                        column: "gp_accounts.owner_id",
+                    })
+                })
+                .transpose()
+            }
         }
 
         #[async_trait::async_trait]
         impl $crate::store::RiskStore for $store {
-            async fn profile(
+            async fn limits(
                 &self,
                 user: &$crate::UserId,
-            ) -> Result<Option<$crate::RiskProfile>, $crate::StoreError> {
-                let row: Option<(bool, i64, i64)> =
-                    sqlx::query_as::<$db, _>($crate::store::sql::PROFILE)
-                        .bind(user.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                let Some((allow_live_trading, max_order, cap)) = row else {
+            ) -> Result<Option<$crate::RiskLimits>, $crate::StoreError> {
+                let row: Option<(i64, i64)> = sqlx::query_as::<$db, _>($crate::store::sql::PROFILE)
+                    .bind(user.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some((max_order, cap)) = row else {
                     return Ok(None);
                 };
-                Ok(Some($crate::RiskProfile {
-                    allow_live_trading,
-                    limits: $crate::RiskLimits {
-                        max_order_notional: $crate::Notional::from_stored(
-                            max_order,
-                            "gp_risk_profiles.max_order_notional",
-                        )?,
-                        daily_cap: $crate::Notional::from_stored(
-                            cap,
-                            "gp_risk_profiles.daily_cap",
-                        )?,
-                    },
+                Ok(Some($crate::RiskLimits {
+                    max_order_notional: $crate::Notional::from_stored(
+                        max_order,
+                        "gp_risk_profiles.max_order_notional",
+                    )?,
+                    daily_cap: $crate::Notional::from_stored(cap, "gp_risk_profiles.daily_cap")?,
                 }))
             }
 
@@ -311,17 +340,32 @@ macro_rules! sql_store_impls {
 
             async fn set_live_trading(
                 &self,
-                user: &$crate::UserId,
+                owner: &$crate::UserId,
+                account: &$crate::AccountId,
                 enabled: bool,
                 now: i64,
             ) -> Result<bool, $crate::StoreError> {
                 let done = sqlx::query::<$db>($crate::store::sql::SET_LIVE)
                     .bind(enabled)
                     .bind(now)
-                    .bind(user.as_str())
+                    .bind(owner.as_str())
+                    .bind(account.as_str())
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn live_trading(
+                &self,
+                owner: &$crate::UserId,
+                account: &$crate::AccountId,
+            ) -> Result<bool, $crate::StoreError> {
+                let row: Option<(bool,)> = sqlx::query_as::<$db, _>($crate::store::sql::LIVE)
+                    .bind(owner.as_str())
+                    .bind(account.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some_and(|(enabled,)| enabled))
             }
 
             async fn reserve(
@@ -404,6 +448,8 @@ mod tests {
             ("PROFILE", PROFILE, "user_id = $1"),
             ("SET_LIMITS", SET_LIMITS, "user_id"),
             ("SET_LIVE", SET_LIVE, "user_id = $3"),
+            ("LIVE", LIVE, "owner_id = $1 AND account_id = $2"),
+            ("DEREGISTER_LIVE", DEREGISTER_LIVE, "owner_id = $2"),
             ("RESERVE", RESERVE, "user_id"),
             ("SETTLE", SETTLE, "user_id = $3"),
             ("USAGE", USAGE, "user_id = $1"),

@@ -268,9 +268,13 @@ pub(crate) async fn share(
         Err(GrantError::ExpiryInPast) => return Err(ApiError::Field("expires_at")),
         Err(_) => return Err(ApiError::UNAVAILABLE),
     }
-    // A downgrade must not leave a trade-level entry behind in the cache.
-    if let Ok(user) = CacheUser::new(&grantee.id) {
-        let _ = state.cache.invalidate_user(&user).await;
+    // A downgrade must not leave a trade-level entry behind in the cache. Only this
+    // (grantee, account) pair: the grantee's other accounts are not disturbed.
+    if let (Ok(user), Ok(credential)) = (CacheUser::new(&grantee.id), CredentialId::new(&id)) {
+        let _ = state
+            .cache
+            .invalidate_user_credential(&user, &credential)
+            .await;
     }
     state
         .account_store
@@ -303,9 +307,14 @@ pub(crate) async fn unshare(
         Err(GrantError::NotFound) => return Err(ApiError::NOT_FOUND),
         Err(_) => return Err(ApiError::UNAVAILABLE),
     }
-    // The revoked user's cached credentials go now, not in 60 s.
-    if let Ok(user) = CacheUser::new(&grantee) {
-        let _ = state.cache.invalidate_user(&user).await;
+    // The revoked user's cached credentials of this account go now, not in 60 s. Only
+    // this pair: any owner may revoke any user id from their own account, and a
+    // user-wide invalidation would let them keep that user's other lookups failing.
+    if let (Ok(user), Ok(credential)) = (CacheUser::new(&grantee), CredentialId::new(&id)) {
+        let _ = state
+            .cache
+            .invalidate_user_credential(&user, &credential)
+            .await;
     }
     state
         .account_store
