@@ -13,7 +13,7 @@
 //! | `v`      | number | format version, `1` |
 //! | `origin` | string | the publishing cache's [instance id](crate::CredCache::instance_id): 16 lowercase hex digits |
 //! | `scope`  | string | `"user"`, `"credential"`, `"user_credential"` or `"all"` |
-//! | `id`     | string | the user id (scopes `user` and `user_credential`) or credential id (scope `credential`); absent for `all` |
+//! | `id`     | string or `null` | the user id (scopes `user` and `user_credential`) or credential id (scope `credential`); absent or `null` for `all` |
 //! | `credential` | string | the credential id, for scope `user_credential` only (absent otherwise) |
 //!
 //! Ids follow the rules of [`UserId`] / [`CredentialId`] (1 to 128 bytes of
