@@ -108,30 +108,12 @@ impl JwksCache {
                 })?;
                 (None, set, true)
             }
-            KeySource::Remote { .. } | KeySource::Discovery { .. } => {
-                let (url, discovery, allow_http) = match &cfg.source {
-                    KeySource::Remote { url, allow_http } => {
-                        (OnceLock::from(url.clone()), None, *allow_http)
-                    }
-                    KeySource::Discovery { url, allow_http } => {
-                        (OnceLock::new(), Some(url.clone()), *allow_http)
-                    }
-                    KeySource::Pinned(_) => (OnceLock::new(), None, false),
-                };
-                let client = reqwest::Client::builder()
-                    .https_only(!allow_http)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(cfg.cache.timeout)
-                    .connect_timeout(cfg.cache.timeout)
-                    .user_agent(concat!("strongroom-auth-core/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(SsoConfigError::HttpClient)?;
-                let fetcher = Fetcher {
-                    client,
-                    url,
-                    discovery,
-                    allow_http,
-                };
+            KeySource::Remote { url, allow_http } => {
+                let fetcher = Fetcher::new(cfg, OnceLock::from(url.clone()), None, *allow_http)?;
+                (Some(fetcher), KeySet::default(), false)
+            }
+            KeySource::Discovery { url, allow_http } => {
+                let fetcher = Fetcher::new(cfg, OnceLock::new(), Some(url.clone()), *allow_http)?;
                 (Some(fetcher), KeySet::default(), false)
             }
         };
@@ -393,6 +375,28 @@ impl GetError {
 }
 
 impl Fetcher {
+    fn new(
+        cfg: &IssuerConfig,
+        url: OnceLock<reqwest::Url>,
+        discovery: Option<reqwest::Url>,
+        allow_http: bool,
+    ) -> Result<Self, SsoConfigError> {
+        let client = reqwest::Client::builder()
+            .https_only(!allow_http)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(cfg.cache.timeout)
+            .connect_timeout(cfg.cache.timeout)
+            .user_agent(concat!("strongroom-auth-core/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(SsoConfigError::HttpClient)?;
+        Ok(Self {
+            client,
+            url,
+            discovery,
+            allow_http,
+        })
+    }
+
     /// GET the JWKS (discovering its URL first if needed) with the size cap; returns the
     /// parsed keys and their TTL, or a stable failure code.
     async fn fetch(
