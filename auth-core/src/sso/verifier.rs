@@ -176,8 +176,9 @@ impl SsoVerifier {
     }
 
     /// Fetches every remote issuer's JWKS now (for warm-up at start), ignoring the
-    /// cooldown. Returns how many issuers have usable keys afterwards; the others are
-    /// retried on demand.
+    /// cooldown; an issuer configured with [`IssuerConfig::discover`] whose JWKS URL is
+    /// not known yet fetches its discovery document first. Returns how many issuers have
+    /// usable keys afterwards; the others are retried on demand.
     pub async fn prefetch(&self) -> usize {
         let mut ready = 0;
         for issuer in self.issuers.iter() {
