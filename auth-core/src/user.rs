@@ -104,9 +104,19 @@ pub enum EmailError {
     Invalid,
 }
 
-/// Normalises an email: trims surrounding whitespace and lower-cases it, then checks it is
-/// `local@domain` without whitespace or control characters. Every store lookup uses the
-/// normalised form, so `" Alice@Example.COM "` and `"alice@example.com"` are one user.
+/// Normalises an email: trims surrounding whitespace and lower-cases the ASCII letters
+/// `A`-`Z` only, then checks it is `local@domain` without whitespace or control
+/// characters. Every store lookup uses the normalised form, so `" Alice@Example.COM "` and
+/// `"alice@example.com"` are one user.
+///
+/// Every non-ASCII character is kept exactly as given: no Unicode case mapping, no
+/// compatibility or canonical normalisation. Unicode lower-casing would merge different
+/// mailboxes (U+212A KELVIN SIGN lower-cases to ASCII `k`, U+0130 to `i` plus a combining
+/// dot, ...), and a merged email lets one person's verified SSO email adopt another
+/// person's account. So the mapping is injective: two addresses that differ in anything
+/// but the case of ASCII letters (and surrounding whitespace) never normalise to the same
+/// string. The price is that two spellings of one internationalised mailbox (NFC and NFD,
+/// say) are two accounts, never one.
 ///
 /// # Errors
 ///
@@ -119,10 +129,9 @@ pub fn normalize_email(raw: &str) -> Result<String, EmailError> {
     if trimmed.len() > MAX_EMAIL_LEN {
         return Err(EmailError::TooLong);
     }
-    let lower = trimmed.to_lowercase();
-    if lower.len() > MAX_EMAIL_LEN {
-        return Err(EmailError::TooLong);
-    }
+    // ASCII only: the length in bytes is unchanged and no two inputs that differ other
+    // than by ASCII case can meet.
+    let lower = trimmed.to_ascii_lowercase();
     let Some((local, domain)) = lower.rsplit_once('@') else {
         return Err(EmailError::Invalid);
     };

@@ -152,7 +152,6 @@ fn pinned_sets_need_a_usable_public_key() {
         with("d", serde_json::json!("c2VjcmV0LXByaXZhdGUtZXhwb25lbnQ")),
         // Too short an RSA modulus (528 bits).
         with("n", serde_json::json!(short_n)),
-        set(no_kid),
         // For encryption, or for other operations than verify.
         with("use", serde_json::json!("enc")),
         with("key_ops", serde_json::json!(["encrypt"])),
@@ -190,4 +189,102 @@ fn pinned_sets_need_a_usable_public_key() {
         .build()
         .unwrap();
     assert_eq!(v.cached_key_count(ISS), 1);
+    // A key without kid is kept too (RFC 7517 makes kid optional): it can only serve
+    // tokens without kid (tests/sso_kidless.rs).
+    let v = SsoVerifier::builder()
+        .issuer(
+            IssuerConfig::pinned(ISS, set(no_kid))
+                .audience("a")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(v.cached_key_count(ISS), 1);
+}
+
+#[test]
+fn discovery_lifetime_typ_and_azp_settings_are_checked() {
+    // Discovery needs an https issuer URL without query or fragment.
+    IssuerConfig::discover("https://idp.test/realms/main")
+        .audience("a")
+        .build()
+        .unwrap();
+    IssuerConfig::discover("https://idp.test/")
+        .audience("a")
+        .build()
+        .unwrap();
+    assert!(matches!(
+        err(IssuerConfig::discover("http://idp.test").audience("a")),
+        SsoConfigError::InsecureIssuerUrl { .. }
+    ));
+    danger::allow_plain_http(IssuerConfig::discover("http://127.0.0.1:1"))
+        .audience("a")
+        .build()
+        .unwrap();
+    for bad in [
+        "idp.test",
+        "https://",
+        "https://idp.test/?tenant=a",
+        "https://idp.test/#x",
+        "https://idp.test/?",
+        "ftp://idp.test",
+    ] {
+        let e = err(IssuerConfig::discover(bad).audience("a"));
+        assert!(
+            matches!(e, SsoConfigError::InvalidIssuerUrl { .. }),
+            "{bad}: {e:?}"
+        );
+        assert!(e.to_string().contains("issuer"), "{e}");
+    }
+    // Maximum token lifetime: 1 s ..= 30 days, beyond only through danger.
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(999),
+        Duration::from_secs(30 * 86_400 + 1),
+    ] {
+        assert!(matches!(
+            err(IssuerConfig::remote(ISS, URL)
+                .audience("a")
+                .max_token_lifetime(bad)),
+            SsoConfigError::OutOfRange {
+                field: "max_token_lifetime"
+            }
+        ));
+    }
+    IssuerConfig::remote(ISS, URL)
+        .audience("a")
+        .max_token_lifetime(Duration::from_secs(30 * 86_400))
+        .build()
+        .unwrap();
+    danger::allow_long_lived_tokens(
+        IssuerConfig::remote(ISS, URL).audience("a"),
+        Duration::from_secs(365 * 86_400),
+    )
+    .build()
+    .unwrap();
+    // typ: a media type, with or without application/.
+    for good in ["at+jwt", "application/at+jwt", "AT+JWT", "JWT"] {
+        IssuerConfig::remote(ISS, URL)
+            .audience("a")
+            .token_type(good)
+            .build()
+            .unwrap();
+    }
+    for bad in ["", "application/", "at jwt", "a/b", "at+jwt\n"] {
+        assert!(
+            matches!(
+                err(IssuerConfig::remote(ISS, URL).audience("a").token_type(bad)),
+                SsoConfigError::InvalidSetting { field: "typ", .. }
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        err(IssuerConfig::remote(ISS, URL)
+            .audience("a")
+            .authorized_party("web")
+            .authorized_party("")),
+        SsoConfigError::InvalidSetting { field: "azp", .. }
+    ));
 }

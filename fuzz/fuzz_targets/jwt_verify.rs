@@ -6,7 +6,8 @@
 //! * odd: the rest is `header bytes 0x00 payload bytes`, encoded and signed with one of
 //!   two trusted P-256 keys (byte 1 picks which), so the claim checks behind the
 //!   signature are reached with arbitrary JSON. Oracle: a token is only ever accepted for
-//!   the issuer whose key signed it, and never when already expired.
+//!   the issuer whose key signed it, never when already expired, and never with an `exp`
+//!   beyond the default maximum lifetime (24 h).
 #![no_main]
 
 use std::sync::LazyLock;
@@ -126,6 +127,11 @@ fuzz_target!(|data: &[u8]| {
             .as_secs();
         let now = i64::try_from(now).expect("time");
         assert!(id.expires_at() >= now - 60, "accepted an expired token");
+        // Default maximum lifetime: 24 h (plus the 60 s leeway) from now.
+        assert!(
+            id.expires_at() <= now + 24 * 3600 + 60,
+            "accepted a token living longer than the maximum"
+        );
         assert!(!id.subject().is_empty());
     }
 });

@@ -123,6 +123,9 @@ impl CachePolicy {
 pub(crate) enum KeySource {
     /// Fetched from this URL (https unless plain http was explicitly allowed).
     Remote { url: reqwest::Url, allow_http: bool },
+    /// Fetched from the `jwks_uri` of the issuer's OpenID Connect discovery document at
+    /// this URL (`{issuer}/.well-known/openid-configuration`).
+    Discovery { url: reqwest::Url, allow_http: bool },
     /// A fixed JWKS document given at configuration time (never fetched, never expires).
     Pinned(String),
 }
@@ -137,6 +140,12 @@ pub struct IssuerConfig {
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) leeway: u64,
     pub(crate) cache: CachePolicy,
+    /// Longest accepted token lifetime, in seconds (`exp - iat`, and `exp - now`).
+    pub(crate) max_lifetime: u64,
+    /// Required header `typ` (without an `application/` prefix, lower case), if any.
+    pub(crate) typ: Option<String>,
+    /// Accepted `azp` values; empty: `azp` is not checked.
+    pub(crate) authorized_parties: Vec<String>,
 }
 
 impl IssuerConfig {
@@ -146,6 +155,20 @@ impl IssuerConfig {
     /// `issuer` is compared byte for byte with the token's `iss`.
     pub fn remote(issuer: impl Into<String>, jwks_url: impl Into<String>) -> IssuerConfigBuilder {
         IssuerConfigBuilder::new(issuer.into(), Source::Remote(jwks_url.into()))
+    }
+
+    /// An issuer whose JWKS URL comes from its OpenID Connect discovery document
+    /// (OpenID Connect Discovery 1.0 section 4): `{issuer}/.well-known/openid-configuration`
+    /// (one trailing `/` of the issuer removed first), fetched once, before the first key
+    /// fetch. The document's `issuer` must equal `issuer` byte for byte (no trailing-slash
+    /// or case normalisation) and its `jwks_uri` must be `https://`; otherwise no key is
+    /// ever fetched and tokens get `Unavailable` (the refusal code goes to tracing).
+    ///
+    /// `issuer` must be an `https://` URL without query or fragment (plain `http://` only
+    /// through [`danger::allow_plain_http`](super::danger::allow_plain_http), which then
+    /// also allows an `http://` `jwks_uri`).
+    pub fn discover(issuer: impl Into<String>) -> IssuerConfigBuilder {
+        IssuerConfigBuilder::new(issuer.into(), Source::Discovery)
     }
 
     /// An issuer with a fixed key set (a JWKS JSON document), never fetched: for
@@ -164,8 +187,14 @@ impl IssuerConfig {
 #[derive(Debug)]
 enum Source {
     Remote(String),
+    Discovery,
     Pinned(String),
 }
+
+/// Default longest token lifetime: 24 hours.
+const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// Largest [`IssuerConfigBuilder::max_token_lifetime`] accepted without `danger`: 30 days.
+const MAX_MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// Builder for [`IssuerConfig`].
 #[derive(Debug)]
@@ -178,6 +207,10 @@ pub struct IssuerConfigBuilder {
     algorithms: Vec<Algorithm>,
     leeway: Duration,
     cache: CachePolicy,
+    max_lifetime: Duration,
+    long_lived_allowed: bool,
+    typ: Option<String>,
+    authorized_parties: Vec<String>,
 }
 
 impl IssuerConfigBuilder {
@@ -190,6 +223,10 @@ impl IssuerConfigBuilder {
             algorithms: vec![Algorithm::RS256],
             leeway: Duration::from_secs(60),
             cache: CachePolicy::default(),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            long_lived_allowed: false,
+            typ: None,
+            authorized_parties: Vec::new(),
         }
     }
 
@@ -219,8 +256,40 @@ impl IssuerConfigBuilder {
         self
     }
 
+    /// Longest accepted token lifetime (default 24 h, at most 30 days): a token is
+    /// refused (`jwt.lifetime_too_long`) when `exp - iat` exceeds it, or when `exp` is
+    /// further than this (plus the leeway) from now, which also covers tokens without
+    /// `iat`. Catches an `exp` written in milliseconds (a year around 58 000).
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime;
+        self
+    }
+
+    /// Requires the header `typ` to be this media type (RFC 9068 section 4: `at+jwt` for
+    /// OAuth 2.0 access tokens). Compared case-insensitively, with or without the
+    /// `application/` prefix (RFC 7515 section 4.1.9). Unset (the default): `typ` is not
+    /// checked.
+    pub fn token_type(mut self, typ: impl Into<String>) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Adds an accepted `azp` (authorized party, OpenID Connect Core 1.0 section 2). Once
+    /// one is configured, `azp` is required and must equal one of them exactly. None
+    /// configured (the default): `azp` is not checked.
+    pub fn authorized_party(mut self, client_id: impl Into<String>) -> Self {
+        self.authorized_parties.push(client_id.into());
+        self
+    }
+
     pub(crate) fn set_allow_http(mut self) -> Self {
         self.allow_http = true;
+        self
+    }
+
+    pub(crate) fn set_long_lived(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime;
+        self.long_lived_allowed = true;
         self
     }
 
@@ -230,7 +299,9 @@ impl IssuerConfigBuilder {
     ///
     /// An [`SsoConfigError`] naming the issuer and the field: empty issuer, no audience,
     /// empty or symmetric algorithm list, a JWKS URL that is not `https://` (unless
-    /// allowed through [`danger`](super::danger)), or out-of-range cache settings.
+    /// allowed through [`danger`](super::danger)), an issuer that is not an `https://` URL
+    /// without query or fragment when discovery is used, an invalid `typ` or `azp`, or
+    /// out-of-range cache settings or token lifetime.
     pub fn build(self) -> Result<IssuerConfig, SsoConfigError> {
         let issuer = self.issuer;
         if issuer.is_empty() {
@@ -255,7 +326,32 @@ impl IssuerConfigBuilder {
         if self.leeway > Duration::from_secs(600) {
             return Err(SsoConfigError::OutOfRange { field: "leeway" });
         }
+        if self.max_lifetime < Duration::from_secs(1)
+            || (self.max_lifetime > MAX_MAX_LIFETIME && !self.long_lived_allowed)
+        {
+            return Err(SsoConfigError::OutOfRange {
+                field: "max_token_lifetime",
+            });
+        }
         self.cache.check()?;
+        let typ = match self.typ {
+            None => None,
+            Some(typ) => match normalize_typ(&typ) {
+                Some(typ) => Some(typ),
+                None => {
+                    return Err(SsoConfigError::InvalidSetting {
+                        issuer,
+                        field: "typ",
+                    });
+                }
+            },
+        };
+        if self.authorized_parties.iter().any(String::is_empty) {
+            return Err(SsoConfigError::InvalidSetting {
+                issuer,
+                field: "azp",
+            });
+        }
         let source = match self.source {
             Source::Remote(url) => {
                 let Ok(url) = reqwest::Url::parse(&url) else {
@@ -275,6 +371,10 @@ impl IssuerConfigBuilder {
                     allow_http: self.allow_http,
                 }
             }
+            Source::Discovery => KeySource::Discovery {
+                url: discovery_url(&issuer, self.allow_http)?,
+                allow_http: self.allow_http,
+            },
             Source::Pinned(json) => KeySource::Pinned(json),
         };
         let mut algorithms = self.algorithms;
@@ -286,8 +386,62 @@ impl IssuerConfigBuilder {
             algorithms,
             leeway: self.leeway.as_secs(),
             cache: self.cache,
+            max_lifetime: self.max_lifetime.as_secs(),
+            typ,
+            authorized_parties: self.authorized_parties,
         })
     }
+}
+
+/// The configured `typ` in the form compared with the header: without an `application/`
+/// prefix, ASCII lower case; `None` if empty or not a plausible media type.
+fn normalize_typ(typ: &str) -> Option<String> {
+    let bare = strip_application(typ);
+    let plausible = !bare.is_empty()
+        && bare
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'"' && b != b'\\');
+    plausible.then(|| bare.to_ascii_lowercase())
+}
+
+/// `typ` without a leading `application/` (any case), as RFC 7515 section 4.1.9 lets a
+/// producer omit it.
+pub(crate) fn strip_application(typ: &str) -> &str {
+    const PREFIX: &str = "application/";
+    match (typ.get(..PREFIX.len()), typ.get(PREFIX.len()..)) {
+        (Some(head), Some(rest)) if head.eq_ignore_ascii_case(PREFIX) => rest,
+        _ => typ,
+    }
+}
+
+/// OpenID Connect Discovery 1.0 section 4: `{issuer}/.well-known/openid-configuration`,
+/// one terminating `/` of the issuer removed first. The issuer must be an https URL
+/// (http only when allowed) with a host and without query or fragment (OpenID Connect
+/// Core 1.0 section 2, `iss`).
+fn discovery_url(issuer: &str, allow_http: bool) -> Result<reqwest::Url, SsoConfigError> {
+    let invalid = || SsoConfigError::InvalidIssuerUrl {
+        issuer: issuer.to_owned(),
+    };
+    let parsed = reqwest::Url::parse(issuer).map_err(|_| invalid())?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => {
+            return Err(SsoConfigError::InsecureIssuerUrl {
+                issuer: issuer.to_owned(),
+            });
+        }
+        _ => return Err(invalid()),
+    }
+    if parsed.host_str().is_none_or(str::is_empty)
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || issuer.contains(['?', '#'])
+    {
+        return Err(invalid());
+    }
+    let base = issuer.strip_suffix('/').unwrap_or(issuer);
+    reqwest::Url::parse(&format!("{base}/.well-known/openid-configuration")).map_err(|_| invalid())
 }
 
 /// Verifier-wide caps on untrusted input.

@@ -10,3 +10,17 @@ use super::config::IssuerConfigBuilder;
 pub fn allow_plain_http(builder: IssuerConfigBuilder) -> IssuerConfigBuilder {
     builder.set_allow_http()
 }
+
+/// Accepts tokens whose lifetime (`exp - iat`, and `exp - now`) is up to `max`, beyond
+/// the 30-day ceiling of
+/// [`IssuerConfigBuilder::max_token_lifetime`](super::IssuerConfigBuilder::max_token_lifetime).
+///
+/// A stolen long-lived token stays usable for all that time, and a large `max` no longer
+/// catches an `exp` written in milliseconds. For known-answer test vectors with a far
+/// expiry; never for a production issuer.
+pub fn allow_long_lived_tokens(
+    builder: IssuerConfigBuilder,
+    max: std::time::Duration,
+) -> IssuerConfigBuilder {
+    builder.set_long_lived(max)
+}

@@ -19,7 +19,9 @@ pub enum Reason {
     /// `jwt.forbidden_header`: the header carries `jku`, `x5u`, `jwk`, `x5c`, `crit` or
     /// `b64`. Keys are only ever taken from the configured JWKS, so such tokens are refused.
     ForbiddenHeader,
-    /// `jwt.kid_missing`: the header has no `kid`.
+    /// `jwt.kid_missing`: the header has no `kid` (or an empty one), and the issuer's key
+    /// set does not hold exactly one key that fits the token's `alg` and key type
+    /// (OpenID Connect Core 1.0 section 10.1).
     KidMissing,
     /// `jwt.kid_too_long`: the `kid` is longer than the configured cap.
     KidTooLong,
@@ -56,6 +58,15 @@ pub enum Reason {
     WrongAudience,
     /// `jwt.bad_subject`: `sub` is empty or longer than the cap.
     BadSubject,
+    /// `jwt.lifetime_too_long`: `exp - iat`, or `exp` minus now, is more than the issuer's
+    /// maximum token lifetime (default 24 h); for example an `exp` in milliseconds.
+    LifetimeTooLong,
+    /// `jwt.wrong_typ`: the issuer requires a header `typ` (such as `at+jwt`, RFC 9068)
+    /// and the token's is absent or different.
+    WrongType,
+    /// `jwt.wrong_azp`: the issuer has a list of authorized parties and the token's `azp`
+    /// is not one of them.
+    WrongAuthorizedParty,
     /// `jwt.rejected`: refused by `jsonwebtoken` for a reason without a finer code.
     Rejected,
     /// `jwks.unavailable`: the issuer's JWKS could not be fetched and no good key exists to
@@ -87,6 +98,9 @@ impl Reason {
             Self::WrongIssuer => "jwt.wrong_issuer",
             Self::WrongAudience => "jwt.wrong_audience",
             Self::BadSubject => "jwt.bad_subject",
+            Self::LifetimeTooLong => "jwt.lifetime_too_long",
+            Self::WrongType => "jwt.wrong_typ",
+            Self::WrongAuthorizedParty => "jwt.wrong_azp",
             Self::Rejected => "jwt.rejected",
             Self::JwksUnavailable => "jwks.unavailable",
         }
@@ -204,6 +218,29 @@ pub enum SsoConfigError {
     InsecureJwksUrl {
         /// The issuer identifier.
         issuer: String,
+    },
+    /// The issuer identifier is not a URL that discovery can use (it must be an absolute
+    /// URL with a host and without query or fragment).
+    #[error("sso: issuer {issuer:?}: issuer is not a valid URL for discovery")]
+    InvalidIssuerUrl {
+        /// The issuer identifier.
+        issuer: String,
+    },
+    /// Discovery was asked for an issuer that is not `https://` (plain `http://` needs
+    /// [`danger::allow_plain_http`](super::danger::allow_plain_http)).
+    #[error("sso: issuer {issuer:?}: issuer must use https for discovery")]
+    InsecureIssuerUrl {
+        /// The issuer identifier.
+        issuer: String,
+    },
+    /// A per-issuer setting is not valid: `typ` (empty, or not a media type) or `azp`
+    /// (an empty client id).
+    #[error("sso: issuer {issuer:?}: {field} is not valid")]
+    InvalidSetting {
+        /// The issuer identifier.
+        issuer: String,
+        /// The setting's name.
+        field: &'static str,
     },
     /// A pinned (static) key set does not parse or holds no usable key.
     #[error("sso: issuer {issuer:?}: pinned key set holds no usable signing key")]

@@ -13,23 +13,37 @@
 //!   `max_stale` past their expiry. A successful fetch replaces the whole set, so keys
 //!   the issuer rotated out are dropped.
 
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use jsonwebtoken::Algorithm;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderMap};
 
 use super::config::{CachePolicy, IssuerConfig, KeySource};
+use super::discovery::ProviderMetadata;
 use super::error::SsoConfigError;
-use super::keys::{KeySet, VerifyKey, parse_set};
+use super::keys::{KeySet, Sole, VerifyKey, parse_set};
 
-/// The answer of the cache for one `kid`.
+/// What a token asks the cache for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Want<'a> {
+    /// The key with this `kid`.
+    Kid(&'a str),
+    /// The token has no `kid`: the one key that fits this algorithm, if exactly one does.
+    Sole(Algorithm),
+}
+
+/// The answer of the cache for one `kid` (or one algorithm, for a token without `kid`).
 #[derive(Debug)]
 pub(crate) enum Lookup {
-    /// The issuer's current key with this `kid`.
+    /// The issuer's current key with this `kid` (or the only one for the algorithm).
     Found(Arc<VerifyKey>),
-    /// The issuer's current key set (fetched successfully) has no such `kid`.
+    /// The issuer's current key set (fetched successfully) has no such `kid` (or no key
+    /// for the algorithm).
     Unknown,
+    /// Token without `kid`, and several of the issuer's keys fit its algorithm.
+    Ambiguous,
     /// No decision possible: no usable keys, or the `kid` is unknown and the latest fetch
     /// attempt failed.
     Unavailable,
@@ -39,7 +53,13 @@ pub(crate) enum Lookup {
 #[derive(Debug)]
 struct Fetcher {
     client: reqwest::Client,
-    url: reqwest::Url,
+    /// The JWKS URL: configured, or learnt from the discovery document (then set once,
+    /// by the first successful discovery).
+    url: OnceLock<reqwest::Url>,
+    /// `{issuer}/.well-known/openid-configuration`, when the JWKS URL is discovered.
+    discovery: Option<reqwest::Url>,
+    /// Plain `http://` was allowed through `danger` (for the discovered `jwks_uri` too).
+    allow_http: bool,
 }
 
 #[derive(Debug)]
@@ -89,18 +109,11 @@ impl JwksCache {
                 (None, set, true)
             }
             KeySource::Remote { url, allow_http } => {
-                let client = reqwest::Client::builder()
-                    .https_only(!allow_http)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(cfg.cache.timeout)
-                    .connect_timeout(cfg.cache.timeout)
-                    .user_agent(concat!("strongroom-auth-core/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(SsoConfigError::HttpClient)?;
-                let fetcher = Fetcher {
-                    client,
-                    url: url.clone(),
-                };
+                let fetcher = Fetcher::new(cfg, OnceLock::from(url.clone()), None, *allow_http)?;
+                (Some(fetcher), KeySet::default(), false)
+            }
+            KeySource::Discovery { url, allow_http } => {
+                let fetcher = Fetcher::new(cfg, OnceLock::new(), Some(url.clone()), *allow_http)?;
                 (Some(fetcher), KeySet::default(), false)
             }
         };
@@ -127,15 +140,29 @@ impl JwksCache {
     /// The key for `kid` if the current keys are usable and hold it; never fetches in
     /// line, but schedules a background refresh when the keys are stale.
     pub(crate) fn cached(&self, kid: &str) -> Option<Arc<VerifyKey>> {
+        self.cached_with(|keys| keys.get(kid).cloned())
+    }
+
+    /// For a token without `kid`: the answer of the current keys if they are usable and
+    /// hold a key for `alg` (one, or several); never fetches in line.
+    fn cached_sole(&self, alg: Algorithm) -> Option<Lookup> {
+        self.cached_with(|keys| match keys.sole(alg) {
+            Sole::None => None,
+            Sole::One(key) => Some(Lookup::Found(Arc::clone(key))),
+            Sole::Several => Some(Lookup::Ambiguous),
+        })
+    }
+
+    fn cached_with<T>(&self, find: impl FnOnce(&KeySet) -> Option<T>) -> Option<T> {
         if self.inner.fetcher.is_none() {
-            return self.inner.read().keys.get(kid).cloned();
+            return find(&self.inner.read().keys);
         }
         let now = Instant::now();
         let st = self.inner.read();
         if !self.inner.usable(&st, now) {
             return None;
         }
-        let key = st.keys.get(kid).cloned()?;
+        let key = find(&st.keys)?;
         let wants_refresh = st.fresh_until.is_some_and(|t| now >= t)
             && !st.refreshing
             && !self.inner.in_cooldown(&st, now);
@@ -146,29 +173,33 @@ impl JwksCache {
         Some(key)
     }
 
-    /// The key for `kid`, fetching (once, for all concurrent callers, at most once per
-    /// cooldown) when it is not cached.
-    pub(crate) async fn key(&self, kid: &str) -> Lookup {
-        if let Some(key) = self.cached(kid) {
-            return Lookup::Found(key);
+    /// The key for `kid` (or the only key for an algorithm), fetching (once, for all
+    /// concurrent callers, at most once per cooldown) when it is not cached.
+    pub(crate) async fn key(&self, want: Want<'_>) -> Lookup {
+        let hit = match want {
+            Want::Kid(kid) => self.cached(kid).map(Lookup::Found),
+            Want::Sole(alg) => self.cached_sole(alg),
+        };
+        if let Some(hit) = hit {
+            return hit;
         }
         if self.inner.fetcher.is_none() {
             return Lookup::Unknown;
         }
         let seen = self.inner.read().generation;
         if self.inner.in_cooldown(&self.inner.read(), Instant::now()) {
-            return self.inner.verdict(kid);
+            return self.inner.verdict(want);
         }
         let _flight = self.inner.fetch_lock.lock().await;
         {
             let st = self.inner.read();
             if st.generation != seen || self.inner.in_cooldown(&st, Instant::now()) {
                 drop(st);
-                return self.inner.verdict(kid);
+                return self.inner.verdict(want);
             }
         }
         self.inner.fetch_and_store().await;
-        self.inner.verdict(kid)
+        self.inner.verdict(want)
     }
 
     /// Fetches now (waiting for any fetch in flight first), ignoring the cooldown. For
@@ -252,12 +283,20 @@ impl Inner {
             .is_some_and(|t| now.saturating_duration_since(t) < self.policy.cooldown)
     }
 
-    fn verdict(&self, kid: &str) -> Lookup {
+    fn verdict(&self, want: Want<'_>) -> Lookup {
         let st = self.read();
         if !self.usable(&st, Instant::now()) {
             return Lookup::Unavailable;
         }
-        match st.keys.get(kid) {
+        let found = match want {
+            Want::Kid(kid) => st.keys.get(kid),
+            Want::Sole(alg) => match st.keys.sole(alg) {
+                Sole::One(key) => Some(key),
+                Sole::Several => return Lookup::Ambiguous,
+                Sole::None => None,
+            },
+        };
+        match found {
             Some(key) => Lookup::Found(Arc::clone(key)),
             None if st.last_failed => Lookup::Unavailable,
             None => Lookup::Unknown,
@@ -306,54 +345,140 @@ impl Inner {
     }
 }
 
+/// Why one GET failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GetError {
+    Timeout,
+    Transport,
+    HttpStatus,
+    TooLarge,
+}
+
+impl GetError {
+    const fn jwks_code(self) -> &'static str {
+        match self {
+            Self::Timeout => "jwks.timeout",
+            Self::Transport => "jwks.transport",
+            Self::HttpStatus => "jwks.http_status",
+            Self::TooLarge => "jwks.too_large",
+        }
+    }
+
+    const fn discovery_code(self) -> &'static str {
+        match self {
+            Self::Timeout => "discovery.timeout",
+            Self::Transport => "discovery.transport",
+            Self::HttpStatus => "discovery.http_status",
+            Self::TooLarge => "discovery.too_large",
+        }
+    }
+}
+
 impl Fetcher {
-    /// GET the JWKS with the size cap; returns the parsed keys and their TTL, or a stable
-    /// failure code.
+    fn new(
+        cfg: &IssuerConfig,
+        url: OnceLock<reqwest::Url>,
+        discovery: Option<reqwest::Url>,
+        allow_http: bool,
+    ) -> Result<Self, SsoConfigError> {
+        let client = reqwest::Client::builder()
+            .https_only(!allow_http)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(cfg.cache.timeout)
+            .connect_timeout(cfg.cache.timeout)
+            .user_agent(concat!("strongroom-auth-core/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(SsoConfigError::HttpClient)?;
+        Ok(Self {
+            client,
+            url,
+            discovery,
+            allow_http,
+        })
+    }
+
+    /// GET the JWKS (discovering its URL first if needed) with the size cap; returns the
+    /// parsed keys and their TTL, or a stable failure code.
     async fn fetch(
         &self,
         policy: &CachePolicy,
         issuer: &str,
         max_kid_len: usize,
     ) -> Result<(KeySet, Duration), &'static str> {
+        let url = match self.url.get() {
+            Some(url) => url.clone(),
+            None => self.discover(policy, issuer).await?,
+        };
+        let (body, max_age) = self
+            .get(url, "application/jwk-set+json, application/json", policy)
+            .await
+            .map_err(GetError::jwks_code)?;
+        let keys = parse_set(&body, issuer, policy.max_keys, max_kid_len).map_err(|e| e.code())?;
+        Ok((keys, policy.ttl_for(max_age)))
+    }
+
+    /// OpenID Connect Discovery 1.0 section 4: GET the provider metadata, check that its
+    /// `issuer` is exactly the configured one, take its `jwks_uri` (https unless plain
+    /// http was allowed) and keep it for every later fetch.
+    async fn discover(
+        &self,
+        policy: &CachePolicy,
+        issuer: &str,
+    ) -> Result<reqwest::Url, &'static str> {
+        let Some(discovery) = &self.discovery else {
+            return Err("discovery.no_url");
+        };
+        let (body, _) = self
+            .get(discovery.clone(), "application/json", policy)
+            .await
+            .map_err(GetError::discovery_code)?;
+        let metadata =
+            ProviderMetadata::parse(&body, issuer, self.allow_http).map_err(|e| e.code())?;
+        let url = metadata.into_jwks_uri();
+        tracing::info!(issuer, jwks_uri = %url, "oidc discovery: jwks_uri learnt");
+        Ok(self.url.get_or_init(|| url).clone())
+    }
+
+    /// One GET with the body cap; returns the body and the `Cache-Control` max-age.
+    async fn get(
+        &self,
+        url: reqwest::Url,
+        accept: &'static str,
+        policy: &CachePolicy,
+    ) -> Result<(Vec<u8>, Option<Duration>), GetError> {
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                GetError::Timeout
+            } else {
+                GetError::Transport
+            }
+        };
         let mut resp = self
             .client
-            .get(self.url.clone())
-            .header(ACCEPT, "application/jwk-set+json, application/json")
+            .get(url)
+            .header(ACCEPT, accept)
             .send()
             .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    "jwks.timeout"
-                } else {
-                    "jwks.transport"
-                }
-            })?;
+            .map_err(failed)?;
         if resp.status() != StatusCode::OK {
-            return Err("jwks.http_status");
+            return Err(GetError::HttpStatus);
         }
         let cap = policy.max_body_bytes;
         if resp
             .content_length()
             .is_some_and(|len| len > u64::try_from(cap).unwrap_or(u64::MAX))
         {
-            return Err("jwks.too_large");
+            return Err(GetError::TooLarge);
         }
         let max_age = max_age(resp.headers());
         let mut body: Vec<u8> = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            if e.is_timeout() {
-                "jwks.timeout"
-            } else {
-                "jwks.transport"
-            }
-        })? {
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
             if body.len().saturating_add(chunk.len()) > cap {
-                return Err("jwks.too_large");
+                return Err(GetError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }
-        let keys = parse_set(&body, issuer, policy.max_keys, max_kid_len).map_err(|e| e.code())?;
-        Ok((keys, policy.ttl_for(max_age)))
+        Ok((body, max_age))
     }
 }
 

@@ -67,10 +67,22 @@ impl fmt::Debug for VerifyKey {
     }
 }
 
+/// Every algorithm a public key can ever verify (the asymmetric ones).
+const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
 /// Why a JWK was skipped (logged with its `kid`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SkipReason {
-    NoKid,
     KidTooLong,
     NotForSignatures,
     PrivateOrSymmetric,
@@ -83,7 +95,6 @@ pub(crate) enum SkipReason {
 impl SkipReason {
     pub(crate) const fn code(self) -> &'static str {
         match self {
-            Self::NoKid => "jwks.key_without_kid",
             Self::KidTooLong => "jwks.kid_too_long",
             Self::NotForSignatures => "jwks.key_not_for_signatures",
             Self::PrivateOrSymmetric => "jwks.private_or_symmetric_key",
@@ -104,11 +115,13 @@ const MAX_RSA_MODULUS: usize = 1024;
 /// only; a key carrying any of these is skipped rather than trusted.
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
-/// Builds a [`VerifyKey`] from one JWK given as raw JSON.
+/// Builds a [`VerifyKey`] from one JWK given as raw JSON, with its `kid` (`None` when the
+/// JWK has none, or an empty one: RFC 7517 makes `kid` optional; such a key can only
+/// verify tokens without `kid`).
 pub(crate) fn parse_jwk(
     raw: &serde_json::Value,
     max_kid_len: usize,
-) -> Result<(String, VerifyKey), (Option<String>, SkipReason)> {
+) -> Result<(Option<String>, VerifyKey), (Option<String>, SkipReason)> {
     let kid_of = |v: &serde_json::Value| v.get("kid").and_then(|k| k.as_str()).map(str::to_owned);
     let Some(obj) = raw.as_object() else {
         return Err((None, SkipReason::Unparseable));
@@ -117,11 +130,9 @@ pub(crate) fn parse_jwk(
         return Err((kid_of(raw), SkipReason::PrivateOrSymmetric));
     }
     let jwk = Jwk::deserialize(raw).map_err(|_| (kid_of(raw), SkipReason::Unparseable))?;
-    let Some(kid) = jwk.common.key_id.clone().filter(|k| !k.is_empty()) else {
-        return Err((None, SkipReason::NoKid));
-    };
-    let skip = |r| (Some(kid.clone()), r);
-    if kid.len() > max_kid_len {
+    let kid = jwk.common.key_id.clone().filter(|k| !k.is_empty());
+    let skip = |r| (kid.clone(), r);
+    if kid.as_ref().is_some_and(|k| k.len() > max_kid_len) {
         return Err(skip(SkipReason::KidTooLong));
     }
     if matches!(
@@ -186,10 +197,28 @@ fn well_formed(key: &DecodingKey, key_type: KeyType) -> bool {
     }
 }
 
-/// The usable keys of one issuer, by `kid`.
+/// The key a token without `kid` may use for one algorithm.
+#[derive(Debug)]
+pub(crate) enum Sole<'a> {
+    /// No key of the set fits the algorithm.
+    None,
+    /// Exactly one key fits it.
+    One(&'a Arc<VerifyKey>),
+    /// Several keys fit it: a token must name one by `kid`.
+    Several,
+}
+
+/// The usable keys of one issuer: by `kid`, and per algorithm the one key (if exactly
+/// one) that a token without `kid` may use (OpenID Connect Core 1.0 section 10.1 requires
+/// `kid` only when the set holds several keys; we require it when several keys fit the
+/// token's algorithm and key type).
 #[derive(Default)]
 pub(crate) struct KeySet {
     keys: HashMap<String, Arc<VerifyKey>>,
+    /// Keys published without `kid`.
+    unnamed: usize,
+    /// For each algorithm some key fits: that key, or `None` when several fit.
+    by_alg: Vec<(Algorithm, Option<Arc<VerifyKey>>)>,
 }
 
 impl KeySet {
@@ -197,8 +226,34 @@ impl KeySet {
         self.keys.get(kid)
     }
 
+    /// The key a token without `kid` and with this `alg` may use.
+    pub(crate) fn sole(&self, alg: Algorithm) -> Sole<'_> {
+        match self.by_alg.iter().find(|(a, _)| *a == alg) {
+            None => Sole::None,
+            Some((_, Some(key))) => Sole::One(key),
+            Some((_, None)) => Sole::Several,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.len() + self.unnamed
+    }
+
+    fn new(keys: HashMap<String, Arc<VerifyKey>>, unnamed: Vec<Arc<VerifyKey>>) -> Self {
+        let mut by_alg = Vec::new();
+        for alg in ASYMMETRIC {
+            let mut fitting = keys.values().chain(&unnamed).filter(|k| k.permits(alg));
+            match (fitting.next(), fitting.next()) {
+                (None, _) => {}
+                (Some(one), None) => by_alg.push((alg, Some(Arc::clone(one)))),
+                (Some(_), Some(_)) => by_alg.push((alg, None)),
+            }
+        }
+        Self {
+            unnamed: unnamed.len(),
+            keys,
+            by_alg,
+        }
     }
 }
 
@@ -206,6 +261,7 @@ impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeySet")
             .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field("unnamed", &self.unnamed)
             .finish()
     }
 }
@@ -237,7 +293,8 @@ struct RawSet {
 }
 
 /// Parses a JWKS document. Unusable keys are skipped (and logged); a `kid` that appears
-/// twice is dropped entirely, since we could not tell which key it means.
+/// twice is dropped entirely, since we could not tell which key it means. Keys without
+/// `kid` are kept for tokens without `kid` only.
 pub(crate) fn parse_set(
     body: &[u8],
     issuer: &str,
@@ -249,10 +306,12 @@ pub(crate) fn parse_set(
         return Err(SetError::TooManyKeys);
     }
     let mut keys: HashMap<String, Arc<VerifyKey>> = HashMap::with_capacity(raw.keys.len());
+    let mut unnamed: Vec<Arc<VerifyKey>> = Vec::new();
     let mut duplicated: Vec<String> = Vec::new();
     for value in &raw.keys {
         match parse_jwk(value, max_kid_len) {
-            Ok((kid, key)) => {
+            Ok((None, key)) => unnamed.push(Arc::new(key)),
+            Ok((Some(kid), key)) => {
                 if keys.insert(kid.clone(), Arc::new(key)).is_some() {
                     duplicated.push(kid);
                 }
@@ -276,10 +335,10 @@ pub(crate) fn parse_set(
             "jwks key skipped"
         );
     }
-    if keys.is_empty() {
+    if keys.is_empty() && unnamed.is_empty() {
         return Err(SetError::NoUsableKey);
     }
-    Ok(KeySet { keys })
+    Ok(KeySet::new(keys, unnamed))
 }
 
 /// At most `max` bytes of `s`, cut on a character boundary (for log fields).

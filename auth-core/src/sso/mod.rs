@@ -2,13 +2,16 @@
 //!
 //! * [`SsoVerifier`] (built from one [`IssuerConfig`] per trusted issuer) turns a token
 //!   into a [`VerifiedIdentity`] or an opaque [`JwtError`] whose [`Reason`] goes to
-//!   tracing. Keys come only from each issuer's configured JWKS URL (or a pinned set),
+//!   tracing. Keys come only from each issuer's configured JWKS URL, the `jwks_uri` of
+//!   its OpenID Connect discovery document ([`IssuerConfig::discover`]), or a pinned set;
+//!   they
 //!   are cached per issuer with TTL, cooldown and single-flight refresh, and keep serving
 //!   through an outage.
 //! * [`IdentityBinder`] is the extension point that binds `(issuer, subject)` to a local
 //!   user (implemented by the user store).
 //! * [`SsoResolver`] plugs both into the resolver [`Chain`](crate::Chain).
-//! * [`danger`] holds the one weakening option (plain-http JWKS for tests).
+//! * [`danger`] holds the weakening options (plain-http JWKS and discovery for tests,
+//!   token lifetimes beyond 30 days for far-future test vectors).
 //!
 //! # Example
 //!
@@ -36,6 +39,7 @@
 
 mod config;
 pub mod danger;
+mod discovery;
 mod error;
 mod identity;
 mod jwks;
@@ -45,6 +49,7 @@ mod verifier;
 mod wire;
 
 pub use config::{CachePolicy, IssuerConfig, IssuerConfigBuilder, Limits};
+pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use error::{JwtError, Reason, SsoConfigError};
 pub use identity::{BindError, BindingKind, BoundUser, IdentityBinder, VerifiedIdentity};
 pub use jsonwebtoken::Algorithm;

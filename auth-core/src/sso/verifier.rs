@@ -6,17 +6,22 @@
 //!
 //! 1. length cap, then alphabet and shape (three non-empty base64url segments);
 //! 2. header: decoded into a stack buffer, must be a JSON object without repeated
-//!    members; `jku`/`x5u`/`jwk`/`x5c`/`crit`/`b64` refuse the token; `kid` required and
-//!    length-capped; `alg` must be in some issuer's allowlist (`none` and `HS*` never are);
+//!    members; `jku`/`x5u`/`jwk`/`x5c`/`crit`/`b64` refuse the token; `kid`, if present,
+//!    non-empty and length-capped; `alg` must be in some issuer's allowlist (`none` and
+//!    `HS*` never are);
 //! 3. key: by `kid` in the issuers' cached key sets (if more than one issuer holds that
 //!    `kid`, or none does, the unverified `iss` picks the issuer whose set is consulted
-//!    and refreshed); the `alg` must be in that issuer's allowlist and fit the key's type;
+//!    and refreshed); without `kid`, the unverified `iss` picks the issuer and its one key
+//!    fitting `alg` is used (several: refused, OpenID Connect Core 1.0 section 10.1); the
+//!    `alg` must be in that issuer's allowlist and fit the key's type; the header `typ`
+//!    must match when the issuer requires one (RFC 9068 section 4);
 //! 4. signature and claims by `jsonwebtoken::decode` with `iss`, `aud`, `exp`, `nbf`
 //!    validation on;
 //! 5. the claims again, by our own typed checks: `iss` a string equal to the issuer,
 //!    `aud` a string or non-empty string array containing a configured audience, `exp`
-//!    a number (required), `nbf` and `iat` numbers if present, all with the leeway, `sub`
-//!    a non-empty capped string.
+//!    a number (required), `nbf` and `iat` numbers if present, all with the leeway, the
+//!    lifetime (`exp - iat` and `exp - now`) at most the issuer's maximum, `sub` a
+//!    non-empty capped string, `azp` one of the configured authorized parties (if any).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,10 +29,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 
-use super::config::{IssuerConfig, Limits};
+use super::config::{IssuerConfig, Limits, strip_application};
 use super::error::{JwtError, Reason, SsoConfigError};
 use super::identity::VerifiedIdentity;
-use super::jwks::{JwksCache, Lookup};
+use super::jwks::{JwksCache, Lookup, Want};
 use super::keys::VerifyKey;
 use super::wire::{self, Claim, Claims, HEADER_BUF_LEN, WireClaims};
 
@@ -37,6 +42,12 @@ struct Issuer {
     name: String,
     audiences: Vec<String>,
     leeway: i64,
+    /// Longest accepted lifetime, seconds.
+    max_lifetime: i64,
+    /// Required header `typ` (lower case, without `application/`).
+    typ: Option<Box<str>>,
+    /// Accepted `azp` values (empty: not checked).
+    authorized_parties: Vec<String>,
     /// One `jsonwebtoken` validation per allowed algorithm (the library requires every
     /// algorithm of a validation to share the key's family).
     validations: Vec<(Algorithm, Validation)>,
@@ -118,6 +129,9 @@ impl SsoVerifierBuilder {
                 name: cfg.issuer.clone(),
                 audiences: cfg.audiences.clone(),
                 leeway: i64::try_from(cfg.leeway).unwrap_or(i64::MAX),
+                max_lifetime: i64::try_from(cfg.max_lifetime).unwrap_or(i64::MAX),
+                typ: cfg.typ.as_deref().map(Box::from),
+                authorized_parties: cfg.authorized_parties.clone(),
                 validations,
                 cache: JwksCache::new(cfg, self.limits.max_kid_len)?,
             });
@@ -162,8 +176,9 @@ impl SsoVerifier {
     }
 
     /// Fetches every remote issuer's JWKS now (for warm-up at start), ignoring the
-    /// cooldown. Returns how many issuers have usable keys afterwards; the others are
-    /// retried on demand.
+    /// cooldown; an issuer configured with [`IssuerConfig::discover`] whose JWKS URL is
+    /// not known yet fetches its discovery document first. Returns how many issuers have
+    /// usable keys afterwards; the others are retried on demand.
     pub async fn prefetch(&self) -> usize {
         let mut ready = 0;
         for issuer in self.issuers.iter() {
@@ -200,21 +215,29 @@ impl SsoVerifier {
         if header.forbidden {
             return Err(Reason::ForbiddenHeader);
         }
-        let kid = &*header.kid;
-        if kid.is_empty() {
-            return Err(Reason::KidMissing);
-        }
-        if kid.len() > self.limits.max_kid_len {
-            return Err(Reason::KidTooLong);
+        let kid = header.kid.as_deref();
+        match kid {
+            Some("") => return Err(Reason::KidMissing),
+            Some(kid) if kid.len() > self.limits.max_kid_len => return Err(Reason::KidTooLong),
+            _ => {}
         }
         let alg = parse_alg(&header.alg)
             .filter(|a| self.any_allowed.contains(a))
             .ok_or(Reason::AlgNotAllowed)?;
 
-        let (issuer, key) = self.select_key(kid, segments.payload).await?;
+        let want = kid.map_or(Want::Sole(alg), Want::Kid);
+        let (issuer, key) = self.select_key(want, segments.payload).await?;
         let validation = issuer.validation(alg).ok_or(Reason::AlgNotAllowed)?;
         if !key.permits(alg) {
             return Err(Reason::AlgKeyMismatch);
+        }
+        if let Some(expected) = &issuer.typ
+            && !header
+                .typ
+                .as_deref()
+                .is_some_and(|t| strip_application(t).eq_ignore_ascii_case(expected))
+        {
+            return Err(Reason::WrongType);
         }
 
         let data = match jsonwebtoken::decode::<Claims>(token, &key.key, validation) {
@@ -224,7 +247,8 @@ impl SsoVerifier {
         // The library parsed the header on its own: it must agree with ours.
         let h = &data.header;
         if h.alg != alg
-            || h.kid.as_deref() != Some(kid)
+            || h.kid.as_deref() != kid
+            || h.typ.as_deref() != header.typ.as_deref()
             || h.jku.is_some()
             || h.x5u.is_some()
             || h.jwk.is_some()
@@ -236,40 +260,50 @@ impl SsoVerifier {
         check_claims(data.claims.0, issuer, &self.limits, now_unix()?)
     }
 
-    /// Finds the issuer and key for `kid`.
+    /// Finds the issuer and key for `kid` (or, for a token without `kid`, the issuer's
+    /// only key fitting `alg`).
     async fn select_key(
         &self,
-        kid: &str,
+        want: Want<'_>,
         payload_b64: &str,
     ) -> Result<(&Issuer, Arc<VerifyKey>), Reason> {
         let issuer = if let [only] = &*self.issuers {
             only
         } else {
-            let mut hit = None;
-            let mut hits = 0usize;
-            for issuer in self.issuers.iter() {
-                if let Some(key) = issuer.cache.cached(kid) {
-                    hits += 1;
-                    hit = Some((issuer, key));
+            if let Want::Kid(kid) = want {
+                let mut hit = None;
+                let mut hits = 0usize;
+                for issuer in self.issuers.iter() {
+                    if let Some(key) = issuer.cache.cached(kid) {
+                        hits += 1;
+                        hit = Some((issuer, key));
+                    }
+                }
+                if hits == 1
+                    && let Some(found) = hit
+                {
+                    return Ok(found);
                 }
             }
-            if hits == 1
-                && let Some(found) = hit
-            {
-                return Ok(found);
-            }
-            // Unknown everywhere, or held by several issuers: let the (unverified) `iss`
-            // say which issuer's set to consult. The token must still verify under that
-            // issuer's key and carry exactly that `iss`.
+            // Unknown everywhere, held by several issuers, or no `kid` at all: let the
+            // (unverified) `iss` say which issuer's set to consult. The token must still
+            // verify under that issuer's key and carry exactly that `iss`.
             let name = wire::peek_issuer(payload_b64)?;
             self.issuers
                 .iter()
                 .find(|i| i.name == name)
                 .ok_or(Reason::UnknownIssuer)?
         };
-        match issuer.cache.key(kid).await {
+        if let Want::Sole(alg) = want
+            && issuer.validation(alg).is_none()
+        {
+            // Not this issuer's algorithm: no key to look for (and nothing to fetch).
+            return Err(Reason::AlgNotAllowed);
+        }
+        match issuer.cache.key(want).await {
             Lookup::Found(key) => Ok((issuer, key)),
-            Lookup::Unknown => Err(Reason::UnknownKid),
+            Lookup::Unknown if matches!(want, Want::Kid(_)) => Err(Reason::UnknownKid),
+            Lookup::Unknown | Lookup::Ambiguous => Err(Reason::KidMissing),
             Lookup::Unavailable => Err(Reason::JwksUnavailable),
         }
     }
@@ -308,14 +342,28 @@ fn check_claims(
     {
         return Err(Reason::NotYetValid);
     }
-    if let Some(iat) = optional(c.iat)?
+    let iat = optional(c.iat)?;
+    if let Some(iat) = iat
         && iat.0 > now.saturating_add(issuer.leeway)
     {
         return Err(Reason::IssuedInFuture);
     }
+    // Lifetime: issued-to-expiry, and now-to-expiry (which also bounds tokens without
+    // `iat`); an `exp` in milliseconds fails both.
+    if iat.is_some_and(|iat| exp.saturating_sub(iat.0) > issuer.max_lifetime)
+        || exp.saturating_sub(now) > issuer.max_lifetime.saturating_add(issuer.leeway)
+    {
+        return Err(Reason::LifetimeTooLong);
+    }
     let sub = present(c.sub)?;
     if sub.is_empty() || sub.len() > limits.max_subject_len {
         return Err(Reason::BadSubject);
+    }
+    if !issuer.authorized_parties.is_empty() {
+        let azp = present(c.azp)?;
+        if !issuer.authorized_parties.contains(&azp) {
+            return Err(Reason::WrongAuthorizedParty);
+        }
     }
     let email = match c.email {
         Claim::Present(e) => Some(e),

@@ -70,13 +70,42 @@ impl<'de> Deserialize<'de> for Present {
     }
 }
 
+/// An optional string member, borrowed from the decoded header where possible. Absent is
+/// `None`; any JSON type but a string (including `null`) is a parse error.
+#[derive(Debug, Default)]
+pub(crate) struct OptStr<'a>(pub(crate) Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OptStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = OptStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(OptStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(OptStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(OptStr(Some(Cow::Owned(v))))
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
 /// The header members we read, borrowed from the decoded header where possible.
 #[derive(Deserialize)]
 struct WireHeader<'a> {
     #[serde(borrow, default)]
     alg: Cow<'a, str>,
     #[serde(borrow, default)]
-    kid: Cow<'a, str>,
+    kid: OptStr<'a>,
+    #[serde(borrow, default)]
+    typ: OptStr<'a>,
     #[serde(default)]
     jku: Present,
     #[serde(default)]
@@ -96,8 +125,10 @@ struct WireHeader<'a> {
 pub(crate) struct Header<'a> {
     /// The `alg` member (empty if absent).
     pub(crate) alg: Cow<'a, str>,
-    /// The `kid` member (empty if absent).
-    pub(crate) kid: Cow<'a, str>,
+    /// The `kid` member (`None` if absent).
+    pub(crate) kid: Option<Cow<'a, str>>,
+    /// The `typ` member (`None` if absent).
+    pub(crate) typ: Option<Cow<'a, str>>,
     /// Whether a member that could select or modify the key or the signing input
     /// (`jku`, `x5u`, `jwk`, `x5c`, `crit`, `b64`) is present.
     pub(crate) forbidden: bool,
@@ -120,7 +151,8 @@ pub(crate) fn parse_header<'b>(
     let forbidden = h.jku.0 || h.x5u.0 || h.jwk.0 || h.x5c.0 || h.crit.0 || h.b64.0;
     Ok(Header {
         alg: h.alg,
-        kid: h.kid,
+        kid: h.kid.0,
+        typ: h.typ.0,
         forbidden,
     })
 }
@@ -353,6 +385,8 @@ pub(crate) struct WireClaims {
     pub(crate) email: Claim<String>,
     #[serde(default)]
     pub(crate) email_verified: Claim<bool>,
+    #[serde(default)]
+    pub(crate) azp: Claim<String>,
 }
 
 /// [`WireClaims`] that only parse from a JSON object: the type handed to
@@ -423,7 +457,23 @@ mod tests {
     fn header_reads_alg_kid_and_flags_key_selecting_members() {
         let mut buf = [0u8; HEADER_BUF_LEN];
         let h = parse_header(&b64(r#"{"alg":"RS256","kid":"k1"}"#), &mut buf).unwrap();
-        assert_eq!((&*h.alg, &*h.kid, h.forbidden), ("RS256", "k1", false));
+        assert_eq!(
+            (&*h.alg, h.kid.as_deref(), h.typ.as_deref(), h.forbidden),
+            ("RS256", Some("k1"), None, false)
+        );
+        let h = parse_header(&b64(r#"{"alg":"RS256","typ":"at+jwt"}"#), &mut buf).unwrap();
+        assert_eq!((h.kid, h.typ.as_deref()), (None, Some("at+jwt")));
+        // Escapes are decoded (owned); a kid or typ of another type is malformed.
+        let h = parse_header(&b64(r#"{"alg":"RS256","kid":"k\u0031"}"#), &mut buf).unwrap();
+        assert_eq!(h.kid.as_deref(), Some("k1"));
+        for bad in [r#"{"kid":null}"#, r#"{"kid":7}"#, r#"{"typ":["JWT"]}"#] {
+            let mut buf = [0u8; HEADER_BUF_LEN];
+            assert_eq!(
+                parse_header(&b64(bad), &mut buf).unwrap_err(),
+                Reason::Malformed,
+                "{bad}"
+            );
+        }
         for member in ["jku", "x5u", "jwk", "x5c", "crit", "b64"] {
             let mut buf = [0u8; HEADER_BUF_LEN];
             let json = format!(r#"{{"alg":"RS256","kid":"k1","{member}":null}}"#);

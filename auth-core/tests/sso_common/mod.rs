@@ -188,6 +188,8 @@ struct ServerState {
     delay: Mutex<Duration>,
     hits: AtomicUsize,
     attacker_hits: AtomicUsize,
+    discovery: Mutex<Option<String>>,
+    discovery_hits: AtomicUsize,
 }
 
 /// A real HTTP server on 127.0.0.1 serving `/jwks` (controlled by [`Mode`]),
@@ -207,11 +209,18 @@ impl JwksServer {
             delay: Mutex::new(Duration::ZERO),
             hits: AtomicUsize::new(0),
             attacker_hits: AtomicUsize::new(0),
+            discovery: Mutex::new(None),
+            discovery_hits: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
             .route("/jwks", get(serve_jwks))
             .route("/attacker/jwks", get(serve_attacker))
             .route("/redirect", get(redirect))
+            .route("/.well-known/openid-configuration", get(serve_discovery))
+            .route(
+                "/realms/main/.well-known/openid-configuration",
+                get(serve_discovery),
+            )
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -255,6 +264,22 @@ impl JwksServer {
     /// Requests to `/jwks` so far.
     pub fn hits(&self) -> usize {
         self.state.hits.load(Ordering::SeqCst)
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Serves `doc` at `/.well-known/openid-configuration` and
+    /// `/realms/main/.well-known/openid-configuration` (404 until set).
+    pub fn set_discovery(&self, doc: &Value) {
+        *self.state.discovery.lock().unwrap() = Some(doc.to_string());
+    }
+
+    /// Requests to the discovery document so far.
+    pub fn discovery_hits(&self) -> usize {
+        self.state.discovery_hits.load(Ordering::SeqCst)
     }
 
     /// Requests to `/attacker/jwks` so far.
@@ -306,6 +331,21 @@ async fn serve_jwks(State(st): State<Arc<ServerState>>) -> Response {
             tokio::time::sleep(Duration::from_secs(60)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
+    }
+}
+
+async fn serve_discovery(State(st): State<Arc<ServerState>>) -> Response {
+    st.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    match st.discovery.lock().unwrap().clone() {
+        Some(doc) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            doc,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

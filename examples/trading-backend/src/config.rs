@@ -26,6 +26,14 @@ pub(crate) const ENV_SSO_ISSUER: &str = "SSO_ISSUER";
 pub(crate) const ENV_SSO_JWKS_URL: &str = "SSO_JWKS_URL";
 /// SSO audience (`aud`).
 pub(crate) const ENV_SSO_AUDIENCE: &str = "SSO_AUDIENCE";
+/// `1`: the JWKS URL comes from `{SSO_ISSUER}/.well-known/openid-configuration`.
+pub(crate) const ENV_SSO_DISCOVERY: &str = "SSO_DISCOVERY";
+/// Longest accepted SSO token lifetime, whole seconds (default 86400, at most 30 days).
+pub(crate) const ENV_SSO_MAX_TOKEN_LIFETIME_SECS: &str = "SSO_MAX_TOKEN_LIFETIME_SECS";
+/// Required JWT header `typ` (for example `at+jwt`, RFC 9068).
+pub(crate) const ENV_SSO_TYP: &str = "SSO_TYP";
+/// Accepted `azp` values, comma-separated (then `azp` is required).
+pub(crate) const ENV_SSO_AZP: &str = "SSO_AZP";
 /// DANGER, tests and local development only: `1` accepts a plain `http://` JWKS URL.
 pub(crate) const ENV_SSO_DANGER_ALLOW_HTTP: &str = "SSO_DANGER_ALLOW_HTTP";
 
@@ -75,13 +83,22 @@ impl std::fmt::Debug for DatabaseTarget {
         }
     }
 }
+/// Longest `SSO_MAX_TOKEN_LIFETIME_SECS` (30 days, auth-core's ceiling).
+const MAX_SSO_LIFETIME_SECS: u64 = 30 * 24 * 3600;
 
 /// SSO settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SsoSettings {
     pub(crate) issuer: String,
-    pub(crate) jwks_url: String,
+    /// `SSO_JWKS_URL`; `None` with `SSO_DISCOVERY=1` (discovered from the issuer).
+    pub(crate) jwks_url: Option<String>,
     pub(crate) audience: String,
+    /// `SSO_MAX_TOKEN_LIFETIME_SECS`; `None`: auth-core's default (24 h).
+    pub(crate) max_token_lifetime: Option<std::time::Duration>,
+    /// `SSO_TYP`: required header `typ`.
+    pub(crate) typ: Option<String>,
+    /// `SSO_AZP`: accepted `azp` values (empty: not checked).
+    pub(crate) azp: Vec<String>,
     /// `SSO_DANGER_ALLOW_HTTP=1`: the JWKS URL may be plain `http://` (anyone on the
     /// network path could then substitute the keys). Tests and local development only.
     pub(crate) danger_allow_http: bool,
@@ -237,6 +254,14 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
     let issuer = non_empty(lookup, ENV_SSO_ISSUER);
     let jwks_url = non_empty(lookup, ENV_SSO_JWKS_URL);
     let audience = non_empty(lookup, ENV_SSO_AUDIENCE);
+    let discovery_var = non_empty(lookup, ENV_SSO_DISCOVERY);
+    let discovery = match &discovery_var {
+        Some(v) => parse_bool(ENV_SSO_DISCOVERY, v)?,
+        None => false,
+    };
+    let max_lifetime_var = non_empty(lookup, ENV_SSO_MAX_TOKEN_LIFETIME_SECS);
+    let typ = non_empty(lookup, ENV_SSO_TYP);
+    let azp_var = non_empty(lookup, ENV_SSO_AZP);
     let danger_allow_http = match non_empty(lookup, ENV_SSO_DANGER_ALLOW_HTTP) {
         None => None,
         Some(v) if v == "1" => Some(v),
@@ -251,6 +276,10 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
         for (var, value) in [
             (ENV_SSO_JWKS_URL, &jwks_url),
             (ENV_SSO_AUDIENCE, &audience),
+            (ENV_SSO_DISCOVERY, &discovery_var),
+            (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, &max_lifetime_var),
+            (ENV_SSO_TYP, &typ),
+            (ENV_SSO_AZP, &azp_var),
             (ENV_SSO_DANGER_ALLOW_HTTP, &danger_allow_http),
         ] {
             if value.is_some() {
@@ -262,26 +291,88 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
         }
         return Ok(None);
     };
-    let jwks_url = jwks_url.ok_or(ConfigError::Missing {
-        var: ENV_SSO_JWKS_URL,
-        because: ENV_SSO_ISSUER,
-    })?;
+    let danger_allow_http = danger_allow_http.is_some();
+    let https_or_allowed = |url: &str| {
+        url.starts_with("https://") || (danger_allow_http && url.starts_with("http://"))
+    };
+    let jwks_url = match (jwks_url, discovery) {
+        (Some(_), true) => {
+            return Err(ConfigError::Invalid {
+                var: ENV_SSO_JWKS_URL,
+                reason: "must be unset when SSO_DISCOVERY is on (the issuer's discovery document names the JWKS URL)",
+            });
+        }
+        (None, true) => {
+            if !https_or_allowed(&issuer) {
+                return Err(ConfigError::Invalid {
+                    var: ENV_SSO_ISSUER,
+                    reason: "must be an https:// URL when SSO_DISCOVERY is on",
+                });
+            }
+            None
+        }
+        (None, false) => {
+            return Err(ConfigError::Missing {
+                var: ENV_SSO_JWKS_URL,
+                because: ENV_SSO_ISSUER,
+            });
+        }
+        (Some(url), false) => {
+            if !https_or_allowed(&url) {
+                return Err(ConfigError::Invalid {
+                    var: ENV_SSO_JWKS_URL,
+                    reason: "must be an https:// URL",
+                });
+            }
+            Some(url)
+        }
+    };
     let audience = audience.ok_or(ConfigError::Missing {
         var: ENV_SSO_AUDIENCE,
         because: ENV_SSO_ISSUER,
     })?;
-    let danger_allow_http = danger_allow_http.is_some();
-    let plain_http_allowed = danger_allow_http && jwks_url.starts_with("http://");
-    if !jwks_url.starts_with("https://") && !plain_http_allowed {
+    let max_token_lifetime = match max_lifetime_var {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs) if (1..=MAX_SSO_LIFETIME_SECS).contains(&secs) => {
+                Some(std::time::Duration::from_secs(secs))
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_SSO_MAX_TOKEN_LIFETIME_SECS,
+                    reason: "expected whole seconds from 1 to 2592000 (30 days)",
+                });
+            }
+        },
+    };
+    if let Some(typ) = &typ
+        && !typ.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(ConfigError::Invalid {
-            var: ENV_SSO_JWKS_URL,
-            reason: "must be an https:// URL",
+            var: ENV_SSO_TYP,
+            reason: "expected a media type such as at+jwt",
         });
     }
+    let azp: Vec<String> = match azp_var {
+        None => Vec::new(),
+        Some(list) => {
+            let ids: Vec<String> = list.split(',').map(|id| id.trim().to_owned()).collect();
+            if ids.iter().any(String::is_empty) {
+                return Err(ConfigError::Invalid {
+                    var: ENV_SSO_AZP,
+                    reason: "expected a comma-separated list of client ids",
+                });
+            }
+            ids
+        }
+    };
     Ok(Some(SsoSettings {
         issuer,
         jwks_url,
         audience,
+        max_token_lifetime,
+        typ,
+        azp,
         danger_allow_http,
     }))
 }
@@ -395,7 +486,10 @@ mod tests {
         allowed.push((ENV_SSO_DANGER_ALLOW_HTTP, "1"));
         let settings = with(&allowed).unwrap().sso.unwrap();
         assert!(settings.danger_allow_http);
-        assert_eq!(settings.jwks_url, "http://127.0.0.1:9/jwks");
+        assert_eq!(
+            settings.jwks_url.as_deref(),
+            Some("http://127.0.0.1:9/jwks")
+        );
         // https keeps working with the flag; without it the flag is off.
         let mut https = allowed.clone();
         https[1] = (ENV_SSO_JWKS_URL, "https://idp/jwks");
@@ -458,9 +552,122 @@ mod tests {
         assert!(target.starts_with("Postgres"), "{target}");
         for shown in [target, format!("{config:?}")] {
             assert!(!shown.contains(canary), "the database URL was printed");
-            assert!(!shown.contains("db-host-canary"), "the database URL was printed");
+            assert!(
+                !shown.contains("db-host-canary"),
+                "the database URL was printed"
+            );
         }
         let sqlite = with(&[]).unwrap();
         assert!(format!("{:?}", sqlite.database).contains("strongroom.db"));
+    }
+
+    #[test]
+    fn sso_discovery_lifetime_typ_and_azp() {
+        let base = [
+            (ENV_SSO_ISSUER, "https://idp/realms/main"),
+            (ENV_SSO_AUDIENCE, "app"),
+        ];
+        let vars = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            with(&v)
+        };
+        // Discovery: no JWKS URL needed, and none accepted.
+        let s = vars(&[(ENV_SSO_DISCOVERY, "1")]).unwrap().sso.unwrap();
+        assert_eq!(s.jwks_url, None);
+        assert!(matches!(
+            vars(&[
+                (ENV_SSO_DISCOVERY, "1"),
+                (ENV_SSO_JWKS_URL, "https://idp/jwks")
+            ]),
+            Err(ConfigError::Invalid {
+                var: ENV_SSO_JWKS_URL,
+                ..
+            })
+        ));
+        // Discovery off: the JWKS URL stays required.
+        assert!(matches!(
+            vars(&[(ENV_SSO_DISCOVERY, "0")]),
+            Err(ConfigError::Missing {
+                var: ENV_SSO_JWKS_URL,
+                ..
+            })
+        ));
+        assert!(matches!(
+            vars(&[(ENV_SSO_DISCOVERY, "CANARY")]),
+            Err(ConfigError::Invalid {
+                var: ENV_SSO_DISCOVERY,
+                ..
+            })
+        ));
+        // Discovery needs an https issuer (http only with the danger flag).
+        let http_issuer = [
+            (ENV_SSO_ISSUER, "http://127.0.0.1:9"),
+            (ENV_SSO_AUDIENCE, "app"),
+            (ENV_SSO_DISCOVERY, "1"),
+        ];
+        assert!(matches!(
+            with(&http_issuer),
+            Err(ConfigError::Invalid {
+                var: ENV_SSO_ISSUER,
+                ..
+            })
+        ));
+        let mut allowed = http_issuer.to_vec();
+        allowed.push((ENV_SSO_DANGER_ALLOW_HTTP, "1"));
+        assert!(with(&allowed).unwrap().sso.unwrap().danger_allow_http);
+        // Lifetime, typ and azp reach the settings.
+        let s = vars(&[
+            (ENV_SSO_DISCOVERY, "true"),
+            (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, "3600"),
+            (ENV_SSO_TYP, "at+jwt"),
+            (ENV_SSO_AZP, "web, cli"),
+        ])
+        .unwrap()
+        .sso
+        .unwrap();
+        assert_eq!(
+            s.max_token_lifetime,
+            Some(std::time::Duration::from_secs(3600))
+        );
+        assert_eq!(s.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(s.azp, ["web", "cli"]);
+        let defaults = vars(&[(ENV_SSO_DISCOVERY, "1")]).unwrap().sso.unwrap();
+        assert_eq!(
+            (
+                defaults.max_token_lifetime,
+                defaults.typ,
+                defaults.azp.len()
+            ),
+            (None, None, 0)
+        );
+        for (var, bad) in [
+            (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, "0"),
+            (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, "2592001"),
+            (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, "1h-CANARY"),
+            (ENV_SSO_TYP, "at jwt CANARY"),
+            (ENV_SSO_AZP, "web,,CANARY"),
+            (ENV_SSO_AZP, " , "),
+        ] {
+            let err = vars(&[(ENV_SSO_DISCOVERY, "1"), (var, bad)]).err().unwrap();
+            let message = err.to_string();
+            assert!(message.contains(var), "{message}");
+            assert!(!message.contains("CANARY"), "{message}");
+        }
+        // Without SSO_ISSUER, each of them is a mistake.
+        for var in [
+            ENV_SSO_DISCOVERY,
+            ENV_SSO_MAX_TOKEN_LIFETIME_SECS,
+            ENV_SSO_TYP,
+            ENV_SSO_AZP,
+        ] {
+            assert!(matches!(
+                with(&[(var, "1")]),
+                Err(ConfigError::Missing {
+                    var: ENV_SSO_ISSUER,
+                    ..
+                })
+            ));
+        }
     }
 }

@@ -92,7 +92,14 @@ impl Signer {
 
     /// A compact RS256 JWS over these claims.
     fn token(&self, claims: &Value) -> String {
-        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
+        self.token_with(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}),
+            claims,
+        )
+    }
+
+    /// A compact RS256 JWS with this header.
+    fn token_with(&self, header: &Value, claims: &Value) -> String {
         let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
         let mut signature = vec![0u8; self.key.public_modulus_len()];
         self.key
@@ -278,4 +285,90 @@ fn plain_http_jwks_is_refused_without_the_danger_flag() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `SSO_DISCOVERY`, `SSO_MAX_TOKEN_LIFETIME_SECS`, `SSO_TYP` and `SSO_AZP` reach the
+/// verifier: the JWKS URL comes from the issuer's discovery document on 127.0.0.1, and
+/// each option refuses what it should.
+#[tokio::test(flavor = "multi_thread")]
+async fn sso_discovery_lifetime_typ_and_azp_from_the_environment() {
+    #[derive(Clone)]
+    struct St {
+        issuer: Arc<String>,
+        jwks: Arc<String>,
+        hits: Arc<AtomicUsize>,
+    }
+    async fn discovery(State(st): State<St>) -> impl IntoResponse {
+        let doc = json!({"issuer": *st.issuer, "jwks_uri": format!("{}/jwks", st.issuer)});
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            doc.to_string(),
+        )
+    }
+    async fn jwks(State(st): State<St>) -> impl IntoResponse {
+        st.hits.fetch_add(1, Ordering::SeqCst);
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            st.jwks.as_str().to_owned(),
+        )
+    }
+    let idp = Signer::generate(KID);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let state = St {
+        issuer: Arc::new(issuer.clone()),
+        jwks: Arc::new(json!({ "keys": [idp.jwk()] }).to_string()),
+        hits: hits.clone(),
+    };
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(discovery),
+        )
+        .route("/jwks", axum::routing::get(jwks))
+        .with_state(state);
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("SSO_ISSUER", &issuer),
+            ("SSO_DISCOVERY", "1"),
+            ("SSO_AUDIENCE", AUDIENCE),
+            ("SSO_MAX_TOKEN_LIFETIME_SECS", "1800"),
+            ("SSO_TYP", "at+jwt"),
+            ("SSO_AZP", "web,cli"),
+            ("SSO_DANGER_ALLOW_HTTP", "1"),
+        ],
+    );
+    let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": KID});
+    let claims = |exp: i64, azp: &str| {
+        json!({
+            "iss": issuer, "aud": AUDIENCE, "sub": "sso-options-1",
+            "iat": now(), "exp": exp, "azp": azp,
+            "email": "options@example.com", "email_verified": true,
+        })
+    };
+    let good = idp.token_with(&header, &claims(now() + 1200, "web"));
+    let (status, me) = server.get("/api/auth/me", Some(&good)).await;
+    assert_eq!(status, 200, "{me}\n{}", server.logs());
+    assert!(
+        hits.load(Ordering::SeqCst) >= 1,
+        "discovered JWKS never fetched"
+    );
+    // Longer than SSO_MAX_TOKEN_LIFETIME_SECS, or exp in milliseconds: 403.
+    for exp in [now() + 3600, (now() + 1200) * 1000] {
+        let long = idp.token_with(&header, &claims(exp, "web"));
+        assert_eq!(server.get("/api/auth/me", Some(&long)).await.0, 403);
+    }
+    // typ other than at+jwt: 403.
+    let jwt = idp.token(&claims(now() + 1200, "web"));
+    assert_eq!(server.get("/api/auth/me", Some(&jwt)).await.0, 403);
+    // azp not listed: 403.
+    let other = idp.token_with(&header, &claims(now() + 1200, "other"));
+    assert_eq!(server.get("/api/auth/me", Some(&other)).await.0, 403);
+    assert_eq!(server.get("/api/auth/me", Some(&good)).await.0, 200);
 }

@@ -85,7 +85,7 @@ pub(crate) enum BuildError {
         source: auth_core::ConfigError,
     },
     /// The SSO settings were refused.
-    #[error("SSO_ISSUER / SSO_JWKS_URL / SSO_AUDIENCE: {0}")]
+    #[error("SSO_* settings: {0}")]
     Sso(String),
     /// The envelope or cache could not be built.
     #[error("{0}")]
@@ -152,8 +152,20 @@ pub(crate) fn build(
     }
     chain = chain.resolver(sessions.clone());
     if let Some(sso) = &config.sso {
-        let mut issuer = IssuerConfig::remote(sso.issuer.clone(), sso.jwks_url.clone())
-            .audience(sso.audience.clone());
+        let mut issuer = match &sso.jwks_url {
+            Some(url) => IssuerConfig::remote(sso.issuer.clone(), url.clone()),
+            None => IssuerConfig::discover(sso.issuer.clone()),
+        }
+        .audience(sso.audience.clone());
+        if let Some(lifetime) = sso.max_token_lifetime {
+            issuer = issuer.max_token_lifetime(lifetime);
+        }
+        if let Some(typ) = &sso.typ {
+            issuer = issuer.token_type(typ.clone());
+        }
+        for azp in &sso.azp {
+            issuer = issuer.authorized_party(azp.clone());
+        }
         if sso.danger_allow_http {
             warn_sso_plain_http();
             issuer = danger::allow_plain_http(issuer);
