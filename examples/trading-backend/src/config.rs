@@ -458,7 +458,10 @@ mod tests {
         assert!(target.starts_with("Postgres"), "{target}");
         for shown in [target, format!("{config:?}")] {
             assert!(!shown.contains(canary), "the database URL was printed");
-            assert!(!shown.contains("db-host-canary"), "the database URL was printed");
+            assert!(
+                !shown.contains("db-host-canary"),
+                "the database URL was printed"
+            );
         }
         let sqlite = with(&[]).unwrap();
         assert!(format!("{:?}", sqlite.database).contains("strongroom.db"));
