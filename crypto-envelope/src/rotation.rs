@@ -34,6 +34,10 @@ use crate::store::{KeyCount, RewrapRow, key_label};
 /// as [`RewrapFailureReason::StillChanging`].
 pub const MAX_ROW_ATTEMPTS: u32 = 4;
 
+/// The cursor before the first row: row ids are the store's, and a store may hold ids of
+/// 0 or below (imported or hand-inserted rows), which a walk must open too.
+const BEFORE_FIRST_ROW: i64 = i64::MIN;
+
 /// Why a row was left as it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -85,7 +89,8 @@ pub struct RewrapFailure {
 /// Progress of a bulk re-wrap. Counters add up over every pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RewrapProgress {
-    /// The last row id handled: persist it to resume.
+    /// The last row id handled: persist it to resume. Before the first row of a pass
+    /// it is `i64::MIN` (row ids of 0 and below are walked too).
     pub cursor: i64,
     /// The pass under way, from 1 (see [`Rewrapper::max_passes`]).
     pub pass: u32,
@@ -155,10 +160,11 @@ impl<'a> Rewrapper<'a> {
             batch_size: 100,
             max_passes: 3,
             progress: RewrapProgress {
+                cursor: BEFORE_FIRST_ROW,
                 pass: 1,
                 ..RewrapProgress::default()
             },
-            pass_start: 0,
+            pass_start: BEFORE_FIRST_ROW,
             wrapped_around: false,
             failed_off_primary: 0,
         }
@@ -208,9 +214,9 @@ impl<'a> Rewrapper<'a> {
             rows.retain(|r| r.row_id <= self.pass_start);
         }
         if rows.is_empty() {
-            if !self.wrapped_around && self.pass_start > 0 {
+            if !self.wrapped_around && self.pass_start > BEFORE_FIRST_ROW {
                 self.wrapped_around = true;
-                self.progress.cursor = 0;
+                self.progress.cursor = BEFORE_FIRST_ROW;
             } else {
                 self.finish_pass().await?;
             }
@@ -259,9 +265,9 @@ impl<'a> Rewrapper<'a> {
                 "rows remain under a non-primary key: walking the store again"
             );
             self.progress.pass += 1;
-            self.progress.cursor = 0;
+            self.progress.cursor = BEFORE_FIRST_ROW;
             self.progress.failed.clear();
-            self.pass_start = 0;
+            self.pass_start = BEFORE_FIRST_ROW;
             self.wrapped_around = false;
             self.failed_off_primary = 0;
             return Ok(());

@@ -605,3 +605,43 @@ fn key_labels_parse_strictly() {
         assert_eq!(parse(bad), None, "{bad:?}");
     }
 }
+
+/// Row ids are the store's, and a store may hold a row at id 0 or below (imported, or
+/// inserted by hand). The walk must open it too: here it sits under the primary key's
+/// label but holds another row's value, so a run that skipped it would say complete.
+#[tokio::test]
+async fn rows_at_id_zero_and_below_are_opened_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
+    let store: Arc<dyn SecretStore> = Arc::new(sqlite.clone());
+    let new = new_instance(Arc::clone(&store));
+    for i in 0..3 {
+        new.put(&secret(i), b"fine").await.unwrap();
+    }
+    let copied = store.get(&secret(0)).await.unwrap().unwrap();
+    for (id, owner) in [(0_i64, "user-zero"), (-7, "user-negative")] {
+        sqlx::query(
+            "INSERT INTO strongroom_secrets (id, owner, scope, name, sealed, key_ref, created_at, updated_at) \
+             VALUES ($1, $2, '', 'API_SECRET', $3, $4, 0, 0)",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(&copied.sealed)
+        .bind(&copied.meta.key)
+        .execute(sqlite.pool())
+        .await
+        .unwrap();
+    }
+    for start in [None, Some(0), Some(2)] {
+        let mut rewrapper = Rewrapper::new(&new).batch_size(2);
+        if let Some(start) = start {
+            rewrapper = rewrapper.resume_after(start);
+        }
+        let progress = run_to_end(rewrapper).await;
+        assert!(!progress.complete, "{start:?} {progress:?}");
+        assert_eq!(progress.failed_ids(), vec![-7, 0], "{start:?}");
+        for failure in &progress.failed {
+            assert_eq!(failure.reason, RewrapFailureReason::DoesNotOpen);
+        }
+    }
+}

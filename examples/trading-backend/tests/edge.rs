@@ -574,3 +574,59 @@ async fn unknown_routes_are_404_with_or_without_a_credential() {
         assert_eq!(internal, if env.is_empty() { 503 } else { 401 });
     }
 }
+
+/// A client that stops reading must not keep its socket past the credential: the server
+/// is then blocked writing replies, and the re-check still has to run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_websocket_that_stops_reading_still_closes_when_its_credential_ends() {
+    let w = world(&[("WS_RECHECK_SECS", "1")]).await;
+    let s = &w.server;
+    let session = s.login("alice@example.com", ALICE_PW).await;
+    let socket = open_ws(s, Some(&session), None).await;
+    // Keep the reading half unread; flood `ping` until the server stops taking them
+    // (its replies fill both socket buffers, so it is blocked writing).
+    let (mut sink, _unread) = socket.split();
+    let started = Instant::now();
+    // (Bounded, so that a slow machine ends the flood rather than the test.)
+    while started.elapsed() < Duration::from_secs(60) {
+        let mut batch = 0;
+        let stalled = loop {
+            if batch == 2000 {
+                break false;
+            }
+            let sent =
+                tokio::time::timeout(Duration::from_millis(500), sink.feed(Message::text("ping")))
+                    .await;
+            match sent {
+                Err(_) => break true,
+                Ok(Ok(())) => batch += 1,
+                Ok(Err(_)) => panic!("the server closed the socket while it was valid"),
+            }
+        };
+        if stalled
+            || tokio::time::timeout(Duration::from_millis(500), sink.flush())
+                .await
+                .is_err()
+        {
+            break;
+        }
+    }
+    // The credential ends while the server is stuck writing to this client.
+    assert_eq!(
+        s.post("/api/auth/logout", Some(&session), json!({}))
+            .await
+            .0,
+        204
+    );
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !s
+        .logs()
+        .contains("websocket closed: credential no longer valid")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a socket whose client stopped reading outlived its credential"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -10,7 +10,9 @@
 //! (default 5) against the shared store, so a logout, a password change, a key
 //! revocation or an expiry on any instance closes the socket within that interval (plus
 //! one store lookup): close code 1008 (policy violation) when the credential ended, 1013
-//! (try again later) when the store could not answer.
+//! (try again later) when the store could not answer. The re-check also runs while a
+//! reply is blocked on a client that stopped reading; the socket is then dropped without
+//! a close frame.
 
 use std::time::Duration;
 
@@ -50,17 +52,11 @@ async fn session(mut socket: WebSocket, hello: String, recheck: Recheck, every: 
         let message = tokio::select! {
             _ = ticks.tick() => {
                 if let Err(outcome) = recheck.check().await {
-                    let code = Recheck::close_code(&outcome);
-                    let principal = recheck.principal();
-                    tracing::info!(
-                        code = outcome.code(),
-                        close_code = code,
-                        user_id = principal.user_id(),
-                        credential_id = principal.credential_id(),
-                        "websocket closed: credential no longer valid"
-                    );
+                    let code = ended(&recheck, &outcome);
                     let frame = CloseFrame { code, reason: "credential_ended".into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    // Bounded: a client that stopped reading must not hold the socket.
+                    let close = socket.send(Message::Close(Some(frame)));
+                    let _ = tokio::time::timeout(every, close).await;
                     return;
                 }
                 continue;
@@ -74,12 +70,37 @@ async fn session(mut socket: WebSocket, hello: String, recheck: Recheck, every: 
             Message::Ping(_) | Message::Pong(_) => continue,
             _ => json!({ "type": "error", "error": "unsupported_message" }),
         };
-        if socket
-            .send(Message::Text(reply.to_string().into()))
-            .await
-            .is_err()
-        {
+        let send = socket.send(Message::Text(reply.to_string().into()));
+        tokio::pin!(send);
+        // A client that stops reading blocks this write; the re-check keeps running, and
+        // when it fails the socket is dropped (no close frame can get through).
+        let sent = loop {
+            tokio::select! {
+                sent = &mut send => break sent.is_ok(),
+                _ = ticks.tick() => {
+                    if let Err(outcome) = recheck.check().await {
+                        ended(&recheck, &outcome);
+                        break false;
+                    }
+                }
+            }
+        };
+        if !sent {
             return;
         }
     }
+}
+
+/// Logs a failed re-check; the close code for it.
+fn ended(recheck: &Recheck, outcome: &auth_core::Outcome) -> u16 {
+    let code = Recheck::close_code(outcome);
+    let principal = recheck.principal();
+    tracing::info!(
+        code = outcome.code(),
+        close_code = code,
+        user_id = principal.user_id(),
+        credential_id = principal.credential_id(),
+        "websocket closed: credential no longer valid"
+    );
+    code
 }
