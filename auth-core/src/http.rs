@@ -4,7 +4,9 @@
 //!   their `token` query parameter is honoured) and either puts the [`Principal`] in the
 //!   request's extensions and calls the inner service, or answers with
 //!   [`refusal_response`].
-//! * [`Authenticated`] is the axum extractor for that principal.
+//! * [`Authenticated`] is the axum extractor for that principal; it refuses a restricted
+//!   principal (must change the password: 403 `password_change_required`) unless the
+//!   handler takes [`AllowRestricted`] instead.
 //! * [`refusal_response`] is the one place where outcomes become HTTP: 401 with
 //!   `WWW-Authenticate: Bearer`, 403, 503; the body is empty, so it never says which
 //!   check failed. The refusal code goes to `tracing` (target `auth_core::http`).
@@ -162,10 +164,21 @@ where
 
 /// axum extractor for the [`Principal`] that [`AuthLayer`] authenticated.
 ///
+/// A restricted principal ([`Principal::is_restricted`]: the user must change the
+/// password first) is refused with 403 `{"error":"password_change_required"}`
+/// ([`AuthRejection::PasswordChangeRequired`]); only handlers that take
+/// [`AllowRestricted`] instead (the password change, logout) see it.
+///
 /// On a route without the layer there is no principal: the extractor fails closed with
 /// 500 (a wiring mistake, logged as `auth.layer_missing`), never an anonymous request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authenticated(pub Principal);
+
+/// axum extractor like [`Authenticated`] that also accepts a restricted principal. Use it
+/// only on the routes a user who must change the password may reach: the password change
+/// and logout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowRestricted(pub Principal);
 
 /// Rejection of [`Authenticated`]: the route is not behind [`AuthLayer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -179,16 +192,69 @@ impl IntoResponse for LayerMissing {
     }
 }
 
+/// Rejection of [`Authenticated`] and [`AllowRestricted`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// The route is not behind [`AuthLayer`] (500).
+    #[error(transparent)]
+    LayerMissing(#[from] LayerMissing),
+    /// The principal is restricted and the route did not opt in (403
+    /// `{"error":"password_change_required"}`).
+    #[error("the password must be changed first")]
+    PasswordChangeRequired,
+}
+
+/// The stable code (and JSON `error` value) of [`AuthRejection::PasswordChangeRequired`].
+pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> AxumResponse {
+        match self {
+            Self::LayerMissing(e) => e.into_response(),
+            Self::PasswordChangeRequired => {
+                tracing::info!(target: "auth_core::http", code = PASSWORD_CHANGE_REQUIRED, status = 403, "restricted principal refused");
+                let mut response = (
+                    StatusCode::FORBIDDEN,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"error":"password_change_required"}"#,
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
-    type Rejection = LayerMissing;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
+        let principal = parts
             .extensions
             .get::<Principal>()
             .cloned()
-            .map(Authenticated)
-            .ok_or(LayerMissing)
+            .ok_or(LayerMissing)?;
+        if principal.is_restricted() {
+            return Err(AuthRejection::PasswordChangeRequired);
+        }
+        Ok(Self(principal))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AllowRestricted {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(LayerMissing)?;
+        Ok(Self(principal))
     }
 }
 

@@ -25,12 +25,26 @@ struct App {
     router: Router,
     sessions: Sessions,
     keys: ApiKeys,
+    store: Arc<MemoryStore>,
+}
+
+impl App {
+    /// The user `id`, created if missing (credentials resolve only for existing users).
+    async fn user(&self, id: &str) -> auth_core::User {
+        use auth_core::UserStore as _;
+        if let Some(u) = self.store.user_by_id(id).await.unwrap() {
+            return u;
+        }
+        let u = auth_core::User::new(id, format!("{id}@example.com"), None, 1);
+        self.store.create_user(&u).await.unwrap();
+        u
+    }
 }
 
 fn app(internal_secret: Option<&str>) -> App {
     let store = Arc::new(MemoryStore::new());
     let sessions = Sessions::new(store.clone(), SessionConfig::default());
-    let keys = ApiKeys::new(store);
+    let keys = ApiKeys::new(store.clone());
     let chain = Chain::builder()
         .resolver(StaticTokenResolver::new(STATIC, "bootstrap").unwrap())
         .resolver(sessions.clone())
@@ -54,6 +68,7 @@ fn app(internal_secret: Option<&str>) -> App {
         router,
         sessions,
         keys,
+        store,
     }
 }
 
@@ -104,10 +119,11 @@ async fn statuses_and_bodies() {
     let (s, _, body) = call(&app.router, get_req("/me", &[("authorization", &bearer)])).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body, "bootstrap:static_token");
-    let t = app.sessions.issue("alice").await.unwrap();
+    let t = app.sessions.issue(&app.user("alice").await).await.unwrap();
     let bearer = format!("Bearer {}", t.expose_secret());
     let (s, _, body) = call(&app.router, get_req("/me", &[("authorization", &bearer)])).await;
     assert_eq!((s, body.as_str()), (StatusCode::OK, "alice:session"));
+    app.user("bob").await;
     let k = app.keys.create("bob", "bot", vec![]).await.unwrap();
     let (s, _, body) = call(
         &app.router,
@@ -130,7 +146,7 @@ async fn statuses_and_bodies() {
 #[tokio::test]
 async fn websocket_handshake_token_query() {
     let app = app(None);
-    let t = app.sessions.issue("carol").await.unwrap();
+    let t = app.sessions.issue(&app.user("carol").await).await.unwrap();
     let uri = format!("/ws?token={}", t.expose_secret());
     let ws = [("upgrade", "websocket"), ("connection", "upgrade")];
     let (s, _, body) = call(&app.router, get_req(&uri, &ws)).await;
@@ -237,7 +253,8 @@ impl auth_core::SessionStore for DownStore {
     fn session_by_digest(
         &self,
         _: &[u8; 32],
-    ) -> auth_core::StoreFuture<'_, Option<auth_core::SessionRecord>> {
+    ) -> auth_core::StoreFuture<'_, Option<auth_core::user::WithUser<auth_core::SessionRecord>>>
+    {
         let down = || Err(auth_core::StoreError::Backend("down".into()));
         if self.waits {
             auth_core::StoreFuture::boxed(async move {
