@@ -222,7 +222,9 @@ async fn create_user(
     };
     let secret = Password::new(password.as_str());
     let result = if no_reset {
-        core.accounts.register(&email, &secret).await
+        core.accounts
+            .admin_create_user_keep_password(&email, &secret)
+            .await
     } else {
         core.accounts.admin_create_user(&email, &secret).await
     };

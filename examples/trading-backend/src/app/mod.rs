@@ -10,20 +10,16 @@ mod keys;
 mod secrets;
 mod ws;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use auth_core::http::AuthLayer;
 use auth_core::sso::{IssuerConfig, SsoResolver, SsoVerifier, danger};
 use auth_core::{
-    Accounts, ApiKeys, AuthMethod, Chain, InternalSecretResolver, PasswordConfig, PasswordHasher,
-    Principal, SessionConfig, Sessions, SsoBinder, StaticTokenResolver, UserStore,
+    Accounts, ApiKeys, Chain, InternalSecretResolver, PasswordConfig, PasswordHasher,
+    SessionConfig, Sessions, SsoBinder, StaticTokenResolver, UserStore,
 };
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use cred_cache::CredCache;
 use cred_cache::local::LocalSource;
@@ -59,9 +55,6 @@ pub(crate) struct AppState {
     pub(crate) exchanges: BTreeMap<&'static str, Arc<dyn ExchangeAdapter>>,
     pub(crate) account_store: AccountStore,
     pub(crate) registration_open: bool,
-    /// Users known not to be flagged must-change-password (the flag is only ever set
-    /// when a user is created, so "cleared" never goes stale).
-    cleared: RwLock<HashSet<String>>,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -190,7 +183,6 @@ pub(crate) fn build(
         exchanges,
         account_store: AccountStore::new(stores.db.clone()),
         registration_open: config.registration_open,
-        cleared: RwLock::new(HashSet::new()),
         exchange_of: RwLock::new(HashMap::new()),
     });
     Ok(router(state, chain, internal))
@@ -228,7 +220,6 @@ fn router(state: Shared, chain: Chain, internal: Chain) -> Router {
         .route("/api/secrets", post(secrets::put).get(secrets::list))
         .route("/api/secrets/{name}", delete(secrets::remove))
         .route("/ws", get(ws::upgrade))
-        .layer(middleware::from_fn_with_state(state.clone(), password_gate))
         .layer(AuthLayer::new(chain));
     let internal = Router::new()
         .route(
@@ -249,53 +240,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Refuses every route but `POST /api/auth/password` to a user who must change their
-/// password: 403 `{"error":"password_change_required"}`. A store failure is 503.
-async fn password_gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let Some(principal) = request.extensions().get::<Principal>() else {
-        // Not behind the auth layer: a wiring mistake. Fail closed.
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let user_bound = matches!(
-        principal.method(),
-        AuthMethod::Session | AuthMethod::ApiKey | AuthMethod::Sso
-    );
-    if !user_bound || request.uri().path() == "/api/auth/password" {
-        return next.run(request).await;
-    }
-    let user_id = principal.user_id().to_owned();
-    if state.cleared.read().is_ok_and(|c| c.contains(&user_id)) {
-        return next.run(request).await;
-    }
-    match state.users.user_by_id(&user_id).await {
-        Ok(Some(user)) if user.must_change_password => {
-            tracing::info!(code = "gate.password_change_required", user_id = %user_id, "refused until the password is changed");
-            ApiError::Code(StatusCode::FORBIDDEN, "password_change_required").into_response()
-        }
-        Ok(Some(_)) => {
-            if let Ok(mut cleared) = state.cleared.write() {
-                cleared.insert(user_id);
-            }
-            next.run(request).await
-        }
-        Ok(None) => {
-            tracing::warn!(code = "gate.unknown_user", user_id = %user_id, "credential of an unknown user");
-            ApiError::FORBIDDEN.into_response()
-        }
-        Err(_) => {
-            tracing::warn!(code = "gate.store_unavailable", "user store unavailable");
-            ApiError::UNAVAILABLE.into_response()
-        }
-    }
-}
-
 impl AppState {
-    pub(crate) fn mark_cleared(&self, user_id: &str) {
-        if let Ok(mut cleared) = self.cleared.write() {
-            cleared.insert(user_id.to_owned());
-        }
-    }
-
     /// The adapter serving an account, from the memo or the metadata store.
     pub(crate) async fn adapter_for(
         &self,
