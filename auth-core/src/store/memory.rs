@@ -26,7 +26,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    users: HashMap<String, User>,
+    /// Keyed like the API keys (user ids are chosen by this crate too): the session and
+    /// API key lookups probe it on every request.
+    users: HashMap<String, User, BuildHasherDefault<IdHasher>>,
     identities: HashMap<SsoIdentity, String>,
     sessions: HashMap<[u8; 32], SessionRecord, BuildHasherDefault<DigestHasher>>,
     api_keys: HashMap<Arc<str>, ApiKeyRecord, BuildHasherDefault<IdHasher>>,
@@ -53,13 +55,15 @@ impl Hasher for DigestHasher {
     fn write_usize(&mut self, _len: usize) {}
 }
 
-/// Hashes an API key id. Ids are chosen by this crate when a key is created (128 random
-/// bits), never by a client: a presented id only probes the table and cannot lengthen a
-/// bucket, so no keyed hash (SipHash, three times slower here) is needed. The hash is
-/// unkeyed: a caller that inserts records itself
-/// ([`ApiKeyStore::insert_api_key`](crate::ApiKeyStore::insert_api_key)) must give them
-/// random ids too, never ids a client chose. Every byte is
-/// mixed in, so ids of another shape (`"k-1"`, `"k-2"`) spread as well.
+/// Hashes an API key id or a user id. Ids are chosen by this crate when a key or user is
+/// created (128 random bits), never by a client: a presented key id only probes the table
+/// and cannot lengthen a bucket, and a user id is never presented at all, so no keyed hash
+/// (SipHash, three times slower here) is needed. The hash is unkeyed: a caller that
+/// inserts records itself
+/// ([`ApiKeyStore::insert_api_key`](crate::ApiKeyStore::insert_api_key),
+/// [`UserStore::create_user`](crate::UserStore::create_user)) must give them random ids
+/// too, never ids a client chose. Every byte is mixed in, so ids of another shape
+/// (`"k-1"`, `"k-2"`) spread as well.
 #[derive(Debug, Default)]
 struct IdHasher(u64);
 
