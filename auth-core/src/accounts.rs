@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use subtle::ConstantTimeEq as _;
+
 use crate::password::{
     Password, PasswordError, PasswordHasher, PasswordPolicy, PolicyError, Verification,
 };
@@ -13,7 +15,10 @@ use crate::principal::Principal;
 use crate::secret::{self, RandomError};
 use crate::session::{SessionError, SessionToken, Sessions};
 use crate::store::StoreError;
-use crate::user::{EmailError, User, UserStore, normalize_email};
+use crate::user::{EmailError, RevokeScope, User, UserStore, normalize_email};
+
+/// How many times a password write retries a lost compare-and-set.
+const CAS_ATTEMPTS: usize = 3;
 
 /// Failures of account calls. Login refusals are deliberately one opaque variant.
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +27,13 @@ pub enum AccountError {
     /// Unknown email, wrong password or disabled user (never says which).
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// The password was right, but it must be changed before a session is issued (call
-    /// [`Accounts::change_password`] with it).
-    #[error("password must be changed before login")]
-    PasswordChangeRequired {
-        /// The user whose password must change.
-        user_id: String,
-    },
+    /// The new password equals the current one (a forced change must change it).
+    #[error("new_password must differ from the current password")]
+    SamePassword,
+    /// Concurrent password writes kept winning the compare-and-set; nothing was changed
+    /// (retry).
+    #[error("the password was changed concurrently; try again")]
+    Conflict,
     /// The email is already registered.
     #[error("email is already registered")]
     EmailTaken,
@@ -81,6 +86,9 @@ pub struct Login {
     pub user: User,
     /// The new session token (show it to the client once).
     pub token: SessionToken,
+    /// The user must change the password: the session is restricted to the password
+    /// change and logout until then.
+    pub password_change_required: bool,
 }
 
 /// Account operations over a user store, sessions and a password hasher.
@@ -117,18 +125,21 @@ impl Accounts {
         &self.sessions
     }
 
-    /// Registers a user with a password.
+    /// Registers a user with a password. The email is not proven
+    /// ([`User::email_verified`] is `false`) until [`Accounts::mark_email_verified`]: an
+    /// SSO sign-in never adopts such an account.
     ///
     /// # Errors
     ///
     /// [`AccountError::Email`], [`AccountError::Policy`], [`AccountError::EmailTaken`],
     /// [`AccountError::Unavailable`].
     pub async fn register(&self, email: &str, password: &Password) -> Result<User, AccountError> {
-        self.create(email, password, false).await
+        self.create(email, password, false, false).await
     }
 
     /// Creates a user on an administrator's behalf; the user must change `password` at
-    /// first login.
+    /// first login (until then every login gives a restricted session). The operator
+    /// vouches for the email: it counts as proven.
     ///
     /// # Errors
     ///
@@ -138,7 +149,21 @@ impl Accounts {
         email: &str,
         password: &Password,
     ) -> Result<User, AccountError> {
-        self.create(email, password, true).await
+        self.create(email, password, true, true).await
+    }
+
+    /// Creates a user on an administrator's behalf with a password the user keeps (no
+    /// forced change). The email counts as proven.
+    ///
+    /// # Errors
+    ///
+    /// As [`Accounts::register`].
+    pub async fn admin_create_user_keep_password(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<User, AccountError> {
+        self.create(email, password, false, true).await
     }
 
     async fn create(
@@ -146,19 +171,21 @@ impl Accounts {
         email: &str,
         password: &Password,
         must_change: bool,
+        email_verified: bool,
     ) -> Result<User, AccountError> {
         let email = normalize_email(email)?;
         self.policy.check(password)?;
         let hash = self.hasher.hash(password).await?;
         let user = User::new(secret::random_id()?, email, Some(hash), secret::now_unix())
-            .with_must_change_password(must_change);
+            .with_must_change_password(must_change)
+            .with_email_verified(email_verified);
         self.users.create_user(&user).await?;
         tracing::info!(code = "account.registered", user_id = %user.id, must_change, "user created");
         Ok(user)
     }
 
-    /// Checks email and password and returns the user, doing the same Argon2 work whether
-    /// or not the email exists. Upgrades legacy or weak hashes.
+    /// Checks email and password and returns the user as read before the check, doing the
+    /// same Argon2 work whether or not the email exists. Upgrades legacy or weak hashes.
     async fn check_password(&self, email: &str, password: &Password) -> Result<User, AccountError> {
         let Ok(email) = normalize_email(email) else {
             self.hasher.verify_dummy(password).await?;
@@ -166,6 +193,17 @@ impl Accounts {
             return Err(AccountError::InvalidCredentials);
         };
         let user = self.users.user_by_email(&email).await?;
+        self.check_user_password(user, password).await
+    }
+
+    /// Checks `password` against `user` (as read just before): unknown, password-less
+    /// and disabled users are refused after the same work. A legacy or weak hash is
+    /// upgraded by a compare-and-set on the hash just verified.
+    async fn check_user_password(
+        &self,
+        user: Option<User>,
+        password: &Password,
+    ) -> Result<User, AccountError> {
         let Some(user) = user else {
             self.hasher.verify_dummy(password).await?;
             tracing::info!(code = "login.unknown_user", "login refused");
@@ -195,27 +233,38 @@ impl Accounts {
             }
             Verification::Match { needs_rehash } => {
                 if needs_rehash {
-                    self.rehash(&user, password).await;
+                    self.rehash(&user, stored, password).await;
                 }
                 Ok(user)
             }
         }
     }
 
-    /// Stores a fresh Argon2id hash; failure is logged and the login goes on.
-    async fn rehash(&self, user: &User, password: &Password) {
+    /// Stores a fresh Argon2id hash in place of `verified` (the hash the password was just
+    /// checked against), as a compare-and-set: if the hash changed meanwhile (a password
+    /// change won the race), the upgrade is dropped, never written over the new password.
+    /// Ends no credential. Failure is logged and the login goes on.
+    async fn rehash(&self, user: &User, verified: &str, password: &Password) {
         let result = match self.hasher.hash(password).await {
             Ok(hash) => self
                 .users
-                .set_password(&user.id, &hash, user.must_change_password)
+                .set_password(
+                    &user.id,
+                    Some(verified),
+                    &hash,
+                    user.must_change_password,
+                    RevokeScope::None,
+                )
                 .await
-                .map(|_| ())
                 .map_err(AccountError::from),
             Err(e) => Err(e.into()),
         };
         match result {
-            Ok(()) => {
+            Ok(true) => {
                 tracing::info!(code = "login.rehashed", user_id = %user.id, "password hash upgraded")
+            }
+            Ok(false) => {
+                tracing::info!(code = "login.rehash_superseded", user_id = %user.id, "password changed meanwhile; upgrade dropped")
             }
             Err(e) => {
                 tracing::warn!(code = "login.rehash_failed", user_id = %user.id, error = %e, "password hash upgrade failed")
@@ -223,21 +272,40 @@ impl Accounts {
         }
     }
 
-    /// Logs in: on success a new session (never a reused one).
+    /// Logs in: on success a new session (never a reused one). A user who must change the
+    /// password gets a **restricted** session ([`Login::password_change_required`]): its
+    /// principal is [`Principal::is_restricted`], which the axum extractor refuses except
+    /// on the password change and logout.
+    ///
+    /// The session is stamped with the user's session epoch as read before the password
+    /// check; if a password change, disable, link or sign-out-everywhere happens while the
+    /// password is being verified, the session is refused (or never resolves).
     ///
     /// # Errors
     ///
-    /// [`AccountError::InvalidCredentials`] (opaque), [`AccountError::PasswordChangeRequired`]
-    /// (right password, flagged user: no session issued), [`AccountError::Unavailable`].
+    /// [`AccountError::InvalidCredentials`] (opaque; also when the user changed during
+    /// the login), [`AccountError::Unavailable`].
     pub async fn login(&self, email: &str, password: &Password) -> Result<Login, AccountError> {
         let user = self.check_password(email, password).await?;
-        if user.must_change_password {
-            tracing::info!(code = "login.must_change_password", user_id = %user.id, "password change required");
-            return Err(AccountError::PasswordChangeRequired { user_id: user.id });
+        let token = match self.sessions.issue(&user).await {
+            Ok(token) => token,
+            Err(SessionError::Store(StoreError::UserRefused)) => {
+                tracing::info!(code = "login.superseded", user_id = %user.id, "user changed during the login");
+                return Err(AccountError::InvalidCredentials);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let password_change_required = user.must_change_password;
+        if password_change_required {
+            tracing::info!(code = "login.restricted_session", user_id = %user.id, session_id = token.session_id(), "session limited to the password change");
+        } else {
+            tracing::info!(code = "login.ok", user_id = %user.id, session_id = token.session_id(), "login");
         }
-        let token = self.sessions.issue(&user.id).await?;
-        tracing::info!(code = "login.ok", user_id = %user.id, session_id = token.session_id(), "login");
-        Ok(Login { user, token })
+        Ok(Login {
+            user,
+            token,
+            password_change_required,
+        })
     }
 
     /// Logs out: revokes the session holding `token`. Returns whether one was revoked.
@@ -262,12 +330,18 @@ impl Accounts {
     }
 
     /// Changes the password of `user_id` after checking the current one, clears the
-    /// must-change flag and revokes every session of the user (log in again afterwards).
+    /// must-change flag and ends every session of the user (log in again afterwards); API
+    /// keys survive (see the crate README). The write is a compare-and-set on the hash that
+    /// `current` was checked against, with the session-epoch bump in the same statement;
+    /// if another write won meanwhile (e.g. a legacy hash upgraded by a login), it checks
+    /// `current` again against what is stored now, up to three times.
     ///
     /// # Errors
     ///
     /// [`AccountError::InvalidCredentials`] when `current` is wrong or the user is
-    /// unknown or disabled, [`AccountError::Policy`], [`AccountError::Unavailable`].
+    /// unknown or disabled, [`AccountError::SamePassword`], [`AccountError::Policy`],
+    /// [`AccountError::Conflict`] when concurrent changes kept winning,
+    /// [`AccountError::Unavailable`].
     pub async fn change_password(
         &self,
         user_id: &str,
@@ -275,22 +349,83 @@ impl Accounts {
         new: &Password,
     ) -> Result<(), AccountError> {
         self.policy.check(new)?;
-        let Some(user) = self.users.user_by_id(user_id).await? else {
-            self.hasher.verify_dummy(current).await?;
-            return Err(AccountError::InvalidCredentials);
-        };
-        // Re-check through the email path so that the same rules apply.
-        let user = self.check_password(&user.email, current).await?;
-        let hash = self.hasher.hash(new).await?;
-        if !self.users.set_password(&user.id, &hash, false).await? {
-            return Err(AccountError::UserNotFound);
+        if bool::from(
+            current
+                .expose_secret()
+                .as_bytes()
+                .ct_eq(new.expose_secret().as_bytes()),
+        ) {
+            return Err(AccountError::SamePassword);
         }
-        let revoked = self.sessions.revoke_all(&user.id).await?;
-        tracing::info!(code = "account.password_changed", user_id = %user.id, sessions_revoked = revoked, "password changed");
-        Ok(())
+        let hash = self.hasher.hash(new).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            let read = self.users.user_by_id(user_id).await?;
+            // The compare-and-set is on the hash `current` was checked against: if anything
+            // replaced it meanwhile (even the rehash of this very check), check again.
+            let user = self.check_user_password(read, current).await?;
+            if self
+                .users
+                .set_password(
+                    &user.id,
+                    user.password_hash.as_deref(),
+                    &hash,
+                    false,
+                    RevokeScope::Sessions,
+                )
+                .await?
+            {
+                tracing::info!(code = "account.password_changed", user_id = %user.id, "password changed; sessions ended");
+                return Ok(());
+            }
+            tracing::info!(code = "account.password_change_retry", user_id = %user.id, "password hash changed meanwhile; checking again");
+        }
+        Err(AccountError::Conflict)
     }
 
-    /// Disables or enables a user; disabling also revokes all the user's sessions.
+    /// An operator sets a new password for `user_id` (the user must change it at next
+    /// login); every session and API key of the user ends. A compare-and-set on the hash
+    /// read, retried up to three times.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::UserNotFound`], [`AccountError::Policy`],
+    /// [`AccountError::Conflict`], [`AccountError::Unavailable`].
+    pub async fn admin_reset_password(
+        &self,
+        user_id: &str,
+        password: &Password,
+    ) -> Result<(), AccountError> {
+        self.policy.check(password)?;
+        let hash = self.hasher.hash(password).await?;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(user) = self.users.user_by_id(user_id).await? else {
+                return Err(AccountError::UserNotFound);
+            };
+            if self
+                .users
+                .set_password(
+                    user_id,
+                    user.password_hash.as_deref(),
+                    &hash,
+                    true,
+                    RevokeScope::All,
+                )
+                .await?
+            {
+                tracing::info!(
+                    code = "account.password_reset",
+                    user_id,
+                    "password reset by an operator; credentials ended"
+                );
+                return Ok(());
+            }
+        }
+        Err(AccountError::Conflict)
+    }
+
+    /// Disables or enables a user. Disabling ends every session and API key of the user
+    /// in the same statement (re-enabling does not bring them back); while disabled, no
+    /// resolver yields the user.
     ///
     /// # Errors
     ///
@@ -299,14 +434,52 @@ impl Accounts {
         if !self.users.set_disabled(user_id, disabled).await? {
             return Err(AccountError::UserNotFound);
         }
-        if disabled {
-            self.sessions.revoke_all(user_id).await?;
-        }
         tracing::info!(
             code = "account.disabled_changed",
             user_id,
             disabled,
             "user disabled flag changed"
+        );
+        Ok(())
+    }
+
+    /// Signs the user out everywhere: every session, session-like token and API key
+    /// issued before this call ends, atomically with respect to concurrent logins.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::UserNotFound`], [`AccountError::Unavailable`].
+    pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), AccountError> {
+        if !self
+            .users
+            .revoke_credentials(user_id, RevokeScope::All)
+            .await?
+        {
+            return Err(AccountError::UserNotFound);
+        }
+        tracing::info!(
+            code = "account.signed_out_everywhere",
+            user_id,
+            "every credential of the user ended"
+        );
+        Ok(())
+    }
+
+    /// Marks the user's email as proven (call it after the service's own email
+    /// verification): from then on an SSO sign-in with that verified email may adopt the
+    /// account.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::UserNotFound`], [`AccountError::Unavailable`].
+    pub async fn mark_email_verified(&self, user_id: &str) -> Result<(), AccountError> {
+        if !self.users.set_email_verified(user_id).await? {
+            return Err(AccountError::UserNotFound);
+        }
+        tracing::info!(
+            code = "account.email_verified",
+            user_id,
+            "email marked verified"
         );
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::credential::{Credential, CredentialKind};
 use crate::principal::{AuthMethod, Principal};
 use crate::secret::{self, Digest, RandomError};
 use crate::store::{StoreError, StoreFuture};
+use crate::user::{Admission, WithUser, admit};
 
 /// The prefix of every API key.
 pub const API_KEY_PREFIX: &str = "ak_";
@@ -87,6 +88,7 @@ pub struct ApiKeyRecord {
     created_at: i64,
     pub(crate) last_used_at: Option<i64>,
     pub(crate) revoked_at: Option<i64>,
+    pub(crate) epoch: i64,
 }
 
 impl ApiKeyRecord {
@@ -110,7 +112,23 @@ impl ApiKeyRecord {
             created_at,
             last_used_at: None,
             revoked_at: None,
+            epoch: 0,
         }
+    }
+
+    /// Sets the user's key epoch the key was stamped with (for stores loading a record).
+    #[must_use]
+    pub fn with_epoch(mut self, epoch: i64) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
+    /// The user's API key epoch when the key was created (see
+    /// [`User::key_epoch`](crate::User::key_epoch)): the key resolves only while the user
+    /// is still at this epoch.
+    #[must_use]
+    pub fn epoch(&self) -> i64 {
+        self.epoch
     }
 
     /// Sets the last-use time (for stores loading a record).
@@ -210,16 +228,20 @@ impl fmt::Debug for ApiKeyRecord {
 /// in [`StoreFuture::boxed`].
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync + fmt::Debug {
-    /// Inserts a key. Its id must be random, as [`ApiKeys::create`] makes it, never one
-    /// a client chose (stores may index ids with an unkeyed hash).
+    /// Inserts a key, stamped with its user's **current** key epoch read in the same
+    /// statement (the record's own [`ApiKeyRecord::epoch`] is ignored), only if the user
+    /// exists and is enabled. Its id must be random, as [`ApiKeys::create`] makes it,
+    /// never one a client chose (stores may index ids with an unkeyed hash).
     ///
     /// # Errors
     ///
-    /// [`StoreError`].
+    /// [`StoreError::UserRefused`] for an unknown or disabled user; [`StoreError`].
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
 
-    /// The key with this id; the future fails with a [`StoreError`].
-    fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>>;
+    /// The key with this id, with its user's state (disabled, must-change flag, current
+    /// key epoch) read **in the same query or under the same lock**; the future fails
+    /// with a [`StoreError`].
+    fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<WithUser<ApiKeyRecord>>>;
 
     /// Records a use at `now`.
     ///
@@ -368,10 +390,10 @@ impl ApiKeys {
     /// [`LAST_USED_GRANULARITY`] (the only step that may wait).
     fn authorize(
         &self,
-        found: Result<Option<ApiKeyRecord>, StoreError>,
+        found: Result<Option<WithUser<ApiKeyRecord>>, StoreError>,
         presented: &Digest,
     ) -> ResolveFuture<'_> {
-        let record = match found {
+        let WithUser { record, user } = match found {
             Err(e) => {
                 tracing::warn!(code = API_KEY_STORE_UNAVAILABLE.code(), error = %e, "api key store failed");
                 return ResolveFuture::ready(Resolution::Unavailable(API_KEY_STORE_UNAVAILABLE));
@@ -385,20 +407,26 @@ impl ApiKeys {
         if record.revoked_at.is_some() {
             return ResolveFuture::ready(Resolution::Invalid(API_KEY_REVOKED));
         }
+        let last_used_at = record.last_used_at;
+        let principal = match admit(user.as_ref(), record.epoch) {
+            Ok(Admission::Full) => record.principal,
+            Ok(_) => record.principal.with_restricted(true),
+            Err(refusal) => return ResolveFuture::ready(Resolution::Invalid(refusal)),
+        };
         // The cheap clock decides whether to write; the rare write stamps the precise time.
-        let recently_used = record.last_used_at.is_some_and(|t| {
+        let recently_used = last_used_at.is_some_and(|t| {
             secret::now_unix_for_expiry().saturating_sub(t) < LAST_USED_GRANULARITY
         });
         if recently_used {
-            return ResolveFuture::ready(Resolution::Authenticated(record.principal));
+            return ResolveFuture::ready(Resolution::Authenticated(principal));
         }
         ResolveFuture::boxed(async move {
             // Bookkeeping only: a failed write does not change the decision.
-            let key_id = record.id();
+            let key_id = principal.credential_id().unwrap_or_default();
             if let Err(e) = self.store.touch_api_key(key_id, secret::now_unix()).await {
                 tracing::warn!(code = "api_key.touch_failed", key_id, error = %e, "last-used update failed");
             }
-            Resolution::Authenticated(record.principal)
+            Resolution::Authenticated(principal)
         })
     }
 }

@@ -5,12 +5,23 @@
 //!
 //! 1. a user bound to `(issuer, subject)` is that user (`sso.bind.existing`);
 //! 2. else, if the token carries an email and a user has it: when that user is bound to
-//!    another identity, refused (`sso.email_bound_elsewhere`); when unbound and the email
-//!    is verified, the user is adopted and bound in the same step, once
-//!    (`sso.bind.adopted`); unverified, refused (`sso.email_not_verified`);
+//!    another identity, refused (`sso.email_bound_elsewhere`); when unbound, the token's
+//!    email is verified **and the account's email is proven** ([`User::email_verified`]:
+//!    created by an operator, or verified by the service), the user is adopted and bound
+//!    in the same step, once (`sso.bind.adopted`), and the link ends every credential the
+//!    account had before (sessions and API keys: the epoch bump is in the same
+//!    transaction as the binding); a token email that is not verified is refused
+//!    (`sso.email_not_verified`), an account whose email was never proven (self-service
+//!    registration: anyone could have registered it first) is refused
+//!    (`sso.email_unproven`);
 //! 3. else a new user is created and bound (`sso.bind.provisioned`), unless
 //!    auto-provisioning is off (`sso.provisioning_disabled`) or the email is missing or
 //!    unverified (`sso.email_not_verified`).
+//!
+//! A bound user goes through [`admit`], the one decision every resolver makes on a user
+//! (disabled users are refused). A user who must change the password signs in through
+//! SSO with a full principal: the restriction is on the operator-set password, which an
+//! SSO sign-in does not use; password logins stay restricted until it is changed.
 //!
 //! Each call emits one `tracing` audit event at target `auth_core::audit` with the code,
 //! the issuer and the subject.
@@ -22,7 +33,7 @@ use async_trait::async_trait;
 use crate::secret;
 use crate::sso::{BindError, BindingKind, BoundUser, IdentityBinder, VerifiedIdentity};
 use crate::store::StoreError;
-use crate::user::{SsoIdentity, User, UserStore, normalize_email};
+use crate::user::{EpochKind, SsoIdentity, User, UserStore, admit, normalize_email};
 
 /// Binds verified SSO identities to local users.
 #[derive(Clone, Debug)]
@@ -76,6 +87,9 @@ impl SsoBinder {
             if !identity.email_verified() {
                 return Err(BindError::EmailNotVerified);
             }
+            if !user.email_verified {
+                return Err(BindError::EmailUnproven);
+            }
             if user.disabled {
                 return Err(BindError::UserDisabled);
             }
@@ -97,7 +111,8 @@ impl SsoBinder {
             email,
             None,
             secret::now_unix(),
-        );
+        )
+        .with_email_verified(true);
         match self.users.create_user_with_identity(&user, &key).await {
             Ok(()) => Ok(BoundUser::new(user.id, BindingKind::Provisioned)),
             // A concurrent first login of the same identity won the race (or someone
@@ -122,7 +137,9 @@ impl SsoBinder {
 }
 
 fn bound(user: User, kind: BindingKind) -> Result<BoundUser, BindError> {
-    if user.disabled {
+    // An SSO sign-in is checked against the user's current epoch: it presents no credential
+    // issued earlier. A restricted admission is a full one here (see the module docs).
+    if admit(Some(&user.state(EpochKind::Session)), user.session_epoch).is_err() {
         return Err(BindError::UserDisabled);
     }
     Ok(BoundUser::new(user.id, kind))

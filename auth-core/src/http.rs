@@ -8,8 +8,10 @@
 //! * [`Requires`] (a route layer) and [`authorize`] (for extractors) enforce a route's
 //!   declared requirement: scopes of API keys, interactive-only routes (module
 //!   [`scope`](crate::scope)).
-//! * [`Authenticated`] is the axum extractor for that principal; it refuses API keys on
-//!   a route that declared nothing.
+//! * [`Authenticated`] is the axum extractor for that principal; it refuses a restricted
+//!   principal (must change the password: 403 `password_change_required`) unless the
+//!   handler takes [`AllowRestricted`] instead, and API keys on a route that declared
+//!   nothing. [`Requires::Scope`] and [`authorize`] refuse a restricted principal too.
 //! * [`refusal_response`] is the one place where outcomes become HTTP: 401 with
 //!   `WWW-Authenticate: Bearer`, 403, 503; the body is empty, so it never says which
 //!   check failed. The refusal code goes to `tracing` (target `auth_core::http`).
@@ -317,13 +319,20 @@ struct Declared;
 /// # Errors
 ///
 /// [`AuthRejection::Scope`] when the principal may not use the route;
-/// [`AuthRejection::LayerMissing`] when no [`AuthLayer`] authenticated the request.
+/// [`AuthRejection::PasswordChangeRequired`] for a restricted principal on any but an
+/// interactive route; [`AuthRejection::LayerMissing`] when no [`AuthLayer`]
+/// authenticated the request.
 pub fn authorize(parts: &mut Parts, requires: Requires) -> Result<Principal, AuthRejection> {
     let principal = parts
         .extensions
         .get::<Principal>()
         .cloned()
         .ok_or(LayerMissing)?;
+    // A restricted principal may only reach interactive routes, where the handler's
+    // extractor ([`Authenticated`] or [`AllowRestricted`]) decides.
+    if principal.is_restricted() && requires != Requires::Interactive {
+        return Err(AuthRejection::PasswordChangeRequired);
+    }
     requires.check(&principal).map_err(|refusal| {
         log_scope_refusal(refusal, &principal);
         AuthRejection::Scope(refusal)
@@ -407,28 +416,12 @@ impl IntoResponse for ScopeRefusal {
     }
 }
 
-/// Why [`Authenticated`] or [`authorize`] refused a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AuthRejection {
-    /// The route is not behind [`AuthLayer`]: 500, a wiring mistake.
-    #[error(transparent)]
-    LayerMissing(#[from] LayerMissing),
-    /// The principal may not use the route: 403 (see [`ScopeRefusal`]).
-    #[error(transparent)]
-    Scope(#[from] ScopeRefusal),
-}
-
-impl IntoResponse for AuthRejection {
-    fn into_response(self) -> AxumResponse {
-        match self {
-            Self::LayerMissing(e) => e.into_response(),
-            Self::Scope(e) => e.into_response(),
-        }
-    }
-}
-
 /// axum extractor for the [`Principal`] that [`AuthLayer`] authenticated.
+///
+/// A restricted principal ([`Principal::is_restricted`]: the user must change the
+/// password first) is refused with 403 `{"error":"password_change_required"}`
+/// ([`AuthRejection::PasswordChangeRequired`]); only handlers that take
+/// [`AllowRestricted`] instead (the password change, logout) see it.
 ///
 /// On a route without the layer there is no principal: the extractor fails closed with
 /// 500 (a wiring mistake, logged as `auth.layer_missing`), never an anonymous request.
@@ -437,6 +430,12 @@ impl IntoResponse for AuthRejection {
 /// ([`ScopeRefusal::Undeclared`]): fail closed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authenticated(pub Principal);
+
+/// axum extractor like [`Authenticated`] that also accepts a restricted principal. Use it
+/// only on the routes a user who must change the password may reach: the password change
+/// and logout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowRestricted(pub Principal);
 
 /// Rejection of [`Authenticated`]: the route is not behind [`AuthLayer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -450,7 +449,68 @@ impl IntoResponse for LayerMissing {
     }
 }
 
+/// Why [`Authenticated`], [`AllowRestricted`] or [`authorize`] refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// The route is not behind [`AuthLayer`] (500).
+    #[error(transparent)]
+    LayerMissing(#[from] LayerMissing),
+    /// The principal may not use the route: 403 (see [`ScopeRefusal`]).
+    #[error(transparent)]
+    Scope(#[from] ScopeRefusal),
+    /// The principal is restricted and the route did not opt in (403
+    /// `{"error":"password_change_required"}`).
+    #[error("the password must be changed first")]
+    PasswordChangeRequired,
+}
+
+/// The stable code (and JSON `error` value) of [`AuthRejection::PasswordChangeRequired`].
+pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> AxumResponse {
+        match self {
+            Self::LayerMissing(e) => e.into_response(),
+            Self::Scope(e) => e.into_response(),
+            Self::PasswordChangeRequired => {
+                tracing::info!(target: "auth_core::http", code = PASSWORD_CHANGE_REQUIRED, status = 403, "restricted principal refused");
+                let mut response = (
+                    StatusCode::FORBIDDEN,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"error":"password_change_required"}"#,
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(LayerMissing)?;
+        if principal.is_restricted() {
+            return Err(AuthRejection::PasswordChangeRequired);
+        }
+        if parts.extensions.get::<Declared>().is_none() {
+            Requires::check_undeclared(&principal)
+                .inspect_err(|&refusal| log_scope_refusal(refusal, &principal))?;
+        }
+        Ok(Self(principal))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AllowRestricted {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {

@@ -6,6 +6,11 @@
 //! * Legacy bcrypt hashes (`$2a$`, `$2b$`, `$2y$`) verify, and report that a rehash is due
 //!   so the next successful login upgrades them. So do Argon2 hashes with weaker
 //!   parameters than configured.
+//! * bcrypt reads only the first [`BCRYPT_MAX_PASSWORD_LEN`] (72) bytes of a password. A
+//!   password longer than that never matches a bcrypt hash ([`Verification::Mismatch`],
+//!   after the same bcrypt work): otherwise anyone knowing the first 72 bytes could log
+//!   in with any suffix, and the rehash would store *their* string as the new password.
+//!   A legacy user whose real password is longer than 72 bytes has to reset it.
 //! * Every hash and verify runs in [`tokio::task::spawn_blocking`] behind a semaphore:
 //!   at most [`PasswordConfig::max_concurrent`] run at once and the rest wait
 //!   asynchronously, so a login flood cannot starve the runtime threads that resolve
@@ -34,6 +39,9 @@ pub const MIN_P_COST: u32 = 1;
 pub const DEFAULT_MIN_PASSWORD_LEN: usize = 12;
 /// Longest password accepted anywhere (bounds the work an attacker can ask for).
 pub const MAX_PASSWORD_LEN: usize = 1024;
+/// bcrypt uses only this many bytes of a password; a longer one never matches a bcrypt
+/// hash (see the module docs).
+pub const BCRYPT_MAX_PASSWORD_LEN: usize = 72;
 
 /// A password. Wiped on drop; `Debug` prints nothing of it.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -324,9 +332,14 @@ fn verify_sync(
     stored: &str,
 ) -> Result<Verification, PasswordError> {
     if is_bcrypt(stored) {
-        return match bcrypt::verify(password.0.as_bytes(), stored) {
-            Ok(true) => Ok(Verification::Match { needs_rehash: true }),
-            Ok(false) => Ok(Verification::Mismatch),
+        let bytes = password.0.as_bytes();
+        // bcrypt ignores everything after byte 72: a longer password is refused (after
+        // the same work, on its first 72 bytes) so that no suffix can ever match.
+        let too_long = bytes.len() > BCRYPT_MAX_PASSWORD_LEN;
+        let head = bytes.get(..BCRYPT_MAX_PASSWORD_LEN).unwrap_or(bytes);
+        return match bcrypt::verify(head, stored) {
+            Ok(true) if !too_long => Ok(Verification::Match { needs_rehash: true }),
+            Ok(_) => Ok(Verification::Mismatch),
             Err(_) => Err(PasswordError::UnknownHashFormat),
         };
     }

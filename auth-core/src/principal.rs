@@ -56,6 +56,7 @@ struct Identity {
     method: AuthMethod,
     credential_id: Option<Box<str>>,
     scopes: Box<[String]>,
+    restricted: bool,
 }
 
 impl Principal {
@@ -68,6 +69,7 @@ impl Principal {
             method,
             credential_id: None,
             scopes: Box::default(),
+            restricted: false,
         }))
     }
 
@@ -83,6 +85,24 @@ impl Principal {
     pub fn with_scopes(mut self, scopes: impl Into<Box<[String]>>) -> Self {
         Arc::make_mut(&mut self.0).scopes = scopes.into();
         self
+    }
+
+    /// Marks the principal restricted: its user must change the password first. The axum
+    /// extractor `http::Authenticated` (feature `axum`) refuses such a principal
+    /// (403 `password_change_required`) except on routes that opt in with
+    /// `AllowRestricted`. Set by the session and API key lookups from the user row.
+    #[must_use]
+    pub fn with_restricted(mut self, restricted: bool) -> Self {
+        if self.0.restricted != restricted {
+            Arc::make_mut(&mut self.0).restricted = restricted;
+        }
+        self
+    }
+
+    /// Whether the principal is restricted to the password change (and logout).
+    #[must_use]
+    pub fn is_restricted(&self) -> bool {
+        self.0.restricted
     }
 
     /// The local user id.
@@ -126,6 +146,7 @@ impl fmt::Debug for Principal {
             .field("method", &self.method())
             .field("credential_id", &self.credential_id())
             .field("scopes", &self.scopes())
+            .field("restricted", &self.is_restricted())
             .finish()
     }
 }
@@ -186,7 +207,7 @@ mod tests {
             .with_scopes(vec!["read".to_owned()]);
         assert_eq!(
             format!("{p:?}"),
-            r#"Principal { user_id: "u-1", method: ApiKey, credential_id: Some("k-1"), scopes: ["read"] }"#
+            r#"Principal { user_id: "u-1", method: ApiKey, credential_id: Some("k-1"), scopes: ["read"], restricted: false }"#
         );
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! A session token is `ses_` followed by 43 base64url characters (256 random bits from
 //! aws-lc-rs). The store keeps the token's SHA-256, a random non-secret session id, the
-//! user id and the expiry. A new token is issued at every login (no fixation); logout
-//! deletes it; changing a password deletes all of the user's sessions; a sweep task
-//! deletes expired rows.
+//! user id, the expiry and the user's session epoch at issue. A new token is issued at
+//! every login (no fixation); logout deletes it. A password change, disable, SSO link or
+//! sign-out-everywhere bumps the user's session epoch, which ends every older session at
+//! once: the lookup reads the user row with the session (one query, one lock) and
+//! [`admit`](crate::user::admit) refuses a session whose epoch differs. A sweep task
+//! deletes expired and superseded rows.
 
 use core::fmt;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use crate::credential::{Credential, CredentialKind};
 use crate::principal::{AuthMethod, Principal};
 use crate::secret::{self, Digest, RandomError};
 use crate::store::{StoreError, StoreFuture};
+use crate::user::{Admission, User, WithUser, admit};
 
 /// The prefix of every session token.
 pub const SESSION_TOKEN_PREFIX: &str = "ses_";
@@ -75,6 +79,7 @@ pub struct SessionRecord {
     token_digest: [u8; 32],
     created_at: i64,
     expires_at: i64,
+    epoch: i64,
 }
 
 impl SessionRecord {
@@ -93,7 +98,23 @@ impl SessionRecord {
             token_digest,
             created_at,
             expires_at,
+            epoch: 0,
         }
+    }
+
+    /// Sets the user's session epoch the session was issued at (see
+    /// [`User::session_epoch`]).
+    #[must_use]
+    pub fn with_epoch(mut self, epoch: i64) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
+    /// The user's session epoch at issue: the session resolves only while the user is
+    /// still at this epoch.
+    #[must_use]
+    pub fn epoch(&self) -> i64 {
+        self.epoch
     }
 
     /// The random non-secret session id (32 hex characters).
@@ -159,16 +180,23 @@ impl fmt::Debug for SessionRecord {
 /// wraps its query in [`StoreFuture::boxed`].
 #[async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug {
-    /// Inserts a session.
+    /// Inserts a session, only if its user exists, is enabled and is still at the
+    /// record's [`SessionRecord::epoch`] (checked in the same statement).
     ///
     /// # Errors
     ///
-    /// [`StoreError`].
+    /// [`StoreError::UserRefused`] when that check fails (a concurrent password change,
+    /// disable, link or sign-out-everywhere won); [`StoreError`].
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
 
-    /// The session whose token has this digest; the future fails with a [`StoreError`].
-    /// (The future may not borrow `digest`: a store that waits copies it, 32 bytes.)
-    fn session_by_digest(&self, digest: &[u8; 32]) -> StoreFuture<'_, Option<SessionRecord>>;
+    /// The session whose token has this digest, with its user's state (disabled,
+    /// must-change flag, current session epoch) read **in the same query or under the same
+    /// lock**; the future fails with a [`StoreError`]. (The future may not borrow
+    /// `digest`: a store that waits copies it, 32 bytes.)
+    fn session_by_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> StoreFuture<'_, Option<WithUser<SessionRecord>>>;
 
     /// Deletes the session whose token has this digest. Returns whether one was deleted.
     ///
@@ -191,7 +219,8 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// [`StoreError`].
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError>;
 
-    /// Deletes sessions with `expires_at <= now`; returns how many.
+    /// Deletes sessions with `expires_at <= now`, and sessions whose epoch is no longer
+    /// their user's; returns how many.
     ///
     /// # Errors
     ///
@@ -273,13 +302,16 @@ impl Sessions {
         self.config
     }
 
-    /// Issues a new session for `user_id`. Call it at every login: tokens are never
-    /// reused.
+    /// Issues a new session for `user`, as read before its password was checked: the
+    /// session is stamped with `user.session_epoch`, and the store refuses it if the user
+    /// has moved on since (so a login racing a password change cannot leave a live
+    /// session). Call it at every login: tokens are never reused.
     ///
     /// # Errors
     ///
-    /// [`SessionError`].
-    pub async fn issue(&self, user_id: &str) -> Result<SessionToken, SessionError> {
+    /// [`SessionError`]; [`StoreError::UserRefused`] inside it when the user changed.
+    pub async fn issue(&self, user: &User) -> Result<SessionToken, SessionError> {
+        let user_id = user.id.as_str();
         let secret_part = secret::random_secret_b64()?;
         let mut token = String::with_capacity(SESSION_TOKEN_PREFIX.len() + secret_part.len());
         token.push_str(SESSION_TOKEN_PREFIX);
@@ -296,7 +328,8 @@ impl Sessions {
             secret::sha256(session.token.as_bytes()),
             now,
             now.saturating_add(ttl),
-        );
+        )
+        .with_epoch(user.session_epoch);
         self.store.insert_session(&record).await?;
         tracing::info!(
             code = "session.issued",
@@ -340,7 +373,11 @@ impl Sessions {
         Ok(revoked)
     }
 
-    /// Revokes every session of `user_id`; returns how many.
+    /// Deletes every session row of `user_id`; returns how many. To end a user's
+    /// credentials atomically with respect to concurrent logins, use
+    /// [`Accounts::sign_out_everywhere`](crate::Accounts::sign_out_everywhere) (an epoch
+    /// bump) instead: a login that checked the password before this call can still insert
+    /// a session after it.
     ///
     /// # Errors
     ///
@@ -412,14 +449,17 @@ impl Resolver for Sessions {
 }
 
 /// The decision on a session token whose digest is `digest`, given what the store found.
-fn check_session(found: Result<Option<SessionRecord>, StoreError>, digest: &Digest) -> Resolution {
+fn check_session(
+    found: Result<Option<WithUser<SessionRecord>>, StoreError>,
+    digest: &Digest,
+) -> Resolution {
     match found {
         Err(e) => {
             tracing::warn!(code = SESSION_STORE_UNAVAILABLE.code(), error = %e, "session store failed");
             Resolution::Unavailable(SESSION_STORE_UNAVAILABLE)
         }
         Ok(None) => Resolution::Invalid(SESSION_UNKNOWN),
-        Ok(Some(rec)) => {
+        Ok(Some(WithUser { record: rec, user })) => {
             // The store matched on the digest; compare again in constant time so a store
             // with a loose index can never authenticate a different token.
             if !secret::digest_eq(&rec.token_digest, digest) {
@@ -428,7 +468,11 @@ fn check_session(found: Result<Option<SessionRecord>, StoreError>, digest: &Dige
             if secret::now_unix_for_expiry() >= rec.expires_at {
                 return Resolution::Invalid(SESSION_EXPIRED);
             }
-            Resolution::Authenticated(rec.principal)
+            match admit(user.as_ref(), rec.epoch) {
+                Ok(Admission::Full) => Resolution::Authenticated(rec.principal),
+                Ok(_) => Resolution::Authenticated(rec.principal.with_restricted(true)),
+                Err(refusal) => Resolution::Invalid(refusal),
+            }
         }
     }
 }

@@ -153,6 +153,7 @@ async fn canaries_never_leak() {
     h.insert("x-api-key", HeaderValue::from_str(&raw_key).unwrap());
     debug_out += &format!("{:?}", chain.resolve_headers(&h).await);
     debug_out += &format!("{:?}", sessions.list(&user.id).await.unwrap());
+    accounts.sign_out_everywhere(&user.id).await.unwrap();
 
     // Internal secret.
     let internal = InternalSecretResolver::new(Some(CANARY_INTERNAL)).unwrap();
@@ -189,7 +190,7 @@ async fn canaries_never_leak() {
         "login.bad_password",
         "login.unknown_user",
         "api_key.created",
-        "session.revoked_all",
+        "account.signed_out_everywhere",
         "account.password_changed",
         "sso.bind.provisioned",
         "sso.bind.existing",

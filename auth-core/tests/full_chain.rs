@@ -84,7 +84,8 @@ async fn run<S: UserStore + SessionStore + ApiKeyStore + 'static>(store: Arc<S>)
     ));
 
     // The other resolvers of the default chain still answer.
-    let s = sessions.issue(first.user_id()).await.unwrap();
+    let first_user = store.user_by_id(first.user_id()).await.unwrap().unwrap();
+    let s = sessions.issue(&first_user).await.unwrap();
     let p = chain.resolve(Some(&bearer(s.expose_secret()))).await;
     assert_eq!(p.principal().map(|p| p.method()), Some(AuthMethod::Session));
     let p = chain.resolve(Some(&bearer(STATIC))).await;

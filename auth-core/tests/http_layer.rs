@@ -38,12 +38,26 @@ struct App {
     router: Router,
     sessions: Sessions,
     keys: ApiKeys,
+    store: Arc<MemoryStore>,
+}
+
+impl App {
+    /// The user `id`, created if missing (credentials resolve only for existing users).
+    async fn user(&self, id: &str) -> auth_core::User {
+        use auth_core::UserStore as _;
+        if let Some(u) = self.store.user_by_id(id).await.unwrap() {
+            return u;
+        }
+        let u = auth_core::User::new(id, format!("{id}@example.com"), None, 1);
+        self.store.create_user(&u).await.unwrap();
+        u
+    }
 }
 
 fn app(internal_secret: Option<&str>) -> App {
     let store = Arc::new(MemoryStore::new());
     let sessions = Sessions::new(store.clone(), SessionConfig::default());
-    let keys = ApiKeys::new(store);
+    let keys = ApiKeys::new(store.clone());
     let chain = Chain::builder()
         .resolver(StaticTokenResolver::new(STATIC, "bootstrap").unwrap())
         .resolver(sessions.clone())
@@ -74,6 +88,7 @@ fn app(internal_secret: Option<&str>) -> App {
         router,
         sessions,
         keys,
+        store,
     }
 }
 
@@ -124,10 +139,11 @@ async fn statuses_and_bodies() {
     let (s, _, body) = call(&app.router, get_req("/me", &[("authorization", &bearer)])).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body, "bootstrap:static_token");
-    let t = app.sessions.issue("alice").await.unwrap();
+    let t = app.sessions.issue(&app.user("alice").await).await.unwrap();
     let bearer = format!("Bearer {}", t.expose_secret());
     let (s, _, body) = call(&app.router, get_req("/me", &[("authorization", &bearer)])).await;
     assert_eq!((s, body.as_str()), (StatusCode::OK, "alice:session"));
+    app.user("bob").await;
     let k = app.keys.create("bob", "bot", vec![]).await.unwrap();
     let (s, _, body) = call(
         &app.router,
@@ -150,7 +166,7 @@ async fn statuses_and_bodies() {
 #[tokio::test]
 async fn websocket_handshake_token_query() {
     let app = app(None);
-    let t = app.sessions.issue("carol").await.unwrap();
+    let t = app.sessions.issue(&app.user("carol").await).await.unwrap();
     let uri = format!("/ws?token={}", t.expose_secret());
     let ws = [("upgrade", "websocket"), ("connection", "upgrade")];
     let (s, _, body) = call(&app.router, get_req(&uri, &ws)).await;
@@ -264,7 +280,8 @@ impl auth_core::SessionStore for DownStore {
     fn session_by_digest(
         &self,
         _: &[u8; 32],
-    ) -> auth_core::StoreFuture<'_, Option<auth_core::SessionRecord>> {
+    ) -> auth_core::StoreFuture<'_, Option<auth_core::user::WithUser<auth_core::SessionRecord>>>
+    {
         let down = || Err(auth_core::StoreError::Backend("down".into()));
         if self.waits {
             auth_core::StoreFuture::boxed(async move {
@@ -320,13 +337,14 @@ async fn store_outage_is_503() {
 #[tokio::test]
 async fn declared_requirements_hold_for_scoped_keys_and_undeclared_routes_refuse_keys() {
     let app = app(None);
+    app.user("bob").await;
     let read = app
         .keys
         .create("bob", "read", vec!["read".into()])
         .await
         .unwrap();
     let full = app.keys.create("bob", "full", vec![]).await.unwrap();
-    let session = app.sessions.issue("alice").await.unwrap();
+    let session = app.sessions.issue(&app.user("alice").await).await.unwrap();
     let session = format!("Bearer {}", session.expose_secret());
     let static_token = format!("Bearer {STATIC}");
     let insufficient = r#"{"error":"insufficient_scope"}"#;
@@ -475,7 +493,7 @@ async fn unknown_paths_are_404_under_route_layers() {
 #[tokio::test]
 async fn recheck_ends_with_the_credential() {
     let app = app(None);
-    let t = app.sessions.issue("dave").await.unwrap();
+    let t = app.sessions.issue(&app.user("dave").await).await.unwrap();
     let bearer = format!("Bearer {}", t.expose_secret());
     let ws = [("authorization", bearer.as_str())];
     let (s, _, body) = call(&app.router, get_req("/ws", &ws)).await;
@@ -499,7 +517,9 @@ async fn recheck_ends_with_the_credential() {
             .route_layer(Requires::Scope(Scope::Read)),
         )
         .route_layer(AuthLayer::websocket(chain));
-    let t = sessions.issue("erin").await.unwrap();
+    let erin = auth_core::User::new("erin", "erin@example.com", None, 1);
+    auth_core::UserStore::create_user(&*store, &erin).await.unwrap();
+    let t = sessions.issue(&erin).await.unwrap();
     let uri = format!("/ws?token={}", t.expose_secret());
     let upgrade = [("upgrade", "websocket"), ("connection", "upgrade")];
     assert_eq!(call(&grab, get_req(&uri, &upgrade)).await.0, StatusCode::OK);

@@ -24,7 +24,8 @@ async fn resolutions_over_the_memory_store_answer_without_waiting() {
     let store = Arc::new(MemoryStore::new());
     let sessions = Sessions::new(store.clone(), SessionConfig::default());
     let keys = ApiKeys::new(store.clone());
-    let token = sessions.issue("u-ready").await.unwrap();
+    let user = support::ensure_user(&*store, "u-ready").await;
+    let token = sessions.issue(&user).await.unwrap();
     let key = keys.create("u-ready", "ready", vec![]).await.unwrap();
     let session = Credential::new(CredentialKind::Bearer, token.expose_secret()).unwrap();
     let api_key = Credential::new(CredentialKind::ApiKey, key.expose_secret()).unwrap();

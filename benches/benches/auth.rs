@@ -19,13 +19,21 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use auth_core::{
     Accounts, ApiKeys, Chain, Credential, CredentialKind, MemoryStore, Outcome, Password,
     PasswordConfig, PasswordHasher, Resolution, Resolver, SessionConfig, Sessions,
-    StaticTokenResolver,
+    StaticTokenResolver, User, UserStore,
 };
 use aws_lc_rs::digest::{SHA256, digest};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 
 const STATIC: &str = "static-token-0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Creates user `id` in `store`: sessions and keys resolve only for existing users (the
+/// lookup reads the user row with the credential, to check its state and epoch).
+fn bench_user(store: &MemoryStore, id: &str) -> User {
+    let user = User::new(id, format!("{id}@bench.example"), None, 1);
+    block_on(store.create_user(&user)).unwrap();
+    user
+}
 
 fn raw_sha256(token: &str) -> usize {
     digest(&SHA256, black_box(token.as_bytes())).as_ref().len()
@@ -58,7 +66,9 @@ fn static_token(c: &mut Criterion) {
 }
 
 fn api_key(c: &mut Criterion) {
-    let keys = ApiKeys::new(Arc::new(MemoryStore::new()));
+    let store = Arc::new(MemoryStore::new());
+    bench_user(&store, "bench-user");
+    let keys = ApiKeys::new(store);
     let key = block_on(keys.create("bench-user", "bench", vec!["read".into()])).unwrap();
     let raw = key.expose_secret().to_owned();
     let cred = Credential::new(CredentialKind::ApiKey, &raw).unwrap();
@@ -84,15 +94,18 @@ fn api_key(c: &mut Criterion) {
 }
 
 fn session(c: &mut Criterion) {
-    let sessions = Sessions::new(Arc::new(MemoryStore::new()), SessionConfig::default());
+    let store = Arc::new(MemoryStore::new());
+    let sessions = Sessions::new(store.clone(), SessionConfig::default());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     // Some other users' sessions in the store.
     for i in 0..1000 {
-        rt.block_on(sessions.issue(&format!("user-{i}"))).unwrap();
+        let user = bench_user(&store, &format!("user-{i}"));
+        rt.block_on(sessions.issue(&user)).unwrap();
     }
-    let token = rt.block_on(sessions.issue("bench-user")).unwrap();
+    let user = bench_user(&store, "bench-user");
+    let token = rt.block_on(sessions.issue(&user)).unwrap();
     let raw = token.expose_secret().to_owned();
     let cred = Credential::new(CredentialKind::Bearer, &raw).unwrap();
     assert!(authenticated(block_on(sessions.resolve(&cred))));
@@ -107,13 +120,14 @@ fn session(c: &mut Criterion) {
 fn chain(c: &mut Criterion) {
     let store = Arc::new(MemoryStore::new());
     let sessions = Sessions::new(store.clone(), SessionConfig::default());
-    let keys = ApiKeys::new(store);
+    let keys = ApiKeys::new(store.clone());
+    let user = bench_user(&store, "bench-user");
     let chain = Chain::builder()
         .resolver(StaticTokenResolver::new(STATIC, "bootstrap").unwrap())
         .resolver(sessions.clone())
         .resolver(keys.clone())
         .build();
-    let token = block_on(sessions.issue("bench-user")).unwrap();
+    let token = block_on(sessions.issue(&user)).unwrap();
     let key = block_on(keys.create("bench-user", "bench", vec![])).unwrap();
     let mut session_headers = HeaderMap::new();
     session_headers.insert(

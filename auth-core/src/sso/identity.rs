@@ -145,6 +145,11 @@ pub enum BindError {
     /// the account cannot be adopted: refused (403).
     #[error("sso binding: email not verified, account not adopted")]
     EmailNotVerified,
+    /// An unbound user has this email, but the account's email was never proven (it was
+    /// self-registered, so anyone could have claimed it first): not adopted, refused
+    /// (403). See [`User::email_verified`](crate::User::email_verified).
+    #[error("sso binding: account email not proven, account not adopted")]
+    EmailUnproven,
     /// The identity is unknown and auto-provisioning is off: refused (403).
     #[error("sso binding: unknown identity and auto-provisioning is off")]
     ProvisioningDisabled,
@@ -163,6 +168,7 @@ impl BindError {
         match self {
             Self::EmailBoundElsewhere => "sso.email_bound_elsewhere",
             Self::EmailNotVerified => "sso.email_not_verified",
+            Self::EmailUnproven => "sso.email_unproven",
             Self::ProvisioningDisabled => "sso.provisioning_disabled",
             Self::UserDisabled => "sso.user_disabled",
             Self::Unavailable(_) => "sso.binding_unavailable",
@@ -186,9 +192,11 @@ impl BindError {
 ///   pair is [`BindingKind::Existing`].
 /// * Never bind silently by email. Email is only used to adopt an existing user that has
 ///   **no** SSO binding yet, and only when [`VerifiedIdentity::email_verified`] is `true`
-///   (otherwise [`BindError::EmailNotVerified`]); the adoption records the
+///   (otherwise [`BindError::EmailNotVerified`]) and the account's own email is proven
+///   (otherwise [`BindError::EmailUnproven`]); the adoption records the
 ///   `(issuer, subject)` binding in the same transaction, so it happens once
-///   ([`BindingKind::AdoptedByEmail`]). An email already bound to another identity is
+///   ([`BindingKind::AdoptedByEmail`]), and ends every credential the account had before
+///   (an epoch bump in the same transaction). An email already bound to another identity is
 ///   [`BindError::EmailBoundElsewhere`].
 /// * Unknown identities are auto-provisioned ([`BindingKind::Provisioned`]) only if the
 ///   embedding service enabled it; else [`BindError::ProvisioningDisabled`].

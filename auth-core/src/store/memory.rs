@@ -1,5 +1,8 @@
 //! In-memory store: users, sessions and API keys in `HashMap`s behind one read-write lock
-//! (resolutions only read, so concurrent requests do not queue behind each other). The
+//! (resolutions only read, so concurrent requests do not queue behind each other). A
+//! lookup reads the credential and its user under the same read guard, and every state
+//! change with its epoch bump happens under one write guard, so the store is exactly as
+//! atomic as the SQL ones. The
 //! lookups on the request path answer without waiting ([`StoreFuture::ready`]) and hand
 //! out records whose text is shared, so a resolution allocates nothing.
 
@@ -12,7 +15,7 @@ use async_trait::async_trait;
 use super::{StoreError, StoreFuture};
 use crate::api_key::{ApiKeyRecord, ApiKeyStore};
 use crate::session::{SessionRecord, SessionStore};
-use crate::user::{SsoIdentity, User, UserStore};
+use crate::user::{EpochKind, RevokeScope, SsoIdentity, User, UserStore, WithUser};
 
 /// An in-process store for tests, benchmarks and single-instance tools. Data is lost when
 /// it is dropped.
@@ -23,7 +26,9 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    users: HashMap<String, User>,
+    /// Keyed like the API keys (user ids are chosen by this crate too): the session and
+    /// API key lookups probe it on every request.
+    users: HashMap<String, User, BuildHasherDefault<IdHasher>>,
     identities: HashMap<SsoIdentity, String>,
     sessions: HashMap<[u8; 32], SessionRecord, BuildHasherDefault<DigestHasher>>,
     api_keys: HashMap<Arc<str>, ApiKeyRecord, BuildHasherDefault<IdHasher>>,
@@ -50,13 +55,15 @@ impl Hasher for DigestHasher {
     fn write_usize(&mut self, _len: usize) {}
 }
 
-/// Hashes an API key id. Ids are chosen by this crate when a key is created (128 random
-/// bits), never by a client: a presented id only probes the table and cannot lengthen a
-/// bucket, so no keyed hash (SipHash, three times slower here) is needed. The hash is
-/// unkeyed: a caller that inserts records itself
-/// ([`ApiKeyStore::insert_api_key`](crate::ApiKeyStore::insert_api_key)) must give them
-/// random ids too, never ids a client chose. Every byte is
-/// mixed in, so ids of another shape (`"k-1"`, `"k-2"`) spread as well.
+/// Hashes an API key id or a user id. Ids are chosen by this crate when a key or user is
+/// created (128 random bits), never by a client: a presented key id only probes the table
+/// and cannot lengthen a bucket, and a user id is never presented at all, so no keyed hash
+/// (SipHash, three times slower here) is needed. The hash is unkeyed: a caller that
+/// inserts records itself
+/// ([`ApiKeyStore::insert_api_key`](crate::ApiKeyStore::insert_api_key),
+/// [`UserStore::create_user`](crate::UserStore::create_user)) must give them random ids
+/// too, never ids a client chose. Every byte is mixed in, so ids of another shape
+/// (`"k-1"`, `"k-2"`) spread as well.
 #[derive(Debug, Default)]
 struct IdHasher(u64);
 
@@ -121,6 +128,23 @@ impl Inner {
         self.users.insert(user.id.clone(), user.clone());
         Ok(())
     }
+
+    /// Applies `revoke` to the user's epochs; `false` if there is no such user.
+    fn bump(&mut self, user_id: &str, revoke: RevokeScope) -> bool {
+        let Some(user) = self.users.get_mut(user_id) else {
+            return false;
+        };
+        user.session_epoch = user.session_epoch.saturating_add(revoke.session_bump());
+        user.key_epoch = user.key_epoch.saturating_add(revoke.key_bump());
+        true
+    }
+
+    fn with_user<R>(&self, record: R, user_id: &str, kind: EpochKind) -> WithUser<R> {
+        WithUser {
+            record,
+            user: self.users.get(user_id).map(|u| u.state(kind)),
+        }
+    }
 }
 
 #[async_trait]
@@ -159,16 +183,21 @@ impl UserStore for MemoryStore {
     async fn set_password(
         &self,
         user_id: &str,
+        expected: Option<&str>,
         password_hash: &str,
         must_change_password: bool,
+        revoke: RevokeScope,
     ) -> Result<bool, StoreError> {
         let mut inner = self.write()?;
         let Some(user) = inner.users.get_mut(user_id) else {
             return Ok(false);
         };
+        if user.password_hash.as_deref() != expected {
+            return Ok(false);
+        }
         user.password_hash = Some(password_hash.to_owned());
         user.must_change_password = must_change_password;
-        Ok(true)
+        Ok(inner.bump(user_id, revoke))
     }
 
     async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<bool, StoreError> {
@@ -177,6 +206,26 @@ impl UserStore for MemoryStore {
             return Ok(false);
         };
         user.disabled = disabled;
+        if disabled {
+            inner.bump(user_id, RevokeScope::All);
+        }
+        Ok(true)
+    }
+
+    async fn revoke_credentials(
+        &self,
+        user_id: &str,
+        revoke: RevokeScope,
+    ) -> Result<bool, StoreError> {
+        Ok(self.write()?.bump(user_id, revoke))
+    }
+
+    async fn set_email_verified(&self, user_id: &str) -> Result<bool, StoreError> {
+        let mut inner = self.write()?;
+        let Some(user) = inner.users.get_mut(user_id) else {
+            return Ok(false);
+        };
+        user.email_verified = true;
         Ok(true)
     }
 
@@ -211,6 +260,7 @@ impl UserStore for MemoryStore {
         inner
             .identities
             .insert(identity.clone(), user_id.to_owned());
+        inner.bump(user_id, RevokeScope::All);
         Ok(())
     }
 }
@@ -219,6 +269,13 @@ impl UserStore for MemoryStore {
 impl SessionStore for MemoryStore {
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
         let mut inner = self.write()?;
+        let admitted = inner
+            .users
+            .get(record.user_id())
+            .is_some_and(|u| !u.disabled && u.session_epoch == record.epoch());
+        if !admitted {
+            return Err(StoreError::UserRefused);
+        }
         if inner.sessions.contains_key(record.token_digest())
             || inner.sessions.values().any(|s| s.id() == record.id())
         {
@@ -230,8 +287,16 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    fn session_by_digest(&self, digest: &[u8; 32]) -> StoreFuture<'_, Option<SessionRecord>> {
-        StoreFuture::ready(self.read().map(|inner| inner.sessions.get(digest).cloned()))
+    fn session_by_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> StoreFuture<'_, Option<WithUser<SessionRecord>>> {
+        StoreFuture::ready(self.read().map(|inner| {
+            inner.sessions.get(digest).map(|s| {
+                let user_id = s.user_id();
+                inner.with_user(s.clone(), user_id, EpochKind::Session)
+            })
+        }))
     }
 
     async fn delete_session_by_digest(&self, digest: &[u8; 32]) -> Result<bool, StoreError> {
@@ -257,7 +322,15 @@ impl SessionStore for MemoryStore {
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
         let mut inner = self.write()?;
         let before = inner.sessions.len();
-        inner.sessions.retain(|_, s| s.expires_at() > now);
+        let Inner {
+            sessions, users, ..
+        } = &mut *inner;
+        sessions.retain(|_, s| {
+            s.expires_at() > now
+                && users
+                    .get(s.user_id())
+                    .is_some_and(|u| u.session_epoch == s.epoch())
+        });
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
     }
 
@@ -278,15 +351,26 @@ impl SessionStore for MemoryStore {
 impl ApiKeyStore for MemoryStore {
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
         let mut inner = self.write()?;
+        let epoch = match inner.users.get(record.user_id()) {
+            Some(u) if !u.disabled => u.key_epoch,
+            _ => return Err(StoreError::UserRefused),
+        };
         if inner.api_keys.contains_key(record.id()) {
             return Err(StoreError::Conflict { field: "id" });
         }
-        inner.api_keys.insert(record.id().into(), record.clone());
+        inner
+            .api_keys
+            .insert(record.id().into(), record.clone().with_epoch(epoch));
         Ok(())
     }
 
-    fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<ApiKeyRecord>> {
-        StoreFuture::ready(self.read().map(|inner| inner.api_keys.get(key_id).cloned()))
+    fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<WithUser<ApiKeyRecord>>> {
+        StoreFuture::ready(self.read().map(|inner| {
+            inner.api_keys.get(key_id).map(|k| {
+                let user_id = k.user_id();
+                inner.with_user(k.clone(), user_id, EpochKind::ApiKey)
+            })
+        }))
     }
 
     async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<(), StoreError> {

@@ -52,6 +52,11 @@ pub enum StoreError {
     /// Applying the shipped migrations failed.
     #[error("applying auth-core migrations failed")]
     Migrate(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The credential was not stored: its user does not exist, is disabled, or has moved
+    /// to another epoch since it was read (a concurrent password change, disable, link or
+    /// sign-out-everywhere won the race).
+    #[error("the user may not receive this credential")]
+    UserRefused,
     /// A stored row does not have the expected shape (`field` names the column).
     #[error("stored {field} is malformed")]
     Corrupt {

@@ -10,7 +10,7 @@ use auth_core::api_key::{ApiKeyStore, ApiKeys};
 use auth_core::password::{PasswordConfig, PasswordHasher};
 use auth_core::session::{SessionConfig, SessionRecord, SessionStore, Sessions};
 use auth_core::sso::{BindError, BindingKind, IdentityBinder, VerifiedIdentity};
-use auth_core::user::{SsoIdentity, User, UserStore};
+use auth_core::user::{RevokeScope, SsoIdentity, User, UserStore};
 use auth_core::{
     AccountError, Accounts, AuthMethod, Credential, CredentialKind, Password, Resolution, Resolver,
     SsoBinder, StoreError,
@@ -37,6 +37,17 @@ pub fn user(id: &str, email: &str) -> User {
         Some("$argon2id$placeholder".to_owned()),
         1_700_000_000,
     )
+}
+
+/// The user `id` (created with a placeholder hash if missing): sessions and keys resolve
+/// only for users that exist.
+pub async fn ensure_user<S: FullStore + ?Sized>(store: &S, id: &str) -> User {
+    if let Some(u) = store.user_by_id(id).await.unwrap() {
+        return u;
+    }
+    let u = user(id, &format!("{id}@users.example"));
+    store.create_user(&u).await.unwrap();
+    u
 }
 
 pub async fn run_all<S: FullStore>(store: Arc<S>) {
@@ -73,36 +84,83 @@ pub async fn user_store<S: FullStore>(store: Arc<S>) {
         Err(StoreError::Conflict { .. })
     ));
     // Password and flags.
+    // Compare-and-set: a stale expected hash changes nothing.
+    assert!(
+        !store
+            .set_password(
+                "u-store-a",
+                Some("$argon2id$stale"),
+                "$argon2id$new",
+                true,
+                RevokeScope::Sessions
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.user_by_id("u-store-a").await.unwrap(),
+        Some(a.clone())
+    );
     assert!(
         store
-            .set_password("u-store-a", "$argon2id$new", true)
+            .set_password(
+                "u-store-a",
+                Some("$argon2id$placeholder"),
+                "$argon2id$new",
+                true,
+                RevokeScope::Sessions
+            )
             .await
             .unwrap()
     );
     let got = store.user_by_id("u-store-a").await.unwrap().unwrap();
     assert_eq!(got.password_hash.as_deref(), Some("$argon2id$new"));
     assert!(got.must_change_password);
+    assert_eq!((got.session_epoch, got.key_epoch), (1, 0));
     assert!(
         !store
-            .set_password("u-store-missing", "x", false)
+            .set_password("u-store-missing", None, "x", false, RevokeScope::None)
             .await
             .unwrap()
     );
-    assert!(store.set_disabled("u-store-a", true).await.unwrap());
+    assert!(
+        store
+            .revoke_credentials("u-store-a", RevokeScope::All)
+            .await
+            .unwrap()
+    );
+    let got = store.user_by_id("u-store-a").await.unwrap().unwrap();
+    assert_eq!((got.session_epoch, got.key_epoch), (2, 1));
+    assert!(
+        !store
+            .revoke_credentials("u-store-missing", RevokeScope::All)
+            .await
+            .unwrap()
+    );
+    assert!(!got.email_verified);
+    assert!(store.set_email_verified("u-store-a").await.unwrap());
     assert!(
         store
             .user_by_id("u-store-a")
             .await
             .unwrap()
             .unwrap()
-            .disabled
+            .email_verified
     );
+    assert!(store.set_disabled("u-store-a", true).await.unwrap());
+    let got = store.user_by_id("u-store-a").await.unwrap().unwrap();
+    assert!(got.disabled);
+    // Disabling ends everything.
+    assert_eq!((got.session_epoch, got.key_epoch), (3, 2));
     assert!(!store.set_disabled("u-store-missing", true).await.unwrap());
 
     // Identities: unique per identity and per user.
     let idp = SsoIdentity::new("https://idp.example", "sub-1");
     assert_eq!(store.identity_of("u-store-a").await.unwrap(), None);
     store.bind_identity("u-store-a", &idp).await.unwrap();
+    // A link ends everything the account had.
+    let got = store.user_by_id("u-store-a").await.unwrap().unwrap();
+    assert_eq!((got.session_epoch, got.key_epoch), (4, 3));
     assert_eq!(
         store.identity_of("u-store-a").await.unwrap(),
         Some(idp.clone())
@@ -140,6 +198,30 @@ pub async fn user_store<S: FullStore>(store: Arc<S>) {
 }
 
 pub async fn session_store<S: FullStore>(store: Arc<S>) {
+    for id in ["u-sess-1", "u-sess-2", "u-sess-3"] {
+        ensure_user(&*store, id).await;
+    }
+    // No session for a user that does not exist, or at another epoch.
+    assert!(matches!(
+        store
+            .insert_session(&SessionRecord::new(
+                "s-0",
+                "u-sess-none",
+                [8; 32],
+                1,
+                10_000
+            ))
+            .await,
+        Err(StoreError::UserRefused)
+    ));
+    assert!(matches!(
+        store
+            .insert_session(
+                &SessionRecord::new("s-0", "u-sess-1", [8; 32], 1, 10_000).with_epoch(7)
+            )
+            .await,
+        Err(StoreError::UserRefused)
+    ));
     let r1 = SessionRecord::new("s-1", "u-sess-1", [1; 32], 100, 200);
     let r2 = SessionRecord::new("s-2", "u-sess-1", [2; 32], 110, 10_000);
     let r3 = SessionRecord::new("s-3", "u-sess-2", [3; 32], 120, 10_000);
@@ -147,10 +229,11 @@ pub async fn session_store<S: FullStore>(store: Arc<S>) {
         store.insert_session(r).await.unwrap();
     }
     assert!(store.insert_session(&r1).await.is_err());
-    assert_eq!(
-        store.session_by_digest(&[1; 32]).await.unwrap(),
-        Some(r1.clone())
-    );
+    let found = store.session_by_digest(&[1; 32]).await.unwrap().unwrap();
+    assert_eq!(found.record, r1);
+    let state = found.user.unwrap();
+    assert!(!state.disabled && !state.must_change_password);
+    assert_eq!(state.epoch, 0);
     assert_eq!(store.session_by_digest(&[9; 32]).await.unwrap(), None);
     assert_eq!(
         store.user_sessions("u-sess-1").await.unwrap(),
@@ -176,8 +259,14 @@ pub async fn session_store<S: FullStore>(store: Arc<S>) {
 
 pub async fn sessions_service<S: FullStore>(store: Arc<S>) {
     let sessions = Sessions::new(store.clone(), SessionConfig::default());
-    let t1 = sessions.issue("u-svc-1").await.unwrap();
-    let t2 = sessions.issue("u-svc-1").await.unwrap();
+    let t1 = sessions
+        .issue(&ensure_user(&*store, "u-svc-1").await)
+        .await
+        .unwrap();
+    let t2 = sessions
+        .issue(&ensure_user(&*store, "u-svc-1").await)
+        .await
+        .unwrap();
     // Fresh token each time: 'ses_' + 43 base64url characters.
     assert_ne!(t1.expose_secret(), t2.expose_secret());
     assert_ne!(t1.session_id(), t2.session_id());
@@ -233,9 +322,18 @@ pub async fn sessions_service<S: FullStore>(store: Arc<S>) {
         Resolution::Invalid(_)
     ));
     // Revoke all.
-    let a = sessions.issue("u-svc-2").await.unwrap();
-    let b = sessions.issue("u-svc-2").await.unwrap();
-    let other = sessions.issue("u-svc-3").await.unwrap();
+    let a = sessions
+        .issue(&ensure_user(&*store, "u-svc-2").await)
+        .await
+        .unwrap();
+    let b = sessions
+        .issue(&ensure_user(&*store, "u-svc-2").await)
+        .await
+        .unwrap();
+    let other = sessions
+        .issue(&ensure_user(&*store, "u-svc-3").await)
+        .await
+        .unwrap();
     assert_eq!(sessions.revoke_all("u-svc-2").await.unwrap(), 2);
     for t in [&a, &b] {
         assert!(matches!(
@@ -249,7 +347,10 @@ pub async fn sessions_service<S: FullStore>(store: Arc<S>) {
     ));
     // Expiry: a zero lifetime is expired at once; the sweep removes it.
     let short = Sessions::new(store.clone(), SessionConfig::default().ttl(Duration::ZERO));
-    let expired = short.issue("u-svc-4").await.unwrap();
+    let expired = short
+        .issue(&ensure_user(&*store, "u-svc-4").await)
+        .await
+        .unwrap();
     assert!(matches!(
         short.resolve(&bearer(expired.expose_secret())).await,
         Resolution::Invalid(r) if r.code() == "session.expired"
@@ -261,7 +362,10 @@ pub async fn sessions_service<S: FullStore>(store: Arc<S>) {
         Resolution::Authenticated(_)
     ));
     // The spawned sweeper runs (first tick immediately).
-    let expired2 = short.issue("u-svc-5").await.unwrap();
+    let expired2 = short
+        .issue(&ensure_user(&*store, "u-svc-5").await)
+        .await
+        .unwrap();
     assert_eq!(short.list("u-svc-5").await.unwrap().len(), 1);
     let handle = short.spawn_sweeper();
     let mut swept = false;
@@ -279,6 +383,14 @@ pub async fn sessions_service<S: FullStore>(store: Arc<S>) {
 
 pub async fn api_keys<S: FullStore>(store: Arc<S>) {
     let keys = ApiKeys::new(store.clone());
+    // No key for a user that does not exist.
+    assert!(matches!(
+        keys.create("u-key-none", "bot", vec![]).await,
+        Err(auth_core::api_key::ApiKeyError::Store(
+            StoreError::UserRefused
+        ))
+    ));
+    ensure_user(&*store, "u-key-1").await;
     let k = keys
         .create(
             "u-key-1",
@@ -480,11 +592,17 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
         .await
         .unwrap();
     assert!(admin_made.must_change_password);
-    match accounts.login("carol@example.com", &temp).await {
-        Err(AccountError::PasswordChangeRequired { user_id }) => assert_eq!(user_id, admin_made.id),
-        other => panic!("expected PasswordChangeRequired, got {other:?}"),
+    assert!(admin_made.email_verified);
+    // Login gives a restricted session.
+    let restricted = accounts.login("carol@example.com", &temp).await.unwrap();
+    assert!(restricted.password_change_required);
+    match sessions
+        .resolve(&bearer(restricted.token.expose_secret()))
+        .await
+    {
+        Resolution::Authenticated(p) => assert!(p.is_restricted()),
+        other => panic!("expected a restricted principal, got {other:?}"),
     }
-    assert!(sessions.list(&admin_made.id).await.unwrap().is_empty());
     // A wrong password does not reveal the flag.
     assert!(matches!(
         accounts
@@ -502,6 +620,16 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
         .await
         .unwrap();
     assert!(!l.user.must_change_password);
+    assert!(!l.password_change_required);
+    // The restricted session ended with the change; the new one is unrestricted.
+    assert!(matches!(
+        sessions.resolve(&bearer(restricted.token.expose_secret())).await,
+        Resolution::Invalid(r) if r.code() == "user.credential_superseded"
+    ));
+    match sessions.resolve(&bearer(l.token.expose_secret())).await {
+        Resolution::Authenticated(p) => assert!(!p.is_restricted()),
+        other => panic!("expected authenticated, got {other:?}"),
+    }
 
     // Disabled users cannot log in and lose their sessions.
     accounts.set_disabled(&admin_made.id, true).await.unwrap();
@@ -576,8 +704,19 @@ pub async fn binding<S: FullStore>(store: Arc<S>) {
             .await,
         Err(BindError::EmailBoundElsewhere)
     ));
-    // Existing unbound user: adopted once, when the email is verified.
-    let local = user("u-bind-local", "local@bind.example");
+    // Existing unbound user whose email was never proven (self-registered): not adopted.
+    let unproven = user("u-bind-unproven", "unproven@bind.example");
+    store.create_user(&unproven).await.unwrap();
+    assert!(matches!(
+        binder
+            .bind(&identity("b-sub-9", Some("unproven@bind.example"), true))
+            .await,
+        Err(BindError::EmailUnproven)
+    ));
+    assert_eq!(store.identity_of("u-bind-unproven").await.unwrap(), None);
+    // Existing unbound user with a proven email: adopted once, when the token's email is
+    // verified.
+    let local = user("u-bind-local", "local@bind.example").with_email_verified(true);
     store.create_user(&local).await.unwrap();
     assert!(matches!(
         binder

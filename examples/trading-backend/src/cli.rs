@@ -62,8 +62,35 @@ pub enum Command {
         #[arg(long, default_value = "cli")]
         name: String,
     },
-    /// Delete expired sessions once.
+    /// Delete expired sessions (and sessions ended by a password change, disable, link or
+    /// sign-out-everywhere) once.
     SweepSessions,
+    /// Disable a user: every session and API key of the user ends at once, and no
+    /// credential of the user resolves while disabled.
+    DisableUser {
+        /// The user's email address.
+        email: String,
+    },
+    /// Enable a disabled user again (credentials ended by the disable stay ended).
+    EnableUser {
+        /// The user's email address.
+        email: String,
+    },
+    /// End every session and API key of a user at once ("sign out everywhere").
+    SignOutEverywhere {
+        /// The user's email address.
+        email: String,
+    },
+    /// Set a new password for a user, who must change it at next login; every session and
+    /// API key of the user ends.
+    ResetPassword {
+        /// The user's email address.
+        email: String,
+        /// The new password (at least 12 characters). Without it a random one is
+        /// generated and printed once.
+        #[arg(long)]
+        password: Option<String>,
+    },
 }
 
 /// A secret given on the command line: wiped on drop, and its `Debug` prints nothing of it
@@ -180,6 +207,34 @@ async fn run(command: Command) -> Result<(), CliError> {
             restart,
             batch_size,
         } => rewrap(&config.data_dir, &stores, ring, restart, batch_size).await,
+        Command::DisableUser { email } => {
+            user_command(&stores, ring, &email, UserCommand::Disable).await
+        }
+        Command::EnableUser { email } => {
+            user_command(&stores, ring, &email, UserCommand::Enable).await
+        }
+        Command::SignOutEverywhere { email } => {
+            user_command(&stores, ring, &email, UserCommand::SignOutEverywhere).await
+        }
+        Command::ResetPassword { email, password } => {
+            let generated = password.is_none();
+            let password = match password {
+                Some(p) => Zeroizing::new(p),
+                None => random_password()?,
+            };
+            user_command(
+                &stores,
+                ring,
+                &email,
+                UserCommand::Reset(Password::new(password.as_str())),
+            )
+            .await?;
+            if generated {
+                println!("password: {}", password.as_str());
+                println!("(shown once; store it now)");
+            }
+            Ok(())
+        }
         Command::GenMasterKey { .. } => Ok(()),
     }
 }
@@ -234,7 +289,9 @@ async fn create_user(
     };
     let secret = Password::new(password.as_str());
     let result = if no_reset {
-        core.accounts.register(&email, &secret).await
+        core.accounts
+            .admin_create_user_keep_password(&email, &secret)
+            .await
     } else {
         core.accounts.admin_create_user(&email, &secret).await
     };
@@ -252,6 +309,53 @@ async fn create_user(
     if !no_reset {
         println!("the user must change the password at first login");
     }
+    Ok(())
+}
+
+/// A user-state change made by an operator.
+enum UserCommand {
+    Disable,
+    Enable,
+    SignOutEverywhere,
+    Reset(Password),
+}
+
+async fn user_command(
+    stores: &crate::db::Stores,
+    ring: crypto_envelope::LocalKeyRing,
+    email: &str,
+    command: UserCommand,
+) -> Result<(), CliError> {
+    let email = normalize_email(email).map_err(|e| CliError::Input(format!("email: {e}")))?;
+    let core = crate::app::core(stores, ring)?;
+    let user = stores
+        .users
+        .user_by_email(&email)
+        .await
+        .map_err(|_| CliError::Unavailable("user store"))?
+        .ok_or_else(|| CliError::Input("email: no such user".into()))?;
+    let accounts = &core.accounts;
+    let (result, done) = match &command {
+        UserCommand::Disable => (
+            accounts.set_disabled(&user.id, true).await,
+            "disabled; every session and API key ended",
+        ),
+        UserCommand::Enable => (accounts.set_disabled(&user.id, false).await, "enabled"),
+        UserCommand::SignOutEverywhere => (
+            accounts.sign_out_everywhere(&user.id).await,
+            "signed out everywhere; every session and API key ended",
+        ),
+        UserCommand::Reset(password) => (
+            accounts.admin_reset_password(&user.id, password).await,
+            "password reset; the user must change it at next login; every session and API key ended",
+        ),
+    };
+    result.map_err(|e| match e {
+        AccountError::Policy(p) => CliError::Input(format!("password: {p}")),
+        AccountError::UserNotFound => CliError::Input("email: no such user".into()),
+        _ => CliError::Unavailable("user store"),
+    })?;
+    println!("user {} ({}): {done}", user.id, user.email);
     Ok(())
 }
 

@@ -101,6 +101,15 @@ async fn whole_journey_and_no_canary_at_rest_or_in_logs() {
         (status, body["field"].as_str()),
         (400, Some("new_password"))
     );
+    // The forced change must change the password.
+    let (status, body) = server
+        .post(
+            "/api/auth/password",
+            Some(&restricted),
+            json!({"old_password": ALICE_PW, "new_password": ALICE_PW}),
+        )
+        .await;
+    assert_eq!((status, body), (400, json!({"error": "same_password"})));
     let (status, _) = server
         .post(
             "/api/auth/password",

@@ -372,3 +372,76 @@ async fn sso_discovery_lifetime_typ_and_azp_from_the_environment() {
     assert_eq!(server.get("/api/auth/me", Some(&other)).await.0, 403);
     assert_eq!(server.get("/api/auth/me", Some(&good)).await.0, 200);
 }
+
+/// Account pre-hijacking (hardening A6): with registration open, an attacker registers
+/// the victim's email with their own password and keeps a session and an API key. The
+/// victim's first SSO sign-in must not adopt that account (403), and the attacker's
+/// credentials stay on the attacker's own, unlinked account. An operator-created account
+/// is adopted, and the link ends every credential it had.
+#[tokio::test(flavor = "multi_thread")]
+async fn sso_never_adopts_a_self_registered_account() {
+    let idp = Signer::generate(KID);
+    let jwks = JwksServer::start(vec![idp.jwk()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SSO_ISSUER", ISSUER),
+        ("SSO_JWKS_URL", jwks.url.as_str()),
+        ("SSO_AUDIENCE", AUDIENCE),
+        ("SSO_DANGER_ALLOW_HTTP", "1"),
+        ("REGISTRATION_OPEN", "true"),
+    ];
+    let server = Server::start(dir.path(), &env);
+    let (status, body) = server
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "victim@example.com", "password": "attacker-password-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let squatted = body["user_id"].as_str().unwrap().to_owned();
+    let attacker = server
+        .login("victim@example.com", "attacker-password-1")
+        .await;
+    let (status, key) = server
+        .post("/api/keys", Some(&attacker), json!({"name": "bot"}))
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let attacker_key = key["api_key"].as_str().unwrap().to_owned();
+
+    // The victim's first SSO sign-in: new subject, verified email. Refused.
+    let victim = idp.token(&claims("victim-subject", "victim@example.com"));
+    let (status, _) = server.get("/api/auth/me", Some(&victim)).await;
+    assert_eq!(status, 403, "{}", server.logs());
+    assert!(server.logs().contains("sso.email_unproven"));
+    // The attacker's session and key still reach only the unlinked account.
+    let (status, me) = server.get("/api/auth/me", Some(&attacker)).await;
+    assert_eq!((status, me["user_id"].as_str()), (200, Some(&*squatted)));
+    assert_eq!(me["auth_method"], "session");
+    let (status, _) = server.get("/api/keys", Some(&attacker_key)).await;
+    assert_eq!(status, 200);
+
+    // An operator-created account is adopted by the first SSO sign-in, and every
+    // credential it had before the link ends.
+    common::create_user(
+        dir.path(),
+        &env,
+        "staff@example.com",
+        Some("staff-password-12"),
+        false,
+    );
+    let before = server.login("staff@example.com", "staff-password-12").await;
+    let (status, me) = server.get("/api/auth/me", Some(&before)).await;
+    assert_eq!(status, 200);
+    let staff = me["user_id"].as_str().unwrap().to_owned();
+    let (status, key) = server
+        .post("/api/keys", Some(&before), json!({"name": "bot"}))
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let staff_key = key["api_key"].as_str().unwrap().to_owned();
+    let sso = idp.token(&claims("staff-subject", "staff@example.com"));
+    let (status, me) = server.get("/api/auth/me", Some(&sso)).await;
+    assert_eq!((status, me["user_id"].as_str()), (200, Some(&*staff)));
+    assert_eq!(server.get("/api/auth/me", Some(&before)).await.0, 403);
+    assert_eq!(server.get("/api/keys", Some(&staff_key)).await.0, 403);
+}

@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use auth_core::http::Authenticated;
+use auth_core::http::{AllowRestricted, Authenticated};
 use auth_core::{AccountError, AuthMethod, Password, SessionToken};
 use axum::Json;
 use axum::extract::{FromRequest as _, Request, State};
@@ -26,6 +26,10 @@ fn account_error(e: &AccountError, password_field: &'static str) -> ApiError {
         AccountError::Email(_) => ApiError::Field("email"),
         AccountError::Policy(_) => ApiError::Field(password_field),
         AccountError::UserNotFound => ApiError::FORBIDDEN,
+        AccountError::SamePassword => ApiError::Code(StatusCode::BAD_REQUEST, "same_password"),
+        AccountError::Conflict => {
+            ApiError::Code(StatusCode::CONFLICT, "password_changed_concurrently")
+        }
         _ => {
             tracing::warn!(code = "account.unavailable", "account backend unavailable");
             ApiError::UNAVAILABLE
@@ -82,33 +86,24 @@ pub(crate) async fn register(
 
 /// `POST /api/auth/login` {email, password}: {token, expires_at}.
 ///
-/// A user flagged must-change-password gets a session too, marked
-/// `"password_change_required": true`; the gate refuses it everywhere but
-/// `POST /api/auth/password` until the password is changed.
+/// A user flagged must-change-password gets a restricted session, marked
+/// `"password_change_required": true`: auth-core's extractor refuses it everywhere but
+/// `POST /api/auth/password` and logout until the password is changed.
 pub(crate) async fn login(State(state): State<Shared>, body: Body) -> Result<Response, ApiError> {
     let email = body.str("email", MAX_EMAIL)?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
-    match state.accounts.login(email, &password).await {
-        Ok(login) => Ok(token_response(&login.token, false)),
-        Err(AccountError::PasswordChangeRequired { user_id }) => {
-            // The password was verified by Accounts::login; the session it did not issue
-            // is issued here, and the gate confines it to the password change.
-            let token = state
-                .sessions
-                .issue(&user_id)
-                .await
-                .map_err(|_| ApiError::UNAVAILABLE)?;
-            tracing::info!(code = "login.restricted_session", user_id = %user_id, session_id = token.session_id(), "session limited to the password change");
-            Ok(token_response(&token, true))
-        }
-        Err(e) => Err(account_error(&e, "password")),
-    }
+    let login = state
+        .accounts
+        .login(email, &password)
+        .await
+        .map_err(|e| account_error(&e, "password"))?;
+    Ok(token_response(&login.token, login.password_change_required))
 }
 
 /// `POST /api/auth/logout`: 204; the session used is revoked.
 pub(crate) async fn logout(
     State(state): State<Shared>,
-    Authenticated(principal): Authenticated,
+    AllowRestricted(principal): AllowRestricted,
 ) -> Result<StatusCode, ApiError> {
     if principal.method() != AuthMethod::Session {
         return Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_a_session"));
@@ -147,10 +142,11 @@ pub(crate) async fn me(
 }
 
 /// `POST /api/auth/password` {old_password, new_password}: 204. Every session of the
-/// user is revoked: log in again with the new password.
+/// user ends: log in again with the new password. The new password must differ from the
+/// old one (400 `same_password`).
 pub(crate) async fn change_password(
     State(state): State<Shared>,
-    Authenticated(principal): Authenticated,
+    AllowRestricted(principal): AllowRestricted,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let old = Password::new(body.str("old_password", MAX_PASSWORD)?);
@@ -160,10 +156,7 @@ pub(crate) async fn change_password(
         .change_password(principal.user_id(), &old, &new)
         .await
     {
-        Ok(()) => {
-            state.mark_cleared(principal.user_id());
-            Ok(StatusCode::NO_CONTENT)
-        }
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(AccountError::InvalidCredentials) => {
             Err(ApiError::Code(StatusCode::FORBIDDEN, "invalid_credentials"))
         }

@@ -10,21 +10,17 @@ mod keys;
 mod secrets;
 mod ws;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use auth_core::http::AuthLayer;
 use auth_core::scope::{Requires, Scope};
 use auth_core::sso::{IssuerConfig, SsoResolver, SsoVerifier, danger};
 use auth_core::{
-    Accounts, ApiKeys, AuthMethod, Chain, InternalSecretResolver, PasswordConfig, PasswordHasher,
-    Principal, SessionConfig, Sessions, SsoBinder, StaticTokenResolver, UserStore,
+    Accounts, ApiKeys, Chain, InternalSecretResolver, PasswordConfig, PasswordHasher,
+    SessionConfig, Sessions, SsoBinder, StaticTokenResolver, UserStore,
 };
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use cred_cache::CredCache;
 use cred_cache::local::LocalSource;
@@ -62,9 +58,6 @@ pub(crate) struct AppState {
     pub(crate) registration_open: bool,
     /// How often an open WebSocket re-checks its credential.
     pub(crate) ws_recheck: std::time::Duration,
-    /// Users known not to be flagged must-change-password (the flag is only ever set
-    /// when a user is created, so "cleared" never goes stale).
-    cleared: RwLock<HashSet<String>>,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -206,7 +199,6 @@ pub(crate) fn build(
         account_store: AccountStore::new(stores.db.clone()),
         registration_open: config.registration_open,
         ws_recheck: config.ws_recheck,
-        cleared: RwLock::new(HashSet::new()),
         exchange_of: RwLock::new(HashMap::new()),
     });
     Ok(router(state, chain, internal))
@@ -228,14 +220,13 @@ fn warn_sso_plain_http() {
 
 /// The routes. Every authenticated route declares what it requires
 /// ([`Requires`]: a scope for API keys, or an interactive session); the exchange route
-/// declares per operation (its `Op` extractor). Authentication and gates are mounted
+/// declares per operation (its `Op` extractor). Authentication and requirements are mounted
 /// with `route_layer`, so they run on matched routes only: any other path is 404, with or
 /// without a credential. Only `/ws` reads a `token` query parameter.
 fn router(state: Shared, chain: Chain, internal: Chain) -> Router {
     const READ: Requires = Requires::Scope(Scope::Read);
     const MANAGE: Requires = Requires::Scope(Scope::Manage);
     const INTERACTIVE: Requires = Requires::Interactive;
-    let gate = || middleware::from_fn_with_state(state.clone(), password_gate);
     let api = Router::new()
         .route(
             "/api/auth/logout",
@@ -274,12 +265,10 @@ fn router(state: Shared, chain: Chain, internal: Chain) -> Router {
             "/api/secrets/{name}",
             delete(secrets::remove).route_layer(MANAGE),
         )
-        .route_layer(gate())
         .route_layer(AuthLayer::new(chain.clone()));
     // The one route that accepts `?token=` (browsers cannot set headers on a WebSocket).
     let ws = Router::new()
         .route("/ws", get(ws::upgrade).route_layer(READ))
-        .route_layer(gate())
         .route_layer(AuthLayer::websocket(chain));
     // Only the internal secret resolves here; the handler also checks the method.
     let internal = Router::new()
@@ -302,53 +291,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Refuses every route but `POST /api/auth/password` to a user who must change their
-/// password: 403 `{"error":"password_change_required"}`. A store failure is 503.
-async fn password_gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let Some(principal) = request.extensions().get::<Principal>() else {
-        // Not behind the auth layer: a wiring mistake. Fail closed.
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let user_bound = matches!(
-        principal.method(),
-        AuthMethod::Session | AuthMethod::ApiKey | AuthMethod::Sso
-    );
-    if !user_bound || request.uri().path() == "/api/auth/password" {
-        return next.run(request).await;
-    }
-    let user_id = principal.user_id().to_owned();
-    if state.cleared.read().is_ok_and(|c| c.contains(&user_id)) {
-        return next.run(request).await;
-    }
-    match state.users.user_by_id(&user_id).await {
-        Ok(Some(user)) if user.must_change_password => {
-            tracing::info!(code = "gate.password_change_required", user_id = %user_id, "refused until the password is changed");
-            ApiError::Code(StatusCode::FORBIDDEN, "password_change_required").into_response()
-        }
-        Ok(Some(_)) => {
-            if let Ok(mut cleared) = state.cleared.write() {
-                cleared.insert(user_id);
-            }
-            next.run(request).await
-        }
-        Ok(None) => {
-            tracing::warn!(code = "gate.unknown_user", user_id = %user_id, "credential of an unknown user");
-            ApiError::FORBIDDEN.into_response()
-        }
-        Err(_) => {
-            tracing::warn!(code = "gate.store_unavailable", "user store unavailable");
-            ApiError::UNAVAILABLE.into_response()
-        }
-    }
-}
-
 impl AppState {
-    pub(crate) fn mark_cleared(&self, user_id: &str) {
-        if let Ok(mut cleared) = self.cleared.write() {
-            cleared.insert(user_id.to_owned());
-        }
-    }
-
     /// The adapter serving an account, from the memo or the metadata store.
     pub(crate) async fn adapter_for(
         &self,
