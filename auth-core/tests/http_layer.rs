@@ -518,7 +518,9 @@ async fn recheck_ends_with_the_credential() {
         )
         .route_layer(AuthLayer::websocket(chain));
     let erin = auth_core::User::new("erin", "erin@example.com", None, 1);
-    auth_core::UserStore::create_user(&*store, &erin).await.unwrap();
+    auth_core::UserStore::create_user(&*store, &erin)
+        .await
+        .unwrap();
     let t = sessions.issue(&erin).await.unwrap();
     let uri = format!("/ws?token={}", t.expose_secret());
     let upgrade = [("upgrade", "websocket"), ("connection", "upgrade")];

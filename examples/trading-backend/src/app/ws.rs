@@ -11,8 +11,8 @@
 //! revocation or an expiry on any instance closes the socket within that interval (plus
 //! one store lookup): close code 1008 (policy violation) when the credential ended, 1013
 //! (try again later) when the store could not answer. The re-check also runs while a
-//! reply is blocked on a client that stopped reading; the socket is then dropped without
-//! a close frame.
+//! reply is blocked on a client that stopped reading; if the reply still cannot get
+//! through within one more interval, the socket is dropped without a close frame.
 
 use std::time::Duration;
 
@@ -52,11 +52,7 @@ async fn session(mut socket: WebSocket, hello: String, recheck: Recheck, every: 
         let message = tokio::select! {
             _ = ticks.tick() => {
                 if let Err(outcome) = recheck.check().await {
-                    let code = ended(&recheck, &outcome);
-                    let frame = CloseFrame { code, reason: "credential_ended".into() };
-                    // Bounded: a client that stopped reading must not hold the socket.
-                    let close = socket.send(Message::Close(Some(frame)));
-                    let _ = tokio::time::timeout(every, close).await;
+                    close(&mut socket, ended(&recheck, &outcome), every).await;
                     return;
                 }
                 continue;
@@ -70,25 +66,44 @@ async fn session(mut socket: WebSocket, hello: String, recheck: Recheck, every: 
             Message::Ping(_) | Message::Pong(_) => continue,
             _ => json!({ "type": "error", "error": "unsupported_message" }),
         };
-        let send = socket.send(Message::Text(reply.to_string().into()));
-        tokio::pin!(send);
-        // A client that stops reading blocks this write; the re-check keeps running, and
-        // when it fails the socket is dropped (no close frame can get through).
-        let sent = loop {
-            tokio::select! {
-                sent = &mut send => break sent.is_ok(),
-                _ = ticks.tick() => {
-                    if let Err(outcome) = recheck.check().await {
-                        ended(&recheck, &outcome);
-                        break false;
+        let mut ended_with = None;
+        let sent = {
+            let send = socket.send(Message::Text(reply.to_string().into()));
+            tokio::pin!(send);
+            // A client that stops reading blocks this write; the re-check keeps running.
+            // When it fails, the pending reply gets one more interval to get through (a
+            // client that reads then sees the close frame), else the socket is dropped.
+            loop {
+                tokio::select! {
+                    sent = &mut send => break sent.is_ok(),
+                    _ = ticks.tick() => {
+                        if let Err(outcome) = recheck.check().await {
+                            ended_with = Some(ended(&recheck, &outcome));
+                            break matches!(tokio::time::timeout(every, &mut send).await, Ok(Ok(())));
+                        }
                     }
                 }
             }
         };
-        if !sent {
-            return;
+        match (ended_with, sent) {
+            (Some(code), true) => {
+                close(&mut socket, code, every).await;
+                return;
+            }
+            (Some(_), false) | (None, false) => return,
+            (None, true) => {}
         }
     }
+}
+
+/// Sends a close frame with `code`, waiting at most `every` (a client that stopped
+/// reading must not hold the socket open).
+async fn close(socket: &mut WebSocket, code: u16, every: Duration) {
+    let frame = CloseFrame {
+        code,
+        reason: "credential_ended".into(),
+    };
+    let _ = tokio::time::timeout(every, socket.send(Message::Close(Some(frame)))).await;
 }
 
 /// Logs a failed re-check; the close code for it.
