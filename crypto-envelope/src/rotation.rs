@@ -28,7 +28,7 @@ use crate::envelope::Rewrap;
 use crate::error::{BackendError, Error};
 use crate::format::SealedView;
 use crate::secrets::{Secrets, SecretsError, unix_now};
-use crate::store::{KeyCount, RewrapRow, key_label};
+use crate::store::{KeyCount, RewrapRow, StoreError, key_label};
 
 /// How many times one row is read again after a concurrent change before it is reported
 /// as [`RewrapFailureReason::StillChanging`].
@@ -210,6 +210,19 @@ impl<'a> Rewrapper<'a> {
         let mut rows = store
             .rewrap_page(self.progress.cursor, self.batch_size)
             .await?;
+        // A page must hold rows after the cursor in ascending id order (the store
+        // contract); a store that answers otherwise would make the walk loop or skip rows.
+        let mut previous = self.progress.cursor;
+        for row in &rows {
+            if row.row_id <= previous {
+                tracing::error!(
+                    code = "envelope.rewrap.page_out_of_order",
+                    "the secret store returned a page not in ascending id order after the cursor"
+                );
+                return Err(StoreError::Corrupt { field: "row_id" }.into());
+            }
+            previous = row.row_id;
+        }
         if self.wrapped_around {
             rows.retain(|r| r.row_id <= self.pass_start);
         }

@@ -645,3 +645,85 @@ async fn rows_at_id_zero_and_below_are_opened_too() {
         }
     }
 }
+
+/// A store that breaks the page contract: it answers every page from the start of the
+/// store, whatever the cursor (rows at or below `after`).
+#[derive(Debug)]
+struct RepeatingStore {
+    inner: Arc<dyn SecretStore>,
+}
+
+#[async_trait]
+impl SecretStore for RepeatingStore {
+    async fn put(
+        &self,
+        s: &SecretRef,
+        sealed: &[u8],
+        key: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.put(s, sealed, key, now).await
+    }
+    async fn get(&self, s: &SecretRef) -> Result<Option<StoredSecret>, StoreError> {
+        self.inner.get(s).await
+    }
+    async fn list(&self, owner: &str) -> Result<Vec<SecretMeta>, StoreError> {
+        self.inner.list(owner).await
+    }
+    async fn delete(&self, s: &SecretRef) -> Result<bool, StoreError> {
+        self.inner.delete(s).await
+    }
+    async fn rewrap_page(&self, _after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError> {
+        self.inner.rewrap_page(i64::MIN, limit).await
+    }
+    async fn replace_sealed(
+        &self,
+        row_id: i64,
+        expected: &[u8],
+        sealed: &[u8],
+        key: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .replace_sealed(row_id, expected, sealed, key, now)
+            .await
+    }
+    async fn count_by_key(&self) -> Result<Vec<KeyCount>, StoreError> {
+        self.inner.count_by_key().await
+    }
+}
+
+/// A store whose pages do not move past the cursor must stop the run with an error, not
+/// make it walk the same rows forever (or skip rows).
+#[tokio::test]
+async fn a_store_answering_pages_out_of_order_stops_the_run() {
+    let inner: Arc<dyn SecretStore> = Arc::new(MemoryStore::new());
+    let old = old_instance(Arc::clone(&inner));
+    for i in 0..5 {
+        old.put(&secret(i), b"value").await.unwrap();
+    }
+    let store: Arc<dyn SecretStore> = Arc::new(RepeatingStore { inner });
+    let new = new_instance(store);
+    let mut rewrapper = Rewrapper::new(&new).batch_size(2);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match rewrapper.next_batch().await {
+                Ok(p) if p.done => break Ok(p.clone()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+            // The memory store answers at once: let the timeout run.
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the run looped on a store that never moves past the cursor");
+    let err = outcome.expect_err("a run over an out-of-order store must fail");
+    assert!(
+        matches!(
+            err,
+            crypto_envelope::SecretsError::Store(StoreError::Corrupt { field: "row_id" })
+        ),
+        "{err:?}"
+    );
+}
