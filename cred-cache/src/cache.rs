@@ -3,7 +3,7 @@
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -166,9 +166,9 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(credential: ExchangeCredential, buckets: Buckets, stamp: Stamp) -> Self {
+    fn new(credential: Arc<ExchangeCredential>, buckets: Buckets, stamp: Stamp) -> Self {
         Self {
-            credential: Mutex::new(Some(Arc::new(credential))),
+            credential: Mutex::new(Some(credential)),
             buckets,
             stamp,
             confirmed: AtomicBool::new(false),
@@ -489,9 +489,12 @@ impl CredCache {
         let (mut raced, mut used_up) = (0, 0);
         while raced < MAX_RACED_FETCHES && used_up < MAX_USED_UP {
             let stamp = inner.generations.stamp(buckets);
+            // Set when this call runs the fetch (rather than waiting for
+            // another caller's): its own reference to what it fetched.
+            let fetched = OnceLock::new();
             let slot = inner
                 .cache
-                .try_get_with_by_ref(key, inner.fetch(key, buckets, stamp))
+                .try_get_with_by_ref(key, inner.fetch(key, buckets, stamp, &fetched))
                 .await
                 .map_err(|e| FetchError::clone(&e))?;
             if !inner.confirm(key, &slot).await {
@@ -500,6 +503,19 @@ impl CredCache {
             }
             match inner.take_use(key, &slot).await {
                 Use::Served(credential) => return Ok(credential),
+                Use::Wiped if inner.stamp_unmoved(&slot) => {
+                    // No invalidation matched since the fetch started: the
+                    // value left the cache (size eviction, often right at
+                    // insertion, or expiry) before this caller used it. The
+                    // caller that fetched it still gets it, once.
+                    if let Some(credential) = fetched.get()
+                        && slot.stamp == stamp
+                        && inner.count_use(&slot)
+                    {
+                        return Ok(Arc::clone(credential));
+                    }
+                    used_up += 1;
+                }
                 // Wiped by an invalidation that raced with this call.
                 Use::Wiped => raced += 1,
                 Use::UsedUp => used_up += 1,
@@ -722,6 +738,7 @@ impl Inner {
         key: &CacheKey,
         buckets: Buckets,
         stamp: Stamp,
+        fetched: &OnceLock<Arc<ExchangeCredential>>,
     ) -> Result<Arc<Slot>, FetchError> {
         Counters::bump(&self.counters.fetches);
         let result = self.source.fetch(key).await.and_then(|credential| {
@@ -734,7 +751,12 @@ impl Inner {
             }
         });
         match result {
-            Ok(credential) => Ok(Arc::new(Slot::new(credential, buckets, stamp))),
+            Ok(credential) => {
+                let credential = Arc::new(credential);
+                // Set once per call: each loop round has its own cell.
+                let _ = fetched.set(Arc::clone(&credential));
+                Ok(Arc::new(Slot::new(credential, buckets, stamp)))
+            }
             Err(e) => {
                 Counters::bump(&self.counters.fetch_errors);
                 tracing::warn!(
@@ -754,6 +776,20 @@ impl Inner {
     /// fetch started.
     fn is_fresh(&self, slot: &Slot) -> bool {
         slot.confirmed.load(Ordering::Acquire) || slot.stamp == self.generations.stamp(slot.buckets)
+    }
+
+    /// Whether no invalidation of a scope of `slot`'s key happened since its
+    /// fetch started (a wiped slot whose stamp did not move was removed by
+    /// moka, not by an invalidation).
+    fn stamp_unmoved(&self, slot: &Slot) -> bool {
+        slot.stamp == self.generations.stamp(slot.buckets)
+    }
+
+    /// Counts one use of `slot` without reading its credential; `false` when
+    /// its `max_uses` are spent.
+    fn count_use(&self, slot: &Slot) -> bool {
+        self.max_uses
+            .is_none_or(|max| slot.uses.fetch_add(1, Ordering::AcqRel) < max.get())
     }
 
     /// Called after `try_get_with` returned `slot` (inserted by now). If no

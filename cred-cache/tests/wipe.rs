@@ -216,3 +216,48 @@ async fn invalidation_wipes_at_once_under_concurrent_lookups_and_invalidations()
     }
     assert!(checked >= 20, "too few rounds to test anything: {checked}");
 }
+
+/// The other side of wiping on removal: a value that moka evicts between its
+/// insertion and its first use (TinyLFU often refuses a newcomer to a full
+/// cache in the very pass that admits it) is still handed to the caller that
+/// fetched it, without a second fetch. Every key here is looked up once, so
+/// every lookup is exactly one fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_value_evicted_before_its_first_use_still_reaches_its_fetcher() {
+    let _pin = EpochPin::hold();
+    let source = TestSource::new(Duration::ZERO);
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .max_capacity(1)
+        .maintenance_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let lookups = 4 * 500;
+    let done = Arc::new(AtomicBool::new(false));
+    let maintenance = {
+        let (cache, done) = (cache.clone(), Arc::clone(&done));
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                cache.run_maintenance().await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let cache = cache.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..500 {
+                let k = key(&format!("t{t}"), &format!("c{n}"), AccessLevel::Read);
+                let value = cache.get_or_fetch(&k).await.unwrap();
+                assert_eq!(value.credential_id(), k.credential());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    maintenance.await.unwrap();
+    assert_eq!(source.fetches(), lookups);
+    assert!(cache.stats().evictions > 0, "no eviction: tests nothing");
+}
