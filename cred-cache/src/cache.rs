@@ -249,6 +249,13 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.maintenance.abort();
+        // The aborted task still holds a handle on moka's cache until the
+        // runtime drops it, and moka frees some of its copies through
+        // crossbeam-epoch: release every cached value now instead. (Entries
+        // hidden from iteration were wiped when hidden, or have expired.)
+        for (_, slot) in &self.cache {
+            slot.wipe();
+        }
     }
 }
 

@@ -131,7 +131,11 @@ async fn an_expired_value_is_dropped_within_the_documented_bound() {
     let weak = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
     // Held by the cache only, and still alive well before the TTL.
     tokio::time::sleep(ttl / 2).await;
-    assert!(weak.upgrade().is_some(), "dropped before the TTL");
+    // (Unless this thread was descheduled past the TTL: a loaded machine.)
+    assert!(
+        weak.upgrade().is_some() || inserted.elapsed() >= ttl,
+        "dropped before the TTL"
+    );
     loop {
         if weak.upgrade().is_none() {
             break;

@@ -261,3 +261,22 @@ async fn a_value_evicted_before_its_first_use_still_reaches_its_fetcher() {
     assert_eq!(source.fetches(), lookups);
     assert!(cache.stats().evictions > 0, "no eviction: tests nothing");
 }
+
+/// Dropping the last clone of the cache releases every cached value before
+/// the drop returns: not when the runtime gets round to dropping the aborted
+/// maintenance task (which holds a handle on moka's cache), nor when
+/// crossbeam-epoch collects.
+#[tokio::test]
+async fn dropping_the_cache_releases_its_values_before_the_drop_returns() {
+    let _pin = EpochPin::hold();
+    let source = TestSource::new(Duration::ZERO);
+    let cache = cache(&source);
+    let mut weaks = Vec::new();
+    for n in 0..10 {
+        let k = key("u", &format!("c{n}"), AccessLevel::Read);
+        weaks.push(Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap()));
+    }
+    assert!(weaks.iter().all(|w| w.upgrade().is_some()));
+    drop(cache);
+    assert!(weaks.iter().all(|w| w.upgrade().is_none()));
+}
