@@ -498,29 +498,54 @@ async fn endless_revokes_end_in_contended_never_in_a_revoked_value() {
 /// 4 times (40 fetches, every lookup `Contended`).
 const COLLISION_REFETCHES: u64 = 2;
 
-/// Invalidates `make(n)` for n = 0, 1, 2, ... every 5 ms until `stop` is set.
-fn invalidation_storm(
-    cache: &CredCache,
-    make: fn(u64) -> Invalidation,
-) -> (
-    Arc<std::sync::atomic::AtomicBool>,
-    tokio::task::JoinHandle<u64>,
-) {
+/// Invalidates `make(n)` for n = 0, 1, 2, ... every 5 ms until `stop` is set;
+/// `sent` counts the invalidations made so far.
+struct Storm {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn invalidation_storm(cache: &CredCache, make: fn(u64) -> Invalidation) -> Storm {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let task = {
-        let cache = cache.clone();
-        let stop = Arc::clone(&stop);
+        let (cache, stop, sent) = (cache.clone(), Arc::clone(&stop), Arc::clone(&sent));
         tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 cache.invalidate(make(n)).await.unwrap();
                 n += 1;
+                sent.store(n, std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            n
         })
     };
-    (stop, task)
+    Storm { stop, sent, task }
+}
+
+/// Looks up `key(i)` for i = 0, 1, ... during `storm`: at least 10 lookups,
+/// and on until the storm has made 20 invalidations (a loaded machine may
+/// starve it), at most 100. Returns (lookups, successful lookups, storm size).
+async fn lookups_during(
+    cache: &CredCache,
+    storm: Storm,
+    key: impl Fn(u64) -> cred_cache::CacheKey,
+) -> (u64, u64, u64) {
+    let (mut lookups, mut ok) = (0, 0);
+    while lookups < 100
+        && (lookups < 10 || storm.sent.load(std::sync::atomic::Ordering::SeqCst) < 20)
+    {
+        if cache.get_or_fetch(&key(lookups)).await.is_ok() {
+            ok += 1;
+        }
+        lookups += 1;
+    }
+    storm.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    storm.task.await.unwrap();
+    let sent = storm.sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent >= 20, "storm too weak to test anything: {sent}");
+    (lookups, ok, sent)
 }
 
 /// E19: invalidations of other users (made-up ids, as from a revoke of a share
@@ -531,26 +556,20 @@ fn invalidation_storm(
 async fn an_unrelated_user_invalidation_storm_fails_no_lookup() {
     let source = TestSource::new(Duration::from_millis(20));
     let cache = cache(&source);
-    let (stop, storm) = invalidation_storm(&cache, |n| {
+    let storm = invalidation_storm(&cache, |n| {
         Invalidation::User(UserId::new(&format!("made-up-{n}")).unwrap())
     });
-    let mut ok = 0;
-    for i in 0..10 {
-        let k = key("u1", &format!("acct-{i}"), AccessLevel::Trade);
-        if cache.get_or_fetch(&k).await.is_ok() {
-            ok += 1;
-        }
-    }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let sent = storm.await.unwrap();
-    assert!(sent >= 20, "storm too weak to test anything: {sent}");
+    let (lookups, ok, _) = lookups_during(&cache, storm, |i| {
+        key("u1", &format!("acct-{i}"), AccessLevel::Trade)
+    })
+    .await;
     assert_eq!(
-        ok, 10,
+        ok, lookups,
         "lookups failed under an unrelated invalidation storm"
     );
     assert!(
-        source.fetches() <= 10 + COLLISION_REFETCHES,
-        "unrelated invalidations caused refetches: {}",
+        source.fetches() <= lookups + COLLISION_REFETCHES,
+        "unrelated invalidations caused refetches: {} for {lookups} lookups",
         source.fetches()
     );
 }
@@ -560,21 +579,16 @@ async fn an_unrelated_user_invalidation_storm_fails_no_lookup() {
 async fn an_unrelated_credential_invalidation_storm_fails_no_lookup() {
     let source = TestSource::new(Duration::from_millis(20));
     let cache = cache(&source);
-    let (stop, storm) = invalidation_storm(&cache, |n| {
+    let storm = invalidation_storm(&cache, |n| {
         Invalidation::Credential(CredentialId::new(&format!("made-up-{n}")).unwrap())
     });
-    let mut ok = 0;
-    for i in 0..10 {
-        let k = key(&format!("user-{i}"), "acct-1", AccessLevel::Read);
-        if cache.get_or_fetch(&k).await.is_ok() {
-            ok += 1;
-        }
-    }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(storm.await.unwrap() >= 20);
-    assert_eq!(ok, 10);
+    let (lookups, ok, _) = lookups_during(&cache, storm, |i| {
+        key(&format!("user-{i}"), "acct-1", AccessLevel::Read)
+    })
+    .await;
+    assert_eq!(ok, lookups);
     assert!(
-        source.fetches() <= 10 + COLLISION_REFETCHES,
+        source.fetches() <= lookups + COLLISION_REFETCHES,
         "{}",
         source.fetches()
     );
@@ -618,7 +632,7 @@ async fn a_fetch_racing_a_matching_invalidation_of_any_scope_is_discarded() {
 async fn a_share_revoke_storm_aimed_at_a_user_fails_none_of_their_other_lookups() {
     let source = TestSource::new(Duration::from_millis(20));
     let cache = cache(&source);
-    let (stop, storm) = invalidation_storm(&cache, |n| {
+    let storm = invalidation_storm(&cache, |n| {
         Invalidation::UserCredential(
             UserId::new("victim").unwrap(),
             // A fresh account each time, so that a hash collision (see
@@ -630,18 +644,13 @@ async fn a_share_revoke_storm_aimed_at_a_user_fails_none_of_their_other_lookups(
             CredentialId::new(&format!("mallory-acct-{n}")).unwrap(),
         )
     });
-    let mut ok = 0;
-    for i in 0..10 {
-        let k = key("victim", &format!("acct-{i}"), AccessLevel::Trade);
-        if cache.get_or_fetch(&k).await.is_ok() {
-            ok += 1;
-        }
-    }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(storm.await.unwrap() >= 20);
-    assert_eq!(ok, 10);
+    let (lookups, ok, _) = lookups_during(&cache, storm, |i| {
+        key("victim", &format!("acct-{i}"), AccessLevel::Trade)
+    })
+    .await;
+    assert_eq!(ok, lookups);
     assert!(
-        source.fetches() <= 10 + COLLISION_REFETCHES,
+        source.fetches() <= lookups + COLLISION_REFETCHES,
         "{}",
         source.fetches()
     );
