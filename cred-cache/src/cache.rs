@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -140,8 +140,20 @@ impl Generations {
 }
 
 /// One cached credential and its bookkeeping.
+///
+/// The cache's reference to the credential lives in `credential` and is taken
+/// out ([`Slot::wipe`]) the moment the entry stops being servable: when an
+/// invalidation matches it, and when moka reports its removal (expiry, size
+/// eviction, explicit removal, replacement). The `Slot` itself may outlive
+/// that moment inside moka (pending operation logs, and removed hash-table
+/// buckets whose drop crossbeam-epoch defers until every thread of the
+/// process has left its pinned section), but it then holds no secret. A wiped
+/// slot is never served.
 struct Slot {
-    credential: Arc<ExchangeCredential>,
+    /// `None` once wiped. A `Mutex` rather than a lock-free cell: the
+    /// critical section is one reference-count increment, uncontended except
+    /// on one hot key.
+    credential: Mutex<Option<Arc<ExchangeCredential>>>,
     /// The key's buckets in [`Generations`].
     buckets: Buckets,
     /// The key's invalidation generations read before the fetch started.
@@ -151,6 +163,64 @@ struct Slot {
     confirmed: AtomicBool,
     /// Uses handed out so far (only counted with `max_uses`).
     uses: AtomicU64,
+}
+
+impl Slot {
+    fn new(credential: Arc<ExchangeCredential>, buckets: Buckets, stamp: Stamp) -> Self {
+        Self {
+            credential: Mutex::new(Some(credential)),
+            buckets,
+            stamp,
+            confirmed: AtomicBool::new(false),
+            uses: AtomicU64::new(0),
+        }
+    }
+
+    /// The credential, or `None` once wiped.
+    fn credential(&self) -> Option<Arc<ExchangeCredential>> {
+        // A poisoned lock still holds a consistent `Option` (no code panics
+        // while holding it); reading it is safe, and a wiped slot reads `None`.
+        self.credential
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops the cache's reference to the credential now: its bytes are wiped
+    /// at once unless a caller still borrows it (then when the last one drops
+    /// it). Idempotent.
+    fn wipe(&self) {
+        let taken = self
+            .credential
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Dropped after the lock is released.
+        drop(taken);
+    }
+}
+
+/// Whether `invalidation` names `key`.
+fn matches(invalidation: &Invalidation, key: &CacheKey) -> bool {
+    match invalidation {
+        Invalidation::All => true,
+        Invalidation::User(user) => key.user() == user,
+        Invalidation::Credential(credential) => key.credential() == credential,
+        Invalidation::UserCredential(user, credential) => {
+            key.user() == user && key.credential() == credential
+        }
+    }
+}
+
+/// What [`Inner::take_use`] found in a slot.
+enum Use {
+    /// One use of the credential.
+    Served(Arc<ExchangeCredential>),
+    /// The slot has been wiped (an invalidation or a removal got there
+    /// first); it has been removed from the cache.
+    Wiped,
+    /// The slot's `max_uses` are spent; it has been removed from the cache.
+    UsedUp,
 }
 
 /// A cache of decrypted exchange credentials keyed by (user, credential,
@@ -179,6 +249,13 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.maintenance.abort();
+        // The aborted task still holds a handle on moka's cache until the
+        // runtime drops it, and moka frees some of its copies through
+        // crossbeam-epoch: release every cached value now instead. (Entries
+        // hidden from iteration were wiped when hidden, or have expired.)
+        for (_, slot) in &self.cache {
+            slot.wipe();
+        }
     }
 }
 
@@ -286,12 +363,17 @@ impl CredCacheBuilder {
             .max_capacity(self.max_capacity)
             .time_to_live(self.ttl)
             .support_invalidation_closures()
-            .eviction_listener(move |_key, _value, cause| match cause {
-                RemovalCause::Expired | RemovalCause::Size => {
-                    Counters::bump(&listener_counters.evictions);
+            .eviction_listener(move |_key, slot: Arc<Slot>, cause| {
+                // Whatever moka still holds of the entry after this call
+                // (operation logs, epoch-deferred buckets), it holds no secret.
+                slot.wipe();
+                match cause {
+                    RemovalCause::Expired | RemovalCause::Size => {
+                        Counters::bump(&listener_counters.evictions);
+                    }
+                    RemovalCause::Explicit => Counters::bump(&listener_counters.invalidations),
+                    RemovalCause::Replaced => {}
                 }
-                RemovalCause::Explicit => Counters::bump(&listener_counters.invalidations),
-                RemovalCause::Replaced => {}
             })
             .build();
         let task = runtime.spawn(maintain(cache.clone(), self.maintenance_interval));
@@ -404,7 +486,7 @@ impl CredCache {
         let inner = &*self.inner;
         if let Some(slot) = inner.cache.get(key).await
             && inner.is_fresh(&slot)
-            && let Some(credential) = inner.take_use(key, &slot).await
+            && let Use::Served(credential) = inner.take_use(key, &slot).await
         {
             Counters::bump(&inner.counters.hits);
             return Ok(credential);
@@ -414,19 +496,37 @@ impl CredCache {
         let (mut raced, mut used_up) = (0, 0);
         while raced < MAX_RACED_FETCHES && used_up < MAX_USED_UP {
             let stamp = inner.generations.stamp(buckets);
+            // Set when this call runs the fetch (rather than waiting for
+            // another caller's): its own reference to what it fetched.
+            let fetched = OnceLock::new();
             let slot = inner
                 .cache
-                .try_get_with_by_ref(key, inner.fetch(key, buckets, stamp))
+                .try_get_with_by_ref(key, inner.fetch(key, buckets, stamp, &fetched))
                 .await
                 .map_err(|e| FetchError::clone(&e))?;
             if !inner.confirm(key, &slot).await {
                 raced += 1;
                 continue;
             }
-            if let Some(credential) = inner.take_use(key, &slot).await {
-                return Ok(credential);
+            match inner.take_use(key, &slot).await {
+                Use::Served(credential) => return Ok(credential),
+                Use::Wiped if inner.stamp_unmoved(&slot) => {
+                    // No invalidation matched since the fetch started: the
+                    // value left the cache (size eviction, often right at
+                    // insertion, or expiry) before this caller used it. The
+                    // caller that fetched it still gets it, once.
+                    if let Some(credential) = fetched.get()
+                        && slot.stamp == stamp
+                        && inner.count_use(&slot)
+                    {
+                        return Ok(Arc::clone(credential));
+                    }
+                    used_up += 1;
+                }
+                // Wiped by an invalidation that raced with this call.
+                Use::Wiped => raced += 1,
+                Use::UsedUp => used_up += 1,
             }
-            used_up += 1;
         }
         tracing::warn!(
             code = FetchError::Contended.code(),
@@ -441,8 +541,10 @@ impl CredCache {
     }
 
     /// Drops what `invalidation` names from this cache, then publishes it to
-    /// the other instances when a publisher is configured. Values still
-    /// borrowed by callers are wiped when those callers drop them.
+    /// the other instances when a publisher is configured. The cache's own
+    /// references to the matching values are dropped before the local part
+    /// returns (a value nobody borrows is wiped then); values still borrowed
+    /// by callers are wiped when those callers drop them.
     ///
     /// # Errors
     ///
@@ -523,60 +625,59 @@ impl CredCache {
     /// Drops what `invalidation` names from this cache only, without
     /// publishing: what a subscriber does with a message from another
     /// instance. After it returns, no lookup returns a value fetched before the
-    /// call, including values whose fetch was in flight during the call.
+    /// call, including values whose fetch was in flight during the call, and
+    /// the cache holds no reference to any matching value that was cached when
+    /// the call started (those not borrowed by a caller are wiped by then).
     pub async fn invalidate_local(&self, invalidation: &Invalidation) {
         let inner = &*self.inner;
         // Order matters: bump the scope's generation first, register the
         // predicate second (see `Inner::confirm`).
         inner.generations.bump(invalidation);
-        // The predicate registered below guarantees that no lookup returns a
-        // matching entry, but moka applies it lazily (and hides matching
-        // entries from iteration): collect the matching entries first and
-        // remove them right after, so that their values are wiped now.
-        let matching: Vec<Arc<CacheKey>> = inner
-            .cache
-            .iter()
-            .filter(|(k, _)| match invalidation {
-                Invalidation::All => true,
-                Invalidation::User(user) => k.user() == user,
-                Invalidation::Credential(credential) => k.credential() == credential,
-                Invalidation::UserCredential(user, credential) => {
-                    k.user() == user && k.credential() == credential
-                }
-            })
-            .map(|(k, _)| k)
-            .collect();
-        let registered = match invalidation {
-            Invalidation::All => {
-                inner.cache.invalidate_all();
-                Ok(())
+        // "Wiped at once" must not depend on when moka drops its own copies
+        // of an entry: `invalidate` leaves the removed value in the write-op
+        // log until a maintenance pass, and the hash table's buckets are freed
+        // by crossbeam-epoch only once every thread of the process has
+        // unpinned, which under load can take any time. So every matching slot
+        // is wiped here, explicitly.
+        //
+        // 1. Wipe what is visible now, and collect its keys for removal.
+        let mut matching: Vec<Arc<CacheKey>> = Vec::new();
+        for (k, slot) in &inner.cache {
+            if matches(invalidation, &k) {
+                slot.wipe();
+                matching.push(k);
             }
-            Invalidation::User(user) => {
-                let user = user.clone();
-                inner
-                    .cache
-                    .invalidate_entries_if(move |k, _| *k.user() == user)
-                    .map(drop)
+        }
+        // 2. Register the predicate: moka hides and later removes every
+        //    matching entry inserted up to now. It wipes what it matches, so
+        //    an entry is wiped the first time moka looks at it.
+        let scope = invalidation.clone();
+        let registered = inner.cache.invalidate_entries_if(move |k, slot| {
+            let hit = matches(&scope, k);
+            if hit {
+                slot.wipe();
             }
-            Invalidation::Credential(credential) => {
-                let credential = credential.clone();
-                inner
-                    .cache
-                    .invalidate_entries_if(move |k, _| *k.credential() == credential)
-                    .map(drop)
-            }
-            Invalidation::UserCredential(user, credential) => {
-                let (user, credential) = (user.clone(), credential.clone());
-                inner
-                    .cache
-                    .invalidate_entries_if(move |k, _| {
-                        *k.user() == user && *k.credential() == credential
-                    })
-                    .map(drop)
-            }
-        };
+            hit
+        });
         if registered.is_err() {
             // Cannot happen (closures are enabled at build); fail closed anyway.
+            for (_, slot) in &inner.cache {
+                slot.wipe();
+            }
+            inner.cache.invalidate_all();
+        }
+        // 3. Sweep: iterating applies the predicate to every entry inserted
+        //    before it was registered, including one inserted after step 1
+        //    read its part of the table, and so wipes it. An entry inserted
+        //    since is visible: wipe it if its fetch started before the bump
+        //    (no lookup would serve it anyway).
+        for (k, slot) in &inner.cache {
+            if matches(invalidation, &k) && !inner.is_fresh(&slot) {
+                slot.wipe();
+            }
+        }
+        if *invalidation == Invalidation::All {
+            // Lets moka's maintenance drop everything at once.
             inner.cache.invalidate_all();
         }
         for k in matching {
@@ -594,7 +695,7 @@ impl CredCache {
             }
             Invalidation::All => tracing::info!(code = "cred_cache.invalidated", scope = "all"),
         }
-        // Wipe now rather than at the next maintenance tick.
+        // Free the (wiped) entries now rather than at the next maintenance tick.
         run_pending(&inner.cache).await;
     }
 
@@ -644,6 +745,7 @@ impl Inner {
         key: &CacheKey,
         buckets: Buckets,
         stamp: Stamp,
+        fetched: &OnceLock<Arc<ExchangeCredential>>,
     ) -> Result<Arc<Slot>, FetchError> {
         Counters::bump(&self.counters.fetches);
         let result = self.source.fetch(key).await.and_then(|credential| {
@@ -656,13 +758,12 @@ impl Inner {
             }
         });
         match result {
-            Ok(credential) => Ok(Arc::new(Slot {
-                credential: Arc::new(credential),
-                buckets,
-                stamp,
-                confirmed: AtomicBool::new(false),
-                uses: AtomicU64::new(0),
-            })),
+            Ok(credential) => {
+                let credential = Arc::new(credential);
+                // Set once per call: each loop round has its own cell.
+                let _ = fetched.set(Arc::clone(&credential));
+                Ok(Arc::new(Slot::new(credential, buckets, stamp)))
+            }
             Err(e) => {
                 Counters::bump(&self.counters.fetch_errors);
                 tracing::warn!(
@@ -684,6 +785,20 @@ impl Inner {
         slot.confirmed.load(Ordering::Acquire) || slot.stamp == self.generations.stamp(slot.buckets)
     }
 
+    /// Whether no invalidation of a scope of `slot`'s key happened since its
+    /// fetch started (a wiped slot whose stamp did not move was removed by
+    /// moka, not by an invalidation).
+    fn stamp_unmoved(&self, slot: &Slot) -> bool {
+        slot.stamp == self.generations.stamp(slot.buckets)
+    }
+
+    /// Counts one use of `slot` without reading its credential; `false` when
+    /// its `max_uses` are spent.
+    fn count_use(&self, slot: &Slot) -> bool {
+        self.max_uses
+            .is_none_or(|max| slot.uses.fetch_add(1, Ordering::AcqRel) < max.get())
+    }
+
     /// Called after `try_get_with` returned `slot` (inserted by now). If no
     /// invalidation of a scope its key belongs to (everything, its user, its
     /// credential, its user and credential) happened since its fetch started, any later invalidation
@@ -703,25 +818,37 @@ impl Inner {
         false
     }
 
-    /// Counts one use; `None` when the slot is used up (and then removed).
-    async fn take_use(&self, key: &CacheKey, slot: &Arc<Slot>) -> Option<Arc<ExchangeCredential>> {
+    /// Counts one use of `slot`'s credential. A wiped or used-up slot serves
+    /// nothing and is removed from the cache.
+    async fn take_use(&self, key: &CacheKey, slot: &Arc<Slot>) -> Use {
+        let Some(credential) = slot.credential() else {
+            self.remove_if_same(key, slot).await;
+            // The last use wipes its slot: that is a used-up slot, not a race.
+            let spent = self
+                .max_uses
+                .is_some_and(|max| slot.uses.load(Ordering::Acquire) >= max.get());
+            return if spent { Use::UsedUp } else { Use::Wiped };
+        };
         let Some(max) = self.max_uses else {
-            return Some(Arc::clone(&slot.credential));
+            return Use::Served(credential);
         };
         let used = slot.uses.fetch_add(1, Ordering::AcqRel);
         if used >= max.get() {
+            drop(credential);
             self.remove_if_same(key, slot).await;
-            return None;
+            return Use::UsedUp;
         }
         if used + 1 == max.get() {
             // Last use handed out: drop the cache's reference now.
             self.remove_if_same(key, slot).await;
         }
-        Some(Arc::clone(&slot.credential))
+        Use::Served(credential)
     }
 
-    /// Removes `key` only if it still maps to `slot` (a newer value stays).
+    /// Removes `key` only if it still maps to `slot` (a newer value stays),
+    /// and wipes `slot` either way: every caller means "this slot is done".
     async fn remove_if_same(&self, key: &CacheKey, slot: &Arc<Slot>) {
+        slot.wipe();
         self.cache
             .entry_by_ref(key)
             .and_compute_with(|entry| {
