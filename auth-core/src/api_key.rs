@@ -89,6 +89,7 @@ pub struct ApiKeyRecord {
     pub(crate) last_used_at: Option<i64>,
     pub(crate) revoked_at: Option<i64>,
     pub(crate) epoch: i64,
+    creator_session_epoch: Option<i64>,
 }
 
 impl ApiKeyRecord {
@@ -113,7 +114,23 @@ impl ApiKeyRecord {
             last_used_at: None,
             revoked_at: None,
             epoch: 0,
+            creator_session_epoch: None,
         }
+    }
+
+    /// Requires, for the insert, that the user's session epoch is still `epoch` (the epoch
+    /// of the session creating the key); not stored. See [`ApiKeys::create_for`].
+    #[must_use]
+    pub fn with_creator_session_epoch(mut self, epoch: i64) -> Self {
+        self.creator_session_epoch = Some(epoch);
+        self
+    }
+
+    /// The session epoch the insert requires, if any
+    /// ([`ApiKeyRecord::with_creator_session_epoch`]).
+    #[must_use]
+    pub fn creator_session_epoch(&self) -> Option<i64> {
+        self.creator_session_epoch
     }
 
     /// Sets the user's key epoch the key was stamped with (for stores loading a record).
@@ -230,12 +247,14 @@ impl fmt::Debug for ApiKeyRecord {
 pub trait ApiKeyStore: Send + Sync + fmt::Debug {
     /// Inserts a key, stamped with its user's **current** key epoch read in the same
     /// statement (the record's own [`ApiKeyRecord::epoch`] is ignored), only if the user
-    /// exists and is enabled. Its id must be random, as [`ApiKeys::create`] makes it,
+    /// exists and is enabled, and, when [`ApiKeyRecord::creator_session_epoch`] is set,
+    /// only if the user's session epoch still equals it (checked in the same statement). Its id must be random, as [`ApiKeys::create`] makes it,
     /// never one a client chose (stores may index ids with an unkeyed hash).
     ///
     /// # Errors
     ///
-    /// [`StoreError::UserRefused`] for an unknown or disabled user; [`StoreError`].
+    /// [`StoreError::UserRefused`] for an unknown or disabled user, or a creator session
+    /// that has ended; [`StoreError`].
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
 
     /// The key with this id, with its user's state (disabled, must-change flag, current
@@ -316,6 +335,36 @@ impl ApiKeys {
         name: &str,
         scopes: Vec<String>,
     ) -> Result<NewApiKey, ApiKeyError> {
+        self.insert(user_id, None, name, scopes).await
+    }
+
+    /// Creates a key for the authenticated `principal`'s user. For a session principal the
+    /// key is stored only while the user's session epoch is still the session's (in the
+    /// same statement as the insert): a request whose session is ended (sign out
+    /// everywhere, disable, password change or reset, SSO link) after it was
+    /// authenticated but before the key is written gets
+    /// [`StoreError::UserRefused`] instead of a key that outlives the session.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiKeyError`].
+    pub async fn create_for(
+        &self,
+        principal: &Principal,
+        name: &str,
+        scopes: Vec<String>,
+    ) -> Result<NewApiKey, ApiKeyError> {
+        self.insert(principal.user_id(), principal.session_epoch(), name, scopes)
+            .await
+    }
+
+    async fn insert(
+        &self,
+        user_id: &str,
+        creator_session_epoch: Option<i64>,
+        name: &str,
+        scopes: Vec<String>,
+    ) -> Result<NewApiKey, ApiKeyError> {
         if name.is_empty()
             || name.chars().count() > MAX_KEY_NAME_LEN
             || name.chars().any(char::is_control)
@@ -327,7 +376,7 @@ impl ApiKeys {
         }
         let key_id = secret::random_id()?;
         let secret_part = secret::random_secret_b64()?;
-        let record = ApiKeyRecord::new(
+        let mut record = ApiKeyRecord::new(
             key_id.clone(),
             user_id,
             name,
@@ -335,6 +384,9 @@ impl ApiKeys {
             scopes,
             secret::now_unix(),
         );
+        if let Some(epoch) = creator_session_epoch {
+            record = record.with_creator_session_epoch(epoch);
+        }
         self.store.insert_api_key(&record).await?;
         let mut key = String::with_capacity(API_KEY_PREFIX.len() + KEY_ID_LEN + 1 + KEY_SECRET_LEN);
         key.push_str(API_KEY_PREFIX);

@@ -57,6 +57,7 @@ struct Identity {
     credential_id: Option<Box<str>>,
     scopes: Box<[String]>,
     restricted: bool,
+    session_epoch: Option<i64>,
 }
 
 impl Principal {
@@ -70,6 +71,7 @@ impl Principal {
             credential_id: None,
             scopes: Box::default(),
             restricted: false,
+            session_epoch: None,
         }))
     }
 
@@ -97,6 +99,25 @@ impl Principal {
             Arc::make_mut(&mut self.0).restricted = restricted;
         }
         self
+    }
+
+    /// Records the user's session epoch the credential was issued at (set by the session
+    /// lookup). A credential minted on this principal's behalf
+    /// ([`ApiKeys::create_for`](crate::ApiKeys::create_for)) is stored only while the
+    /// user is still at this epoch, so a session ended while its request runs cannot
+    /// leave a key behind.
+    #[must_use]
+    pub fn with_session_epoch(mut self, epoch: i64) -> Self {
+        if self.0.session_epoch != Some(epoch) {
+            Arc::make_mut(&mut self.0).session_epoch = Some(epoch);
+        }
+        self
+    }
+
+    /// The session epoch of the credential, for session principals; `None` otherwise.
+    #[must_use]
+    pub fn session_epoch(&self) -> Option<i64> {
+        self.0.session_epoch
     }
 
     /// Whether the principal is restricted to the password change (and logout).

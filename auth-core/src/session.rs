@@ -94,7 +94,9 @@ impl SessionRecord {
         expires_at: i64,
     ) -> Self {
         Self {
-            principal: Principal::new(user_id, AuthMethod::Session).with_credential_id(id),
+            principal: Principal::new(user_id, AuthMethod::Session)
+                .with_credential_id(id)
+                .with_session_epoch(0),
             token_digest,
             created_at,
             expires_at,
@@ -107,6 +109,7 @@ impl SessionRecord {
     #[must_use]
     pub fn with_epoch(mut self, epoch: i64) -> Self {
         self.epoch = epoch;
+        self.principal = self.principal.with_session_epoch(epoch);
         self
     }
 

@@ -326,6 +326,57 @@ async fn forced_change<S: FullStore>(store: Arc<S>) {
     );
 }
 
+/// Review: a key created by a session whose request was authenticated before the session
+/// ended (sign out everywhere, disable+enable, password change, admin reset) must not be
+/// stored: otherwise the ended session leaves behind a key stamped with the new epoch.
+async fn key_minted_by_an_ended_session<S: FullStore>(store: Arc<S>) {
+    let (accounts, sessions, keys) = parts(&store);
+    let pw = Password::new("minted by ended 0123");
+    let pw2 = Password::new("minted by ended 4567");
+    let user = accounts.register("minted@example.com", &pw).await.unwrap();
+    for step in 0..4 {
+        let current = if step < 2 { &pw } else { &pw2 };
+        let login = accounts.login("minted@example.com", current).await.unwrap();
+        // The request is authenticated...
+        let Resolution::Authenticated(principal) =
+            sessions.resolve(&bearer(login.token.expose_secret())).await
+        else {
+            panic!("fresh session must resolve");
+        };
+        // ...then its session ends while the handler runs...
+        match step {
+            0 => accounts.sign_out_everywhere(&user.id).await.unwrap(),
+            1 => accounts.change_password(&user.id, &pw, &pw2).await.unwrap(),
+            2 => {
+                accounts.set_disabled(&user.id, true).await.unwrap();
+                accounts.set_disabled(&user.id, false).await.unwrap();
+            }
+            _ => accounts.sign_out_everywhere(&user.id).await.unwrap(),
+        }
+        // ...and the handler mints a key on its behalf: refused, and nothing stored.
+        let minted = keys.create_for(&principal, "late", vec![]).await;
+        assert!(
+            matches!(
+                minted,
+                Err(auth_core::api_key::ApiKeyError::Store(
+                    auth_core::StoreError::UserRefused
+                ))
+            ),
+            "step {step}: an ended session minted a key"
+        );
+        assert!(keys.list(&user.id).await.unwrap().is_empty());
+    }
+    // A live session still mints keys, and they resolve.
+    let login = accounts.login("minted@example.com", &pw2).await.unwrap();
+    let Resolution::Authenticated(principal) =
+        sessions.resolve(&bearer(login.token.expose_secret())).await
+    else {
+        panic!("fresh session must resolve");
+    };
+    let key = keys.create_for(&principal, "ok", vec![]).await.unwrap();
+    assert!(resolves(&keys, &key_cred(key.expose_secret())).await);
+}
+
 async fn all<S: FullStore>(store: Arc<S>) {
     for event in [
         Event::SignOutEverywhere,
@@ -337,7 +388,8 @@ async fn all<S: FullStore>(store: Arc<S>) {
     }
     what_ends_what(store.clone()).await;
     sso_adopts_only_proven_emails_and_the_link_ends_credentials(store.clone()).await;
-    forced_change(store).await;
+    forced_change(store.clone()).await;
+    key_minted_by_an_ended_session(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

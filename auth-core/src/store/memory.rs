@@ -352,7 +352,14 @@ impl ApiKeyStore for MemoryStore {
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
         let mut inner = self.write()?;
         let epoch = match inner.users.get(record.user_id()) {
-            Some(u) if !u.disabled => u.key_epoch,
+            Some(u)
+                if !u.disabled
+                    && record
+                        .creator_session_epoch()
+                        .is_none_or(|e| e == u.session_epoch) =>
+            {
+                u.key_epoch
+            }
             _ => return Err(StoreError::UserRefused),
         };
         if inner.api_keys.contains_key(record.id()) {

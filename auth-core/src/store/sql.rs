@@ -402,13 +402,15 @@ macro_rules! impl_sql_store {
         impl ApiKeyStore for $store {
             async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
                 // Stamped with the user's current key epoch in the same statement; no row
-                // for an unknown or disabled user.
+                // for an unknown or disabled user, nor (when the creator is a session) once
+                // the user's session epoch moved past the creator's.
                 let done = sqlx::query(
                     "INSERT INTO auth_api_keys \
                      (id, user_id, name, secret_digest, scopes, created_at, last_used_at, \
                       revoked_at, user_epoch) \
                      SELECT $1, u.id, $3, $4, $5, $6, $7, $8, u.key_epoch FROM auth_users u \
-                     WHERE u.id = $2 AND NOT u.disabled",
+                     WHERE u.id = $2 AND NOT u.disabled \
+                     AND u.session_epoch = COALESCE($9, u.session_epoch)",
                 )
                 .bind(record.id())
                 .bind(record.user_id())
@@ -418,6 +420,7 @@ macro_rules! impl_sql_store {
                 .bind(record.created_at())
                 .bind(record.last_used_at())
                 .bind(record.revoked_at())
+                .bind(record.creator_session_epoch())
                 .execute(&self.pool)
                 .await?;
                 if done.rows_affected() == 0 {

@@ -89,7 +89,7 @@ pub enum Command {
         /// The new password (at least 12 characters). Without it a random one is
         /// generated and printed once.
         #[arg(long)]
-        password: Option<String>,
+        password: Option<SecretArg>,
     },
 }
 
@@ -219,7 +219,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         Command::ResetPassword { email, password } => {
             let generated = password.is_none();
             let password = match password {
-                Some(p) => Zeroizing::new(p),
+                Some(p) => p.0,
                 None => random_password()?,
             };
             user_command(
@@ -516,5 +516,21 @@ mod tests {
             panic!("parsed another command");
         };
         assert_eq!(password.unwrap().0.as_str(), canary);
+    }
+
+    #[test]
+    fn debug_of_reset_password_never_prints_the_password() {
+        let canary = "CANARY-cli-reset-9c3e";
+        let cli = Cli::try_parse_from([
+            "trading-backend",
+            "reset-password",
+            "a@example.com",
+            "--password",
+            canary,
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("a@example.com"), "{shown}");
+        assert!(!shown.contains(canary), "the password was printed: {shown}");
     }
 }

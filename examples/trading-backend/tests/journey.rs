@@ -74,13 +74,72 @@ async fn whole_journey_and_no_canary_at_rest_or_in_logs() {
     assert_eq!(body["password_change_required"], true);
     assert!(body["expires_at"].as_i64().unwrap() > 0);
     let restricted = body["token"].as_str().unwrap().to_owned();
-    for (status, body) in [
+    for (i, (status, body)) in [
         server.get("/api/auth/me", Some(&restricted)).await,
         server.get("/api/accounts", Some(&restricted)).await,
         server.post("/api/keys", Some(&restricted), json!({})).await,
+        // Every other route a restricted session might try (review).
+        server.get("/api/keys", Some(&restricted)).await,
+        server
+            .post(
+                "/api/accounts",
+                Some(&restricted),
+                json!({"exchange": "paper", "label": "x", "api_key": "k", "api_secret": "s"}),
+            )
+            .await,
+        server
+            .post(
+                "/api/accounts/a-1/shares",
+                Some(&restricted),
+                json!({"user_id": "u-1", "level": "read"}),
+            )
+            .await,
+        server
+            .post(
+                "/api/exchange/balance",
+                Some(&restricted),
+                json!({"account_id": "a-1"}),
+            )
+            .await,
+        server
+            .post(
+                "/api/exchange/create_order",
+                Some(&restricted),
+                json!({"account_id": "a-1"}),
+            )
+            .await,
+        server
+            .post(
+                "/api/secrets",
+                Some(&restricted),
+                json!({"name": "n", "value": "v"}),
+            )
+            .await,
+        server.get("/api/secrets", Some(&restricted)).await,
+        server.get("/ws", Some(&restricted)).await,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(status, 403, "request {i}: {body}");
+        assert_eq!(
+            body,
+            json!({"error": "password_change_required"}),
+            "request {i}"
+        );
+    }
+    // Not a WebSocket handshake: the query token is not even read.
+    assert_eq!(
+        server.get(&format!("/ws?token={restricted}"), None).await.0,
+        401
+    );
+    for path in [
+        "/api/keys/k-1",
+        "/api/accounts/a-1",
+        "/api/accounts/a-1/shares/u-1",
+        "/api/secrets/n",
     ] {
-        assert_eq!(status, 403);
-        assert_eq!(body, json!({"error": "password_change_required"}));
+        assert_eq!(server.delete(path, Some(&restricted)).await, 403, "{path}");
     }
     let (status, _) = server
         .post(

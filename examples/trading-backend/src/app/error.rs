@@ -64,6 +64,12 @@ impl From<auth_core::http::AuthRejection> for ApiError {
     fn from(rejection: auth_core::http::AuthRejection) -> Self {
         match rejection {
             auth_core::http::AuthRejection::Scope(refusal) => refusal.into(),
+            // A restricted principal (must change the password) on a route that declares
+            // its requirement in the handler (the exchange route): 403, as the extractor.
+            auth_core::http::AuthRejection::PasswordChangeRequired => Self::Code(
+                StatusCode::FORBIDDEN,
+                auth_core::http::PASSWORD_CHANGE_REQUIRED,
+            ),
             // A wiring mistake (route without the auth layer): fail closed.
             _ => {
                 tracing::error!(code = "auth.layer_missing", "route without the auth layer");

@@ -17,7 +17,9 @@ use super::error::ApiError;
 ///
 /// Interactive sessions only (the route declares it). The scopes must be in auth-core's
 /// vocabulary (`read`, `trade`, `manage`; 400 `scopes` otherwise) and within the
-/// creator's own (a scoped creator cannot mint an unscoped key: 403).
+/// creator's own (a scoped creator cannot mint an unscoped key: 403). The key is stored
+/// only while the creating session is still current (auth-core `ApiKeys::create_for`); a
+/// session ended while the request ran gets 401 and no key.
 pub(crate) async fn create(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -42,11 +44,15 @@ pub(crate) async fn create(
     })?;
     let key = state
         .api_keys
-        .create(principal.user_id(), &name, scopes)
+        .create_for(&principal, &name, scopes)
         .await
         .map_err(|e| match e {
             auth_core::api_key::ApiKeyError::InvalidName => ApiError::Field("name"),
             auth_core::api_key::ApiKeyError::InvalidScopes => ApiError::Field("scopes"),
+            // The session (or its user) ended while this request ran: no key.
+            auth_core::api_key::ApiKeyError::Store(auth_core::StoreError::UserRefused) => {
+                ApiError::Status(StatusCode::UNAUTHORIZED)
+            }
             _ => ApiError::UNAVAILABLE,
         })?;
     let mut response = (
