@@ -1053,4 +1053,33 @@ mod tests {
         drop(again);
         assert_ne!(stamp, generations.stamp(&scopes));
     }
+
+    /// A source whose fetches never finish.
+    #[derive(Debug)]
+    struct Pending;
+
+    #[async_trait::async_trait]
+    impl CredentialSource for Pending {
+        async fn fetch(&self, _key: &CacheKey) -> Result<ExchangeCredential, FetchError> {
+            std::future::pending().await
+        }
+    }
+
+    /// A lookup cancelled in the middle of its fetch releases its scopes (the
+    /// registration is a drop guard).
+    #[tokio::test]
+    async fn a_cancelled_lookup_releases_its_scopes() {
+        let cache = CredCache::builder(Arc::new(Pending)).build().unwrap();
+        let lookup = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get_or_fetch(&key("u1", "acct-1")).await })
+        };
+        while cache.stats().fetches == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(cache.inner.generations.scopes_in_flight(), 3);
+        lookup.abort();
+        assert!(lookup.await.unwrap_err().is_cancelled());
+        assert_eq!(cache.inner.generations.scopes_in_flight(), 0);
+    }
 }
