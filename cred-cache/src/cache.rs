@@ -1,5 +1,6 @@
 //! [`CredCache`]: the cache itself, its builder and its maintenance task.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,20 +42,35 @@ const MAX_RACED_FETCHES: usize = 4;
 const MAX_USED_UP: usize = 64;
 /// Upper bound on moka maintenance passes per tick (each pass evicts a batch).
 const MAX_MAINTENANCE_PASSES: usize = 16;
-/// Invalidation generation counters per scope kind (users, credentials,
-/// (user, credential) pairs): fixed tables, so that invalidations of made-up
-/// ids cannot grow memory (3 x 4096 x 8 bytes = 96 KiB per cache). Ids share a counter when their
-/// keyed hashes collide; a collision only makes a fetch of one id retry after
-/// an invalidation of the other, it never hides an invalidation.
-const GENERATION_BUCKETS: usize = 4096;
+/// One scope an invalidation can name, other than everything.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ScopeKey {
+    User(UserId),
+    Credential(CredentialId),
+    Pair(UserId, CredentialId),
+}
 
-/// Where a key's scopes keep their invalidation generations: its user's, its
-/// credential's and its (user, credential) pair's bucket in [`Generations`].
-#[derive(Clone, Copy, Debug)]
-struct Buckets {
-    user: usize,
-    credential: usize,
-    pair: usize,
+impl ScopeKey {
+    /// The three scopes `key` belongs to (besides everything).
+    fn of(key: &CacheKey) -> [Self; 3] {
+        [
+            Self::User(key.user().clone()),
+            Self::Credential(key.credential().clone()),
+            Self::Pair(key.user().clone(), key.credential().clone()),
+        ]
+    }
+
+    /// The scope `invalidation` names; `None` for everything.
+    fn named_by(invalidation: &Invalidation) -> Option<Self> {
+        match invalidation {
+            Invalidation::All => None,
+            Invalidation::User(user) => Some(Self::User(user.clone())),
+            Invalidation::Credential(credential) => Some(Self::Credential(credential.clone())),
+            Invalidation::UserCredential(user, credential) => {
+                Some(Self::Pair(user.clone(), credential.clone()))
+            }
+        }
+    }
 }
 
 /// The generations of one key's four scopes (everything, its user, its
@@ -62,80 +78,150 @@ struct Buckets {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Stamp {
     all: u64,
-    user: u64,
-    credential: u64,
-    pair: u64,
+    scopes: [u64; 3],
 }
 
-/// Invalidation generations, one counter per scope: bumped by every
-/// invalidation of that scope before the invalidation is registered with
-/// moka. A fetch reads the counters of the scopes its key belongs to before it
-/// starts and its value is confirmed only if none of them moved, so only an
-/// invalidation that may match the key discards its fetch (see
-/// [`Inner::confirm`]).
-struct Generations {
+/// A scope some fetch in flight belongs to.
+#[derive(Debug)]
+struct ScopeEntry {
+    /// Moves (to a new, higher value) on every invalidation of this scope
+    /// while the entry exists.
+    generation: u64,
+    /// Lookups on the miss path that registered this scope and have not
+    /// finished yet. The entry is removed when this reaches 0.
+    in_flight: usize,
+}
+
+#[derive(Debug, Default)]
+struct GenerationState {
     /// Bumped by [`Invalidation::All`].
-    all: AtomicU64,
-    /// Bumped by [`Invalidation::User`], indexed by the user's bucket.
-    users: Box<[AtomicU64]>,
-    /// Bumped by [`Invalidation::Credential`], indexed by the credential's bucket.
-    credentials: Box<[AtomicU64]>,
-    /// Bumped by [`Invalidation::UserCredential`], indexed by the pair's bucket.
-    pairs: Box<[AtomicU64]>,
-    /// Keyed per cache from the OS's randomness, so that nobody can choose ids
-    /// that share a victim's bucket.
-    hasher: std::hash::RandomState,
+    all: u64,
+    /// Bumped by every other invalidation, whether or not its scope is in
+    /// flight: the source of every scope generation, so generations only grow
+    /// and a scope entry created anew never repeats a value it had before.
+    sequence: u64,
+    /// Exactly the scopes of the lookups in flight (miss path): never more
+    /// entries than three per lookup in flight, whatever ids invalidations
+    /// name. The map's hasher is std's per-map random keying.
+    in_flight: HashMap<ScopeKey, ScopeEntry>,
+}
+
+/// Invalidation generations, exact per scope: an invalidation moves the
+/// generation of the one scope it names (or of everything) and nothing else.
+///
+/// A lookup that misses registers its key's three scopes ([`Registration`])
+/// before it fetches, and holds them until it returns (or is cancelled, or
+/// panics: the registration is a drop guard). Its value is confirmed only if
+/// the stamp read at the start of the fetch still holds after the value was
+/// inserted (see [`Inner::confirm`]). An invalidation bumps a scope's
+/// generation only if a lookup of that scope is in flight; otherwise there is
+/// no fetch for it to discard (values already cached are dropped by
+/// [`CredCache::invalidate_local`]'s predicate and sweep), and it leaves no
+/// trace, so invalidations of made-up ids cannot grow memory or disturb anyone
+/// else's lookups.
+#[derive(Debug, Default)]
+struct Generations {
+    state: Mutex<GenerationState>,
 }
 
 impl Generations {
-    fn new() -> Self {
-        let table = || (0..GENERATION_BUCKETS).map(|_| AtomicU64::new(0)).collect();
-        Self {
-            all: AtomicU64::new(0),
-            users: table(),
-            credentials: table(),
-            pairs: table(),
-            hasher: std::hash::RandomState::new(),
+    fn lock(&self) -> std::sync::MutexGuard<'_, GenerationState> {
+        // No code panics while holding the lock (map insertion aside, which
+        // leaves the map consistent): a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a lookup of `key` in flight until the result is dropped.
+    fn register(&self, key: &CacheKey) -> Registration<'_> {
+        let scopes = ScopeKey::of(key);
+        let mut state = self.lock();
+        let sequence = state.sequence;
+        for scope in &scopes {
+            state
+                .in_flight
+                .entry(scope.clone())
+                .or_insert(ScopeEntry {
+                    generation: sequence,
+                    in_flight: 0,
+                })
+                .in_flight += 1;
+        }
+        drop(state);
+        Registration {
+            generations: self,
+            scopes,
         }
     }
 
-    fn bucket<T: std::hash::Hash>(&self, id: &T) -> usize {
-        use std::hash::BuildHasher;
-        // The remainder is below GENERATION_BUCKETS, so the cast is lossless.
-        #[allow(clippy::cast_possible_truncation)]
-        let bucket = (self.hasher.hash_one(id) % GENERATION_BUCKETS as u64) as usize;
-        bucket
-    }
-
-    fn buckets(&self, key: &CacheKey) -> Buckets {
-        Buckets {
-            user: self.bucket(key.user()),
-            credential: self.bucket(key.credential()),
-            pair: self.bucket(&(key.user(), key.credential())),
-        }
-    }
-
-    /// The current generations of the scopes at `buckets`.
-    fn stamp(&self, buckets: Buckets) -> Stamp {
+    /// The current generations of `scopes`. A scope with no lookup in flight
+    /// reads as the current sequence number: equal to a stamp's only if no
+    /// invalidation at all happened since, so a value whose lookup ended
+    /// without confirming it (cancelled) is served only when that is certain
+    /// to be safe, and otherwise fetched again.
+    fn stamp(&self, scopes: &[ScopeKey; 3]) -> Stamp {
+        let state = self.lock();
+        let generation = |scope: &ScopeKey| {
+            state
+                .in_flight
+                .get(scope)
+                .map_or(state.sequence, |entry| entry.generation)
+        };
         Stamp {
-            all: self.all.load(Ordering::SeqCst),
-            user: self.users[buckets.user].load(Ordering::SeqCst),
-            credential: self.credentials[buckets.credential].load(Ordering::SeqCst),
-            pair: self.pairs[buckets.pair].load(Ordering::SeqCst),
+            all: state.all,
+            scopes: [
+                generation(&scopes[0]),
+                generation(&scopes[1]),
+                generation(&scopes[2]),
+            ],
         }
     }
 
-    /// Bumps the generation of the scope `invalidation` names.
+    /// Bumps the generation of the scope `invalidation` names, if a lookup of
+    /// it is in flight (of everything: always).
     fn bump(&self, invalidation: &Invalidation) {
-        match invalidation {
-            Invalidation::All => &self.all,
-            Invalidation::User(user) => &self.users[self.bucket(user)],
-            Invalidation::Credential(credential) => &self.credentials[self.bucket(credential)],
-            Invalidation::UserCredential(user, credential) => {
-                &self.pairs[self.bucket(&(user, credential))]
+        let mut state = self.lock();
+        match ScopeKey::named_by(invalidation) {
+            None => state.all += 1,
+            Some(scope) => {
+                state.sequence += 1;
+                let sequence = state.sequence;
+                if let Some(entry) = state.in_flight.get_mut(&scope) {
+                    entry.generation = sequence;
+                }
             }
         }
-        .fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Scopes with a lookup in flight (for tests of the memory bound).
+    #[cfg(test)]
+    fn scopes_in_flight(&self) -> usize {
+        self.lock().in_flight.len()
+    }
+}
+
+/// One lookup's hold on its key's scopes in [`Generations`]; released on drop.
+struct Registration<'a> {
+    generations: &'a Generations,
+    scopes: [ScopeKey; 3],
+}
+
+impl Registration<'_> {
+    fn stamp(&self) -> Stamp {
+        self.generations.stamp(&self.scopes)
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut state = self.generations.lock();
+        for scope in &self.scopes {
+            if let Some(entry) = state.in_flight.get_mut(scope) {
+                entry.in_flight -= 1;
+                if entry.in_flight == 0 {
+                    state.in_flight.remove(scope);
+                }
+            }
+        }
     }
 }
 
@@ -154,8 +240,8 @@ struct Slot {
     /// critical section is one reference-count increment, uncontended except
     /// on one hot key.
     credential: Mutex<Option<Arc<ExchangeCredential>>>,
-    /// The key's buckets in [`Generations`].
-    buckets: Buckets,
+    /// The key's scopes in [`Generations`].
+    scopes: [ScopeKey; 3],
     /// The key's invalidation generations read before the fetch started.
     stamp: Stamp,
     /// Set once a caller saw that no invalidation happened between the start
@@ -166,10 +252,10 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(credential: Arc<ExchangeCredential>, buckets: Buckets, stamp: Stamp) -> Self {
+    fn new(credential: Arc<ExchangeCredential>, scopes: [ScopeKey; 3], stamp: Stamp) -> Self {
         Self {
             credential: Mutex::new(Some(credential)),
-            buckets,
+            scopes,
             stamp,
             confirmed: AtomicBool::new(false),
             uses: AtomicU64::new(0),
@@ -383,7 +469,7 @@ impl CredCacheBuilder {
                 source: self.source,
                 publisher: self.publisher,
                 counters,
-                generations: Generations::new(),
+                generations: Generations::default(),
                 max_uses,
                 ttl: self.ttl,
                 max_capacity: self.max_capacity,
@@ -492,16 +578,19 @@ impl CredCache {
             return Ok(credential);
         }
         Counters::bump(&inner.counters.misses);
-        let buckets = inner.generations.buckets(key);
+        // Held until this call returns or is dropped: while it is held, every
+        // invalidation of one of the key's scopes moves the stamp (and no
+        // other invalidation does).
+        let registration = inner.generations.register(key);
         let (mut raced, mut used_up) = (0, 0);
         while raced < MAX_RACED_FETCHES && used_up < MAX_USED_UP {
-            let stamp = inner.generations.stamp(buckets);
+            let stamp = registration.stamp();
             // Set when this call runs the fetch (rather than waiting for
             // another caller's): its own reference to what it fetched.
             let fetched = OnceLock::new();
             let slot = inner
                 .cache
-                .try_get_with_by_ref(key, inner.fetch(key, buckets, stamp, &fetched))
+                .try_get_with_by_ref(key, inner.fetch(key, stamp, &fetched))
                 .await
                 .map_err(|e| FetchError::clone(&e))?;
             if !inner.confirm(key, &slot).await {
@@ -630,8 +719,9 @@ impl CredCache {
     /// the call started (those not borrowed by a caller are wiped by then).
     pub async fn invalidate_local(&self, invalidation: &Invalidation) {
         let inner = &*self.inner;
-        // Order matters: bump the scope's generation first, register the
-        // predicate second (see `Inner::confirm`).
+        // Order matters: bump the scope's generation first (it moves only if
+        // a lookup of that exact scope is in flight), register the predicate
+        // second (see `Inner::confirm`).
         inner.generations.bump(invalidation);
         // "Wiped at once" must not depend on when moka drops its own copies
         // of an entry: `invalidate` leaves the removed value in the write-op
@@ -743,7 +833,6 @@ impl Inner {
     async fn fetch(
         &self,
         key: &CacheKey,
-        buckets: Buckets,
         stamp: Stamp,
         fetched: &OnceLock<Arc<ExchangeCredential>>,
     ) -> Result<Arc<Slot>, FetchError> {
@@ -762,7 +851,7 @@ impl Inner {
                 let credential = Arc::new(credential);
                 // Set once per call: each loop round has its own cell.
                 let _ = fetched.set(Arc::clone(&credential));
-                Ok(Arc::new(Slot::new(credential, buckets, stamp)))
+                Ok(Arc::new(Slot::new(credential, ScopeKey::of(key), stamp)))
             }
             Err(e) => {
                 Counters::bump(&self.counters.fetch_errors);
@@ -782,14 +871,14 @@ impl Inner {
     /// confirmed, or no invalidation of its key's scopes happened since its
     /// fetch started.
     fn is_fresh(&self, slot: &Slot) -> bool {
-        slot.confirmed.load(Ordering::Acquire) || slot.stamp == self.generations.stamp(slot.buckets)
+        slot.confirmed.load(Ordering::Acquire) || slot.stamp == self.generations.stamp(&slot.scopes)
     }
 
     /// Whether no invalidation of a scope of `slot`'s key happened since its
     /// fetch started (a wiped slot whose stamp did not move was removed by
     /// moka, not by an invalidation).
     fn stamp_unmoved(&self, slot: &Slot) -> bool {
-        slot.stamp == self.generations.stamp(slot.buckets)
+        slot.stamp == self.generations.stamp(&slot.scopes)
     }
 
     /// Counts one use of `slot` without reading its credential; `false` when
@@ -799,16 +888,27 @@ impl Inner {
             .is_none_or(|max| slot.uses.fetch_add(1, Ordering::AcqRel) < max.get())
     }
 
-    /// Called after `try_get_with` returned `slot` (inserted by now). If no
-    /// invalidation of a scope its key belongs to (everything, its user, its
-    /// credential, its user and credential) happened since its fetch started, any later invalidation
-    /// matching it bumps one of those generations after this check and is
-    /// registered after the bump, hence after the insertion, and therefore
-    /// covers it: mark it confirmed. Otherwise an invalidation that may match
-    /// raced with the fetch and may have missed it: remove it and report
-    /// `false` (fetch again). Invalidations of other users and credentials
-    /// move other counters (or, on a hash collision, cause one spurious
-    /// refetch).
+    /// Called after `try_get_with` returned `slot` (inserted by now), by a
+    /// caller that holds a [`Registration`] of `key`'s scopes.
+    ///
+    /// Why this closes the fetch-versus-revoke race, for an invalidation `I`
+    /// that matches `key` (so it names everything or one of `key`'s three
+    /// scopes). `I` first bumps its scope's generation, then registers its
+    /// predicate and sweeps ([`CredCache::invalidate_local`]). The fetch
+    /// stamped its scopes after registering them, before reading the source;
+    /// the registrations (this caller's, and the fetching caller's, which
+    /// began before this caller joined the fetch) are held from before the
+    /// stamp until after this check, so the scope entries live throughout and
+    /// `I`'s bump, whenever it falls in that window, moves the stamp:
+    /// - bump before the stamp: the fetch read the source after the change
+    ///   `I` announces; its value is current.
+    /// - bump after the stamp, before this check: the check sees the moved
+    ///   stamp; the value is removed and `false` returned (fetch again).
+    /// - bump after this check: `I`'s predicate is registered after the bump,
+    ///   hence after the insertion, and so covers this value.
+    ///
+    /// An invalidation of any other scope moves no generation of this key's
+    /// (exact scopes, no shared counters), so it never discards this fetch.
     async fn confirm(&self, key: &CacheKey, slot: &Arc<Slot>) -> bool {
         if self.is_fresh(slot) {
             slot.confirmed.store(true, Ordering::Release);
@@ -873,51 +973,113 @@ mod tests {
     }
 
     proptest! {
-        /// An invalidation that matches a key always moves that key's stamp
-        /// (whatever the hash buckets), so no matching invalidation can be
-        /// missed by a fetch in flight.
+        /// While a lookup of a key is registered, an invalidation that
+        /// matches the key always moves its stamp, so no matching
+        /// invalidation can be missed by a fetch in flight; an invalidation
+        /// of any other id never moves it.
         #[test]
-        fn a_matching_invalidation_always_moves_the_stamp(
+        fn exactly_the_matching_invalidations_move_the_stamp(
             user in "[!-~]{1,16}",
             credential in "[!-~]{1,16}",
             other in "[!-~]{1,16}",
         ) {
-            let generations = Generations::new();
+            let generations = Generations::default();
             let k = key(&user, &credential);
-            let buckets = generations.buckets(&k);
+            let registration = generations.register(&k);
             for invalidation in [
                 Invalidation::User(k.user().clone()),
                 Invalidation::Credential(k.credential().clone()),
                 Invalidation::UserCredential(k.user().clone(), k.credential().clone()),
                 Invalidation::All,
             ] {
-                let before = generations.stamp(buckets);
+                let before = registration.stamp();
                 generations.bump(&invalidation);
-                prop_assert_ne!(before, generations.stamp(buckets));
+                prop_assert_ne!(before, registration.stamp());
             }
-            // An invalidation of another id moves the stamp only on a bucket
-            // collision.
-            let before = generations.stamp(buckets);
-            let stranger = UserId::new(&other).unwrap();
-            generations.bump(&Invalidation::User(stranger.clone()));
-            let collides = generations.bucket(&stranger) == buckets.user;
-            prop_assert_eq!(before != generations.stamp(buckets), collides || other == user);
+            let before = registration.stamp();
+            let user_id = UserId::new(&other).unwrap();
+            let credential_id = CredentialId::new(&other).unwrap();
+            for stranger in [
+                Invalidation::User(user_id.clone()),
+                Invalidation::Credential(credential_id.clone()),
+                Invalidation::UserCredential(user_id, k.credential().clone()),
+                Invalidation::UserCredential(k.user().clone(), credential_id),
+            ] {
+                generations.bump(&stranger);
+            }
+            let moved = before != registration.stamp();
+            prop_assert_eq!(moved, other == user || other == credential);
         }
     }
 
+    /// Invalidations of ids nobody looks up leave nothing behind, and every
+    /// registration is released when its lookup ends: memory is bounded by
+    /// the lookups in flight.
     #[test]
-    fn the_tables_have_a_fixed_size() {
-        let generations = Generations::new();
+    fn only_lookups_in_flight_hold_scopes() {
+        let generations = Generations::default();
         for n in 0..10_000 {
             let id = UserId::new(&format!("made-up-{n}")).unwrap();
             generations.bump(&Invalidation::User(id));
         }
-        assert_eq!(generations.users.len(), GENERATION_BUCKETS);
-        let total: u64 = generations
-            .users
-            .iter()
-            .map(|g| g.load(Ordering::SeqCst))
-            .sum();
-        assert_eq!(total, 10_000);
+        assert_eq!(generations.scopes_in_flight(), 0);
+        let a = generations.register(&key("u1", "acct-1"));
+        let b = generations.register(&key("u1", "acct-1"));
+        let c = generations.register(&key("u1", "acct-2"));
+        // u1, acct-1, (u1, acct-1), acct-2, (u1, acct-2).
+        assert_eq!(generations.scopes_in_flight(), 5);
+        drop(a);
+        assert_eq!(generations.scopes_in_flight(), 5);
+        drop(b);
+        assert_eq!(generations.scopes_in_flight(), 3);
+        drop(c);
+        assert_eq!(generations.scopes_in_flight(), 0);
+    }
+
+    /// A value whose lookup ended without confirming it (cancelled) is
+    /// judged against the sequence number once its scopes are released: any
+    /// invalidation since its stamp makes it stale, never fresh.
+    #[test]
+    fn a_released_scope_never_reads_as_unmoved_after_an_invalidation() {
+        let generations = Generations::default();
+        let k = key("u1", "acct-1");
+        let scopes = ScopeKey::of(&k);
+        let stamp = generations.register(&k).stamp();
+        assert_eq!(stamp, generations.stamp(&scopes));
+        generations.bump(&Invalidation::User(k.user().clone()));
+        // A new lookup registers the scope again: it must not read as before.
+        let again = generations.register(&k);
+        assert_ne!(stamp, again.stamp());
+        drop(again);
+        assert_ne!(stamp, generations.stamp(&scopes));
+    }
+
+    /// A source whose fetches never finish.
+    #[derive(Debug)]
+    struct Pending;
+
+    #[async_trait::async_trait]
+    impl CredentialSource for Pending {
+        async fn fetch(&self, _key: &CacheKey) -> Result<ExchangeCredential, FetchError> {
+            std::future::pending().await
+        }
+    }
+
+    /// A lookup cancelled in the middle of its fetch releases its scopes (the
+    /// registration is a drop guard).
+    #[tokio::test]
+    async fn a_cancelled_lookup_releases_its_scopes() {
+        let cache = CredCache::builder(Arc::new(Pending)).build().unwrap();
+        let lookup = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get_or_fetch(&key("u1", "acct-1")).await })
+        };
+        while cache.stats().fetches == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(cache.inner.generations.scopes_in_flight(), 3);
+        lookup.abort();
+        assert!(lookup.await.unwrap_err().is_cancelled());
+        assert_eq!(cache.inner.generations.scopes_in_flight(), 0);
     }
 }

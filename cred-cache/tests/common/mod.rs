@@ -36,6 +36,9 @@ pub struct TestSource {
     pub gate: Option<tokio::sync::Notify>,
     /// Signalled when a fetch starts.
     pub started: tokio::sync::Notify,
+    /// While `false`, every fetch waits (after counting itself and notifying
+    /// `started`) until it is set to `true` again. `true` at construction.
+    pub open: tokio::sync::watch::Sender<bool>,
 }
 
 impl TestSource {
@@ -46,6 +49,7 @@ impl TestSource {
             behaviour: Mutex::new(Behaviour::Ok),
             gate: None,
             started: tokio::sync::Notify::new(),
+            open: tokio::sync::watch::Sender::new(true),
         })
     }
 
@@ -56,6 +60,7 @@ impl TestSource {
             behaviour: Mutex::new(Behaviour::Ok),
             gate: Some(tokio::sync::Notify::new()),
             started: tokio::sync::Notify::new(),
+            open: tokio::sync::watch::Sender::new(true),
         })
     }
 
@@ -80,6 +85,8 @@ impl CredentialSource for TestSource {
         if let Some(gate) = &self.gate {
             gate.notified().await;
         }
+        // Only fails if the sender is dropped, which `self` prevents.
+        let _ = self.open.subscribe().wait_for(|open| *open).await;
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
