@@ -412,38 +412,9 @@ async fn epochs_on_sqlite_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
 async fn epochs_on_postgres_store() {
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-    let url = std::env::var("STRONGROOM_PG_URL")
-        .expect("STRONGROOM_PG_URL must be set to run the PostgreSQL tests");
-    let schema = format!(
-        "auth_core_epochs_{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let options: PgConnectOptions = url.parse().unwrap();
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .connect_with(options.options([("search_path", schema.as_str())]))
-        .await
-        .unwrap();
-    let store = auth_core::PgStore::new(pool);
-    store.migrate().await.unwrap();
-    all(Arc::new(store)).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    let pg = support::PgSchema::create("auth_core_epochs", 8).await;
+    all(Arc::new(pg.store.clone())).await;
+    pg.drop_schema().await;
 }
 
 /// A11: the extractor refuses a restricted principal with 403

@@ -67,16 +67,36 @@ async fn assert_nothing_left_on_the_old_key(store: &Arc<dyn SecretStore>, rows: 
     }
 }
 
-/// A store that lets the final count run only after `writer_done` is set, so that a
-/// concurrent writer's last write always precedes the check the run reports on.
+/// A store over `inner` that misbehaves on demand:
+/// - `writer_done`: the final count waits until it is set, so that a concurrent writer's
+///   last write always precedes the check the run reports on;
+/// - `races`: that many times, the old instance rewrites row 0 between the re-wrap's read
+///   and its write;
+/// - `repeat_pages`: every page is answered from the start of the store, whatever the
+///   cursor (a store that breaks the page contract).
 #[derive(Debug)]
-struct GatedStore {
+struct AdversaryStore {
     inner: Arc<dyn SecretStore>,
-    writer_done: Arc<AtomicBool>,
+    writer_done: Option<Arc<AtomicBool>>,
+    old: std::sync::Mutex<Option<Secrets>>,
+    races: std::sync::atomic::AtomicU32,
+    repeat_pages: bool,
+}
+
+impl AdversaryStore {
+    fn over(inner: Arc<dyn SecretStore>) -> Self {
+        Self {
+            inner,
+            writer_done: None,
+            old: std::sync::Mutex::new(None),
+            races: std::sync::atomic::AtomicU32::new(0),
+            repeat_pages: false,
+        }
+    }
 }
 
 #[async_trait]
-impl SecretStore for GatedStore {
+impl SecretStore for AdversaryStore {
     async fn put(
         &self,
         s: &SecretRef,
@@ -96,6 +116,7 @@ impl SecretStore for GatedStore {
         self.inner.delete(s).await
     }
     async fn rewrap_page(&self, after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError> {
+        let after = if self.repeat_pages { i64::MIN } else { after };
         self.inner.rewrap_page(after, limit).await
     }
     async fn replace_sealed(
@@ -106,13 +127,22 @@ impl SecretStore for GatedStore {
         key: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        if self.races.load(Ordering::SeqCst) > 0 {
+            self.races.fetch_sub(1, Ordering::SeqCst);
+            let old = self.old.lock().unwrap().clone().unwrap();
+            old.put(&secret(0), b"written by the old instance mid-rewrap")
+                .await
+                .unwrap();
+        }
         self.inner
             .replace_sealed(row_id, expected, sealed, key, now)
             .await
     }
     async fn count_by_key(&self) -> Result<Vec<KeyCount>, StoreError> {
-        while !self.writer_done.load(Ordering::SeqCst) {
-            tokio::task::yield_now().await;
+        if let Some(done) = &self.writer_done {
+            while !done.load(Ordering::SeqCst) {
+                tokio::task::yield_now().await;
+            }
         }
         self.inner.count_by_key().await
     }
@@ -148,9 +178,9 @@ async fn concurrent_writer_on_the_old_primary(store: Arc<dyn SecretStore>) {
             done.store(true, Ordering::SeqCst);
         })
     };
-    let gated: Arc<dyn SecretStore> = Arc::new(GatedStore {
-        inner: Arc::clone(&store),
-        writer_done: Arc::clone(&writer_done),
+    let gated: Arc<dyn SecretStore> = Arc::new(AdversaryStore {
+        writer_done: Some(Arc::clone(&writer_done)),
+        ..AdversaryStore::over(Arc::clone(&store))
     });
     let new = new_instance(gated);
     let progress = Rewrapper::new(&new)
@@ -226,68 +256,12 @@ async fn row_rewritten_behind_the_cursor_sqlite() {
     row_rewritten_behind_the_cursor(Arc::new(store)).await;
 }
 
-/// A store where the old instance rewrites a row between the re-wrap's read and its
-/// write, `races` times.
-#[derive(Debug)]
-struct RacingStore {
-    inner: Arc<dyn SecretStore>,
-    old: std::sync::Mutex<Option<Secrets>>,
-    races: std::sync::atomic::AtomicU32,
-}
-
-#[async_trait]
-impl SecretStore for RacingStore {
-    async fn put(
-        &self,
-        s: &SecretRef,
-        sealed: &[u8],
-        key: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.put(s, sealed, key, now).await
-    }
-    async fn get(&self, s: &SecretRef) -> Result<Option<StoredSecret>, StoreError> {
-        self.inner.get(s).await
-    }
-    async fn list(&self, owner: &str) -> Result<Vec<SecretMeta>, StoreError> {
-        self.inner.list(owner).await
-    }
-    async fn delete(&self, s: &SecretRef) -> Result<bool, StoreError> {
-        self.inner.delete(s).await
-    }
-    async fn rewrap_page(&self, after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError> {
-        self.inner.rewrap_page(after, limit).await
-    }
-    async fn replace_sealed(
-        &self,
-        row_id: i64,
-        expected: &[u8],
-        sealed: &[u8],
-        key: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        if self.races.load(Ordering::SeqCst) > 0 {
-            self.races.fetch_sub(1, Ordering::SeqCst);
-            let old = self.old.lock().unwrap().clone().unwrap();
-            old.put(&secret(0), b"written by the old instance mid-rewrap")
-                .await
-                .unwrap();
-        }
-        self.inner
-            .replace_sealed(row_id, expected, sealed, key, now)
-            .await
-    }
-    async fn count_by_key(&self) -> Result<Vec<KeyCount>, StoreError> {
-        self.inner.count_by_key().await
-    }
-}
-
-fn racing(races: u32) -> (Arc<dyn SecretStore>, Arc<RacingStore>) {
+fn racing(races: u32) -> (Arc<dyn SecretStore>, Arc<AdversaryStore>) {
     let inner: Arc<dyn SecretStore> = Arc::new(MemoryStore::new());
-    let racing = Arc::new(RacingStore {
-        inner: Arc::clone(&inner),
+    let racing = Arc::new(AdversaryStore {
         old: std::sync::Mutex::new(Some(old_instance(Arc::clone(&inner)))),
         races: std::sync::atomic::AtomicU32::new(races),
+        ..AdversaryStore::over(Arc::clone(&inner))
     });
     (inner, racing)
 }
@@ -646,53 +620,6 @@ async fn rows_at_id_zero_and_below_are_opened_too() {
     }
 }
 
-/// A store that breaks the page contract: it answers every page from the start of the
-/// store, whatever the cursor (rows at or below `after`).
-#[derive(Debug)]
-struct RepeatingStore {
-    inner: Arc<dyn SecretStore>,
-}
-
-#[async_trait]
-impl SecretStore for RepeatingStore {
-    async fn put(
-        &self,
-        s: &SecretRef,
-        sealed: &[u8],
-        key: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.put(s, sealed, key, now).await
-    }
-    async fn get(&self, s: &SecretRef) -> Result<Option<StoredSecret>, StoreError> {
-        self.inner.get(s).await
-    }
-    async fn list(&self, owner: &str) -> Result<Vec<SecretMeta>, StoreError> {
-        self.inner.list(owner).await
-    }
-    async fn delete(&self, s: &SecretRef) -> Result<bool, StoreError> {
-        self.inner.delete(s).await
-    }
-    async fn rewrap_page(&self, _after: i64, limit: u32) -> Result<Vec<RewrapRow>, StoreError> {
-        self.inner.rewrap_page(i64::MIN, limit).await
-    }
-    async fn replace_sealed(
-        &self,
-        row_id: i64,
-        expected: &[u8],
-        sealed: &[u8],
-        key: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .replace_sealed(row_id, expected, sealed, key, now)
-            .await
-    }
-    async fn count_by_key(&self) -> Result<Vec<KeyCount>, StoreError> {
-        self.inner.count_by_key().await
-    }
-}
-
 /// A store whose pages do not move past the cursor must stop the run with an error, not
 /// make it walk the same rows forever (or skip rows).
 #[tokio::test]
@@ -702,7 +629,10 @@ async fn a_store_answering_pages_out_of_order_stops_the_run() {
     for i in 0..5 {
         old.put(&secret(i), b"value").await.unwrap();
     }
-    let store: Arc<dyn SecretStore> = Arc::new(RepeatingStore { inner });
+    let store: Arc<dyn SecretStore> = Arc::new(AdversaryStore {
+        repeat_pages: true,
+        ..AdversaryStore::over(inner)
+    });
     let new = new_instance(store);
     let mut rewrapper = Rewrapper::new(&new).batch_size(2);
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), async {

@@ -789,3 +789,62 @@ pub async fn binding<S: FullStore>(store: Arc<S>) {
     ids.dedup();
     assert_eq!(ids.len(), 1, "concurrent binds created several users");
 }
+
+/// A `PgStore` in a fresh schema of the database at `STRONGROOM_PG_URL`, migrated; call
+/// [`PgSchema::drop_schema`] when the test passed.
+#[cfg(feature = "postgres")]
+pub struct PgSchema {
+    admin: sqlx::PgPool,
+    schema: String,
+    pub store: auth_core::PgStore,
+}
+
+#[cfg(feature = "postgres")]
+impl PgSchema {
+    /// A schema named `<prefix>_<nanoseconds>` and a pool of `connections` on it.
+    pub async fn create(prefix: &str, connections: u32) -> Self {
+        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+        let url = std::env::var("STRONGROOM_PG_URL")
+            .expect("STRONGROOM_PG_URL must be set to run the PostgreSQL tests");
+        let schema = format!(
+            "{prefix}_{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let options: PgConnectOptions = url.parse().unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options.options([("search_path", schema.as_str())]))
+            .await
+            .unwrap();
+        let store = auth_core::PgStore::new(pool);
+        store.migrate().await.unwrap();
+        Self {
+            admin,
+            schema,
+            store,
+        }
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.schema
+        )))
+        .execute(&self.admin)
+        .await
+        .unwrap();
+    }
+}
