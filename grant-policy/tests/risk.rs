@@ -785,3 +785,111 @@ async fn postgres_owner_limits_govern_shared_accounts() {
     )
     .await;
 }
+
+/// A grant store whose account changes hands right after a trader's access is read:
+/// the owner deregisters it and another user registers the same account id, with limits
+/// and live trading on. The interleaving a concurrent deregister/register can produce.
+#[derive(Debug)]
+struct ChangesHands {
+    store: Arc<MemoryStore>,
+    old_owner: UserId,
+    new_owner: UserId,
+    account: AccountId,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl GrantStore for ChangesHands {
+    async fn register(
+        &self,
+        o: &UserId,
+        a: &AccountId,
+        c: Level,
+        now: i64,
+    ) -> Result<(), grant_policy::GrantError> {
+        self.store.register(o, a, c, now).await
+    }
+    async fn deregister(&self, o: &UserId, a: &AccountId) -> Result<(), grant_policy::GrantError> {
+        self.store.deregister(o, a).await
+    }
+    async fn access(
+        &self,
+        u: &UserId,
+        a: &AccountId,
+    ) -> Result<Option<grant_policy::Access>, grant_policy::StoreError> {
+        let seen = self.store.access(u, a).await;
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.store
+                .deregister(&self.old_owner, &self.account)
+                .await
+                .unwrap();
+            register(&*self.store, &self.new_owner, &self.account).await;
+            self.store
+                .set_live_trading(&self.new_owner, &self.account, true, T0)
+                .await
+                .unwrap();
+        }
+        seen
+    }
+    async fn share(
+        &self,
+        o: &UserId,
+        a: &AccountId,
+        s: &Share,
+        now: i64,
+    ) -> Result<(), grant_policy::GrantError> {
+        self.store.share(o, a, s, now).await
+    }
+    async fn revoke(
+        &self,
+        o: &UserId,
+        a: &AccountId,
+        g: &UserId,
+    ) -> Result<bool, grant_policy::GrantError> {
+        self.store.revoke(o, a, g).await
+    }
+    async fn shares(
+        &self,
+        o: &UserId,
+        a: &AccountId,
+    ) -> Result<Vec<Share>, grant_policy::GrantError> {
+        self.store.shares(o, a).await
+    }
+    async fn owner(&self, a: &AccountId) -> Result<Option<UserId>, grant_policy::StoreError> {
+        self.store.owner(a).await
+    }
+}
+
+#[tokio::test]
+async fn a_grantee_of_the_old_owner_cannot_trade_a_re_registered_account_id() {
+    let store = Arc::new(MemoryStore::new());
+    let (old_owner, new_owner, trader) = (user("old-owner"), user("new-owner"), user("trader"));
+    let x = acct("x");
+    register(&*store, &old_owner, &x).await;
+    share(&*store, &old_owner, &x, &trader, Level::Trade, None).await;
+    let limits = RiskLimits {
+        max_order_notional: n(1_000),
+        daily_cap: n(5_000),
+    };
+    store.set_limits(&new_owner, limits, T0).await.unwrap();
+    let grants = Arc::new(ChangesHands {
+        store: store.clone(),
+        old_owner,
+        new_owner: new_owner.clone(),
+        account: x.clone(),
+        done: std::sync::atomic::AtomicBool::new(false),
+    });
+    let guard = RiskGuard::builder(store.clone(), grants)
+        .clock(Arc::new(ManualClock::new(T0)))
+        .build();
+    // The trader's share was on the old owner's registration; the new owner never
+    // shared the account with them.
+    assert_eq!(
+        guard.admit(&trader, &x, n(100)).await,
+        Admission::Refused(RiskRefusal::NoAccess)
+    );
+    assert_eq!(
+        guard.usage_today(&new_owner).await.unwrap(),
+        Usage::default()
+    );
+}
