@@ -388,6 +388,15 @@ impl RiskGuard {
             self.event(caller, Some(account), "risk.refuse.no_profile", None, now);
             return Err(RiskError::NoProfile);
         }
+        // Ownership again, after the write: a deregistration that ran since the first
+        // check (and so may have cleared the switch before it was written) must not leave
+        // the switch on for when the account id is registered again.
+        if let Err(e) = self.check_owner(caller, account, now).await {
+            self.store
+                .set_live_trading(caller, account, false, now)
+                .await?;
+            return Err(e);
+        }
         self.event(
             caller,
             Some(account),

@@ -786,16 +786,37 @@ async fn postgres_owner_limits_govern_shared_accounts() {
     .await;
 }
 
-/// A grant store whose account changes hands right after a trader's access is read:
-/// the owner deregisters it and another user registers the same account id, with limits
-/// and live trading on. The interleaving a concurrent deregister/register can produce.
+/// A grant store whose account changes hands once, right after a trader's access is read
+/// (or, with `on_owner`, right after its owner is first read): the owner deregisters it
+/// and, if `new_owner` is set, another user registers the same account id, with live
+/// trading on. The interleaving a concurrent deregister/register can produce.
 #[derive(Debug)]
 struct ChangesHands {
     store: Arc<MemoryStore>,
     old_owner: UserId,
-    new_owner: UserId,
+    new_owner: Option<UserId>,
     account: AccountId,
+    on_owner: bool,
     done: std::sync::atomic::AtomicBool,
+}
+
+impl ChangesHands {
+    async fn change_hands_once(&self) {
+        if self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        self.store
+            .deregister(&self.old_owner, &self.account)
+            .await
+            .unwrap();
+        if let Some(new_owner) = &self.new_owner {
+            register(&*self.store, new_owner, &self.account).await;
+            self.store
+                .set_live_trading(new_owner, &self.account, true, T0)
+                .await
+                .unwrap();
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -818,16 +839,8 @@ impl GrantStore for ChangesHands {
         a: &AccountId,
     ) -> Result<Option<grant_policy::Access>, grant_policy::StoreError> {
         let seen = self.store.access(u, a).await;
-        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.store
-                .deregister(&self.old_owner, &self.account)
-                .await
-                .unwrap();
-            register(&*self.store, &self.new_owner, &self.account).await;
-            self.store
-                .set_live_trading(&self.new_owner, &self.account, true, T0)
-                .await
-                .unwrap();
+        if !self.on_owner {
+            self.change_hands_once().await;
         }
         seen
     }
@@ -856,7 +869,11 @@ impl GrantStore for ChangesHands {
         self.store.shares(o, a).await
     }
     async fn owner(&self, a: &AccountId) -> Result<Option<UserId>, grant_policy::StoreError> {
-        self.store.owner(a).await
+        let seen = self.store.owner(a).await;
+        if self.on_owner {
+            self.change_hands_once().await;
+        }
+        seen
     }
 }
 
@@ -875,8 +892,9 @@ async fn a_grantee_of_the_old_owner_cannot_trade_a_re_registered_account_id() {
     let grants = Arc::new(ChangesHands {
         store: store.clone(),
         old_owner,
-        new_owner: new_owner.clone(),
+        new_owner: Some(new_owner.clone()),
         account: x.clone(),
+        on_owner: false,
         done: std::sync::atomic::AtomicBool::new(false),
     });
     let guard = RiskGuard::builder(store.clone(), grants)
@@ -892,4 +910,40 @@ async fn a_grantee_of_the_old_owner_cannot_trade_a_re_registered_account_id() {
         guard.usage_today(&new_owner).await.unwrap(),
         Usage::default()
     );
+}
+
+#[tokio::test]
+async fn live_trading_enabled_while_the_account_is_deregistered_does_not_survive() {
+    let store = Arc::new(MemoryStore::new());
+    let owner = user("owner");
+    let x = acct("x");
+    register(&*store, &owner, &x).await;
+    let limits = RiskLimits {
+        max_order_notional: n(1_000),
+        daily_cap: n(5_000),
+    };
+    store.set_limits(&owner, limits, T0).await.unwrap();
+    // The owner deregisters the account while their own request to switch it live is
+    // between its ownership check and its write.
+    let grants = Arc::new(ChangesHands {
+        store: store.clone(),
+        old_owner: owner.clone(),
+        new_owner: None,
+        account: x.clone(),
+        on_owner: true,
+        done: std::sync::atomic::AtomicBool::new(false),
+    });
+    let guard = RiskGuard::builder(store.clone(), grants)
+        .clock(Arc::new(ManualClock::new(T0)))
+        .build();
+    assert!(matches!(
+        guard
+            .enable_live_trading(&owner, &x, CredentialsOnFile::Present)
+            .await,
+        Err(RiskError::NotFound)
+    ));
+    // Registered again, the account starts in dry-run.
+    register(&*store, &owner, &x).await;
+    assert!(!guard.live_trading(&x).await.unwrap());
+    assert_eq!(guard.admit(&owner, &x, n(100)).await, Admission::DryRun);
 }
