@@ -258,7 +258,7 @@ pub enum EmailError {
     Invalid,
 }
 
-/// Normalises an email: trims surrounding whitespace and lower-cases the ASCII letters
+/// Normalises an email: trims surrounding ASCII whitespace and lower-cases the ASCII letters
 /// `A`-`Z` only, then checks it is `local@domain` without whitespace or control
 /// characters. Every store lookup uses the normalised form, so `" Alice@Example.COM "` and
 /// `"alice@example.com"` are one user.
@@ -268,7 +268,7 @@ pub enum EmailError {
 /// mailboxes (U+212A KELVIN SIGN lower-cases to ASCII `k`, U+0130 to `i` plus a combining
 /// dot, ...), and a merged email lets one person's verified SSO email adopt another
 /// person's account. So the mapping is injective: two addresses that differ in anything
-/// but the case of ASCII letters (and surrounding whitespace) never normalise to the same
+/// but the case of ASCII letters (and surrounding ASCII whitespace) never normalise to the same
 /// string. The price is that two spellings of one internationalised mailbox (NFC and NFD,
 /// say) are two accounts, never one.
 ///
@@ -276,7 +276,9 @@ pub enum EmailError {
 ///
 /// An [`EmailError`].
 pub fn normalize_email(raw: &str) -> Result<String, EmailError> {
-    let trimmed = raw.trim();
+    // ASCII whitespace only: Unicode whitespace (U+00A0, U+3000, ...) is kept and then
+    // refused below, never trimmed into another mailbox.
+    let trimmed = raw.trim_matches(|c: char| c.is_ascii_whitespace());
     if trimmed.is_empty() {
         return Err(EmailError::Empty);
     }

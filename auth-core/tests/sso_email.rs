@@ -77,6 +77,30 @@ fn ascii_case_and_surrounding_whitespace_still_fold() {
     assert!(normalize_email("no-at-sign").is_err());
 }
 
+/// Only ASCII whitespace is trimmed: an address padded with Unicode whitespace (no-break
+/// space, ideographic space, line separator, next line, ...) is another string, never the
+/// bare mailbox, so a verified SSO email padded that way cannot adopt its account.
+#[test]
+fn unicode_whitespace_is_not_trimmed_into_another_mailbox() {
+    for ws in [
+        '\u{A0}', '\u{85}', '\u{1680}', '\u{2003}', '\u{2028}', '\u{3000}',
+    ] {
+        for padded in [
+            format!("{ws}alice@example.com"),
+            format!("alice@example.com{ws}"),
+        ] {
+            assert!(
+                normalize_email(&padded).is_err(),
+                "{padded:?} must not normalise to alice@example.com"
+            );
+        }
+    }
+    assert_eq!(
+        normalize_email("\t\n\r alice@example.com \x0c").unwrap(),
+        "alice@example.com"
+    );
+}
+
 /// Groups of characters that Unicode case mapping (or NFKC) relates to each other.
 const TWINS: &[&[char]] = &[
     &['a', 'A'],

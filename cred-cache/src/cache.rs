@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -330,6 +330,31 @@ struct Inner {
     maintenance_interval: Duration,
     instance_id: String,
     maintenance: tokio::task::AbortHandle,
+    /// Every slot this cache made that may still be alive, so that dropping
+    /// the cache reaches the ones moka hides from iteration (expired, not yet
+    /// removed by a maintenance pass).
+    issued: Mutex<Issued>,
+}
+
+/// Weak references to the slots a cache made; dead ones are pruned as it
+/// grows, so its length stays within twice the live slots (plus a constant).
+#[derive(Default)]
+struct Issued {
+    slots: Vec<Weak<Slot>>,
+    prune_at: usize,
+}
+
+impl Issued {
+    /// The smallest length at which dead references are pruned.
+    const MIN_PRUNE_AT: usize = 64;
+
+    fn push(&mut self, slot: &Arc<Slot>) {
+        self.slots.push(Arc::downgrade(slot));
+        if self.slots.len() >= self.prune_at.max(Self::MIN_PRUNE_AT) {
+            self.slots.retain(|w| w.strong_count() > 0);
+            self.prune_at = self.slots.len().saturating_mul(2);
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -338,9 +363,21 @@ impl Drop for Inner {
         // The aborted task still holds a handle on moka's cache until the
         // runtime drops it, and moka frees some of its copies through
         // crossbeam-epoch: release every cached value now instead. (Entries
-        // hidden from iteration were wiped when hidden, or have expired.)
+        // hidden from iteration were wiped when hidden; expired ones below.)
         for (_, slot) in &self.cache {
             slot.wipe();
+        }
+        // Expired entries are hidden from iteration until a maintenance pass
+        // removes them, and that pass will not come: wipe them through the
+        // slots this cache made.
+        let issued = self
+            .issued
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for slot in issued.slots.drain(..) {
+            if let Some(slot) = slot.upgrade() {
+                slot.wipe();
+            }
         }
     }
 }
@@ -476,6 +513,7 @@ impl CredCacheBuilder {
                 maintenance_interval: self.maintenance_interval,
                 instance_id: new_instance_id(),
                 maintenance: task.abort_handle(),
+                issued: Mutex::new(Issued::default()),
             }),
         })
     }
@@ -851,7 +889,12 @@ impl Inner {
                 let credential = Arc::new(credential);
                 // Set once per call: each loop round has its own cell.
                 let _ = fetched.set(Arc::clone(&credential));
-                Ok(Arc::new(Slot::new(credential, ScopeKey::of(key), stamp)))
+                let slot = Arc::new(Slot::new(credential, ScopeKey::of(key), stamp));
+                self.issued
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(&slot);
+                Ok(slot)
             }
             Err(e) => {
                 Counters::bump(&self.counters.fetch_errors);
@@ -1081,5 +1124,38 @@ mod tests {
         lookup.abort();
         assert!(lookup.await.unwrap_err().is_cancelled());
         assert_eq!(cache.inner.generations.scopes_in_flight(), 0);
+    }
+
+    /// The weak references kept for the drop stay within twice the live
+    /// slots plus a constant, however many slots were made and dropped.
+    #[test]
+    fn issued_slots_are_pruned_as_they_die() {
+        let k = key("u1", "acct-1");
+        let make = || {
+            let credential = ExchangeCredential::new(
+                k.credential().clone(),
+                zeroize::Zeroizing::new("k".to_owned()),
+                zeroize::Zeroizing::new("s".to_owned()),
+                None,
+                false,
+            )
+            .unwrap();
+            let scopes = ScopeKey::of(&k);
+            let stamp = Generations::default().stamp(&scopes);
+            Arc::new(Slot::new(Arc::new(credential), scopes, stamp))
+        };
+        let mut issued = Issued::default();
+        let live: Vec<Arc<Slot>> = (0..10).map(|_| make()).collect();
+        for slot in &live {
+            issued.push(slot);
+        }
+        for _ in 0..10_000 {
+            issued.push(&make());
+            assert!(issued.slots.len() <= 2 * live.len() + Issued::MIN_PRUNE_AT);
+        }
+        assert_eq!(
+            issued.slots.iter().filter(|w| w.strong_count() > 0).count(),
+            live.len()
+        );
     }
 }

@@ -280,3 +280,25 @@ async fn dropping_the_cache_releases_its_values_before_the_drop_returns() {
     drop(cache);
     assert!(weaks.iter().all(|w| w.upgrade().is_none()));
 }
+
+/// The same for a value that has expired but that no maintenance pass has
+/// removed yet: moka hides it from iteration, and the drop must still release
+/// it.
+#[tokio::test]
+async fn dropping_the_cache_releases_expired_values_before_the_drop_returns() {
+    let _pin = EpochPin::hold();
+    let source = TestSource::new(Duration::ZERO);
+    let cache = CredCache::builder(Arc::clone(&source) as _)
+        .ttl(Duration::from_millis(20))
+        .maintenance_interval(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut weaks = Vec::new();
+    for n in 0..10 {
+        let k = key("u", &format!("c{n}"), AccessLevel::Read);
+        weaks.push(Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap()));
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    drop(cache);
+    assert!(weaks.iter().all(|w| w.upgrade().is_none()));
+}

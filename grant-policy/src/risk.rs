@@ -388,6 +388,15 @@ impl RiskGuard {
             self.event(caller, Some(account), "risk.refuse.no_profile", None, now);
             return Err(RiskError::NoProfile);
         }
+        // Ownership again, after the write: a deregistration that ran since the first
+        // check (and so may have cleared the switch before it was written) must not leave
+        // the switch on for when the account id is registered again.
+        if let Err(e) = self.check_owner(caller, account, now).await {
+            self.store
+                .set_live_trading(caller, account, false, now)
+                .await?;
+            return Err(e);
+        }
         self.event(
             caller,
             Some(account),
@@ -442,7 +451,8 @@ impl RiskGuard {
     /// reserving it under the account owner's daily cap if so. Every outcome is audited.
     ///
     /// In order: zero notional is refused; a trader who may not trade the account (no
-    /// owner, no live `Trade` share, read-only key) is refused; the owner's limits apply
+    /// owner, no live `Trade` share, read-only key, or the account changed owner while its
+    /// access was read) is refused; the owner's limits apply
     /// from here on, whoever trades: no limits or live trading off for this account is a
     /// dry run (an existing order maximum still applies); above the order maximum is
     /// refused; otherwise the store atomically reserves it under the owner's cap (shared
@@ -475,16 +485,25 @@ impl RiskGuard {
         if notional == Notional::ZERO {
             return Admission::Refused(RiskRefusal::ZeroNotional);
         }
-        match self.grants.access(trader, account).await {
-            Ok(Some(access)) if access.effective_at(now) == Some(Level::Trade) => {}
-            Ok(_) => return Admission::Refused(RiskRefusal::NoAccess),
-            Err(_) => return Admission::Refused(RiskRefusal::StoreUnavailable),
-        }
+        // The owner is read before and after the trader's access: the access must have
+        // been granted under the same owner's registration whose limits apply. Otherwise
+        // an account id deregistered and registered again by another user in between
+        // would let the old owner's grantee trade the new owner's account.
         let owner = match self.grants.owner(account).await {
             Ok(Some(owner)) => owner,
             Ok(None) => return Admission::Refused(RiskRefusal::NoAccess),
             Err(_) => return Admission::Refused(RiskRefusal::StoreUnavailable),
         };
+        match self.grants.access(trader, account).await {
+            Ok(Some(access)) if access.effective_at(now) == Some(Level::Trade) => {}
+            Ok(_) => return Admission::Refused(RiskRefusal::NoAccess),
+            Err(_) => return Admission::Refused(RiskRefusal::StoreUnavailable),
+        }
+        match self.grants.owner(account).await {
+            Ok(Some(again)) if again == owner => {}
+            Ok(_) => return Admission::Refused(RiskRefusal::NoAccess),
+            Err(_) => return Admission::Refused(RiskRefusal::StoreUnavailable),
+        }
         let limits = match self.store.limits(&owner).await {
             Ok(Some(l)) => l,
             Ok(None) => return Admission::DryRun,

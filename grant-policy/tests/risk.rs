@@ -785,3 +785,165 @@ async fn postgres_owner_limits_govern_shared_accounts() {
     )
     .await;
 }
+
+/// A grant store whose account changes hands once, right after a trader's access is read
+/// (or, with `on_owner`, right after its owner is first read): the owner deregisters it
+/// and, if `new_owner` is set, another user registers the same account id, with live
+/// trading on. The interleaving a concurrent deregister/register can produce.
+#[derive(Debug)]
+struct ChangesHands {
+    store: Arc<MemoryStore>,
+    old_owner: UserId,
+    new_owner: Option<UserId>,
+    account: AccountId,
+    on_owner: bool,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl ChangesHands {
+    async fn change_hands_once(&self) {
+        if self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        self.store
+            .deregister(&self.old_owner, &self.account)
+            .await
+            .unwrap();
+        if let Some(new_owner) = &self.new_owner {
+            register(&*self.store, new_owner, &self.account).await;
+            self.store
+                .set_live_trading(new_owner, &self.account, true, T0)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl GrantStore for ChangesHands {
+    async fn register(
+        &self,
+        o: &UserId,
+        a: &AccountId,
+        c: Level,
+        now: i64,
+    ) -> Result<(), grant_policy::GrantError> {
+        self.store.register(o, a, c, now).await
+    }
+    async fn deregister(&self, o: &UserId, a: &AccountId) -> Result<(), grant_policy::GrantError> {
+        self.store.deregister(o, a).await
+    }
+    async fn access(
+        &self,
+        u: &UserId,
+        a: &AccountId,
+    ) -> Result<Option<grant_policy::Access>, grant_policy::StoreError> {
+        let seen = self.store.access(u, a).await;
+        if !self.on_owner {
+            self.change_hands_once().await;
+        }
+        seen
+    }
+    async fn share(
+        &self,
+        o: &UserId,
+        a: &AccountId,
+        s: &Share,
+        now: i64,
+    ) -> Result<(), grant_policy::GrantError> {
+        self.store.share(o, a, s, now).await
+    }
+    async fn revoke(
+        &self,
+        o: &UserId,
+        a: &AccountId,
+        g: &UserId,
+    ) -> Result<bool, grant_policy::GrantError> {
+        self.store.revoke(o, a, g).await
+    }
+    async fn shares(
+        &self,
+        o: &UserId,
+        a: &AccountId,
+    ) -> Result<Vec<Share>, grant_policy::GrantError> {
+        self.store.shares(o, a).await
+    }
+    async fn owner(&self, a: &AccountId) -> Result<Option<UserId>, grant_policy::StoreError> {
+        let seen = self.store.owner(a).await;
+        if self.on_owner {
+            self.change_hands_once().await;
+        }
+        seen
+    }
+}
+
+#[tokio::test]
+async fn a_grantee_of_the_old_owner_cannot_trade_a_re_registered_account_id() {
+    let store = Arc::new(MemoryStore::new());
+    let (old_owner, new_owner, trader) = (user("old-owner"), user("new-owner"), user("trader"));
+    let x = acct("x");
+    register(&*store, &old_owner, &x).await;
+    share(&*store, &old_owner, &x, &trader, Level::Trade, None).await;
+    let limits = RiskLimits {
+        max_order_notional: n(1_000),
+        daily_cap: n(5_000),
+    };
+    store.set_limits(&new_owner, limits, T0).await.unwrap();
+    let grants = Arc::new(ChangesHands {
+        store: store.clone(),
+        old_owner,
+        new_owner: Some(new_owner.clone()),
+        account: x.clone(),
+        on_owner: false,
+        done: std::sync::atomic::AtomicBool::new(false),
+    });
+    let guard = RiskGuard::builder(store.clone(), grants)
+        .clock(Arc::new(ManualClock::new(T0)))
+        .build();
+    // The trader's share was on the old owner's registration; the new owner never
+    // shared the account with them.
+    assert_eq!(
+        guard.admit(&trader, &x, n(100)).await,
+        Admission::Refused(RiskRefusal::NoAccess)
+    );
+    assert_eq!(
+        guard.usage_today(&new_owner).await.unwrap(),
+        Usage::default()
+    );
+}
+
+#[tokio::test]
+async fn live_trading_enabled_while_the_account_is_deregistered_does_not_survive() {
+    let store = Arc::new(MemoryStore::new());
+    let owner = user("owner");
+    let x = acct("x");
+    register(&*store, &owner, &x).await;
+    let limits = RiskLimits {
+        max_order_notional: n(1_000),
+        daily_cap: n(5_000),
+    };
+    store.set_limits(&owner, limits, T0).await.unwrap();
+    // The owner deregisters the account while their own request to switch it live is
+    // between its ownership check and its write.
+    let grants = Arc::new(ChangesHands {
+        store: store.clone(),
+        old_owner: owner.clone(),
+        new_owner: None,
+        account: x.clone(),
+        on_owner: true,
+        done: std::sync::atomic::AtomicBool::new(false),
+    });
+    let guard = RiskGuard::builder(store.clone(), grants)
+        .clock(Arc::new(ManualClock::new(T0)))
+        .build();
+    assert!(matches!(
+        guard
+            .enable_live_trading(&owner, &x, CredentialsOnFile::Present)
+            .await,
+        Err(RiskError::NotFound)
+    ));
+    // Registered again, the account starts in dry-run.
+    register(&*store, &owner, &x).await;
+    assert!(!guard.live_trading(&x).await.unwrap());
+    assert_eq!(guard.admit(&owner, &x, n(100)).await, Admission::DryRun);
+}
