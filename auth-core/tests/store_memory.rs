@@ -50,3 +50,109 @@ async fn resolutions_over_the_memory_store_answer_without_waiting() {
     assert!(store.session_by_digest(&[0; 32]).is_ready());
     assert!(store.api_key(key.key_id()).is_ready());
 }
+
+/// Every session and API key lookup reads exactly the state `user_by_id` gives for the
+/// key's user, after each kind of change of a user (the memory store reads it through a
+/// per-user cell shared with the credentials, not from the user row: a change that
+/// forgot to republish the cell fails here), and a change of one user never shows in
+/// another user's credentials.
+#[tokio::test]
+async fn lookups_read_the_users_current_state_after_every_change() {
+    use auth_core::api_key::ApiKeyStore;
+    use auth_core::session::SessionStore;
+    use auth_core::user::{EpochKind, RevokeScope, SsoIdentity, UserStore};
+    use auth_core::{ApiKeyRecord, session::SessionRecord};
+
+    async fn check(store: &MemoryStore, step: &str) {
+        let creds: [(&str, [u8; 32], &str); 3] = [
+            ("u-a", [1; 32], "k-a"),
+            ("u-a", [2; 32], "k-a"),
+            ("u-b", [3; 32], "k-b"),
+        ];
+        for (user_id, digest, key_id) in creds {
+            let user = store.user_by_id(user_id).await.unwrap().unwrap();
+            let s = store.session_by_digest(&digest).await.unwrap().unwrap();
+            assert_eq!(s.record.user_id(), user_id, "{step}");
+            assert_eq!(s.user, Some(user.state(EpochKind::Session)), "{step}");
+            let k = store.api_key(key_id).await.unwrap().unwrap();
+            assert_eq!(k.user, Some(user.state(EpochKind::ApiKey)), "{step}");
+        }
+    }
+
+    let store = MemoryStore::new();
+    let a = support::ensure_user(&store, "u-a").await;
+    support::ensure_user(&store, "u-b").await;
+    for (id, user_id, digest) in [("s1", "u-a", [1; 32]), ("s2", "u-a", [2; 32])] {
+        let r = SessionRecord::new(id, user_id, digest, 1, i64::MAX);
+        store.insert_session(&r).await.unwrap();
+    }
+    let r = SessionRecord::new("s3", "u-b", [3; 32], 1, i64::MAX);
+    store.insert_session(&r).await.unwrap();
+    for (id, user_id) in [("k-a", "u-a"), ("k-b", "u-b")] {
+        let r = ApiKeyRecord::new(id, user_id, "n", [9; 32], vec![], 1);
+        store.insert_api_key(&r).await.unwrap();
+    }
+    check(&store, "created").await;
+
+    let old_hash = a.password_hash.as_deref();
+    assert!(
+        !store
+            .set_password("u-a", Some("$other"), "$h1", true, RevokeScope::All)
+            .await
+            .unwrap()
+    );
+    check(&store, "failed compare-and-set").await;
+    assert!(
+        store
+            .set_password("u-a", old_hash, "$h1", true, RevokeScope::None)
+            .await
+            .unwrap()
+    );
+    check(&store, "must change, no revoke").await;
+    let a_state = store.session_by_digest(&[1; 32]).await.unwrap().unwrap();
+    assert!(a_state.user.unwrap().must_change_password);
+    assert!(
+        store
+            .set_password("u-a", Some("$h1"), "$h2", false, RevokeScope::Sessions)
+            .await
+            .unwrap()
+    );
+    check(&store, "password change, sessions").await;
+    assert!(store.set_disabled("u-a", true).await.unwrap());
+    check(&store, "disabled").await;
+    assert!(
+        store
+            .session_by_digest(&[2; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .user
+            .unwrap()
+            .disabled
+    );
+    assert!(store.set_disabled("u-a", false).await.unwrap());
+    check(&store, "enabled").await;
+    assert!(
+        store
+            .revoke_credentials("u-a", RevokeScope::All)
+            .await
+            .unwrap()
+    );
+    check(&store, "revoke all").await;
+    assert!(store.set_email_verified("u-a").await.unwrap());
+    check(&store, "email verified").await;
+    store
+        .bind_identity("u-a", &SsoIdentity::new("https://idp.example", "sub-a"))
+        .await
+        .unwrap();
+    check(&store, "identity bound").await;
+
+    let a_now = store.user_by_id("u-a").await.unwrap().unwrap();
+    assert_eq!(a_now.session_epoch, 4);
+    assert_eq!(a_now.key_epoch, 3);
+    let b_now = store.user_by_id("u-b").await.unwrap().unwrap();
+    assert_eq!((b_now.session_epoch, b_now.key_epoch), (0, 0));
+    // The expiry sweep reads the same state: u-a's sessions are superseded, u-b's is not.
+    assert_eq!(store.delete_expired_sessions(0).await.unwrap(), 2);
+    assert!(store.session_by_digest(&[3; 32]).await.unwrap().is_some());
+}

@@ -1,13 +1,19 @@
 //! In-memory store: users, sessions and API keys in `HashMap`s behind one read-write lock
 //! (resolutions only read, so concurrent requests do not queue behind each other). A
-//! lookup reads the credential and its user under the same read guard, and every state
-//! change with its epoch bump happens under one write guard, so the store is exactly as
-//! atomic as the SQL ones. The
+//! lookup reads the credential and its user's state under the same read guard, and every
+//! state change with its epoch bump happens under one write guard, so the store is exactly
+//! as atomic as the SQL ones. The
 //! lookups on the request path answer without waiting ([`StoreFuture::ready`]) and hand
 //! out records whose text is shared, so a resolution allocates nothing.
+//!
+//! The user's state is not looked up by user id on the request path: each session and API
+//! key is stored beside a shared pointer to its user's state cell, which every change of
+//! the user rewrites under the write guard, so a lookup reads the state with one pointer
+//! dereference instead of a second hash probe.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -15,7 +21,7 @@ use async_trait::async_trait;
 use super::{StoreError, StoreFuture};
 use crate::api_key::{ApiKeyRecord, ApiKeyStore};
 use crate::session::{SessionRecord, SessionStore};
-use crate::user::{EpochKind, RevokeScope, SsoIdentity, User, UserStore, WithUser};
+use crate::user::{EpochKind, RevokeScope, SsoIdentity, User, UserState, UserStore, WithUser};
 
 /// An in-process store for tests, benchmarks and single-instance tools. Data is lost when
 /// it is dropped.
@@ -26,12 +32,77 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Keyed like the API keys (user ids are chosen by this crate too): the session and
-    /// API key lookups probe it on every request.
-    users: HashMap<String, User, BuildHasherDefault<IdHasher>>,
+    /// Keyed like the API keys (user ids are chosen by this crate too). Users are never
+    /// removed (no operation of [`UserStore`] deletes one), so a cell held by a session
+    /// or key always belongs to a user that exists. An operation that removes a user must
+    /// remove its sessions and keys under the same write guard, or lookups would not fail
+    /// closed (`user: None`).
+    users: HashMap<String, UserEntry, BuildHasherDefault<IdHasher>>,
     identities: HashMap<SsoIdentity, String>,
-    sessions: HashMap<[u8; 32], SessionRecord, BuildHasherDefault<DigestHasher>>,
-    api_keys: HashMap<Arc<str>, ApiKeyRecord, BuildHasherDefault<IdHasher>>,
+    /// Each session beside its user's cell (taken when the session was inserted, which
+    /// requires the user to exist).
+    sessions: HashMap<[u8; 32], (SessionRecord, Arc<UserCell>), BuildHasherDefault<DigestHasher>>,
+    /// Each key beside its user's cell, like the sessions.
+    api_keys: HashMap<Arc<str>, (ApiKeyRecord, Arc<UserCell>), BuildHasherDefault<IdHasher>>,
+}
+
+/// A user and the copy of its request-path state that its credentials point to.
+#[derive(Debug)]
+struct UserEntry {
+    user: User,
+    cell: Arc<UserCell>,
+}
+
+/// What a credential lookup reads of a user ([`UserState`]), shared by the user's entry
+/// and every session and API key of the user.
+///
+/// The fields are atomics only so that they can be rewritten through the shared pointer
+/// without `unsafe`; the store's lock orders them. They are written only under the write
+/// guard (always right after the [`User`] itself changes, by [`Inner::update`] and
+/// [`Inner::insert_user`]) and read only under a guard, so `Relaxed` suffices: the lock's
+/// release and acquire make every write of a state change visible to each later lookup,
+/// and no lookup runs while a change is half written.
+#[derive(Debug, Default)]
+struct UserCell {
+    disabled: AtomicBool,
+    must_change_password: AtomicBool,
+    session_epoch: AtomicI64,
+    key_epoch: AtomicI64,
+}
+
+impl UserCell {
+    fn new(user: &User) -> Arc<Self> {
+        let cell = Arc::new(Self::default());
+        cell.publish(user);
+        cell
+    }
+
+    /// Copies the user's request-path state into the cell. Call under the write guard.
+    fn publish(&self, user: &User) {
+        self.disabled.store(user.disabled, Ordering::Relaxed);
+        self.must_change_password
+            .store(user.must_change_password, Ordering::Relaxed);
+        self.session_epoch
+            .store(user.session_epoch, Ordering::Relaxed);
+        self.key_epoch.store(user.key_epoch, Ordering::Relaxed);
+    }
+
+    fn session_epoch(&self) -> i64 {
+        self.session_epoch.load(Ordering::Relaxed)
+    }
+
+    /// What [`User::state`] gives for the user the cell was last published from. Call
+    /// under a guard.
+    fn state(&self, kind: EpochKind) -> UserState {
+        UserState {
+            disabled: self.disabled.load(Ordering::Relaxed),
+            must_change_password: self.must_change_password.load(Ordering::Relaxed),
+            epoch: match kind {
+                EpochKind::Session => self.session_epoch(),
+                EpochKind::ApiKey => self.key_epoch.load(Ordering::Relaxed),
+            },
+        }
+    }
 }
 
 /// Hashes a SHA-256 digest key by taking 8 of its bytes. The digests are uniformly
@@ -122,28 +193,47 @@ impl Inner {
         if self.users.contains_key(&user.id) {
             return Err(StoreError::Conflict { field: "id" });
         }
-        if self.users.values().any(|u| u.email == user.email) {
+        if self.users.values().any(|e| e.user.email == user.email) {
             return Err(StoreError::Conflict { field: "email" });
         }
-        self.users.insert(user.id.clone(), user.clone());
+        let entry = UserEntry {
+            user: user.clone(),
+            cell: UserCell::new(user),
+        };
+        self.users.insert(user.id.clone(), entry);
         Ok(())
+    }
+
+    /// The one way to change a stored user: applies `change` and republishes the user's
+    /// cell, so the credentials' view can never lag the user. `None` if there is no such
+    /// user. Takes `&mut self`, so it runs under the write guard.
+    fn update<R>(&mut self, user_id: &str, change: impl FnOnce(&mut User) -> R) -> Option<R> {
+        let entry = self.users.get_mut(user_id)?;
+        let out = change(&mut entry.user);
+        entry.cell.publish(&entry.user);
+        Some(out)
     }
 
     /// Applies `revoke` to the user's epochs; `false` if there is no such user.
     fn bump(&mut self, user_id: &str, revoke: RevokeScope) -> bool {
-        let Some(user) = self.users.get_mut(user_id) else {
-            return false;
-        };
-        user.session_epoch = user.session_epoch.saturating_add(revoke.session_bump());
-        user.key_epoch = user.key_epoch.saturating_add(revoke.key_bump());
-        true
+        self.update(user_id, |user| bump_epochs(user, revoke))
+            .is_some()
     }
+}
 
-    fn with_user<R>(&self, record: R, user_id: &str, kind: EpochKind) -> WithUser<R> {
-        WithUser {
-            record,
-            user: self.users.get(user_id).map(|u| u.state(kind)),
-        }
+fn bump_epochs(user: &mut User, revoke: RevokeScope) {
+    user.session_epoch = user.session_epoch.saturating_add(revoke.session_bump());
+    user.key_epoch = user.key_epoch.saturating_add(revoke.key_bump());
+}
+
+/// A stored credential with its user's state, read through the stored cell (no probe of
+/// the user map). Every stored credential has a cell (its user existed at insert and users
+/// are never removed), so `user` is always `Some` here; a credential without a user cannot
+/// be stored, and a lookup that finds none returns `None` for the whole record.
+fn with_cell<R: Clone>(stored: &(R, Arc<UserCell>), kind: EpochKind) -> WithUser<R> {
+    WithUser {
+        record: stored.0.clone(),
+        user: Some(stored.1.state(kind)),
     }
 }
 
@@ -168,7 +258,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.read()?.users.get(user_id).cloned())
+        Ok(self.read()?.users.get(user_id).map(|e| e.user.clone()))
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
@@ -176,8 +266,8 @@ impl UserStore for MemoryStore {
             .read()?
             .users
             .values()
-            .find(|u| u.email == email)
-            .cloned())
+            .find(|e| e.user.email == email)
+            .map(|e| e.user.clone()))
     }
 
     async fn set_password(
@@ -188,28 +278,26 @@ impl UserStore for MemoryStore {
         must_change_password: bool,
         revoke: RevokeScope,
     ) -> Result<bool, StoreError> {
-        let mut inner = self.write()?;
-        let Some(user) = inner.users.get_mut(user_id) else {
-            return Ok(false);
-        };
-        if user.password_hash.as_deref() != expected {
-            return Ok(false);
-        }
-        user.password_hash = Some(password_hash.to_owned());
-        user.must_change_password = must_change_password;
-        Ok(inner.bump(user_id, revoke))
+        let changed = self.write()?.update(user_id, |user| {
+            if user.password_hash.as_deref() != expected {
+                return false;
+            }
+            user.password_hash = Some(password_hash.to_owned());
+            user.must_change_password = must_change_password;
+            bump_epochs(user, revoke);
+            true
+        });
+        Ok(changed == Some(true))
     }
 
     async fn set_disabled(&self, user_id: &str, disabled: bool) -> Result<bool, StoreError> {
-        let mut inner = self.write()?;
-        let Some(user) = inner.users.get_mut(user_id) else {
-            return Ok(false);
-        };
-        user.disabled = disabled;
-        if disabled {
-            inner.bump(user_id, RevokeScope::All);
-        }
-        Ok(true)
+        let found = self.write()?.update(user_id, |user| {
+            user.disabled = disabled;
+            if disabled {
+                bump_epochs(user, RevokeScope::All);
+            }
+        });
+        Ok(found.is_some())
     }
 
     async fn revoke_credentials(
@@ -221,12 +309,10 @@ impl UserStore for MemoryStore {
     }
 
     async fn set_email_verified(&self, user_id: &str) -> Result<bool, StoreError> {
-        let mut inner = self.write()?;
-        let Some(user) = inner.users.get_mut(user_id) else {
-            return Ok(false);
-        };
-        user.email_verified = true;
-        Ok(true)
+        let found = self
+            .write()?
+            .update(user_id, |user| user.email_verified = true);
+        Ok(found.is_some())
     }
 
     async fn user_by_identity(&self, identity: &SsoIdentity) -> Result<Option<User>, StoreError> {
@@ -235,7 +321,7 @@ impl UserStore for MemoryStore {
             .identities
             .get(identity)
             .and_then(|id| inner.users.get(id))
-            .cloned())
+            .map(|e| e.user.clone()))
     }
 
     async fn identity_of(&self, user_id: &str) -> Result<Option<SsoIdentity>, StoreError> {
@@ -269,21 +355,20 @@ impl UserStore for MemoryStore {
 impl SessionStore for MemoryStore {
     async fn insert_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
         let mut inner = self.write()?;
-        let admitted = inner
-            .users
-            .get(record.user_id())
-            .is_some_and(|u| !u.disabled && u.session_epoch == record.epoch());
-        if !admitted {
-            return Err(StoreError::UserRefused);
-        }
+        let cell = match inner.users.get(record.user_id()) {
+            Some(e) if !e.user.disabled && e.user.session_epoch == record.epoch() => {
+                Arc::clone(&e.cell)
+            }
+            _ => return Err(StoreError::UserRefused),
+        };
         if inner.sessions.contains_key(record.token_digest())
-            || inner.sessions.values().any(|s| s.id() == record.id())
+            || inner.sessions.values().any(|(s, _)| s.id() == record.id())
         {
             return Err(StoreError::Conflict { field: "id" });
         }
         inner
             .sessions
-            .insert(*record.token_digest(), record.clone());
+            .insert(*record.token_digest(), (record.clone(), cell));
         Ok(())
     }
 
@@ -292,10 +377,10 @@ impl SessionStore for MemoryStore {
         digest: &[u8; 32],
     ) -> StoreFuture<'_, Option<WithUser<SessionRecord>>> {
         StoreFuture::ready(self.read().map(|inner| {
-            inner.sessions.get(digest).map(|s| {
-                let user_id = s.user_id();
-                inner.with_user(s.clone(), user_id, EpochKind::Session)
-            })
+            inner
+                .sessions
+                .get(digest)
+                .map(|s| with_cell(s, EpochKind::Session))
         }))
     }
 
@@ -308,29 +393,23 @@ impl SessionStore for MemoryStore {
         let before = inner.sessions.len();
         inner
             .sessions
-            .retain(|_, s| !(s.id() == session_id && s.user_id() == user_id));
+            .retain(|_, (s, _)| !(s.id() == session_id && s.user_id() == user_id));
         Ok(inner.sessions.len() < before)
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut inner = self.write()?;
         let before = inner.sessions.len();
-        inner.sessions.retain(|_, s| s.user_id() != user_id);
+        inner.sessions.retain(|_, (s, _)| s.user_id() != user_id);
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
     }
 
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64, StoreError> {
         let mut inner = self.write()?;
         let before = inner.sessions.len();
-        let Inner {
-            sessions, users, ..
-        } = &mut *inner;
-        sessions.retain(|_, s| {
-            s.expires_at() > now
-                && users
-                    .get(s.user_id())
-                    .is_some_and(|u| u.session_epoch == s.epoch())
-        });
+        inner
+            .sessions
+            .retain(|_, (s, cell)| s.expires_at() > now && cell.session_epoch() == s.epoch());
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
     }
 
@@ -339,8 +418,8 @@ impl SessionStore for MemoryStore {
             .read()?
             .sessions
             .values()
-            .filter(|s| s.user_id() == user_id)
-            .cloned()
+            .filter(|(s, _)| s.user_id() == user_id)
+            .map(|(s, _)| s.clone())
             .collect();
         v.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(a.id().cmp(b.id())));
         Ok(v)
@@ -351,14 +430,14 @@ impl SessionStore for MemoryStore {
 impl ApiKeyStore for MemoryStore {
     async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
         let mut inner = self.write()?;
-        let epoch = match inner.users.get(record.user_id()) {
-            Some(u)
+        let (epoch, cell) = match inner.users.get(record.user_id()) {
+            Some(UserEntry { user: u, cell })
                 if !u.disabled
                     && record
                         .creator_session_epoch()
                         .is_none_or(|e| e == u.session_epoch) =>
             {
-                u.key_epoch
+                (u.key_epoch, Arc::clone(cell))
             }
             _ => return Err(StoreError::UserRefused),
         };
@@ -367,21 +446,21 @@ impl ApiKeyStore for MemoryStore {
         }
         inner
             .api_keys
-            .insert(record.id().into(), record.clone().with_epoch(epoch));
+            .insert(record.id().into(), (record.clone().with_epoch(epoch), cell));
         Ok(())
     }
 
     fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<WithUser<ApiKeyRecord>>> {
         StoreFuture::ready(self.read().map(|inner| {
-            inner.api_keys.get(key_id).map(|k| {
-                let user_id = k.user_id();
-                inner.with_user(k.clone(), user_id, EpochKind::ApiKey)
-            })
+            inner
+                .api_keys
+                .get(key_id)
+                .map(|k| with_cell(k, EpochKind::ApiKey))
         }))
     }
 
     async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<(), StoreError> {
-        if let Some(k) = self.write()?.api_keys.get_mut(key_id) {
+        if let Some((k, _)) = self.write()?.api_keys.get_mut(key_id) {
             k.last_used_at = Some(now);
         }
         Ok(())
@@ -395,7 +474,7 @@ impl ApiKeyStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut inner = self.write()?;
         match inner.api_keys.get_mut(key_id) {
-            Some(k) if k.user_id() == user_id && k.revoked_at.is_none() => {
+            Some((k, _)) if k.user_id() == user_id && k.revoked_at.is_none() => {
                 k.revoked_at = Some(now);
                 Ok(true)
             }
@@ -408,8 +487,8 @@ impl ApiKeyStore for MemoryStore {
             .read()?
             .api_keys
             .values()
-            .filter(|k| k.user_id() == user_id)
-            .cloned()
+            .filter(|(k, _)| k.user_id() == user_id)
+            .map(|(k, _)| k.clone())
             .collect();
         v.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(a.id().cmp(b.id())));
         Ok(v)
