@@ -3,6 +3,7 @@
 //! on every store back end. Each test here also runs against the code before the
 //! credential epochs (it uses only calls that existed then) and fails there.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use auth_core::{
-    AccountError, Accounts, ApiKeys, Credential, CredentialKind, MemoryStore, Password, Resolution,
-    Resolver, SessionConfig, Sessions, User,
+    AccountError, Accounts, ApiKeys, Credential, CredentialKind, Password, Resolution, Resolver,
+    SessionConfig, Sessions, User,
 };
 use support::{FullStore, bearer, fast_hasher};
 
@@ -182,27 +183,10 @@ async fn all<S: FullStore>(store: Arc<S>) {
     disabled_users_keys_do_not_resolve(store).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn lifecycle_on_memory_store() {
-    all(Arc::new(MemoryStore::new())).await;
-}
-
-#[cfg(feature = "sqlite")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn lifecycle_on_sqlite_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-    all(Arc::new(
-        auth_core::SqliteStore::connect(&url).await.unwrap(),
-    ))
-    .await;
-}
-
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
-async fn lifecycle_on_postgres_store() {
-    let pg = support::PgSchema::create("auth_core_lifecycle", 8).await;
-    all(Arc::new(pg.store.clone())).await;
-    pg.drop_schema().await;
-}
+on_every_store!(
+    all,
+    lifecycle_on_memory_store,
+    lifecycle_on_sqlite_store,
+    lifecycle_on_postgres_store,
+    "auth_core_lifecycle"
+);

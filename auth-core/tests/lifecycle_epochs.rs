@@ -3,6 +3,7 @@
 //! SSO adoption only of proven emails (A6); the same-password refusal (A8); restricted
 //! sessions and the extractor that refuses them (A11).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -392,30 +393,13 @@ async fn all<S: FullStore>(store: Arc<S>) {
     key_minted_by_an_ended_session(store).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn epochs_on_memory_store() {
-    all(Arc::new(MemoryStore::new())).await;
-}
-
-#[cfg(feature = "sqlite")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn epochs_on_sqlite_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-    all(Arc::new(
-        auth_core::SqliteStore::connect(&url).await.unwrap(),
-    ))
-    .await;
-}
-
-#[cfg(feature = "postgres")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
-async fn epochs_on_postgres_store() {
-    let pg = support::PgSchema::create("auth_core_epochs", 8).await;
-    all(Arc::new(pg.store.clone())).await;
-    pg.drop_schema().await;
-}
+on_every_store!(
+    all,
+    epochs_on_memory_store,
+    epochs_on_sqlite_store,
+    epochs_on_postgres_store,
+    "auth_core_epochs"
+);
 
 /// A11: the extractor refuses a restricted principal with 403
 /// `{"error":"password_change_required"}`; a route that opts in sees it.

@@ -848,3 +848,33 @@ impl PgSchema {
         .unwrap();
     }
 }
+
+/// Three tests running the async suite `$all(store)` on a fresh memory, SQLite and
+/// PostgreSQL (ignored unless `STRONGROOM_PG_URL` is set) store.
+#[allow(unused_macros)] // Each test binary includes this module; not all of them use it.
+macro_rules! on_every_store {
+    ($all:ident, $memory:ident, $sqlite:ident, $postgres:ident, $schema:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $memory() {
+            $all(std::sync::Arc::new(auth_core::MemoryStore::new())).await;
+        }
+
+        #[cfg(feature = "sqlite")]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+            let store = auth_core::SqliteStore::connect(&url).await.unwrap();
+            $all(std::sync::Arc::new(store)).await;
+        }
+
+        #[cfg(feature = "postgres")]
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+        async fn $postgres() {
+            let pg = support::PgSchema::create($schema, 8).await;
+            $all(std::sync::Arc::new(pg.store.clone())).await;
+            pg.drop_schema().await;
+        }
+    };
+}
