@@ -22,6 +22,7 @@ pub mod session;
 pub mod sso;
 pub mod static_token;
 pub mod store;
+pub mod totp;
 pub mod user;
 
 pub use accounts::{AccountError, Accounts, Login};
@@ -43,4 +44,5 @@ pub use store::PgStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{MemoryStore, StoreError, StoreFuture};
+pub use totp::{Totp, TotpAlgorithm, TotpConfig, TotpError, TotpSecret};
 pub use user::{SsoIdentity, User, UserStore, normalize_email};
