@@ -14,6 +14,7 @@
 use std::fmt;
 
 use aws_lc_rs::hmac;
+use base32ct::{Base32Unpadded, Base32UpperUnpadded, Encoding as _};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
@@ -83,8 +84,8 @@ impl TotpSecret {
         })
     }
 
-    /// A secret from unpadded RFC 4648 base32 (upper or lower case, as authenticator
-    /// apps show it; no `=` padding, no spaces).
+    /// A secret from unpadded RFC 4648 base32 (all upper or all lower case, as
+    /// authenticator apps show it; no `=` padding, no spaces).
     ///
     /// # Errors
     /// [`TotpError::SecretEncoding`] if `text` is not such base32,
@@ -353,88 +354,36 @@ impl Totp {
     }
 }
 
-/// The RFC 4648 base32 alphabet value `v` (0 to 31) as its upper-case character,
-/// without a table lookup or a branch on `v`.
-fn base32_char(v: u8) -> u8 {
-    let v = i16::from(v & 0x1f);
-    // -1 when v > 25 (a digit '2' to '7'), else 0.
-    let is_digit = (25 - v) >> 15;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // 50..=90
-    let c = (v + i16::from(b'A') + (is_digit & (i16::from(b'2') - i16::from(b'A') - 26))) as u8;
-    c
-}
-
-/// -1 if `lo <= c <= hi`, else 0, without a branch.
-fn in_range(c: i16, lo: u8, hi: u8) -> i16 {
-    ((i16::from(lo) - 1 - c) & (c - i16::from(hi) - 1)) >> 15
-}
-
-/// The value of base32 character `c` (either case), or -1, without a branch on `c`.
-fn base32_value(c: u8) -> i16 {
-    let c = i16::from(c);
-    let upper = in_range(c, b'A', b'Z');
-    let lower = in_range(c, b'a', b'z');
-    let digit = in_range(c, b'2', b'7');
-    let valid = upper | lower | digit;
-    (upper & (c - i16::from(b'A')))
-        | (lower & (c - i16::from(b'a')))
-        | (digit & (c - i16::from(b'2') + 26))
-        | !valid
-}
-
-/// Unpadded upper-case RFC 4648 base32 of `bytes`.
+/// Unpadded upper-case RFC 4648 base32 of `bytes` (RustCrypto's `base32ct`: no
+/// table lookups, no branches on the data).
 fn base32_encode(bytes: &[u8]) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(bytes.len().div_ceil(5) * 8));
-    let mut buf = 0u16;
-    let mut bits = 0u32;
-    for &b in bytes {
-        buf = (buf << 8) | u16::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            #[allow(clippy::cast_possible_truncation)] // masked to 5 bits
-            out.push(char::from(base32_char((buf >> bits) as u8)));
-        }
-        buf &= (1u16 << bits) - 1;
-    }
-    if bits > 0 {
-        #[allow(clippy::cast_possible_truncation)] // masked to 5 bits
-        out.push(char::from(base32_char((buf << (5 - bits)) as u8)));
-    }
-    out
+    Zeroizing::new(Base32UpperUnpadded::encode_string(bytes))
 }
 
-/// The bytes of unpadded RFC 4648 base32 `text` (either case), or `None`. The length
-/// is public; the characters are read without an early exit or a branch on their
-/// value. Non-zero bits after the last whole byte are refused (one string per key).
+/// The bytes of unpadded RFC 4648 base32 `text`, all upper or all lower case, or
+/// `None`. Decoded into a buffer that is wiped on drop, also on failure. Only the
+/// canonical text of a key is accepted (non-zero bits after the last byte are refused:
+/// one string per key), checked by encoding the result again.
 fn base32_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let input = text.as_bytes();
-    // Leftover bits after the last byte must be fewer than 5, or a character was
-    // added that encodes no bit of any byte: lengths 1, 3 and 6 mod 8 are impossible.
-    if matches!(input.len() % 8, 1 | 3 | 6) {
+    let mut out = Zeroizing::new(vec![0u8; text.len() * 5 / 8]);
+    let (len, again) = match Base32UpperUnpadded::decode(text, &mut out) {
+        Ok(bytes) => (
+            bytes.len(),
+            Zeroizing::new(Base32UpperUnpadded::encode_string(bytes)),
+        ),
+        Err(_) => {
+            let bytes = Base32Unpadded::decode(text, &mut out).ok()?;
+            (
+                bytes.len(),
+                Zeroizing::new(Base32Unpadded::encode_string(bytes)),
+            )
+        }
+    };
+    if !bool::from(again.as_bytes().ct_eq(text.as_bytes())) {
         return None;
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(input.len() * 5 / 8));
-    let mut buf = 0u16;
-    let mut bits = 0u32;
-    let mut bad = 0i16;
-    for &c in input {
-        let v = base32_value(c);
-        bad |= v;
-        #[allow(clippy::cast_sign_loss)] // masked to 5 bits
-        let v = (v & 0x1f) as u16;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            #[allow(clippy::cast_possible_truncation)] // the top byte of the buffer
-            out.push((buf >> bits) as u8);
-            buf &= (1u16 << bits) - 1;
-        }
-    }
-    // `bad` is negative iff some character was invalid; `buf` holds the leftover bits.
-    let ok = (bad >> 15).ct_eq(&0) & buf.ct_eq(&0);
-    bool::from(ok).then_some(out)
+    out.truncate(len);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -460,21 +409,6 @@ mod tests {
             assert_eq!(base32_decode(encoded).unwrap().as_slice(), plain.as_bytes());
             let lower = encoded.to_ascii_lowercase();
             assert_eq!(base32_decode(&lower).unwrap().as_slice(), plain.as_bytes());
-        }
-    }
-
-    #[test]
-    fn base32_alphabet_is_exact() {
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        for (v, &c) in (0u8..).zip(alphabet.iter()) {
-            assert_eq!(base32_char(v), c);
-            assert_eq!(base32_value(c), i16::from(v));
-            assert_eq!(base32_value(c.to_ascii_lowercase()), i16::from(v));
-        }
-        for c in 0..=255u8 {
-            if !c.is_ascii_alphabetic() && !(b'2'..=b'7').contains(&c) {
-                assert_eq!(base32_value(c), -1, "{c}");
-            }
         }
     }
 
@@ -512,6 +446,7 @@ mod tests {
             if let Some(bytes) = base32_decode(&text) {
                 let again = base32_encode(&bytes);
                 prop_assert_eq!(again.as_str(), text.to_ascii_uppercase());
+                prop_assert!(text == text.to_ascii_uppercase() || text == text.to_ascii_lowercase());
             }
         }
     }
