@@ -103,6 +103,7 @@ pub enum PasswordError {
 }
 
 /// Configuration of [`PasswordHasher`].
+// Holds no secret: Argon2 costs and a concurrency limit only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PasswordConfig {
     m_cost_kib: u32,
@@ -369,6 +370,7 @@ fn verify_sync(
 }
 
 /// Password rules for registration and password changes.
+// Holds no secret: a minimum length only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PasswordPolicy {
     min_len: usize,

@@ -20,6 +20,7 @@ pub const MAX_ID_LEN: usize = 255;
 
 /// Which secret: an owner's own (`scope` is `None`) or an owner's override for one
 /// scope, such as one bot or agent.
+// Holds no secret: owner, scope and name are ids, never the value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SecretRef {
     owner: String,
@@ -106,6 +107,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), StoreError> {
 }
 
 /// What a listing shows of a secret: never its value.
+// Holds no secret: name, scope, key label and timestamps only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretMeta {
     /// The secret's name.
