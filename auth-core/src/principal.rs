@@ -17,6 +17,9 @@ pub enum AuthMethod {
     ApiKey,
     /// The internal service secret.
     InternalService,
+    /// A short-lived access token (RFC 9068 JWT) issued by this service's own
+    /// token issuer.
+    AccessToken,
 }
 
 impl AuthMethod {
@@ -29,6 +32,7 @@ impl AuthMethod {
             Self::Sso => "sso",
             Self::ApiKey => "api_key",
             Self::InternalService => "internal_service",
+            Self::AccessToken => "access_token",
         }
     }
 }
@@ -58,6 +62,7 @@ struct Identity {
     scopes: Box<[String]>,
     restricted: bool,
     session_epoch: Option<i64>,
+    mfa_at: Option<i64>,
 }
 
 impl Principal {
@@ -72,6 +77,7 @@ impl Principal {
             scopes: Box::default(),
             restricted: false,
             session_epoch: None,
+            mfa_at: None,
         }))
     }
 
@@ -118,6 +124,24 @@ impl Principal {
     #[must_use]
     pub fn session_epoch(&self) -> Option<i64> {
         self.0.session_epoch
+    }
+
+    /// Records when this credential last passed a second-factor check (Unix seconds): the
+    /// MFA login step or a later step-up. Set by the session lookup (the session row) and
+    /// by the access-token resolver (`auth_time` when `amr` holds `otp`). Routes that need
+    /// a recent second factor compare it with the clock; `None` means never.
+    #[must_use]
+    pub fn with_mfa_at(mut self, at: Option<i64>) -> Self {
+        if self.0.mfa_at != at {
+            Arc::make_mut(&mut self.0).mfa_at = at;
+        }
+        self
+    }
+
+    /// When this credential last passed a second-factor check (Unix seconds), if ever.
+    #[must_use]
+    pub fn mfa_at(&self) -> Option<i64> {
+        self.0.mfa_at
     }
 
     /// Whether the principal is restricted to the password change (and logout).
@@ -168,6 +192,7 @@ impl fmt::Debug for Principal {
             .field("credential_id", &self.credential_id())
             .field("scopes", &self.scopes())
             .field("restricted", &self.is_restricted())
+            .field("mfa_at", &self.mfa_at())
             .finish()
     }
 }

@@ -126,10 +126,10 @@ impl Requires {
     }
 }
 
-/// A session or an SSO JWT: a person logged in.
+/// A session, an SSO JWT or one of our own access tokens: a person logged in.
 fn is_interactive(principal: &Principal) -> bool {
     match principal.method() {
-        AuthMethod::Session | AuthMethod::Sso => true,
+        AuthMethod::Session | AuthMethod::Sso | AuthMethod::AccessToken => true,
         AuthMethod::StaticToken | AuthMethod::ApiKey | AuthMethod::InternalService => false,
     }
 }
@@ -217,12 +217,13 @@ mod tests {
             .with_scopes(scopes.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
     }
 
-    const METHODS: [AuthMethod; 5] = [
+    const METHODS: [AuthMethod; 6] = [
         AuthMethod::StaticToken,
         AuthMethod::Session,
         AuthMethod::Sso,
         AuthMethod::ApiKey,
         AuthMethod::InternalService,
+        AuthMethod::AccessToken,
     ];
 
     #[test]
@@ -264,7 +265,10 @@ mod tests {
     fn interactive_routes_take_sessions_and_sso_only() {
         for method in METHODS {
             let p = Principal::new("u-1", method);
-            let want = matches!(method, AuthMethod::Session | AuthMethod::Sso);
+            let want = matches!(
+                method,
+                AuthMethod::Session | AuthMethod::Sso | AuthMethod::AccessToken
+            );
             assert_eq!(Requires::Interactive.check(&p).is_ok(), want, "{method}");
             // Without scopes, every scope route is open.
             for s in Scope::ALL {
