@@ -22,6 +22,7 @@ pub mod session;
 pub mod sso;
 pub mod static_token;
 pub mod store;
+pub mod token;
 pub mod totp;
 pub mod user;
 
@@ -44,5 +45,9 @@ pub use store::PgStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{MemoryStore, StoreError, StoreFuture};
+pub use token::{
+    AccessToken, AccessTokenRequest, AccessTokenResolver, Issuer, IssuerError,
+    MemorySigningKeyStore, SigningAlgorithm, SigningKey, SigningKeyStore, TokenConfigError,
+};
 pub use totp::{Totp, TotpAlgorithm, TotpConfig, TotpError, TotpSecret};
 pub use user::{SsoIdentity, User, UserStore, normalize_email};
