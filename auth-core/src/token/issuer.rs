@@ -891,7 +891,17 @@ impl Issuer {
             return Err(IssuerError::RotationUnsupported);
         };
         let now = secret::now_unix();
-        let key = SigningKey::generate(self.inner.signing_alg, now)?;
+        // Strictly newer than every key seen, so the new key is the primary even when an
+        // older one was made in the same second (ties between concurrent rotations go to
+        // the larger kid, on every instance alike).
+        let newest = store
+            .signing_keys()
+            .await?
+            .iter()
+            .map(SigningKey::created_at)
+            .max()
+            .unwrap_or(i64::MIN);
+        let key = SigningKey::generate(self.inner.signing_alg, now.max(newest.saturating_add(1)))?;
         store.insert_signing_key(&key).await?;
         let retire_at = now.saturating_add(secs(self.retire_grace()));
         for k in store.signing_keys().await? {
