@@ -27,6 +27,14 @@ pub enum ConfigError {
         /// The configuration field.
         field: &'static str,
     },
+    /// A configured value does not have the expected form.
+    #[error("{field} must be {expected}")]
+    Invalid {
+        /// The configuration field.
+        field: &'static str,
+        /// The expected form (never the value).
+        expected: &'static str,
+    },
 }
 
 /// Minimum length of a configured static token or internal secret.

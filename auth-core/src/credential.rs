@@ -42,6 +42,10 @@ pub enum CredentialKind {
     ApiKey,
     /// `X-Internal-Secret: <secret>`: service-to-service calls on internal routes.
     InternalSecret,
+    /// The session cookie (`Cookie: __Host-...=<token>`, see [`crate::cookie`]): only the
+    /// session resolver accepts it. Read only by layers that enable cookie sessions, and
+    /// only when no credential header is present (a header wins over the cookie).
+    SessionCookie,
 }
 
 impl CredentialKind {
@@ -52,6 +56,7 @@ impl CredentialKind {
             Self::Bearer => "authorization",
             Self::ApiKey => API_KEY_HEADER,
             Self::InternalSecret => INTERNAL_SECRET_HEADER,
+            Self::SessionCookie => "cookie",
         }
     }
 
@@ -62,6 +67,7 @@ impl CredentialKind {
             Self::Bearer => MAX_BEARER_LEN,
             Self::ApiKey => MAX_API_KEY_LEN,
             Self::InternalSecret => MAX_INTERNAL_SECRET_LEN,
+            Self::SessionCookie => crate::cookie::MAX_SESSION_COOKIE_LEN,
         }
     }
 }

@@ -12,9 +12,16 @@
 //!   principal (must change the password: 403 `password_change_required`) unless the
 //!   handler takes [`AllowRestricted`] instead, and API keys on a route that declared
 //!   nothing. [`Requires::Scope`] and [`authorize`] refuse a restricted principal too.
-//! * [`refusal_response`] is the one place where outcomes become HTTP: 401 with
-//!   `WWW-Authenticate: Bearer`, 403, 503; the body is empty, so it never says which
-//!   check failed. The refusal code goes to `tracing` (target `auth_core::http`).
+//! * [`refusal_response`] (and [`Challenge::refusal_response`], which the layer uses) is
+//!   the one place where outcomes become HTTP: 401 with `WWW-Authenticate: Bearer`, 403,
+//!   503 with `Retry-After`; the body is empty, so it never says which check failed. The
+//!   refusal code goes to `tracing` (target `auth_core::http`). [`Challenge::rfc6750`]
+//!   switches invalid credentials to RFC 6750 answers (401 with
+//!   `WWW-Authenticate: Bearer error="invalid_token"`).
+//! * [`AuthLayer::with_session_cookie`] also accepts a session token in a `__Host-`
+//!   cookie (module [`cookie`](crate::cookie)), when no credential header is present, and
+//!   refuses a state-changing request authenticated by the cookie alone that fails the
+//!   [`CsrfGuard`] check: 403 `{"error":"csrf"}`, before any credential lookup.
 
 use core::fmt;
 use core::future::Future;
@@ -29,11 +36,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::chain::{Chain, Outcome, Refusal};
+use crate::config::ConfigError;
+use crate::cookie::{CsrfGuard, SessionCookie};
 use crate::credential::Credential;
 use crate::principal::Principal;
 use crate::scope::{Requires, ScopeRefusal};
 
-/// The HTTP status for a refused outcome; `None` for an authenticated one.
+/// The HTTP status for a refused outcome; `None` for an authenticated one: 401 for a
+/// missing credential, 403 for a refused one, 503 when the chain could not decide. This is
+/// the default mapping; [`Challenge::status_for`] gives the mapping of a configured
+/// [`Challenge`].
 #[must_use]
 pub fn status_for(outcome: &Outcome) -> Option<StatusCode> {
     match outcome {
@@ -44,34 +56,170 @@ pub fn status_for(outcome: &Outcome) -> Option<StatusCode> {
     }
 }
 
-/// The response for a refused outcome (`None` when authenticated): the status from
-/// [`status_for`], `WWW-Authenticate: Bearer` on 401, `Cache-Control: no-store`, and an
+/// The response for a refused outcome (`None` when authenticated) under the default
+/// [`Challenge`]: the status from [`status_for`], `WWW-Authenticate: Bearer` on 401,
+/// `Retry-After: 5` ([`RETRY_AFTER_SECS`]) on 503, `Cache-Control: no-store`, and an
 /// empty body. Logs the refusal code.
 #[must_use]
 pub fn refusal_response<B: Default>(outcome: &Outcome) -> Option<Response<B>> {
-    let status = status_for(outcome)?;
-    match outcome {
-        Outcome::Unavailable(_) => tracing::warn!(
-            target: "auth_core::http",
-            code = outcome.code(),
-            status = status.as_u16(),
-            "request refused: authentication unavailable"
-        ),
-        _ => tracing::info!(
-            target: "auth_core::http",
-            code = outcome.code(),
-            status = status.as_u16(),
-            "request refused"
-        ),
+    DEFAULT_CHALLENGE.refusal_response(outcome)
+}
+
+/// The default challenge, shared by [`refusal_response`].
+static DEFAULT_CHALLENGE: Challenge = Challenge {
+    rfc6750: false,
+    realm: None,
+};
+
+/// Seconds in the `Retry-After` header of every 503 the layer answers (RFC 9110 section
+/// 10.2.3). A 503 here means a store or JWKS outage, usually short; five seconds lets a
+/// client retry soon without hammering a recovering backend (clients should add jitter).
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// The `error` value of the 403 body answered to a request refused by the CSRF defence.
+pub const CSRF_ERROR: &str = "csrf";
+
+/// Longest accepted realm in [`Challenge::realm`].
+pub const MAX_REALM_LEN: usize = 128;
+
+/// How refused requests are answered: the status of an invalid credential and the
+/// `WWW-Authenticate` challenge.
+///
+/// * [`Challenge::default`] (today's contract): no credential is 401 with
+///   `WWW-Authenticate: Bearer`, a refused credential is 403 without a challenge.
+/// * [`Challenge::rfc6750`] (RFC 6750 section 3): no credential is 401 with
+///   `WWW-Authenticate: Bearer` (section 3.1: no error code when the request carried no
+///   credential), and a refused credential (unknown, expired, revoked, malformed) is 401
+///   with `WWW-Authenticate: Bearer error="invalid_token"`, so that a client knows to
+///   refresh or log in again. Refused scopes and CSRF stay 403.
+///
+/// Either way every 503 carries `Retry-After` ([`RETRY_AFTER_SECS`]), every refusal
+/// `Cache-Control: no-store`, and the body is empty. An optional realm is added to every
+/// challenge (`Bearer realm="..."`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Challenge {
+    rfc6750: bool,
+    realm: Option<Box<str>>,
+}
+
+impl Challenge {
+    /// RFC 6750 answers: a refused credential is 401 `Bearer error="invalid_token"`.
+    #[must_use]
+    pub fn rfc6750() -> Self {
+        Self {
+            rfc6750: true,
+            realm: None,
+        }
     }
-    let mut response = Response::new(B::default());
-    *response.status_mut() = status;
+
+    /// Adds `realm="<realm>"` to every challenge.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] (field `realm`) unless `realm` is 1 to
+    /// [`MAX_REALM_LEN`] bytes of visible ASCII or spaces, without `"` or a backslash.
+    pub fn realm(mut self, realm: &str) -> Result<Self, ConfigError> {
+        if realm.is_empty()
+            || realm.len() > MAX_REALM_LEN
+            || !realm
+                .bytes()
+                .all(|b| (b.is_ascii_graphic() || b == b' ') && b != b'"' && b != b'\\')
+        {
+            return Err(ConfigError::Invalid {
+                field: "realm",
+                expected: "1 to 128 visible ASCII characters without quotes or backslashes",
+            });
+        }
+        self.realm = Some(realm.into());
+        Ok(self)
+    }
+
+    /// Whether refused credentials get RFC 6750 answers.
+    #[must_use]
+    pub fn is_rfc6750(&self) -> bool {
+        self.rfc6750
+    }
+
+    /// The HTTP status for a refused outcome; `None` for an authenticated one.
+    #[must_use]
+    pub fn status_for(&self, outcome: &Outcome) -> Option<StatusCode> {
+        match outcome {
+            Outcome::Invalid(_) if self.rfc6750 => Some(StatusCode::UNAUTHORIZED),
+            other => status_for(other),
+        }
+    }
+
+    /// The `WWW-Authenticate` value for `outcome`, if it gets one.
+    fn www_authenticate(&self, outcome: &Outcome) -> Option<HeaderValue> {
+        let error = match outcome {
+            Outcome::Missing => None,
+            Outcome::Invalid(_) if self.rfc6750 => Some(r#"error="invalid_token""#),
+            _ => return None,
+        };
+        let value = match (&self.realm, error) {
+            (None, None) => return Some(HeaderValue::from_static("Bearer")),
+            (None, Some(_)) => {
+                return Some(HeaderValue::from_static(r#"Bearer error="invalid_token""#));
+            }
+            (Some(realm), None) => format!(r#"Bearer realm="{realm}""#),
+            (Some(realm), Some(error)) => format!(r#"Bearer realm="{realm}", {error}"#),
+        };
+        // The realm was checked to be visible ASCII; fall back to the bare challenge.
+        Some(HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer")))
+    }
+
+    /// The response for a refused outcome (`None` when authenticated): the status from
+    /// [`Challenge::status_for`], the challenge (see the type's docs), `Retry-After` on
+    /// 503, `Cache-Control: no-store`, an empty body. Logs the refusal code.
+    #[must_use]
+    pub fn refusal_response<B: Default>(&self, outcome: &Outcome) -> Option<Response<B>> {
+        let status = self.status_for(outcome)?;
+        match outcome {
+            Outcome::Unavailable(_) => tracing::warn!(
+                target: "auth_core::http",
+                code = outcome.code(),
+                status = status.as_u16(),
+                "request refused: authentication unavailable"
+            ),
+            _ => tracing::info!(
+                target: "auth_core::http",
+                code = outcome.code(),
+                status = status.as_u16(),
+                "request refused"
+            ),
+        }
+        let mut response = Response::new(B::default());
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.www_authenticate(outcome) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        Some(response)
+    }
+}
+
+/// 403 `{"error":"csrf"}` for a request the CSRF defence refused; logs the code.
+fn csrf_response<B: From<&'static str>>(refusal: Refusal, parts: &Parts) -> Response<B> {
+    tracing::info!(
+        target: "auth_core::http",
+        code = refusal.code(),
+        status = 403,
+        method = parts.method.as_str(),
+        "request refused: cookie credential failed the CSRF check"
+    );
+    let mut response = Response::new(B::from(r#"{"error":"csrf"}"#));
+    *response.status_mut() = StatusCode::FORBIDDEN;
     let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if status == StatusCode::UNAUTHORIZED {
-        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    Some(response)
+    response
 }
 
 /// Whether a request is a WebSocket handshake (`Upgrade: websocket`).
@@ -97,12 +245,30 @@ pub async fn resolve_parts(chain: &Chain, parts: &Parts) -> Outcome {
 /// [`Recheck`]; mount it on the WebSocket route alone, since query strings end up in
 /// access logs and `Upgrade: websocket` is a header any client can send.
 ///
+/// Options: [`AuthLayer::with_session_cookie`] (browser sessions in a `__Host-` cookie,
+/// with the CSRF defence) and [`AuthLayer::with_challenge`] (RFC 6750 answers).
+///
 /// Mount it with `route_layer`, not `layer`, so that a request for a path no route
 /// matches gets the router's 404 rather than an authentication answer.
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
     chain: Chain,
     websocket: bool,
+    options: Arc<Options>,
+}
+
+/// The optional behaviour of an [`AuthLayer`], shared by its services.
+#[derive(Clone, Debug, Default)]
+struct Options {
+    browser: Option<Browser>,
+    challenge: Challenge,
+}
+
+/// Cookie sessions: the cookie and the CSRF guard that goes with it.
+#[derive(Clone, Debug)]
+struct Browser {
+    cookie: SessionCookie,
+    csrf: CsrfGuard,
 }
 
 impl AuthLayer {
@@ -112,6 +278,7 @@ impl AuthLayer {
         Self {
             chain,
             websocket: false,
+            options: Arc::default(),
         }
     }
 
@@ -124,7 +291,39 @@ impl AuthLayer {
         Self {
             chain,
             websocket: true,
+            options: Arc::default(),
         }
+    }
+
+    /// Also accepts a session token in the session `cookie` (off by default).
+    ///
+    /// The cookie is read only when the request carries no credential header (and, on a
+    /// WebSocket handshake of an [`AuthLayer::websocket`] route, no `token` parameter): an
+    /// explicit credential always wins over the ambient cookie, which is then ignored
+    /// entirely. A request authenticated by the cookie alone must then pass `csrf`
+    /// before its credential is looked up:
+    ///
+    /// * any method but `GET`, `HEAD`, `OPTIONS`: [`CsrfGuard::check`]
+    ///   (`Sec-Fetch-Site: same-origin`/`none`, or an allowed `Origin`);
+    /// * a WebSocket handshake (`Upgrade: websocket`, on any route):
+    ///   [`CsrfGuard::check_websocket`] (an allowed `Origin`).
+    ///
+    /// A refusal is 403 with the body `{"error":"csrf"}` ([`CSRF_ERROR`]) and the code
+    /// (`csrf.*`) in tracing; the handler never runs and the store is not asked. The
+    /// refusal needs a response body type that can be built from a `&'static str`
+    /// (axum's `Body` can).
+    #[must_use]
+    pub fn with_session_cookie(mut self, cookie: SessionCookie, csrf: CsrfGuard) -> Self {
+        Arc::make_mut(&mut self.options).browser = Some(Browser { cookie, csrf });
+        self
+    }
+
+    /// Answers refusals as `challenge` says (default: [`Challenge::default`], today's
+    /// contract; [`Challenge::rfc6750`] for RFC 6750 answers).
+    #[must_use]
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        Arc::make_mut(&mut self.options).challenge = challenge;
+        self
     }
 }
 
@@ -136,6 +335,7 @@ impl<S> tower_layer::Layer<S> for AuthLayer {
             inner,
             chain: self.chain.clone(),
             websocket: self.websocket,
+            options: self.options.clone(),
         }
     }
 }
@@ -146,31 +346,55 @@ pub struct AuthService<S> {
     inner: S,
     chain: Chain,
     websocket: bool,
+    options: Arc<Options>,
 }
 
 /// The future of [`AuthService`] and [`RequireService`].
 pub type AuthFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-/// Resolves the credential of a request on a WebSocket route, keeping it for [`Recheck`].
-async fn resolve_websocket(chain: &Chain, parts: &mut Parts) -> Outcome {
-    let extracted = if is_websocket_upgrade(parts) {
+/// What a request presents, before any lookup.
+enum Presented {
+    /// A credential (or none) that may be looked up.
+    Credential(Option<Credential>),
+    /// No credential could be extracted: refused without a lookup.
+    Refused(Outcome),
+    /// The cookie credential failed the CSRF check.
+    Csrf(Refusal),
+}
+
+/// Takes the request's credential: the headers (or, on a WebSocket route's handshake,
+/// the `token` query parameter), else the session cookie when enabled, which must then
+/// pass the CSRF check.
+fn presented(parts: &Parts, websocket: bool, browser: Option<&Browser>) -> Presented {
+    let upgrade = is_websocket_upgrade(parts);
+    let explicit = if websocket && upgrade {
         Credential::from_ws_handshake(&parts.headers, &parts.uri)
     } else {
         Credential::from_headers(&parts.headers)
     };
-    let credential = match extracted {
-        Ok(c) => c,
-        Err(e) => return Outcome::Invalid(Refusal::new(e.code())),
-    };
-    let outcome = chain.resolve(credential.as_ref()).await;
-    if let (Outcome::Authenticated(principal), Some(credential)) = (&outcome, credential) {
-        parts.extensions.insert(Recheck {
-            chain: chain.clone(),
-            credential: Arc::new(credential),
-            principal: principal.clone(),
-        });
+    match explicit {
+        Err(e) => return Presented::Refused(Outcome::Invalid(Refusal::new(e.code()))),
+        Ok(Some(credential)) => return Presented::Credential(Some(credential)),
+        Ok(None) => {}
     }
-    outcome
+    let Some(browser) = browser else {
+        return Presented::Credential(None);
+    };
+    match browser.cookie.extract(&parts.headers) {
+        Err(e) => Presented::Refused(Outcome::Invalid(Refusal::new(e.code()))),
+        Ok(None) => Presented::Credential(None),
+        Ok(Some(credential)) => {
+            let checked = if upgrade {
+                browser.csrf.check_websocket(&parts.headers)
+            } else {
+                browser.csrf.check(&parts.method, &parts.headers)
+            };
+            match checked {
+                Ok(()) => Presented::Credential(Some(credential)),
+                Err(refusal) => Presented::Csrf(refusal),
+            }
+        }
+    }
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for AuthService<S>
@@ -181,7 +405,7 @@ where
         + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: Default + From<&'static str> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -197,24 +421,42 @@ where
         let mut inner = core::mem::replace(&mut self.inner, clone);
         let chain = self.chain.clone();
         let websocket = self.websocket;
+        let options = self.options.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let outcome = if websocket {
-                resolve_websocket(&chain, &mut parts).await
-            } else {
-                resolve_parts(&chain, &parts).await
+            let outcome = match presented(&parts, websocket, options.browser.as_ref()) {
+                Presented::Csrf(refusal) => return Ok(csrf_response(refusal, &parts)),
+                Presented::Refused(outcome) => outcome,
+                Presented::Credential(credential) => {
+                    let outcome = chain.resolve(credential.as_ref()).await;
+                    // A WebSocket route keeps the credential for the open socket.
+                    if websocket
+                        && let (Outcome::Authenticated(principal), Some(credential)) =
+                            (&outcome, credential)
+                    {
+                        parts.extensions.insert(Recheck {
+                            chain: chain.clone(),
+                            credential: Arc::new(credential),
+                            principal: principal.clone(),
+                        });
+                    }
+                    outcome
+                }
             };
             match outcome {
                 Outcome::Authenticated(principal) => {
                     parts.extensions.insert(principal);
                     inner.call(Request::from_parts(parts, body)).await
                 }
-                refused => Ok(refusal_response(&refused).unwrap_or_else(|| {
-                    // Unreachable (only Authenticated has no response); refuse anyway.
-                    let mut response = Response::new(ResBody::default());
-                    *response.status_mut() = StatusCode::FORBIDDEN;
-                    response
-                })),
+                refused => Ok(options
+                    .challenge
+                    .refusal_response(&refused)
+                    .unwrap_or_else(|| {
+                        // Unreachable (only Authenticated has no response); refuse anyway.
+                        let mut response = Response::new(ResBody::default());
+                        *response.status_mut() = StatusCode::FORBIDDEN;
+                        response
+                    })),
             }
         })
     }

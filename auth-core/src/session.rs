@@ -441,7 +441,12 @@ impl Sessions {
 impl Resolver for Sessions {
     fn resolve<'a>(&'a self, cred: &'a Credential) -> ResolveFuture<'a> {
         let token = cred.expose_secret();
-        if cred.kind() != CredentialKind::Bearer || !token.starts_with(SESSION_TOKEN_PREFIX) {
+        // A session token comes as a bearer token or in the session cookie.
+        if !matches!(
+            cred.kind(),
+            CredentialKind::Bearer | CredentialKind::SessionCookie
+        ) || !token.starts_with(SESSION_TOKEN_PREFIX)
+        {
             return ResolveFuture::ready(Resolution::Pass);
         }
         let digest = secret::sha256(token.as_bytes());

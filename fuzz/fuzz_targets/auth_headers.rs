@@ -2,28 +2,39 @@
 //! run whatever is extracted through a chain of the store-backed resolvers.
 //!
 //! Input: segments separated by `\n`. In each segment byte 0 picks the header name
-//! (`authorization`, `x-api-key`, `x-internal-secret`, `upgrade`, or an unrelated one)
-//! and the rest is the raw value; the last segment is also used as the query of a
-//! WebSocket handshake URI. Oracle: nothing panics, an accepted credential is visible
-//! ASCII within its cap, and no credential the fuzzer can invent authenticates.
+//! (`authorization`, `x-api-key`, `x-internal-secret`, `upgrade`, `cookie`, `origin`,
+//! `sec-fetch-site`, or an unrelated one) and the rest is the raw value; the last segment
+//! is also used as the query of a WebSocket handshake URI. The `Cookie` fields also go
+//! through the session cookie parser and the CSRF guard. Oracle: nothing panics, an
+//! accepted credential is visible ASCII within its cap (a cookie value also without `"`,
+//! `,`, `;`, `\`), and no credential the fuzzer can invent authenticates.
 #![no_main]
 
 use std::sync::{Arc, LazyLock};
 
 use auth_core::{
-    ApiKeys, Chain, Credential, InternalSecretResolver, MemoryStore, Outcome, SessionConfig,
-    Sessions, StaticTokenResolver,
+    ApiKeys, Chain, Credential, CsrfGuard, InternalSecretResolver, MemoryStore, Outcome,
+    SessionConfig, SessionCookie, Sessions, StaticTokenResolver,
 };
-use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 8] = [
     "authorization",
     "x-api-key",
     "x-internal-secret",
     "upgrade",
     "x-other",
+    "cookie",
+    "origin",
+    "sec-fetch-site",
 ];
+
+static JAR: LazyLock<SessionCookie> = LazyLock::new(SessionCookie::default);
+static GUARD: LazyLock<CsrfGuard> = LazyLock::new(|| {
+    CsrfGuard::new(["https://app.example.com", "http://localhost:3000"])
+        .unwrap_or_else(|_| unreachable!())
+});
 
 static CHAIN: LazyLock<Chain> = LazyLock::new(|| {
     let store = Arc::new(MemoryStore::new());
@@ -54,6 +65,38 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     check(Credential::from_headers(&headers));
+    let from_cookie = JAR.extract(&headers);
+    if let Ok(Some(c)) = &from_cookie {
+        assert!(
+            !c.expose_secret()
+                .bytes()
+                .any(|b| matches!(b, b'"' | b',' | b';' | b'\\'))
+        );
+        let outcome = futures::executor::block_on(CHAIN.resolve(Some(c)));
+        assert!(
+            !matches!(outcome, Outcome::Authenticated(_)),
+            "a fuzzer-made cookie authenticated"
+        );
+    }
+    check(from_cookie);
+    for method in [Method::GET, Method::POST, Method::DELETE] {
+        let passed = GUARD.check(&method, &headers).is_ok();
+        // A state-changing request passes only from the same origin or an allowed one.
+        if passed && method != Method::GET {
+            let site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
+            let origin = headers.get("origin").map(HeaderValue::as_bytes);
+            assert!(
+                matches!(site, Some(b"same-origin" | b"none"))
+                    || matches!(
+                        origin,
+                        Some(b"https://app.example.com" | b"http://localhost:3000")
+                    )
+            );
+        }
+    }
+    if GUARD.check_websocket(&headers).is_ok() {
+        assert!(headers.get("origin").is_some());
+    }
     let uri = std::str::from_utf8(last)
         .ok()
         .and_then(|q| format!("/ws?{q}").parse::<Uri>().ok());

@@ -40,6 +40,18 @@ pub(crate) const ENV_SSO_DANGER_ALLOW_HTTP: &str = "SSO_DANGER_ALLOW_HTTP";
 /// Seconds between re-checks of an open WebSocket's credential (1 to 300, default 5).
 pub(crate) const ENV_WS_RECHECK_SECS: &str = "WS_RECHECK_SECS";
 
+/// `1`: browser sessions in a `__Host-` cookie (login with `"cookie": true`), with the
+/// CSRF defence. Off by default: bearer tokens only.
+pub(crate) const ENV_COOKIE_SESSIONS: &str = "STRONGROOM_COOKIE_SESSIONS";
+/// The origins of the browser front end, comma-separated (`https://host[:port]`):
+/// required with `STRONGROOM_COOKIE_SESSIONS=1`.
+pub(crate) const ENV_ALLOWED_ORIGINS: &str = "STRONGROOM_ALLOWED_ORIGINS";
+/// `SameSite` of the session cookie: `lax` (default) or `strict`.
+pub(crate) const ENV_COOKIE_SAMESITE: &str = "STRONGROOM_COOKIE_SAMESITE";
+/// `1`: RFC 6750 answers (a refused token is 401 `WWW-Authenticate: Bearer
+/// error="invalid_token"` instead of 403).
+pub(crate) const ENV_BEARER_CHALLENGE: &str = "STRONGROOM_BEARER_CHALLENGE";
+
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -104,6 +116,15 @@ pub(crate) struct SsoSettings {
     pub(crate) danger_allow_http: bool,
 }
 
+/// Browser session settings (`STRONGROOM_COOKIE_SESSIONS=1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CookieSettings {
+    /// `STRONGROOM_ALLOWED_ORIGINS`, checked and normalised.
+    pub(crate) origins: auth_core::CsrfGuard,
+    /// `STRONGROOM_COOKIE_SAMESITE`.
+    pub(crate) same_site: auth_core::SameSite,
+}
+
 /// The service configuration.
 pub(crate) struct Config {
     pub(crate) data_dir: PathBuf,
@@ -115,6 +136,10 @@ pub(crate) struct Config {
     pub(crate) sso: Option<SsoSettings>,
     /// How often an open WebSocket re-checks its credential.
     pub(crate) ws_recheck: std::time::Duration,
+    /// Browser sessions in a cookie; `None`: bearer tokens only.
+    pub(crate) cookies: Option<CookieSettings>,
+    /// `STRONGROOM_BEARER_CHALLENGE=1`: RFC 6750 answers.
+    pub(crate) bearer_challenge: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -134,6 +159,8 @@ impl std::fmt::Debug for Config {
             .field("registration_open", &self.registration_open)
             .field("sso", &self.sso)
             .field("ws_recheck", &self.ws_recheck)
+            .field("cookies", &self.cookies)
+            .field("bearer_challenge", &self.bearer_challenge)
             .finish_non_exhaustive()
     }
 }
@@ -237,6 +264,11 @@ impl Config {
                 }
             },
         };
+        let cookies = cookies_from(lookup)?;
+        let bearer_challenge = match non_empty(lookup, ENV_BEARER_CHALLENGE) {
+            Some(v) => parse_bool(ENV_BEARER_CHALLENGE, &v)?,
+            None => false,
+        };
         Ok(Self {
             data_dir,
             database,
@@ -246,8 +278,56 @@ impl Config {
             registration_open,
             sso,
             ws_recheck,
+            cookies,
+            bearer_challenge,
         })
     }
+}
+
+fn cookies_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<CookieSettings>, ConfigError> {
+    let enabled = match non_empty(lookup, ENV_COOKIE_SESSIONS) {
+        Some(v) => parse_bool(ENV_COOKIE_SESSIONS, &v)?,
+        None => false,
+    };
+    let origins = non_empty(lookup, ENV_ALLOWED_ORIGINS);
+    let same_site = non_empty(lookup, ENV_COOKIE_SAMESITE);
+    if !enabled {
+        for (var, value) in [
+            (ENV_ALLOWED_ORIGINS, &origins),
+            (ENV_COOKIE_SAMESITE, &same_site),
+        ] {
+            if value.is_some() {
+                return Err(ConfigError::Missing {
+                    var: ENV_COOKIE_SESSIONS,
+                    because: var,
+                });
+            }
+        }
+        return Ok(None);
+    }
+    let origins = origins.ok_or(ConfigError::Missing {
+        var: ENV_ALLOWED_ORIGINS,
+        because: ENV_COOKIE_SESSIONS,
+    })?;
+    let origins = auth_core::CsrfGuard::new(origins.split(',').map(str::trim)).map_err(|_| {
+        ConfigError::Invalid {
+            var: ENV_ALLOWED_ORIGINS,
+            reason: "expected comma-separated origins such as https://app.example.com (scheme://host[:port], no path; http:// only for localhost)",
+        }
+    })?;
+    let same_site = match same_site.map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("lax") => auth_core::SameSite::Lax,
+        Some("strict") => auth_core::SameSite::Strict,
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                var: ENV_COOKIE_SAMESITE,
+                reason: "expected lax or strict",
+            });
+        }
+    };
+    Ok(Some(CookieSettings { origins, same_site }))
 }
 
 fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSettings>, ConfigError> {
@@ -409,6 +489,59 @@ mod tests {
         }
         assert!(config.api_token.is_none() && config.internal_secret.is_none());
         assert!(config.sso.is_none());
+    }
+
+    #[test]
+    fn cookie_sessions_need_origins_and_are_off_by_default() {
+        let config = with(&[]).unwrap();
+        assert!(config.cookies.is_none() && !config.bearer_challenge);
+        let on = with(&[
+            (ENV_COOKIE_SESSIONS, "1"),
+            (
+                ENV_ALLOWED_ORIGINS,
+                "https://App.example.com, http://localhost:3000",
+            ),
+            (ENV_BEARER_CHALLENGE, "1"),
+        ])
+        .unwrap();
+        let cookies = on.cookies.unwrap();
+        assert_eq!(
+            cookies.origins.allowed_origins().collect::<Vec<_>>(),
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert_eq!(cookies.same_site, auth_core::SameSite::Lax);
+        assert!(on.bearer_challenge);
+        let strict = with(&[
+            (ENV_COOKIE_SESSIONS, "1"),
+            (ENV_ALLOWED_ORIGINS, "https://app.example.com"),
+            (ENV_COOKIE_SAMESITE, "Strict"),
+        ])
+        .unwrap();
+        assert_eq!(
+            strict.cookies.unwrap().same_site,
+            auth_core::SameSite::Strict
+        );
+        let refused: [&[(&str, &str)]; 6] = [
+            &[(ENV_COOKIE_SESSIONS, "1")],
+            &[(ENV_ALLOWED_ORIGINS, "https://app.example.com")],
+            &[
+                (ENV_COOKIE_SESSIONS, "1"),
+                (ENV_ALLOWED_ORIGINS, "https://app.example.com/"),
+            ],
+            &[
+                (ENV_COOKIE_SESSIONS, "1"),
+                (ENV_ALLOWED_ORIGINS, "http://app.example.com"),
+            ],
+            &[
+                (ENV_COOKIE_SESSIONS, "1"),
+                (ENV_ALLOWED_ORIGINS, "https://app.example.com"),
+                (ENV_COOKIE_SAMESITE, "none"),
+            ],
+            &[(ENV_BEARER_CHALLENGE, "maybe")],
+        ];
+        for vars in refused {
+            assert!(with(vars).is_err(), "{vars:?}");
+        }
     }
 
     #[test]

@@ -6,12 +6,13 @@ use auth_core::http::{AllowRestricted, Authenticated};
 use auth_core::{AccountError, AuthMethod, Password, SessionToken};
 use axum::Json;
 use axum::extract::{FromRequest as _, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Shared;
 use super::body::Body;
+use super::browser::{self, Browser};
 use super::error::ApiError;
 
 const MAX_PASSWORD: usize = 1024;
@@ -44,12 +45,20 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-fn token_response(token: &SessionToken, change_required: bool) -> Response {
+/// The login answer: `{token, expires_at}`, or, when the session goes into the cookie
+/// (`browser`), `{expires_at, "cookie": true}` with a `Set-Cookie` and no token in the
+/// body (page scripts must not be able to read it: that is the point of `HttpOnly`).
+fn token_response(
+    token: &SessionToken,
+    change_required: bool,
+    browser: Option<&Browser>,
+) -> Result<Response, ApiError> {
     let ttl = i64::try_from(super::SESSION_TTL.as_secs()).unwrap_or(i64::MAX);
-    let mut body = json!({
-        "token": token.expose_secret(),
-        "expires_at": now().saturating_add(ttl),
-    });
+    let mut body = json!({ "expires_at": now().saturating_add(ttl) });
+    match browser {
+        Some(_) => body["cookie"] = json!(true),
+        None => body["token"] = json!(token.expose_secret()),
+    }
     if change_required {
         body["password_change_required"] = json!(true);
     }
@@ -57,7 +66,10 @@ fn token_response(token: &SessionToken, change_required: bool) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    if let Some(browser) = browser {
+        browser::set_cookie(browser, token, &mut response)?;
+    }
+    Ok(response)
 }
 
 /// `POST /api/auth/register` {email, password}: 201, only when registration is open
@@ -84,12 +96,19 @@ pub(crate) async fn register(
         .into_response())
 }
 
-/// `POST /api/auth/login` {email, password}: {token, expires_at}.
+/// `POST /api/auth/login` {email, password, cookie?}: {token, expires_at}.
 ///
 /// A user flagged must-change-password gets a restricted session, marked
 /// `"password_change_required": true`: auth-core's extractor refuses it everywhere but
-/// `POST /api/auth/password` and logout until the password is changed.
-pub(crate) async fn login(State(state): State<Shared>, body: Body) -> Result<Response, ApiError> {
+/// `POST /api/auth/password` and logout until the password is changed. With
+/// `"cookie": true` (only when `STRONGROOM_COOKIE_SESSIONS=1`) the session is set in the
+/// `__Host-` cookie instead of the body (see `browser`).
+pub(crate) async fn login(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let cookie = browser::wants_cookie(state.browser.as_ref(), &headers, &body)?;
     let email = body.str("email", MAX_EMAIL)?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
     let login = state
@@ -97,14 +116,15 @@ pub(crate) async fn login(State(state): State<Shared>, body: Body) -> Result<Res
         .login(email, &password)
         .await
         .map_err(|e| account_error(&e, "password"))?;
-    Ok(token_response(&login.token, login.password_change_required))
+    token_response(&login.token, login.password_change_required, cookie)
 }
 
-/// `POST /api/auth/logout`: 204; the session used is revoked.
+/// `POST /api/auth/logout`: 204; the session used is revoked (and the session cookie
+/// cleared when cookie sessions are on).
 pub(crate) async fn logout(
     State(state): State<Shared>,
     AllowRestricted(principal): AllowRestricted,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     if principal.method() != AuthMethod::Session {
         return Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_a_session"));
     }
@@ -114,7 +134,11 @@ pub(crate) async fn logout(
         .revoke(principal.user_id(), session_id)
         .await
         .map_err(|_| ApiError::UNAVAILABLE)?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Some(clear) = browser::clear_cookie(state.browser.as_ref()) {
+        response.headers_mut().insert(header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }
 
 /// `GET /api/auth/me`: {user_id, email, auth_method}.

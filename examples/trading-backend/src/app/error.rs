@@ -25,6 +25,14 @@ impl ApiError {
     pub(crate) const NOT_FOUND: Self = Self::Status(StatusCode::NOT_FOUND);
     pub(crate) const FORBIDDEN: Self = Self::Status(StatusCode::FORBIDDEN);
 
+    /// The HTTP status.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            Self::Status(s) | Self::Code(s, _) => s,
+            Self::Field(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
     /// From a status number (grant-policy and cred-cache give `u16`); anything unknown
     /// fails closed as 503.
     pub(crate) fn from_u16(status: u16) -> Self {
@@ -46,9 +54,15 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
         };
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // Every 503 says when to retry, as auth-core's layer does.
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(auth_core::http::RETRY_AFTER_SECS),
+            );
+        }
         response
     }
 }

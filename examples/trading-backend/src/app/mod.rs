@@ -3,6 +3,7 @@
 mod accounts;
 mod auth;
 mod body;
+mod browser;
 mod error;
 mod exchange;
 mod internal;
@@ -58,6 +59,8 @@ pub(crate) struct AppState {
     pub(crate) registration_open: bool,
     /// How often an open WebSocket re-checks its credential.
     pub(crate) ws_recheck: std::time::Duration,
+    /// Browser sessions in a cookie (`STRONGROOM_COOKIE_SESSIONS=1`).
+    pub(crate) browser: Option<browser::Browser>,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -199,9 +202,11 @@ pub(crate) fn build(
         account_store: AccountStore::new(stores.db.clone()),
         registration_open: config.registration_open,
         ws_recheck: config.ws_recheck,
+        browser: browser::Browser::from_config(config),
         exchange_of: RwLock::new(HashMap::new()),
     });
-    Ok(router(state, chain, internal))
+    let rfc6750 = config.bearer_challenge;
+    Ok(router(state, chain, internal, rfc6750))
 }
 
 /// `SSO_DANGER_ALLOW_HTTP=1`: said loudly at start, on stderr and in the log.
@@ -223,7 +228,9 @@ fn warn_sso_plain_http() {
 /// declares per operation (its `Op` extractor). Authentication and requirements are mounted
 /// with `route_layer`, so they run on matched routes only: any other path is 404, with or
 /// without a credential. Only `/ws` reads a `token` query parameter.
-fn router(state: Shared, chain: Chain, internal: Chain) -> Router {
+fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router {
+    // Cookie sessions and RFC 6750 answers, when configured (module `browser`).
+    let layer = |l| browser::configure(l, state.browser.as_ref(), rfc6750);
     const READ: Requires = Requires::Scope(Scope::Read);
     const MANAGE: Requires = Requires::Scope(Scope::Manage);
     const INTERACTIVE: Requires = Requires::Interactive;
@@ -265,11 +272,11 @@ fn router(state: Shared, chain: Chain, internal: Chain) -> Router {
             "/api/secrets/{name}",
             delete(secrets::remove).route_layer(MANAGE),
         )
-        .route_layer(AuthLayer::new(chain.clone()));
+        .route_layer(layer(AuthLayer::new(chain.clone())));
     // The one route that accepts `?token=` (browsers cannot set headers on a WebSocket).
     let ws = Router::new()
         .route("/ws", get(ws::upgrade).route_layer(READ))
-        .route_layer(AuthLayer::websocket(chain));
+        .route_layer(layer(AuthLayer::websocket(chain)));
     // Only the internal secret resolves here; the handler also checks the method.
     let internal = Router::new()
         .route(

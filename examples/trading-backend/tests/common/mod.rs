@@ -15,7 +15,11 @@ use serde_json::{Value, json};
 pub const BIN: &str = env!("CARGO_BIN_EXE_trading-backend");
 
 /// Variables the tests set themselves; inherited values are removed.
-const OWN_VARS: [&str; 13] = [
+const OWN_VARS: [&str; 17] = [
+    "STRONGROOM_COOKIE_SESSIONS",
+    "STRONGROOM_ALLOWED_ORIGINS",
+    "STRONGROOM_COOKIE_SAMESITE",
+    "STRONGROOM_BEARER_CHALLENGE",
     "STRONGROOM_DATA_DIR",
     "SSO_DANGER_ALLOW_HTTP",
     "DATABASE_URL",
