@@ -253,7 +253,7 @@ mod tests {
             .with_scopes(vec!["read".to_owned()]);
         assert_eq!(
             format!("{p:?}"),
-            r#"Principal { user_id: "u-1", method: ApiKey, credential_id: Some("k-1"), scopes: ["read"], restricted: false }"#
+            r#"Principal { user_id: "u-1", method: ApiKey, credential_id: Some("k-1"), scopes: ["read"], restricted: false, mfa_at: None }"#
         );
     }
 }
