@@ -231,11 +231,17 @@ async fn concurrent_replay<S: MfaFullStore>(store: Arc<S>) {
     let c = ctx(store, MfaConfig::new("Strongroom"));
     let (user, secret, _) = enrolled(&c, "race@example.com").await;
     let the_code = code(&secret, now());
+    // All 50 start together, so that their reads of the guard overlap.
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let mfa = c.mfa.clone();
+        let barrier = barrier.clone();
         let (id, cd) = (user.id.clone(), the_code.clone());
-        tasks.push(tokio::spawn(async move { mfa.verify(&id, &cd).await }));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            mfa.verify(&id, &cd).await
+        }));
     }
     let mut ok = 0;
     for t in tasks {
