@@ -653,3 +653,16 @@ async fn copied_sealed_secret_does_not_open_for_another_user() {
         Err(MfaError::Seal(_))
     ));
 }
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn step_up_refusal_is_403_mfa_required() {
+    use axum::response::IntoResponse as _;
+    let r = StepUpError::Required.into_response();
+    assert_eq!(r.status(), http::StatusCode::FORBIDDEN);
+    assert_eq!(r.headers()[http::header::CACHE_CONTROL], "no-store");
+    let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], br#"{"error":"mfa_required"}"#);
+    let r = StepUpError::Unavailable.into_response();
+    assert_eq!(r.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+}
