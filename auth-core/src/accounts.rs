@@ -3,11 +3,18 @@
 //! The HTTP handlers of the embedding service call these and map the errors: every login
 //! refusal is the opaque [`AccountError::InvalidCredentials`] (unknown email, wrong
 //! password and disabled user look the same and cost the same Argon2 work).
+//!
+//! With a second factor ([`Accounts::with_mfa`]), a login of a user whose factor is
+//! active stops after the password: [`Accounts::login`] answers
+//! [`LoginStep::SecondFactorRequired`] with an `mfa_token` and issues nothing;
+//! [`Accounts::login_mfa`] finishes it with a code.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use subtle::ConstantTimeEq as _;
 
+use crate::mfa::{AMR_PWD, AMR_PWD_OTP, Mfa, MfaChallenge, MfaError, PasswordVerified};
 use crate::password::{
     Password, PasswordError, PasswordHasher, PasswordPolicy, PolicyError, Verification,
 };
@@ -46,6 +53,15 @@ pub enum AccountError {
     /// The user does not exist.
     #[error("user not found")]
     UserNotFound,
+    /// The second step of a login, or an operation that needs a second-factor code,
+    /// failed: wrong, malformed or already used code, or an unknown, expired or used
+    /// `mfa_token` (never says which). **This is where a login throttle records a failed
+    /// second-factor attempt.**
+    #[error("invalid second factor")]
+    InvalidSecondFactor,
+    /// The operation needs an active second factor and the user has none.
+    #[error("no active second factor")]
+    SecondFactorNotEnabled,
     /// A store, hashing or randomness failure (503).
     #[error("account backend unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -72,6 +88,16 @@ impl From<PasswordError> for AccountError {
     }
 }
 
+impl From<MfaError> for AccountError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::InvalidCode | MfaError::InvalidToken => Self::InvalidSecondFactor,
+            MfaError::NotEnabled => Self::SecondFactorNotEnabled,
+            other => Self::Unavailable(Box::new(other)),
+        }
+    }
+}
+
 impl From<RandomError> for AccountError {
     fn from(e: RandomError) -> Self {
         Self::Unavailable(Box::new(e))
@@ -89,6 +115,55 @@ pub struct Login {
     /// The user must change the password: the session is restricted to the password
     /// change and logout until then.
     pub password_change_required: bool,
+    /// The authentication methods used (RFC 8176): `["pwd"]` or `["pwd", "otp"]`.
+    pub amr: &'static [&'static str],
+    /// When the login's last step succeeded, Unix seconds.
+    pub auth_time: i64,
+}
+
+/// A user authenticated by every factor the account requires.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Authentication {
+    /// The user (as read before the password check, or after the second step).
+    pub user: User,
+    /// The authentication methods used (RFC 8176): `["pwd"]` or `["pwd", "otp"]`.
+    pub amr: &'static [&'static str],
+    /// When the last step succeeded, Unix seconds (with `otp` in `amr`, the time of the
+    /// second-factor check).
+    pub auth_time: i64,
+}
+
+/// The answer of the password step ([`Accounts::authenticate`]).
+#[derive(Debug)]
+pub enum FirstFactor {
+    /// No second factor is active: the user is authenticated.
+    Complete(Authentication),
+    /// The user has an active second factor: hand the challenge's `mfa_token` to the
+    /// client (`{"mfa_required": true, "mfa_token": "..."}`) and finish with
+    /// [`Accounts::complete_mfa`] or [`Accounts::login_mfa`]. Nothing was issued.
+    SecondFactorRequired(MfaChallenge),
+}
+
+/// The answer of [`Accounts::login`].
+#[derive(Debug)]
+pub enum LoginStep {
+    /// Logged in: a new session.
+    Session(Login),
+    /// The user has an active second factor: no session was issued; finish with
+    /// [`Accounts::login_mfa`].
+    SecondFactorRequired(MfaChallenge),
+}
+
+impl LoginStep {
+    /// The session, if the login is complete.
+    #[must_use]
+    pub fn into_session(self) -> Option<Login> {
+        match self {
+            Self::Session(login) => Some(login),
+            Self::SecondFactorRequired(_) => None,
+        }
+    }
 }
 
 /// Account operations over a user store, sessions and a password hasher.
@@ -98,6 +173,7 @@ pub struct Accounts {
     sessions: Sessions,
     hasher: PasswordHasher,
     policy: PasswordPolicy,
+    mfa: Option<Mfa>,
 }
 
 impl Accounts {
@@ -109,7 +185,23 @@ impl Accounts {
             sessions,
             hasher,
             policy: PasswordPolicy::default(),
+            mfa: None,
         }
+    }
+
+    /// Enables the second factor: logins of users with an active factor need a code.
+    /// **Configure it whenever an [`Mfa`] service runs over the same store**: accounts
+    /// without it do not look for second factors.
+    #[must_use]
+    pub fn with_mfa(mut self, mfa: Mfa) -> Self {
+        self.mfa = Some(mfa);
+        self
+    }
+
+    /// The second-factor service, if configured.
+    #[must_use]
+    pub fn mfa(&self) -> Option<&Mfa> {
+        self.mfa.as_ref()
     }
 
     /// Replaces the password policy.
@@ -272,10 +364,86 @@ impl Accounts {
         }
     }
 
+    /// The password step: checks email and password and answers either
+    /// [`FirstFactor::Complete`] (`amr` `["pwd"]`) or, for a user with an active second
+    /// factor, [`FirstFactor::SecondFactorRequired`] with a fresh `mfa_token`. Issues no
+    /// credential.
+    ///
+    /// `client` is the caller's address, for the login throttle (not used yet).
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::InvalidCredentials`] (opaque), [`AccountError::Unavailable`].
+    pub async fn authenticate(
+        &self,
+        email: &str,
+        password: &Password,
+        client: Option<IpAddr>,
+    ) -> Result<FirstFactor, AccountError> {
+        // Reserved for the login throttle (issue 10, part D): failures will be counted per
+        // normalised email and per client address.
+        let _ = client;
+        let user = self.check_password(email, password).await?;
+        let auth_time = secret::now_unix();
+        if let Some(mfa) = &self.mfa
+            && mfa.is_enabled(&user.id).await?
+        {
+            let challenge = mfa.begin_login(&user).await?;
+            return Ok(FirstFactor::SecondFactorRequired(challenge));
+        }
+        Ok(FirstFactor::Complete(Authentication {
+            user,
+            amr: AMR_PWD,
+            auth_time,
+        }))
+    }
+
+    /// The second step: consumes `mfa_token` (single use, whatever the code) and checks
+    /// `code` (TOTP or recovery code) for the token's user, who must still be enabled and
+    /// at the session epoch the password step read. Returns the user with `amr`
+    /// `["pwd", "otp"]` and `auth_time` now. Issues no credential.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::InvalidSecondFactor`] (bad code or token: report it to the
+    /// throttle), [`AccountError::InvalidCredentials`] (the user changed or was disabled
+    /// since the password step; no second factor configured), [`AccountError::Unavailable`].
+    pub async fn complete_mfa(
+        &self,
+        mfa_token: &str,
+        code: &str,
+    ) -> Result<Authentication, AccountError> {
+        let Some(mfa) = &self.mfa else {
+            tracing::warn!(
+                code = "login.mfa_unconfigured",
+                "second step without a second factor service"
+            );
+            return Err(AccountError::InvalidCredentials);
+        };
+        let challenge = mfa.complete_login(mfa_token, code).await?;
+        let user = match self.users.user_by_id(&challenge.user_id).await? {
+            Some(u) if !u.disabled && u.session_epoch == challenge.user_epoch => u,
+            _ => {
+                tracing::info!(code = "login.superseded", user_id = %challenge.user_id, "user changed during the login");
+                return Err(AccountError::InvalidCredentials);
+            }
+        };
+        tracing::info!(code = "login.mfa_ok", user_id = %user.id, "second factor passed");
+        Ok(Authentication {
+            user,
+            amr: AMR_PWD_OTP,
+            auth_time: secret::now_unix(),
+        })
+    }
+
     /// Logs in: on success a new session (never a reused one). A user who must change the
     /// password gets a **restricted** session ([`Login::password_change_required`]): its
     /// principal is [`Principal::is_restricted`], which the axum extractor refuses except
     /// on the password change and logout.
+    ///
+    /// A user with an active second factor gets **no session**:
+    /// [`LoginStep::SecondFactorRequired`] with the `mfa_token` for
+    /// [`Accounts::login_mfa`].
     ///
     /// The session is stamped with the user's session epoch as read before the password
     /// check; if a password change, disable, link or sign-out-everywhere happens while the
@@ -285,9 +453,39 @@ impl Accounts {
     ///
     /// [`AccountError::InvalidCredentials`] (opaque; also when the user changed during
     /// the login), [`AccountError::Unavailable`].
-    pub async fn login(&self, email: &str, password: &Password) -> Result<Login, AccountError> {
-        let user = self.check_password(email, password).await?;
-        let token = match self.sessions.issue(&user).await {
+    pub async fn login(&self, email: &str, password: &Password) -> Result<LoginStep, AccountError> {
+        match self.authenticate(email, password, None).await? {
+            FirstFactor::Complete(auth) => Ok(LoginStep::Session(self.issue_session(auth).await?)),
+            FirstFactor::SecondFactorRequired(challenge) => {
+                Ok(LoginStep::SecondFactorRequired(challenge))
+            }
+        }
+    }
+
+    /// Finishes a login that answered [`LoginStep::SecondFactorRequired`]: checks the
+    /// code as [`Accounts::complete_mfa`] and issues a session whose
+    /// [`Principal::mfa_at`] is now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Accounts::complete_mfa`].
+    pub async fn login_mfa(&self, mfa_token: &str, code: &str) -> Result<Login, AccountError> {
+        let auth = self.complete_mfa(mfa_token, code).await?;
+        self.issue_session(auth).await
+    }
+
+    async fn issue_session(&self, auth: Authentication) -> Result<Login, AccountError> {
+        let Authentication {
+            user,
+            amr,
+            auth_time,
+        } = auth;
+        let issued = if amr.contains(&"otp") {
+            self.sessions.issue_with_mfa(&user, auth_time).await
+        } else {
+            self.sessions.issue(&user).await
+        };
+        let token = match issued {
             Ok(token) => token,
             Err(SessionError::Store(StoreError::UserRefused)) => {
                 tracing::info!(code = "login.superseded", user_id = %user.id, "user changed during the login");
@@ -305,7 +503,46 @@ impl Accounts {
             user,
             token,
             password_change_required,
+            amr,
+            auth_time,
         })
+    }
+
+    /// Checks the password of `user_id` (same work and same opaque refusal as a login)
+    /// and returns the permit that [`Mfa::disable`] asks for.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::InvalidCredentials`], [`AccountError::Unavailable`].
+    pub async fn verify_password(
+        &self,
+        user_id: &str,
+        password: &Password,
+    ) -> Result<PasswordVerified, AccountError> {
+        let read = self.users.user_by_id(user_id).await?;
+        let user = self.check_user_password(read, password).await?;
+        Ok(PasswordVerified::new(user.id))
+    }
+
+    /// Disables the user's second factor: needs the password and a code (TOTP or
+    /// recovery). See [`Mfa::disable`].
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::InvalidCredentials`] (password), [`AccountError::InvalidSecondFactor`]
+    /// (code), [`AccountError::SecondFactorNotEnabled`], [`AccountError::Unavailable`].
+    pub async fn disable_mfa(
+        &self,
+        user_id: &str,
+        password: &Password,
+        code: &str,
+    ) -> Result<(), AccountError> {
+        let Some(mfa) = &self.mfa else {
+            return Err(AccountError::SecondFactorNotEnabled);
+        };
+        let permit = self.verify_password(user_id, password).await?;
+        mfa.disable(&permit, code).await?;
+        Ok(())
     }
 
     /// Logs out: revokes the session holding `token`. Returns whether one was revoked.

@@ -15,6 +15,7 @@ pub mod future;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod internal;
+pub mod mfa;
 pub mod password;
 pub mod principal;
 pub mod scope;
@@ -27,7 +28,7 @@ pub mod token;
 pub mod totp;
 pub mod user;
 
-pub use accounts::{AccountError, Accounts, Login};
+pub use accounts::{AccountError, Accounts, Authentication, FirstFactor, Login, LoginStep};
 pub use api_key::{ApiKeyRecord, ApiKeyStore, ApiKeys, NewApiKey};
 pub use binding::SsoBinder;
 pub use chain::{Chain, ChainBuilder, Outcome, Refusal, Resolution, ResolveFuture, Resolver};
@@ -36,6 +37,10 @@ pub use cookie::{CsrfGuard, SameSite, SessionCookie};
 pub use credential::{Credential, CredentialKind, ExtractError};
 pub use future::MaybeReady;
 pub use internal::InternalSecretResolver;
+pub use mfa::{
+    Enrollment, MemorySealer, Mfa, MfaChallenge, MfaConfig, MfaError, MfaStore, RecoveryCodes,
+    SealError, SecondFactor, StepUpError, TotpSealer,
+};
 pub use password::{Password, PasswordConfig, PasswordHasher, PasswordPolicy, Verification};
 pub use principal::{AuthMethod, Principal};
 pub use scope::{Requires, Scope, ScopeRefusal};

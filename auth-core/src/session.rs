@@ -80,6 +80,7 @@ pub struct SessionRecord {
     created_at: i64,
     expires_at: i64,
     epoch: i64,
+    mfa_at: Option<i64>,
 }
 
 impl SessionRecord {
@@ -101,7 +102,24 @@ impl SessionRecord {
             created_at,
             expires_at,
             epoch: 0,
+            mfa_at: None,
         }
+    }
+
+    /// Sets when the session last passed a second-factor check (Unix seconds; `None`:
+    /// never). Its principal carries it ([`Principal::mfa_at`]).
+    #[must_use]
+    pub fn with_mfa_at(mut self, mfa_at: Option<i64>) -> Self {
+        self.mfa_at = mfa_at;
+        self.principal = self.principal.with_mfa_at(mfa_at);
+        self
+    }
+
+    /// When the session last passed a second-factor check (MFA login or step-up), Unix
+    /// seconds.
+    #[must_use]
+    pub fn mfa_at(&self) -> Option<i64> {
+        self.mfa_at
     }
 
     /// Sets the user's session epoch the session was issued at (see
@@ -236,6 +254,26 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     ///
     /// [`StoreError`].
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Records a second-factor check on session `session_id` of `user_id`: sets its
+    /// [`SessionRecord::mfa_at`] to `at`. Returns whether such a session exists.
+    ///
+    /// The default fails closed (a store that cannot record a step-up never grants one).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn set_session_mfa_at(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let _ = (user_id, session_id, at);
+        Err(StoreError::Backend(
+            "this session store cannot record a second-factor check".into(),
+        ))
+    }
 }
 
 /// Session configuration.
@@ -314,6 +352,29 @@ impl Sessions {
     ///
     /// [`SessionError`]; [`StoreError::UserRefused`] inside it when the user changed.
     pub async fn issue(&self, user: &User) -> Result<SessionToken, SessionError> {
+        self.issue_inner(user, None).await
+    }
+
+    /// As [`Sessions::issue`], for a login that passed a second-factor check at `mfa_at`
+    /// (Unix seconds): the session's principal carries it ([`Principal::mfa_at`]), so a
+    /// step-up check within the window succeeds without another code.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sessions::issue`].
+    pub async fn issue_with_mfa(
+        &self,
+        user: &User,
+        mfa_at: i64,
+    ) -> Result<SessionToken, SessionError> {
+        self.issue_inner(user, Some(mfa_at)).await
+    }
+
+    async fn issue_inner(
+        &self,
+        user: &User,
+        mfa_at: Option<i64>,
+    ) -> Result<SessionToken, SessionError> {
         let user_id = user.id.as_str();
         let secret_part = secret::random_secret_b64()?;
         let mut token = String::with_capacity(SESSION_TOKEN_PREFIX.len() + secret_part.len());
@@ -332,7 +393,8 @@ impl Sessions {
             now,
             now.saturating_add(ttl),
         )
-        .with_epoch(user.session_epoch);
+        .with_epoch(user.session_epoch)
+        .with_mfa_at(mfa_at);
         self.store.insert_session(&record).await?;
         tracing::info!(
             code = "session.issued",
@@ -341,6 +403,33 @@ impl Sessions {
             "session issued"
         );
         Ok(session)
+    }
+
+    /// Records a step-up on session `session_id` of `user_id`: its last second-factor
+    /// check becomes now. Call it right after
+    /// [`Mfa::verify`](crate::mfa::Mfa::verify) accepted a code from that session's
+    /// user. Returns whether the session exists.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`].
+    pub async fn record_step_up(
+        &self,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, SessionError> {
+        let found = self
+            .store
+            .set_session_mfa_at(user_id, session_id, secret::now_unix())
+            .await?;
+        tracing::info!(
+            code = "session.step_up",
+            user_id,
+            session_id,
+            found,
+            "second-factor check recorded on the session"
+        );
+        Ok(found)
     }
 
     /// Revokes the session holding `token` (logout). Returns whether one was revoked.

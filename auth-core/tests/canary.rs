@@ -101,7 +101,12 @@ async fn canaries_never_leak() {
     debug_out += &format!("{pw:?}");
     let user = accounts.register("canary@example.com", &pw).await.unwrap();
     debug_out += &format!("{user:?}");
-    let login = accounts.login("canary@example.com", &pw).await.unwrap();
+    let login = accounts
+        .login("canary@example.com", &pw)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     debug_out += &format!("{login:?}");
     let session_token = login.token.expose_secret().to_owned();
     let outcome = chain.resolve_headers(&bearer_headers(&session_token)).await;

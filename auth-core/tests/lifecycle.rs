@@ -44,7 +44,9 @@ async fn login_racing_password_change<S: FullStore>(store: Arc<S>) {
                 tokio::spawn(async move {
                     let mut tokens = Vec::new();
                     while !stop.load(Ordering::SeqCst) {
-                        if let Ok(login) = accounts.login(&email, &old).await {
+                        if let Ok(auth_core::LoginStep::Session(login)) =
+                            accounts.login(&email, &old).await
+                        {
                             tokens.push(login.token.expose_secret().to_owned());
                         }
                         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -74,7 +76,12 @@ async fn login_racing_password_change<S: FullStore>(store: Arc<S>) {
             live, 0,
             "round {round}: sessions from before the change live"
         );
-        accounts.login(&email, &new).await.unwrap();
+        accounts
+            .login(&email, &new)
+            .await
+            .unwrap()
+            .into_session()
+            .unwrap();
     }
     assert!(
         obtained > 0,
@@ -163,7 +170,12 @@ async fn disabled_users_keys_do_not_resolve<S: FullStore>(store: Arc<S>) {
     let (accounts, sessions, keys) = parts(&store);
     let pw = Password::new("a4 password 0123");
     let user = accounts.register("a4@example.com", &pw).await.unwrap();
-    let login = accounts.login("a4@example.com", &pw).await.unwrap();
+    let login = accounts
+        .login("a4@example.com", &pw)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let key = keys.create(&user.id, "bot", vec![]).await.unwrap();
     let key_cred = Credential::new(CredentialKind::ApiKey, key.expose_secret()).unwrap();
     assert!(resolves(&keys, &key_cred).await);

@@ -78,7 +78,9 @@ async fn logins_racing<S: FullStore>(store: Arc<S>, event: Event) {
                 tokio::spawn(async move {
                     let mut tokens = Vec::new();
                     while !stop.load(Ordering::SeqCst) {
-                        if let Ok(login) = accounts.login(&email, &pw).await {
+                        if let Ok(auth_core::LoginStep::Session(login)) =
+                            accounts.login(&email, &pw).await
+                        {
                             tokens.push(login.token.expose_secret().to_owned());
                             succeeded.fetch_add(1, Ordering::SeqCst);
                         }
@@ -166,7 +168,12 @@ async fn what_ends_what<S: FullStore>(store: Arc<S>) {
     let (accounts, sessions, keys) = parts(&store);
     let pw = Password::new("what ends what 0123");
     let user = accounts.register("ends@example.com", &pw).await.unwrap();
-    let s1 = accounts.login("ends@example.com", &pw).await.unwrap();
+    let s1 = accounts
+        .login("ends@example.com", &pw)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let k1 = keys.create(&user.id, "bot", vec![]).await.unwrap();
     // Password change: sessions end, the key survives.
     let pw2 = Password::new("what ends what 4567");
@@ -177,11 +184,21 @@ async fn what_ends_what<S: FullStore>(store: Arc<S>) {
     ));
     assert!(resolves(&keys, &key_cred(k1.expose_secret())).await);
     // Sign out everywhere: both end; new ones work.
-    let s2 = accounts.login("ends@example.com", &pw2).await.unwrap();
+    let s2 = accounts
+        .login("ends@example.com", &pw2)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     accounts.sign_out_everywhere(&user.id).await.unwrap();
     assert!(!resolves(&sessions, &bearer(s2.token.expose_secret())).await);
     assert!(!resolves(&keys, &key_cred(k1.expose_secret())).await);
-    let s3 = accounts.login("ends@example.com", &pw2).await.unwrap();
+    let s3 = accounts
+        .login("ends@example.com", &pw2)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let k3 = keys.create(&user.id, "bot", vec![]).await.unwrap();
     assert!(resolves(&sessions, &bearer(s3.token.expose_secret())).await);
     assert!(resolves(&keys, &key_cred(k3.expose_secret())).await);
@@ -220,6 +237,8 @@ async fn sso_adopts_only_proven_emails_and_the_link_ends_credentials<S: FullStor
     let attacker = accounts
         .login("victim@example.com", &attacker_pw)
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
     let attacker_key = keys.create(&squatted.id, "bot", vec![]).await.unwrap();
     assert!(matches!(
@@ -245,7 +264,12 @@ async fn sso_adopts_only_proven_emails_and_the_link_ends_credentials<S: FullStor
         .admin_create_user("staff@example.com", &temp)
         .await
         .unwrap();
-    let restricted = accounts.login("staff@example.com", &temp).await.unwrap();
+    let restricted = accounts
+        .login("staff@example.com", &temp)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let bound = binder
         .bind(&verified_identity("staff-sub", "staff@example.com"))
         .await
@@ -281,7 +305,12 @@ async fn forced_change<S: FullStore>(store: Arc<S>) {
         .admin_create_user("forced@example.com", &temp)
         .await
         .unwrap();
-    let login = accounts.login("forced@example.com", &temp).await.unwrap();
+    let login = accounts
+        .login("forced@example.com", &temp)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     assert!(login.password_change_required);
     match sessions.resolve(&bearer(login.token.expose_secret())).await {
         Resolution::Authenticated(p) => assert!(p.is_restricted()),
@@ -304,7 +333,12 @@ async fn forced_change<S: FullStore>(store: Arc<S>) {
         .change_password(&user.id, &temp, &own)
         .await
         .unwrap();
-    let l = accounts.login("forced@example.com", &own).await.unwrap();
+    let l = accounts
+        .login("forced@example.com", &own)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     assert!(!l.password_change_required);
     match sessions.resolve(&bearer(l.token.expose_secret())).await {
         Resolution::Authenticated(p) => assert!(!p.is_restricted()),
@@ -323,6 +357,8 @@ async fn forced_change<S: FullStore>(store: Arc<S>) {
             .login("forced@example.com", &Password::new("operator reset 0123"))
             .await
             .unwrap()
+            .into_session()
+            .unwrap()
             .password_change_required
     );
 }
@@ -337,7 +373,12 @@ async fn key_minted_by_an_ended_session<S: FullStore>(store: Arc<S>) {
     let user = accounts.register("minted@example.com", &pw).await.unwrap();
     for step in 0..4 {
         let current = if step < 2 { &pw } else { &pw2 };
-        let login = accounts.login("minted@example.com", current).await.unwrap();
+        let login = accounts
+            .login("minted@example.com", current)
+            .await
+            .unwrap()
+            .into_session()
+            .unwrap();
         // The request is authenticated...
         let Resolution::Authenticated(principal) =
             sessions.resolve(&bearer(login.token.expose_secret())).await
@@ -368,7 +409,12 @@ async fn key_minted_by_an_ended_session<S: FullStore>(store: Arc<S>) {
         assert!(keys.list(&user.id).await.unwrap().is_empty());
     }
     // A live session still mints keys, and they resolve.
-    let login = accounts.login("minted@example.com", &pw2).await.unwrap();
+    let login = accounts
+        .login("minted@example.com", &pw2)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let Resolution::Authenticated(principal) =
         sessions.resolve(&bearer(login.token.expose_secret())).await
     else {
@@ -420,7 +466,12 @@ async fn extractor_refuses_restricted_principals_unless_the_route_opts_in() {
         .admin_create_user("gate@example.com", &temp)
         .await
         .unwrap();
-    let restricted = accounts.login("gate@example.com", &temp).await.unwrap();
+    let restricted = accounts
+        .login("gate@example.com", &temp)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let router = Router::new()
         .route(
             "/me",
@@ -461,7 +512,12 @@ async fn extractor_refuses_restricted_principals_unless_the_route_opts_in() {
     let own = Password::new("my own password 4567");
     let user = store_user(&store, "gate@example.com").await;
     accounts.change_password(&user, &temp, &own).await.unwrap();
-    let full = accounts.login("gate@example.com", &own).await.unwrap();
+    let full = accounts
+        .login("gate@example.com", &own)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     let (s, _) = call("/me", full.token.expose_secret().to_owned()).await;
     assert_eq!(s, http::StatusCode::OK);
 }

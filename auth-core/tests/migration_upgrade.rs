@@ -117,6 +117,8 @@ async fn pre_epoch_rows_upgrade_and_fail_closed() {
     let login = accounts
         .login("old@example.com", &Password::new(legacy))
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
     assert!(
         accounts

@@ -28,6 +28,9 @@ use crate::user::{EpochKind, RevokeScope, SsoIdentity, User, UserState, UserStor
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    /// Second factors, recovery codes and login challenges (their own lock: no MFA
+    /// operation reads the users' state).
+    pub(super) mfa: super::memory_mfa::MfaTables,
 }
 
 #[derive(Debug, Default)]
@@ -423,6 +426,24 @@ impl SessionStore for MemoryStore {
             .collect();
         v.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(a.id().cmp(b.id())));
         Ok(v)
+    }
+
+    async fn set_session_mfa_at(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.write()?;
+        let Some((record, _)) = inner
+            .sessions
+            .values_mut()
+            .find(|(s, _)| s.id() == session_id && s.user_id() == user_id)
+        else {
+            return Ok(false);
+        };
+        *record = record.clone().with_mfa_at(Some(at));
+        Ok(true)
     }
 }
 

@@ -13,10 +13,13 @@
 //! migrations in the same database. Timestamps are Unix seconds.
 
 mod memory;
+mod memory_mfa;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql_mfa;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 

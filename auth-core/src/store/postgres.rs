@@ -50,3 +50,5 @@ impl PgStore {
 }
 
 super::sql::impl_sql_store!(PgStore, sqlx::Postgres);
+
+super::sql_mfa::impl_sql_mfa_store!(PgStore, sqlx::Postgres);

@@ -59,7 +59,8 @@ macro_rules! impl_sql_store {
                 row.try_get::<i64, _>("created_at")?,
                 row.try_get::<i64, _>("expires_at")?,
             )
-            .with_epoch(row.try_get::<i64, _>("user_epoch")?))
+            .with_epoch(row.try_get::<i64, _>("user_epoch")?)
+            .with_mfa_at(row.try_get::<Option<i64>, _>("mfa_at")?))
         }
 
         fn api_key_from_row(row: &DbRow) -> Result<ApiKeyRecord, StoreError> {
@@ -298,8 +299,8 @@ macro_rules! impl_sql_store {
                 // follows it (the row is superseded).
                 let done = sqlx::query(
                     "INSERT INTO auth_sessions \
-                     (token_digest, id, user_id, created_at, expires_at, user_epoch) \
-                     SELECT $1, $2, u.id, $4, $5, u.session_epoch FROM auth_users u \
+                     (token_digest, id, user_id, created_at, expires_at, user_epoch, mfa_at) \
+                     SELECT $1, $2, u.id, $4, $5, u.session_epoch, $7 FROM auth_users u \
                      WHERE u.id = $3 AND u.session_epoch = $6 AND NOT u.disabled",
                 )
                 .bind(&record.token_digest()[..])
@@ -308,6 +309,7 @@ macro_rules! impl_sql_store {
                 .bind(record.created_at())
                 .bind(record.expires_at())
                 .bind(record.epoch())
+                .bind(record.mfa_at())
                 .execute(&self.pool)
                 .await?;
                 if done.rows_affected() == 0 {
@@ -325,7 +327,7 @@ macro_rules! impl_sql_store {
                     // The user's state comes in the same query: no second round trip.
                     let row = sqlx::query(
                         "SELECT s.token_digest, s.id, s.user_id, s.created_at, s.expires_at, \
-                         s.user_epoch, u.disabled AS u_disabled, \
+                         s.user_epoch, s.mfa_at, u.disabled AS u_disabled, \
                          u.must_change_password AS u_must_change, u.session_epoch AS u_epoch \
                          FROM auth_sessions s LEFT JOIN auth_users u ON u.id = s.user_id \
                          WHERE s.token_digest = $1",
@@ -386,7 +388,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
-                sqlx::query("SELECT token_digest, id, user_id, created_at, expires_at, user_epoch FROM auth_sessions WHERE user_id = $1 \
+                sqlx::query("SELECT token_digest, id, user_id, created_at, expires_at, user_epoch, mfa_at FROM auth_sessions WHERE user_id = $1 \
                      ORDER BY created_at DESC, id ASC")
                     .bind(user_id)
                     .fetch_all(&self.pool)
@@ -394,6 +396,23 @@ macro_rules! impl_sql_store {
                     .iter()
                     .map(session_from_row)
                     .collect()
+            }
+
+            async fn set_session_mfa_at(
+                &self,
+                user_id: &str,
+                session_id: &str,
+                at: i64,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE auth_sessions SET mfa_at = $1 WHERE id = $2 AND user_id = $3",
+                )
+                .bind(at)
+                .bind(session_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
             }
         }
 

@@ -56,3 +56,5 @@ impl SqliteStore {
 }
 
 super::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite);
+
+super::sql_mfa::impl_sql_mfa_store!(SqliteStore, sqlx::Sqlite);

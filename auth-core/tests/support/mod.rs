@@ -523,8 +523,18 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
     ));
 
     // Login issues a new session every time.
-    let l1 = accounts.login("ALICE@example.com", &pw).await.unwrap();
-    let l2 = accounts.login("alice@example.com", &pw).await.unwrap();
+    let l1 = accounts
+        .login("ALICE@example.com", &pw)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
+    let l2 = accounts
+        .login("alice@example.com", &pw)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     assert_ne!(l1.token.expose_secret(), l2.token.expose_secret());
     assert_eq!(l1.user.id, u.id);
     let principal = match sessions.resolve(&bearer(l1.token.expose_secret())).await {
@@ -583,7 +593,12 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
         accounts.login("alice@example.com", &pw).await,
         Err(AccountError::InvalidCredentials)
     ));
-    accounts.login("alice@example.com", &new_pw).await.unwrap();
+    accounts
+        .login("alice@example.com", &new_pw)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
 
     // Admin-created user must change the password first.
     let temp = Password::new("temporary password 1");
@@ -594,7 +609,12 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
     assert!(admin_made.must_change_password);
     assert!(admin_made.email_verified);
     // Login gives a restricted session.
-    let restricted = accounts.login("carol@example.com", &temp).await.unwrap();
+    let restricted = accounts
+        .login("carol@example.com", &temp)
+        .await
+        .unwrap()
+        .into_session()
+        .unwrap();
     assert!(restricted.password_change_required);
     match sessions
         .resolve(&bearer(restricted.token.expose_secret()))
@@ -618,6 +638,8 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
     let l = accounts
         .login("carol@example.com", &carol_pw)
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
     assert!(!l.user.must_change_password);
     assert!(!l.password_change_required);
@@ -654,6 +676,8 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
     accounts
         .login("legacy@example.com", &Password::new("legacy password 123"))
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
     let upgraded = store.user_by_id("u-legacy").await.unwrap().unwrap();
     assert!(
@@ -666,6 +690,8 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
     accounts
         .login("legacy@example.com", &Password::new("legacy password 123"))
         .await
+        .unwrap()
+        .into_session()
         .unwrap();
 }
 

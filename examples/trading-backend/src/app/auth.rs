@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth_core::http::{AllowRestricted, Authenticated};
-use auth_core::{AccountError, AuthMethod, Password, SessionToken};
+use auth_core::{AccountError, AuthMethod, LoginStep, Password, SessionToken};
 use axum::Json;
 use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -96,7 +96,8 @@ pub(crate) async fn register(
         .into_response())
 }
 
-/// `POST /api/auth/login` {email, password, cookie?}: {token, expires_at}.
+/// `POST /api/auth/login` {email, password, cookie?}: {token, expires_at}, or
+/// `{"mfa_required": true, "mfa_token": "..."}` for a user with an active second factor.
 ///
 /// A user flagged must-change-password gets a restricted session, marked
 /// `"password_change_required": true`: auth-core's extractor refuses it everywhere but
@@ -111,12 +112,29 @@ pub(crate) async fn login(
     let cookie = browser::wants_cookie(state.browser.as_ref(), &headers, &body)?;
     let email = body.str("email", MAX_EMAIL)?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
-    let login = state
+    let step = state
         .accounts
         .login(email, &password)
         .await
         .map_err(|e| account_error(&e, "password"))?;
-    token_response(&login.token, login.password_change_required, cookie)
+    match step {
+        LoginStep::Session(login) => {
+            token_response(&login.token, login.password_change_required, cookie)
+        }
+        // The user has a second factor: no session yet; the client finishes the login
+        // with the mfa_token and a code (`POST /api/auth/mfa`, to come).
+        LoginStep::SecondFactorRequired(challenge) => {
+            let mut response = Json(json!({
+                "mfa_required": true,
+                "mfa_token": challenge.expose_secret(),
+            }))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+    }
 }
 
 /// `POST /api/auth/logout`: 204; the session used is revoked (and the session cookie
