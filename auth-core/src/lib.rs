@@ -16,6 +16,7 @@ pub mod http;
 pub mod internal;
 pub mod password;
 pub mod principal;
+pub mod refresh;
 pub mod scope;
 mod secret;
 pub mod session;
@@ -35,6 +36,10 @@ pub use future::MaybeReady;
 pub use internal::InternalSecretResolver;
 pub use password::{Password, PasswordConfig, PasswordHasher, PasswordPolicy, Verification};
 pub use principal::{AuthMethod, Principal};
+pub use refresh::{
+    FamilyRecord, RefreshConfig, RefreshError, RefreshStore, RefreshToken, RefreshTokenError,
+    RefreshTokens,
+};
 pub use scope::{Requires, Scope, ScopeRefusal};
 pub use secret::RandomError;
 pub use session::{SessionConfig, SessionRecord, SessionStore, SessionToken, Sessions};

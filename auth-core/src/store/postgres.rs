@@ -50,3 +50,4 @@ impl PgStore {
 }
 
 super::sql::impl_sql_store!(PgStore, sqlx::Postgres);
+super::sql_refresh::impl_sql_refresh_store!(PgStore, sqlx::Postgres, "BEGIN");

@@ -56,3 +56,4 @@ impl SqliteStore {
 }
 
 super::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite);
+super::sql_refresh::impl_sql_refresh_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
