@@ -18,6 +18,7 @@ pub mod internal;
 pub mod mfa;
 pub mod password;
 pub mod principal;
+pub mod refresh;
 pub mod scope;
 mod secret;
 pub mod session;
@@ -43,6 +44,10 @@ pub use mfa::{
 };
 pub use password::{Password, PasswordConfig, PasswordHasher, PasswordPolicy, Verification};
 pub use principal::{AuthMethod, Principal};
+pub use refresh::{
+    FamilyRecord, RefreshConfig, RefreshError, RefreshStore, RefreshToken, RefreshTokenError,
+    RefreshTokens,
+};
 pub use scope::{Requires, Scope, ScopeRefusal};
 pub use secret::RandomError;
 pub use session::{SessionConfig, SessionRecord, SessionStore, SessionToken, Sessions};

@@ -23,6 +23,9 @@ use crate::api_key::{ApiKeyRecord, ApiKeyStore};
 use crate::session::{SessionRecord, SessionStore};
 use crate::user::{EpochKind, RevokeScope, SsoIdentity, User, UserState, UserStore, WithUser};
 
+#[path = "memory_refresh.rs"]
+mod refresh;
+
 /// An in-process store for tests, benchmarks and single-instance tools. Data is lost when
 /// it is dropped.
 #[derive(Debug, Default)]
@@ -47,6 +50,8 @@ struct Inner {
     sessions: HashMap<[u8; 32], (SessionRecord, Arc<UserCell>), BuildHasherDefault<DigestHasher>>,
     /// Each key beside its user's cell, like the sessions.
     api_keys: HashMap<Arc<str>, (ApiKeyRecord, Arc<UserCell>), BuildHasherDefault<IdHasher>>,
+    /// Refresh-token families and their token digests (see `memory_refresh.rs`).
+    refresh: refresh::Tables,
 }
 
 /// A user and the copy of its request-path state that its credentials point to.

@@ -1,8 +1,9 @@
-//! Storage back ends for users, sessions and API keys.
+//! Storage back ends for users, sessions, API keys and refresh-token families.
 //!
-//! Each back end implements the three store traits ([`UserStore`](crate::user::UserStore),
+//! Each back end implements the store traits ([`UserStore`](crate::user::UserStore),
 //! [`SessionStore`](crate::session::SessionStore),
-//! [`ApiKeyStore`](crate::api_key::ApiKeyStore)) over one connection pool:
+//! [`ApiKeyStore`](crate::api_key::ApiKeyStore),
+//! [`RefreshStore`](crate::refresh::RefreshStore)) over one connection pool:
 //!
 //! * [`MemoryStore`]: in-process, for tests and single-instance tools;
 //! * `SqliteStore` (feature `sqlite`, on by default);
@@ -20,6 +21,7 @@ mod postgres;
 mod sql;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql_mfa;
+mod sql_refresh;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 

@@ -52,3 +52,4 @@ impl PgStore {
 super::sql::impl_sql_store!(PgStore, sqlx::Postgres);
 
 super::sql_mfa::impl_sql_mfa_store!(PgStore, sqlx::Postgres);
+super::sql_refresh::impl_sql_refresh_store!(PgStore, sqlx::Postgres, "BEGIN");

@@ -58,3 +58,4 @@ impl SqliteStore {
 super::sql::impl_sql_store!(SqliteStore, sqlx::Sqlite);
 
 super::sql_mfa::impl_sql_mfa_store!(SqliteStore, sqlx::Sqlite);
+super::sql_refresh::impl_sql_refresh_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE");
