@@ -97,8 +97,8 @@ impl MemoryGcra {
 
     pub(crate) fn check(&self, key: &str) -> Result<Decision, Unavailable> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
-        if n % SIZE_CHECK_EVERY == 0 || self.full.load(Ordering::Relaxed) {
-            self.maintain(n % SWEEP_EVERY == 0);
+        if n.is_multiple_of(SIZE_CHECK_EVERY) || self.full.load(Ordering::Relaxed) {
+            self.maintain(n.is_multiple_of(SWEEP_EVERY));
         }
         if self.full.load(Ordering::Relaxed) {
             return Err(Unavailable::new("memory", None));
@@ -134,6 +134,8 @@ impl MemoryGcra {
     }
 }
 
+type Shard = HashMap<Box<str>, Entry>;
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     failures: u64,
@@ -148,7 +150,7 @@ pub(crate) struct MemoryBackoff {
     policy: BackoffPolicy,
     hasher: RandomState,
     per_shard: usize,
-    shards: Box<[Mutex<HashMap<Box<str>, Entry>>]>,
+    shards: Box<[Mutex<Shard>]>,
 }
 
 impl MemoryBackoff {
@@ -161,7 +163,7 @@ impl MemoryBackoff {
         }
     }
 
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Entry>> {
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
         // The index is below SHARDS, so the cast is lossless.
         #[allow(clippy::cast_possible_truncation)]
         let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
