@@ -4,7 +4,9 @@
 //! refusal is the opaque [`AccountError::InvalidCredentials`] (unknown email, wrong
 //! password and disabled user look the same and cost the same Argon2 work).
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use subtle::ConstantTimeEq as _;
 
@@ -15,6 +17,7 @@ use crate::principal::Principal;
 use crate::secret::{self, RandomError};
 use crate::session::{SessionError, SessionToken, Sessions};
 use crate::store::StoreError;
+use crate::throttle::{LoginThrottle, ThrottleError};
 use crate::user::{EmailError, RevokeScope, User, UserStore, normalize_email};
 
 /// How many times a password write retries a lost compare-and-set.
@@ -46,6 +49,13 @@ pub enum AccountError {
     /// The user does not exist.
     #[error("user not found")]
     UserNotFound,
+    /// Too many login attempts for this account or client address (HTTP 429 with
+    /// `Retry-After`); answered before any password work, the same for unknown emails.
+    #[error("too many attempts")]
+    Throttled {
+        /// The wait before the next attempt can succeed.
+        retry_after: Duration,
+    },
     /// A store, hashing or randomness failure (503).
     #[error("account backend unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -55,6 +65,15 @@ impl From<StoreError> for AccountError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { field: "email" } => Self::EmailTaken,
+            other => Self::Unavailable(Box::new(other)),
+        }
+    }
+}
+
+impl From<ThrottleError> for AccountError {
+    fn from(e: ThrottleError) -> Self {
+        match e {
+            ThrottleError::Throttled { retry_after } => Self::Throttled { retry_after },
             other => Self::Unavailable(Box::new(other)),
         }
     }
@@ -98,6 +117,7 @@ pub struct Accounts {
     sessions: Sessions,
     hasher: PasswordHasher,
     policy: PasswordPolicy,
+    throttle: Option<LoginThrottle>,
 }
 
 impl Accounts {
@@ -109,7 +129,16 @@ impl Accounts {
             sessions,
             hasher,
             policy: PasswordPolicy::default(),
+            throttle: None,
         }
+    }
+
+    /// Throttles logins ([`LoginThrottle`]): every password check asks it first and
+    /// reports the outcome to it.
+    #[must_use]
+    pub fn with_throttle(mut self, throttle: LoginThrottle) -> Self {
+        self.throttle = Some(throttle);
+        self
     }
 
     /// Replaces the password policy.
@@ -186,7 +215,33 @@ impl Accounts {
 
     /// Checks email and password and returns the user as read before the check, doing the
     /// same Argon2 work whether or not the email exists. Upgrades legacy or weak hashes.
-    async fn check_password(&self, email: &str, password: &Password) -> Result<User, AccountError> {
+    ///
+    /// With a throttle, the throttle is asked first (before any hashing, on the email as
+    /// given, whether or not it exists) and told the outcome.
+    async fn check_password(
+        &self,
+        email: &str,
+        password: &Password,
+        client: Option<IpAddr>,
+    ) -> Result<User, AccountError> {
+        let Some(throttle) = &self.throttle else {
+            return self.check_email_password(email, password).await;
+        };
+        throttle.check(email, client).await?;
+        let result = self.check_email_password(email, password).await;
+        match &result {
+            Ok(_) => throttle.success(email, client).await?,
+            Err(AccountError::InvalidCredentials) => throttle.failure(email, client).await?,
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn check_email_password(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<User, AccountError> {
         let Ok(email) = normalize_email(email) else {
             self.hasher.verify_dummy(password).await?;
             tracing::info!(code = "login.bad_email", "login refused");
@@ -284,9 +339,25 @@ impl Accounts {
     /// # Errors
     ///
     /// [`AccountError::InvalidCredentials`] (opaque; also when the user changed during
-    /// the login), [`AccountError::Unavailable`].
+    /// the login), [`AccountError::Throttled`] (with a throttle),
+    /// [`AccountError::Unavailable`].
     pub async fn login(&self, email: &str, password: &Password) -> Result<Login, AccountError> {
-        let user = self.check_password(email, password).await?;
+        self.login_from(email, password, None).await
+    }
+
+    /// [`Accounts::login`] from the client address `client` (the throttle's per-address
+    /// limit applies when it is given; without it, only the per-account limit).
+    ///
+    /// # Errors
+    ///
+    /// As [`Accounts::login`].
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &Password,
+        client: Option<IpAddr>,
+    ) -> Result<Login, AccountError> {
+        let user = self.check_password(email, password, client).await?;
         let token = match self.sessions.issue(&user).await {
             Ok(token) => token,
             Err(SessionError::Store(StoreError::UserRefused)) => {

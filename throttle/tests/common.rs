@@ -172,7 +172,9 @@ pub(crate) async fn concurrent_suite(a: &Store, b: &Store, name: &str) {
     let mut tasks = Vec::new();
     for i in 0..100 {
         let l = if i % 2 == 0 { la.clone() } else { lb.clone() };
-        tasks.push(tokio::spawn(async move { l.check("race").await.unwrap().is_allowed() }));
+        tasks.push(tokio::spawn(async move {
+            l.check("race").await.unwrap().is_allowed()
+        }));
     }
     let mut allowed = 0;
     for t in tasks {

@@ -23,14 +23,20 @@ async fn one_memory_limiter_is_shared_by_its_users() {
     // In memory, "instances" are clones of the handle: one limiter.
     let clock = common::clock();
     let l = Arc::new(
-        RateLimiter::new(&Store::memory(), "t", Quota::new(10, Duration::from_secs(3600)).unwrap())
-            .unwrap()
-            .with_clock(Arc::new(clock)),
+        RateLimiter::new(
+            &Store::memory(),
+            "t",
+            Quota::new(10, Duration::from_secs(3600)).unwrap(),
+        )
+        .unwrap()
+        .with_clock(Arc::new(clock)),
     );
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let l = l.clone();
-        tasks.push(tokio::spawn(async move { l.check("race").await.unwrap().is_allowed() }));
+        tasks.push(tokio::spawn(async move {
+            l.check("race").await.unwrap().is_allowed()
+        }));
     }
     let mut allowed = 0;
     for t in tasks {
@@ -60,12 +66,29 @@ async fn backoff_memory_is_bounded_and_fails_closed_when_full() {
 
 #[test]
 fn config_is_validated() {
-    assert_eq!(Quota::new(0, Duration::from_secs(1)).unwrap_err().field(), "burst");
-    assert_eq!(Quota::new(10, Duration::from_nanos(5)).unwrap_err().field(), "period");
+    assert_eq!(
+        Quota::new(0, Duration::from_secs(1)).unwrap_err().field(),
+        "burst"
+    );
+    assert_eq!(
+        Quota::new(10, Duration::from_nanos(5)).unwrap_err().field(),
+        "period"
+    );
     let s = Duration::from_secs(1);
-    assert_eq!(BackoffPolicy::new(1, Duration::ZERO, s, s).unwrap_err().field(), "base_delay");
-    assert_eq!(BackoffPolicy::new(1, s * 2, s, s).unwrap_err().field(), "max_delay");
-    assert_eq!(BackoffPolicy::new(1, s, s * 2, s).unwrap_err().field(), "forget_after");
+    assert_eq!(
+        BackoffPolicy::new(1, Duration::ZERO, s, s)
+            .unwrap_err()
+            .field(),
+        "base_delay"
+    );
+    assert_eq!(
+        BackoffPolicy::new(1, s * 2, s, s).unwrap_err().field(),
+        "max_delay"
+    );
+    assert_eq!(
+        BackoffPolicy::new(1, s, s * 2, s).unwrap_err().field(),
+        "forget_after"
+    );
     assert_eq!(
         RateLimiter::new(&Store::memory(), "Bad:Name", Quota::new(1, s).unwrap())
             .unwrap_err()

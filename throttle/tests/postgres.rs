@@ -20,7 +20,11 @@ async fn schema(n: usize) -> (sqlx::PgPool, String, Vec<Store>) {
             .unwrap()
             .as_nanos()
     );
-    let admin = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&admin)
         .await
@@ -55,10 +59,17 @@ async fn postgres_suites_and_two_instances_share_the_limit() {
     common::backoff_suite(&stores[0], "b").await;
     common::shared_suite(&stores[0], &stores[1], "s").await;
     common::concurrent_suite(&stores[0], &stores[1], "c").await;
-    let Store::Postgres(pg) = &stores[0] else { unreachable!() };
+    let Store::Postgres(pg) = &stores[0] else {
+        unreachable!()
+    };
     // Migrating twice is a no-op; purge drops what counts as absent.
     pg.migrate().await.unwrap();
-    assert!(pg.purge_expired(common::T0 + Duration::from_secs(86_400)).await.unwrap() > 0);
+    assert!(
+        pg.purge_expired(common::T0 + Duration::from_secs(86_400))
+            .await
+            .unwrap()
+            > 0
+    );
     drop_schema(&admin, &name).await;
 }
 
@@ -71,7 +82,11 @@ async fn postgres_down_fails_closed() {
         .unwrap();
     let store = Store::Postgres(PgStore::new(pool));
     let q = Quota::new(5, Duration::from_secs(1)).unwrap();
-    let err = RateLimiter::new(&store, "d", q).unwrap().check("k").await.unwrap_err();
+    let err = RateLimiter::new(&store, "d", q)
+        .unwrap()
+        .check("k")
+        .await
+        .unwrap_err();
     assert_eq!(err.store(), "postgres");
     let b = Backoff::new(&store, "d", common::policy()).unwrap();
     assert_eq!(b.check("k").await.unwrap_err().store(), "postgres");

@@ -37,7 +37,11 @@ async fn redis_suites_and_two_instances_share_the_limit() {
 async fn redis_down_fails_closed() {
     let store = Store::Redis(RedisStore::open("redis://127.0.0.1:9").unwrap());
     let q = Quota::new(5, Duration::from_secs(1)).unwrap();
-    let err = RateLimiter::new(&store, "d", q).unwrap().check("k").await.unwrap_err();
+    let err = RateLimiter::new(&store, "d", q)
+        .unwrap()
+        .check("k")
+        .await
+        .unwrap_err();
     assert_eq!(err.store(), "redis");
     let b = Backoff::new(&store, "d", common::policy()).unwrap();
     assert_eq!(b.check("k").await.unwrap_err().store(), "redis");
