@@ -156,14 +156,14 @@ impl LoginThrottle {
     ///
     /// [`ThrottleError::Throttled`], [`ThrottleError::Unavailable`].
     pub async fn check(&self, email: &str, client: Option<IpAddr>) -> Result<(), ThrottleError> {
-        if let Some(addr) = client {
-            if let Decision::Deny { retry_after } = self.address.check(&address_key(addr)).await? {
-                tracing::info!(
-                    code = "login.throttled_address",
-                    "login refused: address limit"
-                );
-                return Err(ThrottleError::Throttled { retry_after });
-            }
+        if let Some(addr) = client
+            && let Decision::Deny { retry_after } = self.address.check(&address_key(addr)).await?
+        {
+            tracing::info!(
+                code = "login.throttled_address",
+                "login refused: address limit"
+            );
+            return Err(ThrottleError::Throttled { retry_after });
         }
         if let Decision::Deny { retry_after } = self.account.check(&account_key(email)).await? {
             tracing::info!(

@@ -82,6 +82,7 @@ impl Quota {
         Duration::from_micros(self.interval_us)
     }
 
+    #[cfg(any(feature = "postgres", feature = "redis"))]
     fn span_us(&self) -> u64 {
         self.interval_us * u64::from(self.burst)
     }
@@ -367,7 +368,7 @@ impl RateLimiter {
     /// The same limiter on another clock (tests); a memory limiter starts empty.
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        if let RateBackend::Memory(_) = self.backend {
+        if matches!(self.backend, RateBackend::Memory(_)) {
             self.backend = RateBackend::Memory(memory::MemoryGcra::new(
                 self.quota,
                 clock.clone(),
