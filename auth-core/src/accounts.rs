@@ -11,6 +11,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use subtle::ConstantTimeEq as _;
 
@@ -22,6 +23,7 @@ use crate::principal::Principal;
 use crate::secret::{self, RandomError};
 use crate::session::{SessionError, SessionToken, Sessions};
 use crate::store::StoreError;
+use crate::throttle::{LoginThrottle, ThrottleError};
 use crate::user::{EmailError, RevokeScope, User, UserStore, normalize_email};
 
 /// How many times a password write retries a lost compare-and-set.
@@ -62,6 +64,14 @@ pub enum AccountError {
     /// The operation needs an active second factor and the user has none.
     #[error("no active second factor")]
     SecondFactorNotEnabled,
+    /// Too many login or second-factor attempts for this account or client address
+    /// (HTTP 429 with `Retry-After`); answered before any password or code work, the
+    /// same for unknown emails.
+    #[error("too many attempts")]
+    Throttled {
+        /// The wait before the next attempt can succeed.
+        retry_after: Duration,
+    },
     /// A store, hashing or randomness failure (503).
     #[error("account backend unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -71,6 +81,15 @@ impl From<StoreError> for AccountError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { field: "email" } => Self::EmailTaken,
+            other => Self::Unavailable(Box::new(other)),
+        }
+    }
+}
+
+impl From<ThrottleError> for AccountError {
+    fn from(e: ThrottleError) -> Self {
+        match e {
+            ThrottleError::Throttled { retry_after } => Self::Throttled { retry_after },
             other => Self::Unavailable(Box::new(other)),
         }
     }
@@ -93,6 +112,7 @@ impl From<MfaError> for AccountError {
         match e {
             MfaError::InvalidCode | MfaError::InvalidToken => Self::InvalidSecondFactor,
             MfaError::NotEnabled => Self::SecondFactorNotEnabled,
+            MfaError::Throttled { retry_after } => Self::Throttled { retry_after },
             other => Self::Unavailable(Box::new(other)),
         }
     }
@@ -174,6 +194,7 @@ pub struct Accounts {
     hasher: PasswordHasher,
     policy: PasswordPolicy,
     mfa: Option<Mfa>,
+    throttle: Option<LoginThrottle>,
 }
 
 impl Accounts {
@@ -186,7 +207,18 @@ impl Accounts {
             hasher,
             policy: PasswordPolicy::default(),
             mfa: None,
+            throttle: None,
         }
+    }
+
+    /// Throttles logins ([`LoginThrottle`]): every password check asks it first (before
+    /// any hashing, on the email as given, whether or not it exists) and reports the
+    /// outcome to it. Give the same throttle to [`Mfa::with_throttle`] so that
+    /// second-factor codes are limited too.
+    #[must_use]
+    pub fn with_throttle(mut self, throttle: LoginThrottle) -> Self {
+        self.throttle = Some(throttle);
+        self
     }
 
     /// Enables the second factor: logins of users with an active factor need a code.
@@ -278,7 +310,33 @@ impl Accounts {
 
     /// Checks email and password and returns the user as read before the check, doing the
     /// same Argon2 work whether or not the email exists. Upgrades legacy or weak hashes.
-    async fn check_password(&self, email: &str, password: &Password) -> Result<User, AccountError> {
+    ///
+    /// With a throttle, the throttle is asked first (before any hashing, on the email as
+    /// given, whether or not it exists) and told the outcome.
+    async fn check_password(
+        &self,
+        email: &str,
+        password: &Password,
+        client: Option<IpAddr>,
+    ) -> Result<User, AccountError> {
+        let Some(throttle) = &self.throttle else {
+            return self.check_email_password(email, password).await;
+        };
+        throttle.check(email, client).await?;
+        let result = self.check_email_password(email, password).await;
+        match &result {
+            Ok(_) => throttle.success(email, client).await?,
+            Err(AccountError::InvalidCredentials) => throttle.failure(email, client).await?,
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn check_email_password(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<User, AccountError> {
         let Ok(email) = normalize_email(email) else {
             self.hasher.verify_dummy(password).await?;
             tracing::info!(code = "login.bad_email", "login refused");
@@ -369,7 +427,8 @@ impl Accounts {
     /// factor, [`FirstFactor::SecondFactorRequired`] with a fresh `mfa_token`. Issues no
     /// credential.
     ///
-    /// `client` is the caller's address, for the login throttle (not used yet).
+    /// `client` is the caller's address, for the login throttle's per-address limit
+    /// (without it, only the per-account limit applies).
     ///
     /// # Errors
     ///
@@ -380,10 +439,7 @@ impl Accounts {
         password: &Password,
         client: Option<IpAddr>,
     ) -> Result<FirstFactor, AccountError> {
-        // Reserved for the login throttle (issue 10, part D): failures will be counted per
-        // normalised email and per client address.
-        let _ = client;
-        let user = self.check_password(email, password).await?;
+        let user = self.check_password(email, password, client).await?;
         let auth_time = secret::now_unix();
         if let Some(mfa) = &self.mfa
             && mfa.is_enabled(&user.id).await?
@@ -454,7 +510,22 @@ impl Accounts {
     /// [`AccountError::InvalidCredentials`] (opaque; also when the user changed during
     /// the login), [`AccountError::Unavailable`].
     pub async fn login(&self, email: &str, password: &Password) -> Result<LoginStep, AccountError> {
-        match self.authenticate(email, password, None).await? {
+        self.login_from(email, password, None).await
+    }
+
+    /// [`Accounts::login`] from the client address `client` (the throttle's per-address
+    /// limit applies when it is given; without it, only the per-account limit).
+    ///
+    /// # Errors
+    ///
+    /// As [`Accounts::login`], and [`AccountError::Throttled`] with a throttle.
+    pub async fn login_from(
+        &self,
+        email: &str,
+        password: &Password,
+        client: Option<IpAddr>,
+    ) -> Result<LoginStep, AccountError> {
+        match self.authenticate(email, password, client).await? {
             FirstFactor::Complete(auth) => Ok(LoginStep::Session(self.issue_session(auth).await?)),
             FirstFactor::SecondFactorRequired(challenge) => {
                 Ok(LoginStep::SecondFactorRequired(challenge))

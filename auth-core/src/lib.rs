@@ -25,10 +25,12 @@ pub mod session;
 pub mod sso;
 pub mod static_token;
 pub mod store;
+pub mod throttle;
 pub mod token;
 pub mod totp;
 pub mod user;
 
+pub use crate::throttle::{LoginThrottle, LoginThrottleConfig, ThrottleError};
 pub use accounts::{AccountError, Accounts, Authentication, FirstFactor, Login, LoginStep};
 pub use api_key::{ApiKeyRecord, ApiKeyStore, ApiKeys, NewApiKey};
 pub use binding::SsoBinder;

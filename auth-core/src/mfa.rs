@@ -40,6 +40,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 use crate::principal::Principal;
 use crate::secret::{self, Digest, RandomError};
 use crate::store::StoreError;
+use crate::throttle::{LoginThrottle, ThrottleError};
 use crate::totp::{Totp, TotpAlgorithm, TotpConfig, TotpError, TotpSecret};
 use crate::user::User;
 
@@ -107,6 +108,25 @@ pub enum MfaError {
     /// The random generator failed; nothing was issued.
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// Too many wrong codes for this user ([`Mfa::with_throttle`]): no code was checked;
+    /// try again after `retry_after` (HTTP 429 with `Retry-After`).
+    #[error("too many second-factor attempts")]
+    Throttled {
+        /// The wait before the next attempt can succeed.
+        retry_after: Duration,
+    },
+    /// The throttle's shared store failed (503; fail closed: no code was checked).
+    #[error("second-factor throttle unavailable")]
+    ThrottleUnavailable(#[source] ThrottleError),
+}
+
+impl From<ThrottleError> for MfaError {
+    fn from(e: ThrottleError) -> Self {
+        match e {
+            ThrottleError::Throttled { retry_after } => Self::Throttled { retry_after },
+            other => Self::ThrottleUnavailable(other),
+        }
+    }
 }
 
 /// The sealer could not seal or open a TOTP secret. Opaque: which check failed is not
@@ -701,6 +721,7 @@ pub struct Mfa {
     store: Arc<dyn MfaStore>,
     sealer: Arc<dyn TotpSealer>,
     config: MfaConfig,
+    throttle: Option<LoginThrottle>,
 }
 
 impl Mfa {
@@ -711,7 +732,18 @@ impl Mfa {
             store,
             sealer,
             config,
+            throttle: None,
         }
+    }
+
+    /// Limits wrong codes per user with the login throttle's second-factor backoff
+    /// ([`LoginThrottle::check_second_factor`]): every path that checks a code (the login's
+    /// second step, step-up, disable) asks it first and reports the outcome. Without it,
+    /// an attacker holding a session could try codes at full speed on the step-up route.
+    #[must_use]
+    pub fn with_throttle(mut self, throttle: LoginThrottle) -> Self {
+        self.throttle = Some(throttle);
+        self
     }
 
     /// The configuration.
@@ -844,9 +876,24 @@ impl Mfa {
     /// in the store), or else an unused recovery code (spent).
     ///
     /// # Errors
-    /// [`MfaError::InvalidCode`] (report it to the throttle), [`MfaError::NotEnabled`],
+    /// [`MfaError::InvalidCode`] (counted by the throttle when one is set),
+    /// [`MfaError::Throttled`], [`MfaError::ThrottleUnavailable`], [`MfaError::NotEnabled`],
     /// [`MfaError::Seal`], [`MfaError::Config`], [`MfaError::Store`].
     pub async fn verify(&self, user_id: &str, code: &str) -> Result<SecondFactor, MfaError> {
+        let Some(throttle) = &self.throttle else {
+            return self.verify_code(user_id, code).await;
+        };
+        throttle.check_second_factor(user_id).await?;
+        let result = self.verify_code(user_id, code).await;
+        match &result {
+            Ok(_) => throttle.second_factor_success(user_id).await?,
+            Err(MfaError::InvalidCode) => throttle.second_factor_failure(user_id).await?,
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn verify_code(&self, user_id: &str, code: &str) -> Result<SecondFactor, MfaError> {
         let record = match self.store.mfa_record(user_id).await? {
             Some(r) if r.state == MfaState::Active => r,
             _ => return Err(MfaError::NotEnabled),
