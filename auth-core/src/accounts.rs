@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq as _;
 
-use crate::mfa::{AMR_PWD, AMR_PWD_OTP, Mfa, MfaChallenge, MfaError, PasswordVerified};
+use crate::mfa::{AMR_PWD, AMR_PWD_OTP, LoginKind, Mfa, MfaChallenge, MfaError, PasswordVerified};
 use crate::password::{
     Password, PasswordError, PasswordHasher, PasswordPolicy, PolicyError, Verification,
 };
@@ -152,6 +152,9 @@ pub struct Authentication {
     /// When the last step succeeded, Unix seconds (with `otp` in `amr`, the time of the
     /// second-factor check).
     pub auth_time: i64,
+    /// What the login finishes into: the kind given to [`Accounts::authenticate_for`]
+    /// (for a two-step login, as stored with the challenge).
+    pub kind: LoginKind,
 }
 
 /// The answer of the password step ([`Accounts::authenticate`]).
@@ -439,18 +442,38 @@ impl Accounts {
         password: &Password,
         client: Option<IpAddr>,
     ) -> Result<FirstFactor, AccountError> {
+        self.authenticate_for(email, password, client, LoginKind::Session)
+            .await
+    }
+
+    /// [`Accounts::authenticate`] for a login that finishes into `kind`: the kind is
+    /// stored with the second-factor challenge and comes back in
+    /// [`Authentication::kind`] from [`Accounts::complete_mfa`], so the embedder issues
+    /// the credential the login was begun for, whatever route the second step uses.
+    ///
+    /// # Errors
+    ///
+    /// As [`Accounts::authenticate`].
+    pub async fn authenticate_for(
+        &self,
+        email: &str,
+        password: &Password,
+        client: Option<IpAddr>,
+        kind: LoginKind,
+    ) -> Result<FirstFactor, AccountError> {
         let user = self.check_password(email, password, client).await?;
         let auth_time = secret::now_unix();
         if let Some(mfa) = &self.mfa
             && mfa.is_enabled(&user.id).await?
         {
-            let challenge = mfa.begin_login(&user).await?;
+            let challenge = mfa.begin_login_for(&user, kind).await?;
             return Ok(FirstFactor::SecondFactorRequired(challenge));
         }
         Ok(FirstFactor::Complete(Authentication {
             user,
             amr: AMR_PWD,
             auth_time,
+            kind,
         }))
     }
 
@@ -489,6 +512,7 @@ impl Accounts {
             user,
             amr: AMR_PWD_OTP,
             auth_time: secret::now_unix(),
+            kind: challenge.kind,
         })
     }
 
@@ -542,14 +566,30 @@ impl Accounts {
     /// As [`Accounts::complete_mfa`].
     pub async fn login_mfa(&self, mfa_token: &str, code: &str) -> Result<Login, AccountError> {
         let auth = self.complete_mfa(mfa_token, code).await?;
+        if auth.kind != LoginKind::Session {
+            // Begun for another credential (a token pair): the token is spent, nothing
+            // is issued.
+            tracing::info!(code = "login.mfa_wrong_kind", user_id = %auth.user.id, kind = auth.kind.as_str(), "second step for another kind of login");
+            return Err(AccountError::InvalidSecondFactor);
+        }
         self.issue_session(auth).await
     }
 
-    async fn issue_session(&self, auth: Authentication) -> Result<Login, AccountError> {
+    /// Issues a session for a completed authentication (from
+    /// [`Accounts::authenticate_for`] or [`Accounts::complete_mfa`]), stamped with the
+    /// user's session epoch as read by the password step; with `otp` in `amr`, the
+    /// session's [`Principal::mfa_at`] is `auth_time`. For embedders that finish a login
+    /// by [`Authentication::kind`] themselves: check the kind first.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::InvalidCredentials`] (the user changed since), [`AccountError::Unavailable`].
+    pub async fn issue_session(&self, auth: Authentication) -> Result<Login, AccountError> {
         let Authentication {
             user,
             amr,
             auth_time,
+            ..
         } = auth;
         let issued = if amr.contains(&"otp") {
             self.sessions.issue_with_mfa(&user, auth_time).await
@@ -576,6 +616,35 @@ impl Accounts {
             password_change_required,
             amr,
             auth_time,
+        })
+    }
+
+    /// A step-up for a credential that cannot record it (an access token): checks `code`
+    /// (TOTP or recovery, throttled per user as every code) for `user_id`, who must be
+    /// enabled, and returns an [`Authentication`] with `amr` `["pwd", "otp"]`,
+    /// `auth_time` now and kind [`LoginKind::TokenPair`], from which the embedder issues
+    /// a new credential. Sessions record a step-up in place
+    /// ([`Sessions::record_step_up`]).
+    ///
+    /// # Errors
+    ///
+    /// [`AccountError::InvalidSecondFactor`], [`AccountError::SecondFactorNotEnabled`],
+    /// [`AccountError::Throttled`], [`AccountError::InvalidCredentials`] (user gone or
+    /// disabled), [`AccountError::Unavailable`].
+    pub async fn step_up(&self, user_id: &str, code: &str) -> Result<Authentication, AccountError> {
+        let Some(mfa) = &self.mfa else {
+            return Err(AccountError::SecondFactorNotEnabled);
+        };
+        mfa.verify(user_id, code).await?;
+        let user = match self.users.user_by_id(user_id).await? {
+            Some(u) if !u.disabled => u,
+            _ => return Err(AccountError::InvalidCredentials),
+        };
+        Ok(Authentication {
+            user,
+            amr: AMR_PWD_OTP,
+            auth_time: secret::now_unix(),
+            kind: LoginKind::TokenPair,
         })
     }
 

@@ -41,8 +41,8 @@ pub use credential::{Credential, CredentialKind, ExtractError};
 pub use future::MaybeReady;
 pub use internal::InternalSecretResolver;
 pub use mfa::{
-    Enrollment, MemorySealer, Mfa, MfaChallenge, MfaConfig, MfaError, MfaStore, RecoveryCodes,
-    SealError, SecondFactor, StepUpError, TotpSealer,
+    Enrollment, LoginKind, MemorySealer, Mfa, MfaChallenge, MfaConfig, MfaError, MfaStore,
+    RecoveryCodes, SealError, SecondFactor, StepUpError, TotpSealer,
 };
 pub use password::{Password, PasswordConfig, PasswordHasher, PasswordPolicy, Verification};
 pub use principal::{AuthMethod, Principal};

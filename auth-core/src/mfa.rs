@@ -344,8 +344,42 @@ impl fmt::Debug for MfaRecord {
     }
 }
 
+/// What a login challenge finishes into: the credential the password step was asked for.
+/// Stored with the challenge, so that a login begun for a session cannot be finished
+/// into a token pair (or the other way round) by the client choosing another route or
+/// field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LoginKind {
+    /// An opaque session (`POST /api/auth/login` in the reference backend).
+    Session,
+    /// An access token and refresh token pair (`POST /api/auth/token`).
+    TokenPair,
+}
+
+impl LoginKind {
+    /// The stored name: `session` or `token_pair`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::TokenPair => "token_pair",
+        }
+    }
+
+    /// The kind named `s` (as stored), if any.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "session" => Some(Self::Session),
+            "token_pair" => Some(Self::TokenPair),
+            _ => None,
+        }
+    }
+}
+
 /// A stored login challenge: the SHA-256 of its `mfa_token` (never the token), the user
-/// and session epoch its password step read, and its lifetime.
+/// and session epoch its password step read, what it finishes into, and its lifetime.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChallengeRecord {
     /// SHA-256 of the `mfa_token`.
@@ -355,6 +389,8 @@ pub struct ChallengeRecord {
     /// The user's session epoch as read by that password check: the login completes only
     /// while the user is still at it.
     pub user_epoch: i64,
+    /// What the login finishes into (the credential the password step was asked for).
+    pub kind: LoginKind,
     /// When the password step succeeded, Unix seconds.
     pub created_at: i64,
     /// The challenge is invalid from this second on.
@@ -365,6 +401,7 @@ impl fmt::Debug for ChallengeRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChallengeRecord")
             .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -991,6 +1028,19 @@ impl Mfa {
     /// # Errors
     /// [`MfaError::Store`], [`MfaError::Random`].
     pub async fn begin_login(&self, user: &User) -> Result<MfaChallenge, MfaError> {
+        self.begin_login_for(user, LoginKind::Session).await
+    }
+
+    /// [`Mfa::begin_login`] for a login that finishes into `kind` (stored with the
+    /// challenge and returned by [`Mfa::complete_login`]).
+    ///
+    /// # Errors
+    /// [`MfaError::Store`], [`MfaError::Random`].
+    pub async fn begin_login_for(
+        &self,
+        user: &User,
+        kind: LoginKind,
+    ) -> Result<MfaChallenge, MfaError> {
         let body = secret::random_secret_b64()?;
         let mut token = String::with_capacity(MFA_TOKEN_LEN);
         token.push_str(MFA_TOKEN_PREFIX);
@@ -1001,6 +1051,7 @@ impl Mfa {
             token_digest: secret::sha256(token.as_bytes()),
             user_id: user.id.clone(),
             user_epoch: user.session_epoch,
+            kind,
             created_at: now,
             expires_at: now.saturating_add(ttl),
         };

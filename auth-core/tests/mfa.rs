@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_core::mfa::{MfaState, MfaStore};
 use auth_core::{
-    AccountError, Accounts, FirstFactor, LoginStep, MemorySealer, Mfa, MfaConfig, MfaError,
-    Password, Principal, Resolution, Resolver, SecondFactor, SessionConfig, Sessions, StepUpError,
-    TotpAlgorithm, TotpConfig, TotpSecret, User,
+    AccountError, Accounts, FirstFactor, LoginKind, LoginStep, MemorySealer, Mfa, MfaConfig,
+    MfaError, Password, Principal, Resolution, Resolver, SecondFactor, SessionConfig, Sessions,
+    StepUpError, TotpAlgorithm, TotpConfig, TotpSecret, User,
 };
 use support::FullStore;
 
@@ -107,7 +107,76 @@ async fn mfa_suite<S: MfaFullStore>(store: Arc<S>) {
     login_flow(store.clone()).await;
     token_expires(store.clone()).await;
     step_up(store.clone()).await;
+    login_kind(store.clone()).await;
     sha256_eight_digits(store).await;
+}
+
+/// The challenge remembers what the login finishes into (session or token pair).
+async fn login_kind<S: MfaFullStore>(store: Arc<S>) {
+    let c = ctx(store, MfaConfig::new("Strongroom"));
+    let (alice, secret, recovery) = enrolled(&c, "kind.mfa@example.com").await;
+    let pw = Password::new(PW);
+    let begin = |kind| {
+        let accounts = c.accounts.clone();
+        let pw = Password::new(PW);
+        async move {
+            match accounts
+                .authenticate_for("kind.mfa@example.com", &pw, None, kind)
+                .await
+                .unwrap()
+            {
+                FirstFactor::SecondFactorRequired(ch) => ch.expose_secret().to_owned(),
+                FirstFactor::Complete(_) => panic!("second factor expected"),
+            }
+        }
+    };
+    // Begun for a token pair: the second step says so.
+    let token = begin(LoginKind::TokenPair).await;
+    let auth = c
+        .accounts
+        .complete_mfa(&token, &code(&secret, now()))
+        .await
+        .unwrap();
+    assert_eq!(auth.kind, LoginKind::TokenPair);
+    assert_eq!(auth.amr, &["pwd", "otp"]);
+    // A token-pair login cannot be finished into a session.
+    let token = begin(LoginKind::TokenPair).await;
+    assert!(matches!(
+        c.accounts
+            .login_mfa(&token, &code(&secret, now() + 30))
+            .await,
+        Err(AccountError::InvalidSecondFactor)
+    ));
+    assert!(c.sessions.list(&alice.id).await.unwrap().is_empty());
+    // The default (authenticate, login) is a session.
+    let FirstFactor::SecondFactorRequired(ch) = c
+        .accounts
+        .authenticate("kind.mfa@example.com", &pw, None)
+        .await
+        .unwrap()
+    else {
+        panic!("second factor expected")
+    };
+    let auth = c
+        .accounts
+        .complete_mfa(ch.expose_secret(), &recovery[0])
+        .await
+        .unwrap();
+    assert_eq!(auth.kind, LoginKind::Session);
+    // Without a factor the kind comes straight back.
+    c.accounts
+        .register("kind.plain@example.com", &pw)
+        .await
+        .unwrap();
+    let FirstFactor::Complete(auth) = c
+        .accounts
+        .authenticate_for("kind.plain@example.com", &pw, None, LoginKind::TokenPair)
+        .await
+        .unwrap()
+    else {
+        panic!("no second factor")
+    };
+    assert_eq!(auth.kind, LoginKind::TokenPair);
 }
 
 async fn enrol_confirm_and_replay<S: MfaFullStore>(store: Arc<S>) {

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS auth_mfa_challenges (
     token_digest BYTEA    PRIMARY KEY NOT NULL,
     user_id      TEXT    NOT NULL,
     user_epoch   BIGINT NOT NULL,
+    -- What the login finishes into: 'session' or 'token_pair' (LoginKind).
+    kind         TEXT    NOT NULL DEFAULT 'session',
     created_at   BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
     consumed_at  BIGINT

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS auth_mfa_challenges (
     token_digest BLOB    PRIMARY KEY NOT NULL,
     user_id      TEXT    NOT NULL,
     user_epoch   INTEGER NOT NULL,
+    -- What the login finishes into: 'session' or 'token_pair' (LoginKind).
+    kind         TEXT    NOT NULL DEFAULT 'session',
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
     consumed_at  INTEGER

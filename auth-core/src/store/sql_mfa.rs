@@ -14,7 +14,7 @@ macro_rules! impl_sql_mfa_store {
             use async_trait::async_trait;
 
             use crate::mfa::{
-                ChallengeRecord, MfaRecord, MfaState, MfaStore, algorithm_from_name,
+                ChallengeRecord, LoginKind, MfaRecord, MfaState, MfaStore, algorithm_from_name,
                 algorithm_name,
             };
             use crate::secret::Digest;
@@ -44,10 +44,12 @@ macro_rules! impl_sql_mfa_store {
 
             fn challenge_from_row(row: &DbRow) -> Result<ChallengeRecord, StoreError> {
                 let digest: Vec<u8> = row.try_get("token_digest")?;
+                let kind: String = row.try_get("kind")?;
                 Ok(ChallengeRecord {
                     token_digest: digest_from_column(&digest)?,
                     user_id: row.try_get("user_id")?,
                     user_epoch: row.try_get("user_epoch")?,
+                    kind: LoginKind::parse(&kind).ok_or(StoreError::Corrupt { field: "kind" })?,
                     created_at: row.try_get("created_at")?,
                     expires_at: row.try_get("expires_at")?,
                 })
@@ -199,12 +201,13 @@ macro_rules! impl_sql_mfa_store {
                 async fn insert_challenge(&self, record: &ChallengeRecord) -> Result<(), StoreError> {
                     sqlx::query(
                         "INSERT INTO auth_mfa_challenges \
-                         (token_digest, user_id, user_epoch, created_at, expires_at, consumed_at) \
-                         VALUES ($1, $2, $3, $4, $5, NULL)",
+                         (token_digest, user_id, user_epoch, kind, created_at, expires_at, consumed_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, NULL)",
                     )
                     .bind(&record.token_digest[..])
                     .bind(&record.user_id)
                     .bind(record.user_epoch)
+                    .bind(record.kind.as_str())
                     .bind(record.created_at)
                     .bind(record.expires_at)
                     .execute(&self.pool)
@@ -220,7 +223,7 @@ macro_rules! impl_sql_mfa_store {
                     sqlx::query(
                         "UPDATE auth_mfa_challenges SET consumed_at = $1 \
                          WHERE token_digest = $2 AND consumed_at IS NULL AND expires_at > $1 \
-                         RETURNING token_digest, user_id, user_epoch, created_at, expires_at",
+                         RETURNING token_digest, user_id, user_epoch, kind, created_at, expires_at",
                     )
                     .bind(now)
                     .bind(&digest[..])
