@@ -52,6 +52,13 @@ pub(crate) const ENV_COOKIE_SAMESITE: &str = "STRONGROOM_COOKIE_SAMESITE";
 /// error="invalid_token"` instead of 403).
 pub(crate) const ENV_BEARER_CHALLENGE: &str = "STRONGROOM_BEARER_CHALLENGE";
 
+/// Step-up window for sensitive operations, seconds (default 300, 30 to 3600).
+pub(crate) const ENV_STEP_UP_SECS: &str = "STRONGROOM_STEP_UP_SECS";
+/// Redis for the login throttle's shared state (`redis://` or `rediss://`).
+pub(crate) const ENV_REDIS_URL: &str = "REDIS_URL";
+/// Default step-up window.
+pub(crate) const DEFAULT_STEP_UP_SECS: u64 = 300;
+
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -140,6 +147,11 @@ pub(crate) struct Config {
     pub(crate) cookies: Option<CookieSettings>,
     /// `STRONGROOM_BEARER_CHALLENGE=1`: RFC 6750 answers.
     pub(crate) bearer_challenge: bool,
+    /// `STRONGROOM_STEP_UP_SECS`: how recent a second-factor check must be for a
+    /// sensitive operation.
+    pub(crate) step_up_window: std::time::Duration,
+    /// `REDIS_URL`: login throttle state in Redis (may hold a password: never printed).
+    pub(crate) redis_url: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -161,6 +173,8 @@ impl std::fmt::Debug for Config {
             .field("ws_recheck", &self.ws_recheck)
             .field("cookies", &self.cookies)
             .field("bearer_challenge", &self.bearer_challenge)
+            .field("step_up_window", &self.step_up_window)
+            .field("redis", &self.redis_url.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -269,7 +283,30 @@ impl Config {
             Some(v) => parse_bool(ENV_BEARER_CHALLENGE, &v)?,
             None => false,
         };
+        let step_up_window = match non_empty(lookup, ENV_STEP_UP_SECS) {
+            None => std::time::Duration::from_secs(DEFAULT_STEP_UP_SECS),
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs @ 30..=3600) => std::time::Duration::from_secs(secs),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: ENV_STEP_UP_SECS,
+                        reason: "expected whole seconds from 30 to 3600",
+                    });
+                }
+            },
+        };
+        let redis_url = non_empty(lookup, ENV_REDIS_URL).map(Zeroizing::new);
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(ConfigError::Invalid {
+                var: ENV_REDIS_URL,
+                reason: "expected a redis:// or rediss:// URL",
+            });
+        }
         Ok(Self {
+            step_up_window,
+            redis_url,
             data_dir,
             database,
             listen,

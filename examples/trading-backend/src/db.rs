@@ -61,6 +61,8 @@ pub(crate) struct Stores {
     pub(crate) api_keys: Arc<dyn auth_core::ApiKeyStore>,
     pub(crate) secrets: Arc<dyn crypto_envelope::SecretStore>,
     pub(crate) grants: Arc<dyn grant_policy::store::GrantStore>,
+    /// Second factors, recovery codes and login challenges (auth-core's tables).
+    pub(crate) mfa: Arc<dyn auth_core::MfaStore>,
 }
 
 impl Db {
@@ -152,6 +154,11 @@ impl Db {
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("grant-policy"))?;
+                // The login throttle's shared state (used when REDIS_URL is not set).
+                throttle::PgStore::new(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("throttle"))?;
                 let mut own = sqlx::migrate!("./migrations/postgres");
                 own.set_ignore_missing(true);
                 own.run(pool)
@@ -171,7 +178,8 @@ impl Db {
                     db: self.clone(),
                     users: auth.clone(),
                     sessions: auth.clone(),
-                    api_keys: auth,
+                    api_keys: auth.clone(),
+                    mfa: auth,
                     secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
                     grants: Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
                 }
@@ -183,7 +191,8 @@ impl Db {
                     db: self.clone(),
                     users: auth.clone(),
                     sessions: auth.clone(),
-                    api_keys: auth,
+                    api_keys: auth.clone(),
+                    mfa: auth,
                     secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),
                     grants: Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
                 }

@@ -65,12 +65,14 @@ fn credential_field(e: &CredentialError) -> &'static str {
 }
 
 /// `POST /api/accounts` {exchange, label, api_key, secret, passphrase?, read_only}:
-/// 201 with metadata only.
+/// 201 with metadata only. Step-up: a user with a second factor needs a recent check
+/// (403 `mfa_required`).
 pub(crate) async fn create(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> Result<Response, ApiError> {
+    state.step_up(&principal).await?;
     let exchange_name = body.str("exchange", 32)?;
     let adapter = state
         .exchanges
@@ -230,6 +232,7 @@ pub(crate) async fn remove(
 ///
 /// The path's account is authorised first (anyone but its owner: 404 with an empty
 /// body, whatever the body says); only then is the body read and the email looked up.
+/// Step-up: `level` `trade` needs a recent second-factor check (403 `mfa_required`).
 pub(crate) async fn share(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -250,6 +253,10 @@ pub(crate) async fn share(
     let level =
         Level::parse_field(body.str("level", 8)?, "level").map_err(|_| ApiError::Field("level"))?;
     let expires_at = body.opt_i64("expires_at")?;
+    // Step-up: sharing at trade level needs a recent second-factor check.
+    if level == Level::Trade {
+        state.step_up(&principal).await?;
+    }
     let grantee = state
         .users
         .user_by_email(&email)

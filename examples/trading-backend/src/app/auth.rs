@@ -14,11 +14,12 @@ use super::Shared;
 use super::body::Body;
 use super::browser::{self, Browser};
 use super::error::ApiError;
+use super::mfa::ClientAddr;
 
 const MAX_PASSWORD: usize = 1024;
 const MAX_EMAIL: usize = 254;
 
-fn account_error(e: &AccountError, password_field: &'static str) -> ApiError {
+pub(crate) fn account_error(e: &AccountError, password_field: &'static str) -> ApiError {
     match e {
         AccountError::InvalidCredentials => {
             ApiError::Code(StatusCode::UNAUTHORIZED, "invalid_credentials")
@@ -30,6 +31,16 @@ fn account_error(e: &AccountError, password_field: &'static str) -> ApiError {
         AccountError::SamePassword => ApiError::Code(StatusCode::BAD_REQUEST, "same_password"),
         AccountError::Conflict => {
             ApiError::Code(StatusCode::CONFLICT, "password_changed_concurrently")
+        }
+        // Second factor and throttling (module `mfa`).
+        AccountError::InvalidSecondFactor => {
+            ApiError::Code(StatusCode::UNAUTHORIZED, "invalid_second_factor")
+        }
+        AccountError::SecondFactorNotEnabled => {
+            ApiError::Code(StatusCode::CONFLICT, "mfa_not_enabled")
+        }
+        AccountError::Throttled { retry_after } => {
+            ApiError::TooMany(super::mfa::retry_secs(*retry_after))
         }
         _ => {
             tracing::warn!(code = "account.unavailable", "account backend unavailable");
@@ -48,7 +59,7 @@ fn now() -> i64 {
 /// The login answer: `{token, expires_at}`, or, when the session goes into the cookie
 /// (`browser`), `{expires_at, "cookie": true}` with a `Set-Cookie` and no token in the
 /// body (page scripts must not be able to read it: that is the point of `HttpOnly`).
-fn token_response(
+pub(crate) fn token_response(
     token: &SessionToken,
     change_required: bool,
     browser: Option<&Browser>,
@@ -106,6 +117,7 @@ pub(crate) async fn register(
 /// `__Host-` cookie instead of the body (see `browser`).
 pub(crate) async fn login(
     State(state): State<Shared>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -114,7 +126,7 @@ pub(crate) async fn login(
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
     let step = state
         .accounts
-        .login(email, &password)
+        .login_from(email, &password, client)
         .await
         .map_err(|e| account_error(&e, "password"))?;
     match step {
@@ -122,7 +134,7 @@ pub(crate) async fn login(
             token_response(&login.token, login.password_change_required, cookie)
         }
         // The user has a second factor: no session yet; the client finishes the login
-        // with the mfa_token and a code (`POST /api/auth/mfa`, to come).
+        // with the mfa_token and a code (`POST /api/auth/mfa`).
         LoginStep::SecondFactorRequired(challenge) => {
             let mut response = Json(json!({
                 "mfa_required": true,

@@ -18,6 +18,8 @@ pub(crate) enum ApiError {
     Code(StatusCode, &'static str),
     /// 400 with `{"error": "invalid_field", "field": field}`.
     Field(&'static str),
+    /// 429 with `{"error": "too_many_attempts"}` and `Retry-After` (whole seconds).
+    TooMany(u64),
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
         match self {
             Self::Status(s) | Self::Code(s, _) => s,
             Self::Field(_) => StatusCode::BAD_REQUEST,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -53,6 +56,16 @@ impl IntoResponse for ApiError {
                 Json(json!({ "error": "invalid_field", "field": field })),
             )
                 .into_response(),
+            Self::TooMany(secs) => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({ "error": "too_many_attempts" })),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                r
+            }
         };
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

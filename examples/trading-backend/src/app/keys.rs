@@ -19,12 +19,14 @@ use super::error::ApiError;
 /// vocabulary (`read`, `trade`, `manage`; 400 `scopes` otherwise) and within the
 /// creator's own (a scoped creator cannot mint an unscoped key: 403). The key is stored
 /// only while the creating session is still current (auth-core `ApiKeys::create_for`); a
-/// session ended while the request ran gets 401 and no key.
+/// session ended while the request ran gets 401 and no key. Step-up: a user with a
+/// second factor needs a recent check (403 `mfa_required`).
 pub(crate) async fn create(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> Result<Response, ApiError> {
+    state.step_up(&principal).await?;
     let name = body.opt_str("name", 64)?.unwrap_or("default").to_owned();
     let scopes = match body.0.get("scopes") {
         None | Some(Value::Null) => Vec::new(),

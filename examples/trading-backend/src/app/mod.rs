@@ -8,6 +8,7 @@ mod error;
 mod exchange;
 mod internal;
 mod keys;
+mod mfa;
 mod secrets;
 mod ws;
 
@@ -61,6 +62,10 @@ pub(crate) struct AppState {
     pub(crate) ws_recheck: std::time::Duration,
     /// Browser sessions in a cookie (`STRONGROOM_COOKIE_SESSIONS=1`).
     pub(crate) browser: Option<browser::Browser>,
+    /// The second factor (also inside `accounts`, for the login): enrolment, step-up.
+    pub(crate) mfa: auth_core::Mfa,
+    /// `STRONGROOM_STEP_UP_SECS`.
+    pub(crate) step_up_window: std::time::Duration,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -86,14 +91,50 @@ pub(crate) enum BuildError {
     /// The envelope or cache could not be built.
     #[error("{0}")]
     Component(&'static str),
+    /// The login throttle's store could not be set up (names the variable).
+    #[error("{0}: the login throttle store could not be set up")]
+    Throttle(&'static str),
 }
 
 /// The account-facing parts (used by the CLI too).
 pub(crate) struct Core {
     pub(crate) accounts: Accounts,
+    /// The second factor (already in `accounts`, without a throttle).
+    pub(crate) mfa: auth_core::Mfa,
     pub(crate) sessions: Sessions,
     pub(crate) api_keys: ApiKeys,
     pub(crate) secrets: Secrets,
+}
+
+/// The issuer shown by authenticator apps (`otpauth://` URI).
+const MFA_ISSUER: &str = "Strongroom";
+
+/// The login throttle's store: Redis when `REDIS_URL` is set, else PostgreSQL when the
+/// database is PostgreSQL (shared by every instance on it), else memory (this process
+/// only: each instance counts on its own). Store errors fail closed (503).
+fn login_throttle(
+    config: &Config,
+    stores: &Stores,
+) -> Result<auth_core::LoginThrottle, BuildError> {
+    let store = if let Some(url) = &config.redis_url {
+        throttle::Store::Redis(
+            throttle::RedisStore::open(url)
+                .map_err(|_| BuildError::Throttle(crate::config::ENV_REDIS_URL))?,
+        )
+    } else {
+        match &stores.db {
+            #[cfg(feature = "postgres")]
+            crate::db::Db::Postgres(pool) => {
+                throttle::Store::Postgres(throttle::PgStore::new(pool.clone()))
+            }
+            #[cfg(feature = "sqlite")]
+            crate::db::Db::Sqlite(_) => throttle::Store::memory(),
+        }
+    };
+    Ok(auth_core::LoginThrottle::new(
+        &store,
+        auth_core::LoginThrottleConfig::default(),
+    ))
 }
 
 pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildError> {
@@ -103,10 +144,18 @@ pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildErr
     );
     let hasher = PasswordHasher::new(PasswordConfig::default())
         .map_err(|_| BuildError::Component("password hasher"))?;
-    let accounts = Accounts::new(stores.users.clone(), sessions.clone(), hasher);
     let envelope = Envelope::new(ring).map_err(|_| BuildError::Component("envelope"))?;
+    // TOTP secrets sealed under the same key ring, bound to the user (totp_sealer.rs).
+    let mfa = auth_core::Mfa::new(
+        stores.mfa.clone(),
+        Arc::new(crate::totp_sealer::EnvelopeSealer::new(envelope.clone())),
+        auth_core::MfaConfig::new(MFA_ISSUER),
+    );
+    let accounts =
+        Accounts::new(stores.users.clone(), sessions.clone(), hasher).with_mfa(mfa.clone());
     Ok(Core {
         accounts,
+        mfa,
         sessions,
         api_keys: ApiKeys::new(stores.api_keys.clone()),
         secrets: Secrets::new(envelope, stores.secrets.clone()),
@@ -121,10 +170,15 @@ pub(crate) fn build(
 ) -> Result<Router, BuildError> {
     let Core {
         accounts,
+        mfa,
         sessions,
         api_keys,
         secrets,
     } = core(stores, ring)?;
+    // Second factor with its step-up window; wrong codes and passwords throttled.
+    let throttle = login_throttle(config, stores)?;
+    let mfa = mfa.with_throttle(throttle.clone());
+    let accounts = accounts.with_throttle(throttle).with_mfa(mfa.clone());
     let source = Arc::new(LocalSource::new(secrets.clone()));
     let cache = CredCache::builder(source.clone())
         .max_capacity(10_000)
@@ -203,6 +257,8 @@ pub(crate) fn build(
         registration_open: config.registration_open,
         ws_recheck: config.ws_recheck,
         browser: browser::Browser::from_config(config),
+        mfa,
+        step_up_window: config.step_up_window,
         exchange_of: RwLock::new(HashMap::new()),
     });
     let rfc6750 = config.bearer_challenge;
@@ -245,6 +301,23 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             post(auth::change_password).route_layer(INTERACTIVE),
         )
         .route("/api/keys", post(keys::create).route_layer(INTERACTIVE))
+        // Second factor (module `mfa`).
+        .route(
+            "/api/auth/mfa/enroll",
+            post(mfa::enroll).route_layer(INTERACTIVE),
+        )
+        .route(
+            "/api/auth/mfa/confirm",
+            post(mfa::confirm).route_layer(INTERACTIVE),
+        )
+        .route(
+            "/api/auth/mfa/verify",
+            post(mfa::verify).route_layer(INTERACTIVE),
+        )
+        .route(
+            "/api/auth/mfa/disable",
+            post(mfa::disable).route_layer(INTERACTIVE),
+        )
         .route("/api/keys", get(keys::list).route_layer(READ))
         .route("/api/keys/{id}", delete(keys::revoke).route_layer(MANAGE))
         .route(
@@ -288,6 +361,7 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
         .route("/healthz", get(healthz))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/mfa", post(mfa::complete))
         .merge(api)
         .merge(ws)
         .merge(internal)
@@ -345,9 +419,13 @@ impl AppState {
 
 /// Serves until Ctrl-C / SIGTERM.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
+    // The peer address reaches the handlers (login throttle per client address).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
 }
 
 async fn shutdown() {
