@@ -39,7 +39,7 @@ fn base32(text: &str) -> Vec<u8> {
 }
 
 /// RFC 6238 TOTP, SHA-1, 6 digits, 30 s, at Unix time `t`.
-pub fn totp(secret_b32: &str, t: u64) -> String {
+fn totp(secret_b32: &str, t: u64) -> String {
     use aws_lc_rs::hmac;
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &base32(secret_b32));
     let mac = hmac::sign(&key, &(t / 30).to_be_bytes());
