@@ -244,7 +244,7 @@ async fn serve(
     stores: &crate::db::Stores,
     ring: crypto_envelope::LocalKeyRing,
 ) -> Result<(), CliError> {
-    let app = crate::app::build(config, stores, ring)?;
+    let app = crate::app::build(config, stores, ring).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|_| CliError::Bind(config.listen))?;

@@ -52,6 +52,25 @@ pub(crate) const ENV_COOKIE_SAMESITE: &str = "STRONGROOM_COOKIE_SAMESITE";
 /// error="invalid_token"` instead of 403).
 pub(crate) const ENV_BEARER_CHALLENGE: &str = "STRONGROOM_BEARER_CHALLENGE";
 
+// --- Access and refresh tokens (module `app::tokens`) ---
+/// The access-token issuer (`iss`), an http(s) URL under which the JWKS and discovery
+/// document are served. Default `http://127.0.0.1:<port>` (with a warning): set it to
+/// the public URL of the service in production.
+pub(crate) const ENV_ISSUER: &str = "STRONGROOM_ISSUER";
+/// The access-token audience (`aud`). Default `trading-backend`.
+pub(crate) const ENV_TOKEN_AUDIENCE: &str = "STRONGROOM_TOKEN_AUDIENCE";
+/// Access-token lifetime in seconds (60 to 3600, default 900).
+pub(crate) const ENV_ACCESS_TOKEN_TTL_SECS: &str = "STRONGROOM_ACCESS_TOKEN_TTL_SECS";
+/// Signing algorithm of new keys: `EdDSA` (default) or `ES256`.
+pub(crate) const ENV_TOKEN_ALG: &str = "STRONGROOM_TOKEN_ALG";
+/// `1` (default) / `0`: check the user's session epoch on every access token (one
+/// primary-key read of the user per request).
+pub(crate) const ENV_TOKEN_EPOCH_CHECK: &str = "STRONGROOM_TOKEN_EPOCH_CHECK";
+/// Absolute lifetime of a refresh-token family in seconds (default 30 days).
+pub(crate) const ENV_REFRESH_ABSOLUTE_SECS: &str = "STRONGROOM_REFRESH_ABSOLUTE_SECS";
+/// Idle lifetime of a refresh-token family in seconds (default 7 days).
+pub(crate) const ENV_REFRESH_IDLE_SECS: &str = "STRONGROOM_REFRESH_IDLE_SECS";
+
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -140,6 +159,8 @@ pub(crate) struct Config {
     pub(crate) cookies: Option<CookieSettings>,
     /// `STRONGROOM_BEARER_CHALLENGE=1`: RFC 6750 answers.
     pub(crate) bearer_challenge: bool,
+    /// Access and refresh tokens (`STRONGROOM_ISSUER` and the token variables).
+    pub(crate) tokens: TokenSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -161,6 +182,7 @@ impl std::fmt::Debug for Config {
             .field("ws_recheck", &self.ws_recheck)
             .field("cookies", &self.cookies)
             .field("bearer_challenge", &self.bearer_challenge)
+            .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
 }
@@ -269,6 +291,7 @@ impl Config {
             Some(v) => parse_bool(ENV_BEARER_CHALLENGE, &v)?,
             None => false,
         };
+        let tokens = tokens_from(lookup, listen)?;
         Ok(Self {
             data_dir,
             database,
@@ -280,6 +303,7 @@ impl Config {
             ws_recheck,
             cookies,
             bearer_challenge,
+            tokens,
         })
     }
 }
@@ -455,6 +479,129 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
         azp,
         danger_allow_http,
     }))
+}
+
+/// Access and refresh token settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenSettings {
+    /// `STRONGROOM_ISSUER`.
+    pub(crate) issuer: String,
+    /// Whether the issuer is the development default (a warning is logged at start).
+    pub(crate) issuer_defaulted: bool,
+    /// `STRONGROOM_TOKEN_AUDIENCE`.
+    pub(crate) audience: String,
+    /// `STRONGROOM_ACCESS_TOKEN_TTL_SECS`.
+    pub(crate) access_ttl: std::time::Duration,
+    /// `STRONGROOM_TOKEN_ALG`.
+    pub(crate) alg: auth_core::token::SigningAlgorithm,
+    /// `STRONGROOM_TOKEN_EPOCH_CHECK`.
+    pub(crate) epoch_check: bool,
+    /// `STRONGROOM_REFRESH_ABSOLUTE_SECS`.
+    pub(crate) refresh_absolute: std::time::Duration,
+    /// `STRONGROOM_REFRESH_IDLE_SECS`.
+    pub(crate) refresh_idle: std::time::Duration,
+}
+
+/// Default access-token audience.
+pub(crate) const DEFAULT_TOKEN_AUDIENCE: &str = "trading-backend";
+
+fn secs_in(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+    reason: &'static str,
+) -> Result<std::time::Duration, ConfigError> {
+    match non_empty(lookup, var) {
+        None => Ok(std::time::Duration::from_secs(default)),
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs) if range.contains(&secs) => Ok(std::time::Duration::from_secs(secs)),
+            _ => Err(ConfigError::Invalid { var, reason }),
+        },
+    }
+}
+
+fn tokens_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    listen: SocketAddr,
+) -> Result<TokenSettings, ConfigError> {
+    let (issuer, issuer_defaulted) = match non_empty(lookup, ENV_ISSUER) {
+        Some(url) => {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(['?', '#'])
+                && !url.ends_with('/');
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    var: ENV_ISSUER,
+                    reason: "expected an http(s) URL without query, fragment or trailing slash",
+                });
+            }
+            (url, false)
+        }
+        None => {
+            let host = if listen.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                listen.ip()
+            };
+            (
+                format!("http://{}", SocketAddr::new(host, listen.port())),
+                true,
+            )
+        }
+    };
+    let audience =
+        non_empty(lookup, ENV_TOKEN_AUDIENCE).unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into());
+    let access_ttl = secs_in(
+        lookup,
+        ENV_ACCESS_TOKEN_TTL_SECS,
+        60..=3600,
+        900,
+        "expected whole seconds from 60 to 3600",
+    )?;
+    let alg = match non_empty(lookup, ENV_TOKEN_ALG) {
+        None => auth_core::token::SigningAlgorithm::EdDsa,
+        Some(v) => {
+            auth_core::token::SigningAlgorithm::from_name(&v).ok_or(ConfigError::Invalid {
+                var: ENV_TOKEN_ALG,
+                reason: "expected EdDSA or ES256",
+            })?
+        }
+    };
+    let epoch_check = match non_empty(lookup, ENV_TOKEN_EPOCH_CHECK) {
+        Some(v) => parse_bool(ENV_TOKEN_EPOCH_CHECK, &v)?,
+        None => true,
+    };
+    let refresh_absolute = secs_in(
+        lookup,
+        ENV_REFRESH_ABSOLUTE_SECS,
+        300..=365 * 24 * 3600,
+        30 * 24 * 3600,
+        "expected whole seconds from 300 to 31536000",
+    )?;
+    let refresh_idle = secs_in(
+        lookup,
+        ENV_REFRESH_IDLE_SECS,
+        60..=365 * 24 * 3600,
+        7 * 24 * 3600,
+        "expected whole seconds from 60 to 31536000",
+    )?;
+    if refresh_idle > refresh_absolute {
+        return Err(ConfigError::Invalid {
+            var: ENV_REFRESH_IDLE_SECS,
+            reason: "must not exceed STRONGROOM_REFRESH_ABSOLUTE_SECS",
+        });
+    }
+    Ok(TokenSettings {
+        issuer,
+        issuer_defaulted,
+        audience,
+        access_ttl,
+        alg,
+        epoch_check,
+        refresh_absolute,
+        refresh_idle,
+    })
 }
 
 #[cfg(test)]
