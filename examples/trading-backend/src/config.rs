@@ -66,6 +66,9 @@ pub(crate) const ENV_TOKEN_ALG: &str = "STRONGROOM_TOKEN_ALG";
 /// `1` (default) / `0`: check the user's session epoch on every access token (one
 /// primary-key read of the user per request).
 pub(crate) const ENV_TOKEN_EPOCH_CHECK: &str = "STRONGROOM_TOKEN_EPOCH_CHECK";
+/// Seconds between two reads of the signing-key table by a running instance, to pick
+/// up keys another instance (or `rotate-signing-key`) made (1 to 3600, default 60).
+pub(crate) const ENV_TOKEN_KEY_RELOAD_SECS: &str = "STRONGROOM_TOKEN_KEY_RELOAD_SECS";
 /// Absolute lifetime of a refresh-token family in seconds (default 30 days).
 pub(crate) const ENV_REFRESH_ABSOLUTE_SECS: &str = "STRONGROOM_REFRESH_ABSOLUTE_SECS";
 /// Idle lifetime of a refresh-token family in seconds (default 7 days).
@@ -496,10 +499,33 @@ pub(crate) struct TokenSettings {
     pub(crate) alg: auth_core::token::SigningAlgorithm,
     /// `STRONGROOM_TOKEN_EPOCH_CHECK`.
     pub(crate) epoch_check: bool,
+    /// `STRONGROOM_TOKEN_KEY_RELOAD_SECS`.
+    pub(crate) key_reload: std::time::Duration,
     /// `STRONGROOM_REFRESH_ABSOLUTE_SECS`.
     pub(crate) refresh_absolute: std::time::Duration,
     /// `STRONGROOM_REFRESH_IDLE_SECS`.
     pub(crate) refresh_idle: std::time::Duration,
+}
+
+impl TokenSettings {
+    /// The settings for a service bound to `addr`: the development default issuer names
+    /// the bound port (`LISTEN_ADDR` may say port 0).
+    pub(crate) fn bound_to(&self, addr: SocketAddr) -> Self {
+        let mut settings = self.clone();
+        if settings.issuer_defaulted {
+            settings.issuer = default_issuer(addr);
+        }
+        settings
+    }
+}
+
+fn default_issuer(listen: SocketAddr) -> String {
+    let host = if listen.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        listen.ip()
+    };
+    format!("http://{}", SocketAddr::new(host, listen.port()))
 }
 
 /// Default access-token audience.
@@ -538,17 +564,7 @@ fn tokens_from(
             }
             (url, false)
         }
-        None => {
-            let host = if listen.ip().is_unspecified() {
-                std::net::IpAddr::from([127, 0, 0, 1])
-            } else {
-                listen.ip()
-            };
-            (
-                format!("http://{}", SocketAddr::new(host, listen.port())),
-                true,
-            )
-        }
+        None => (default_issuer(listen), true),
     };
     let audience =
         non_empty(lookup, ENV_TOKEN_AUDIENCE).unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into());
@@ -572,6 +588,13 @@ fn tokens_from(
         Some(v) => parse_bool(ENV_TOKEN_EPOCH_CHECK, &v)?,
         None => true,
     };
+    let key_reload = secs_in(
+        lookup,
+        ENV_TOKEN_KEY_RELOAD_SECS,
+        1..=3600,
+        60,
+        "expected whole seconds from 1 to 3600",
+    )?;
     let refresh_absolute = secs_in(
         lookup,
         ENV_REFRESH_ABSOLUTE_SECS,
@@ -599,6 +622,7 @@ fn tokens_from(
         access_ttl,
         alg,
         epoch_check,
+        key_reload,
         refresh_absolute,
         refresh_idle,
     })

@@ -116,11 +116,29 @@ pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildErr
     })
 }
 
-/// Builds the state and the router.
+/// `trading-backend rotate-signing-key`: makes a new primary access-token signing key in
+/// the shared store (the previous one stays published until its last token expired);
+/// returns the new `kid`.
+pub(crate) async fn rotate_signing_key(
+    config: &Config,
+    stores: &Stores,
+    ring: LocalKeyRing,
+) -> Result<String, BuildError> {
+    let Core { secrets, .. } = core(stores, ring)?;
+    let tokens = tokens::Tokens::build(&config.tokens, stores, secrets.envelope().clone()).await?;
+    tokens
+        .issuer
+        .rotate()
+        .await
+        .map_err(|_| BuildError::Component("access-token signing keys (store unavailable)"))
+}
+
+/// Builds the state and the router for a service listening on `bound`.
 pub(crate) async fn build(
     config: &Config,
     stores: &Stores,
     ring: LocalKeyRing,
+    bound: std::net::SocketAddr,
 ) -> Result<Router, BuildError> {
     let Core {
         accounts,
@@ -129,7 +147,8 @@ pub(crate) async fn build(
         secrets,
     } = core(stores, ring)?;
     // Access tokens: the issuer over the sealed signing keys, and refresh families.
-    let tokens = tokens::Tokens::build(&config.tokens, stores, secrets.envelope().clone()).await?;
+    let token_settings = config.tokens.bound_to(bound);
+    let tokens = tokens::Tokens::build(&token_settings, stores, secrets.envelope().clone()).await?;
     let source = Arc::new(LocalSource::new(secrets.clone()));
     let cache = CredCache::builder(source.clone())
         .max_capacity(10_000)
@@ -153,7 +172,7 @@ pub(crate) async fn build(
     }
     chain = chain.resolver(sessions.clone());
     // This service's own access tokens (before SSO: it passes every token not its own).
-    chain = chain.resolver(tokens.resolver(&config.tokens, stores));
+    chain = chain.resolver(tokens.resolver(&token_settings, stores));
     if let Some(sso) = &config.sso {
         let mut issuer = match &sso.jwks_url {
             Some(url) => IssuerConfig::remote(sso.issuer.clone(), url.clone()),

@@ -140,6 +140,7 @@ impl Tokens {
         let issuer = Issuer::builder(settings.issuer.clone(), settings.audience.clone())
             .algorithm(settings.alg)
             .lifetime(settings.access_ttl)
+            .reload_interval(settings.key_reload)
             .token_endpoint(format!("{}/api/auth/token", settings.issuer))
             .build(store)
             .await
