@@ -32,6 +32,9 @@ pub(crate) const ENV_SSO_DISCOVERY: &str = "SSO_DISCOVERY";
 pub(crate) const ENV_SSO_MAX_TOKEN_LIFETIME_SECS: &str = "SSO_MAX_TOKEN_LIFETIME_SECS";
 /// Required JWT header `typ` (for example `at+jwt`, RFC 9068).
 pub(crate) const ENV_SSO_TYP: &str = "SSO_TYP";
+/// Accepted JWS algorithms of the SSO issuer, comma-separated (default `RS256`; e.g.
+/// `EdDSA` for another Strongroom instance). `HS*` is refused.
+pub(crate) const ENV_SSO_ALGORITHMS: &str = "SSO_ALGORITHMS";
 /// Accepted `azp` values, comma-separated (then `azp` is required).
 pub(crate) const ENV_SSO_AZP: &str = "SSO_AZP";
 /// DANGER, tests and local development only: `1` accepts a plain `http://` JWKS URL.
@@ -133,6 +136,8 @@ pub(crate) struct SsoSettings {
     pub(crate) typ: Option<String>,
     /// `SSO_AZP`: accepted `azp` values (empty: not checked).
     pub(crate) azp: Vec<String>,
+    /// `SSO_ALGORITHMS`: accepted `alg` values (empty: auth-core's default, RS256).
+    pub(crate) algorithms: Vec<auth_core::sso::Algorithm>,
     /// `SSO_DANGER_ALLOW_HTTP=1`: the JWKS URL may be plain `http://` (anyone on the
     /// network path could then substitute the keys). Tests and local development only.
     pub(crate) danger_allow_http: bool,
@@ -369,6 +374,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
     let max_lifetime_var = non_empty(lookup, ENV_SSO_MAX_TOKEN_LIFETIME_SECS);
     let typ = non_empty(lookup, ENV_SSO_TYP);
     let azp_var = non_empty(lookup, ENV_SSO_AZP);
+    let algorithms_var = non_empty(lookup, ENV_SSO_ALGORITHMS);
     let danger_allow_http = match non_empty(lookup, ENV_SSO_DANGER_ALLOW_HTTP) {
         None => None,
         Some(v) if v == "1" => Some(v),
@@ -387,6 +393,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
             (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, &max_lifetime_var),
             (ENV_SSO_TYP, &typ),
             (ENV_SSO_AZP, &azp_var),
+            (ENV_SSO_ALGORITHMS, &algorithms_var),
             (ENV_SSO_DANGER_ALLOW_HTTP, &danger_allow_http),
         ] {
             if value.is_some() {
@@ -473,8 +480,20 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
             ids
         }
     };
+    let algorithms = match algorithms_var {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|name| name.trim().parse::<auth_core::sso::Algorithm>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ConfigError::Invalid {
+                var: ENV_SSO_ALGORITHMS,
+                reason: "expected comma-separated JWS algorithm names such as RS256,EdDSA",
+            })?,
+    };
     Ok(Some(SsoSettings {
         issuer,
+        algorithms,
         jwks_url,
         audience,
         max_token_lifetime,

@@ -185,6 +185,9 @@ pub(crate) async fn build(
         if let Some(typ) = &sso.typ {
             issuer = issuer.token_type(typ.clone());
         }
+        if !sso.algorithms.is_empty() {
+            issuer = issuer.algorithms(sso.algorithms.iter().copied());
+        }
         for azp in &sso.azp {
             issuer = issuer.authorized_party(azp.clone());
         }
