@@ -209,10 +209,11 @@ async fn logout_all_ends_sessions_keys_families_and_access_tokens() {
         .await;
     assert_eq!(status, 204, "{}", server.logs());
 
+    // Refused credentials answer 403 (401 with STRONGROOM_BEARER_CHALLENGE=1).
     for credential in [&session, &api_key, &at, &at_other] {
         assert_eq!(
             server.get("/api/auth/me", Some(credential)).await.0,
-            401,
+            403,
             "a credential survived logout-all"
         );
     }
