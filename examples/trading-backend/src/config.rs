@@ -32,6 +32,9 @@ pub(crate) const ENV_SSO_DISCOVERY: &str = "SSO_DISCOVERY";
 pub(crate) const ENV_SSO_MAX_TOKEN_LIFETIME_SECS: &str = "SSO_MAX_TOKEN_LIFETIME_SECS";
 /// Required JWT header `typ` (for example `at+jwt`, RFC 9068).
 pub(crate) const ENV_SSO_TYP: &str = "SSO_TYP";
+/// Accepted JWS algorithms of the SSO issuer, comma-separated (default `RS256`; e.g.
+/// `EdDSA` for another Strongroom instance). `HS*` is refused.
+pub(crate) const ENV_SSO_ALGORITHMS: &str = "SSO_ALGORITHMS";
 /// Accepted `azp` values, comma-separated (then `azp` is required).
 pub(crate) const ENV_SSO_AZP: &str = "SSO_AZP";
 /// DANGER, tests and local development only: `1` accepts a plain `http://` JWKS URL.
@@ -58,6 +61,27 @@ pub(crate) const ENV_STEP_UP_SECS: &str = "STRONGROOM_STEP_UP_SECS";
 pub(crate) const ENV_REDIS_URL: &str = "REDIS_URL";
 /// Default step-up window.
 pub(crate) const DEFAULT_STEP_UP_SECS: u64 = 300;
+// --- Access and refresh tokens (module `app::tokens`) ---
+/// The access-token issuer (`iss`), an http(s) URL under which the JWKS and discovery
+/// document are served. Default `http://127.0.0.1:<port>` (with a warning): set it to
+/// the public URL of the service in production.
+pub(crate) const ENV_ISSUER: &str = "STRONGROOM_ISSUER";
+/// The access-token audience (`aud`). Default `trading-backend`.
+pub(crate) const ENV_TOKEN_AUDIENCE: &str = "STRONGROOM_TOKEN_AUDIENCE";
+/// Access-token lifetime in seconds (60 to 3600, default 900).
+pub(crate) const ENV_ACCESS_TOKEN_TTL_SECS: &str = "STRONGROOM_ACCESS_TOKEN_TTL_SECS";
+/// Signing algorithm of new keys: `EdDSA` (default) or `ES256`.
+pub(crate) const ENV_TOKEN_ALG: &str = "STRONGROOM_TOKEN_ALG";
+/// `1` (default) / `0`: check the user's session epoch on every access token (one
+/// primary-key read of the user per request).
+pub(crate) const ENV_TOKEN_EPOCH_CHECK: &str = "STRONGROOM_TOKEN_EPOCH_CHECK";
+/// Seconds between two reads of the signing-key table by a running instance, to pick
+/// up keys another instance (or `rotate-signing-key`) made (1 to 3600, default 60).
+pub(crate) const ENV_TOKEN_KEY_RELOAD_SECS: &str = "STRONGROOM_TOKEN_KEY_RELOAD_SECS";
+/// Absolute lifetime of a refresh-token family in seconds (default 30 days).
+pub(crate) const ENV_REFRESH_ABSOLUTE_SECS: &str = "STRONGROOM_REFRESH_ABSOLUTE_SECS";
+/// Idle lifetime of a refresh-token family in seconds (default 7 days).
+pub(crate) const ENV_REFRESH_IDLE_SECS: &str = "STRONGROOM_REFRESH_IDLE_SECS";
 
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -118,6 +142,8 @@ pub(crate) struct SsoSettings {
     pub(crate) typ: Option<String>,
     /// `SSO_AZP`: accepted `azp` values (empty: not checked).
     pub(crate) azp: Vec<String>,
+    /// `SSO_ALGORITHMS`: accepted `alg` values (empty: auth-core's default, RS256).
+    pub(crate) algorithms: Vec<auth_core::sso::Algorithm>,
     /// `SSO_DANGER_ALLOW_HTTP=1`: the JWKS URL may be plain `http://` (anyone on the
     /// network path could then substitute the keys). Tests and local development only.
     pub(crate) danger_allow_http: bool,
@@ -152,6 +178,8 @@ pub(crate) struct Config {
     pub(crate) step_up_window: std::time::Duration,
     /// `REDIS_URL`: login throttle state in Redis (may hold a password: never printed).
     pub(crate) redis_url: Option<Zeroizing<String>>,
+    /// Access and refresh tokens (`STRONGROOM_ISSUER` and the token variables).
+    pub(crate) tokens: TokenSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -175,6 +203,7 @@ impl std::fmt::Debug for Config {
             .field("bearer_challenge", &self.bearer_challenge)
             .field("step_up_window", &self.step_up_window)
             .field("redis", &self.redis_url.is_some())
+            .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
 }
@@ -304,6 +333,7 @@ impl Config {
                 reason: "expected a redis:// or rediss:// URL",
             });
         }
+        let tokens = tokens_from(lookup, listen)?;
         Ok(Self {
             step_up_window,
             redis_url,
@@ -317,6 +347,7 @@ impl Config {
             ws_recheck,
             cookies,
             bearer_challenge,
+            tokens,
         })
     }
 }
@@ -379,6 +410,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
     let max_lifetime_var = non_empty(lookup, ENV_SSO_MAX_TOKEN_LIFETIME_SECS);
     let typ = non_empty(lookup, ENV_SSO_TYP);
     let azp_var = non_empty(lookup, ENV_SSO_AZP);
+    let algorithms_var = non_empty(lookup, ENV_SSO_ALGORITHMS);
     let danger_allow_http = match non_empty(lookup, ENV_SSO_DANGER_ALLOW_HTTP) {
         None => None,
         Some(v) if v == "1" => Some(v),
@@ -397,6 +429,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
             (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, &max_lifetime_var),
             (ENV_SSO_TYP, &typ),
             (ENV_SSO_AZP, &azp_var),
+            (ENV_SSO_ALGORITHMS, &algorithms_var),
             (ENV_SSO_DANGER_ALLOW_HTTP, &danger_allow_http),
         ] {
             if value.is_some() {
@@ -483,8 +516,20 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
             ids
         }
     };
+    let algorithms = match algorithms_var {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|name| name.trim().parse::<auth_core::sso::Algorithm>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ConfigError::Invalid {
+                var: ENV_SSO_ALGORITHMS,
+                reason: "expected comma-separated JWS algorithm names such as RS256,EdDSA",
+            })?,
+    };
     Ok(Some(SsoSettings {
         issuer,
+        algorithms,
         jwks_url,
         audience,
         max_token_lifetime,
@@ -492,6 +537,150 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
         azp,
         danger_allow_http,
     }))
+}
+
+/// Access and refresh token settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenSettings {
+    /// `STRONGROOM_ISSUER`.
+    pub(crate) issuer: String,
+    /// Whether the issuer is the development default (a warning is logged at start).
+    pub(crate) issuer_defaulted: bool,
+    /// `STRONGROOM_TOKEN_AUDIENCE`.
+    pub(crate) audience: String,
+    /// `STRONGROOM_ACCESS_TOKEN_TTL_SECS`.
+    pub(crate) access_ttl: std::time::Duration,
+    /// `STRONGROOM_TOKEN_ALG`.
+    pub(crate) alg: auth_core::token::SigningAlgorithm,
+    /// `STRONGROOM_TOKEN_EPOCH_CHECK`.
+    pub(crate) epoch_check: bool,
+    /// `STRONGROOM_TOKEN_KEY_RELOAD_SECS`.
+    pub(crate) key_reload: std::time::Duration,
+    /// `STRONGROOM_REFRESH_ABSOLUTE_SECS`.
+    pub(crate) refresh_absolute: std::time::Duration,
+    /// `STRONGROOM_REFRESH_IDLE_SECS`.
+    pub(crate) refresh_idle: std::time::Duration,
+}
+
+impl TokenSettings {
+    /// The settings for a service bound to `addr`: the development default issuer names
+    /// the bound port (`LISTEN_ADDR` may say port 0).
+    pub(crate) fn bound_to(&self, addr: SocketAddr) -> Self {
+        let mut settings = self.clone();
+        if settings.issuer_defaulted {
+            settings.issuer = default_issuer(addr);
+        }
+        settings
+    }
+}
+
+fn default_issuer(listen: SocketAddr) -> String {
+    let host = if listen.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        listen.ip()
+    };
+    format!("http://{}", SocketAddr::new(host, listen.port()))
+}
+
+/// Default access-token audience.
+pub(crate) const DEFAULT_TOKEN_AUDIENCE: &str = "trading-backend";
+
+fn secs_in(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+    reason: &'static str,
+) -> Result<std::time::Duration, ConfigError> {
+    match non_empty(lookup, var) {
+        None => Ok(std::time::Duration::from_secs(default)),
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs) if range.contains(&secs) => Ok(std::time::Duration::from_secs(secs)),
+            _ => Err(ConfigError::Invalid { var, reason }),
+        },
+    }
+}
+
+fn tokens_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    listen: SocketAddr,
+) -> Result<TokenSettings, ConfigError> {
+    let (issuer, issuer_defaulted) = match non_empty(lookup, ENV_ISSUER) {
+        Some(url) => {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(['?', '#'])
+                && !url.ends_with('/');
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    var: ENV_ISSUER,
+                    reason: "expected an http(s) URL without query, fragment or trailing slash",
+                });
+            }
+            (url, false)
+        }
+        None => (default_issuer(listen), true),
+    };
+    let audience =
+        non_empty(lookup, ENV_TOKEN_AUDIENCE).unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into());
+    let access_ttl = secs_in(
+        lookup,
+        ENV_ACCESS_TOKEN_TTL_SECS,
+        60..=3600,
+        900,
+        "expected whole seconds from 60 to 3600",
+    )?;
+    let alg = match non_empty(lookup, ENV_TOKEN_ALG) {
+        None => auth_core::token::SigningAlgorithm::EdDsa,
+        Some(v) => {
+            auth_core::token::SigningAlgorithm::from_name(&v).ok_or(ConfigError::Invalid {
+                var: ENV_TOKEN_ALG,
+                reason: "expected EdDSA or ES256",
+            })?
+        }
+    };
+    let epoch_check = match non_empty(lookup, ENV_TOKEN_EPOCH_CHECK) {
+        Some(v) => parse_bool(ENV_TOKEN_EPOCH_CHECK, &v)?,
+        None => true,
+    };
+    let key_reload = secs_in(
+        lookup,
+        ENV_TOKEN_KEY_RELOAD_SECS,
+        1..=3600,
+        60,
+        "expected whole seconds from 1 to 3600",
+    )?;
+    let refresh_absolute = secs_in(
+        lookup,
+        ENV_REFRESH_ABSOLUTE_SECS,
+        300..=365 * 24 * 3600,
+        30 * 24 * 3600,
+        "expected whole seconds from 300 to 31536000",
+    )?;
+    let refresh_idle = secs_in(
+        lookup,
+        ENV_REFRESH_IDLE_SECS,
+        60..=365 * 24 * 3600,
+        7 * 24 * 3600,
+        "expected whole seconds from 60 to 31536000",
+    )?;
+    if refresh_idle > refresh_absolute {
+        return Err(ConfigError::Invalid {
+            var: ENV_REFRESH_IDLE_SECS,
+            reason: "must not exceed STRONGROOM_REFRESH_ABSOLUTE_SECS",
+        });
+    }
+    Ok(TokenSettings {
+        issuer,
+        issuer_defaulted,
+        audience,
+        access_ttl,
+        alg,
+        epoch_check,
+        key_reload,
+        refresh_absolute,
+        refresh_idle,
+    })
 }
 
 #[cfg(test)]

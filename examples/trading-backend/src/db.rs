@@ -63,6 +63,8 @@ pub(crate) struct Stores {
     pub(crate) grants: Arc<dyn grant_policy::store::GrantStore>,
     /// Second factors, recovery codes and login challenges (auth-core's tables).
     pub(crate) mfa: Arc<dyn auth_core::MfaStore>,
+    /// Refresh-token families (auth-core's tables).
+    pub(crate) refresh: Arc<dyn auth_core::RefreshStore>,
 }
 
 impl Db {
@@ -178,6 +180,7 @@ impl Db {
                     db: self.clone(),
                     users: auth.clone(),
                     sessions: auth.clone(),
+                    refresh: auth.clone(),
                     api_keys: auth.clone(),
                     mfa: auth,
                     secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
@@ -191,6 +194,7 @@ impl Db {
                     db: self.clone(),
                     users: auth.clone(),
                     sessions: auth.clone(),
+                    refresh: auth.clone(),
                     api_keys: auth.clone(),
                     mfa: auth,
                     secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),

@@ -10,4 +10,5 @@ mod config;
 mod db;
 pub mod exchange;
 mod keyring;
+mod signing_keys;
 mod totp_sealer;

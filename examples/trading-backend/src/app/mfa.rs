@@ -175,12 +175,20 @@ pub(crate) async fn complete(
     }
 }
 
-/// A second step for a login begun at `POST /api/auth/token`.
+/// A second step for a login begun at `POST /api/auth/token`: the token pair, with the
+/// same refusal as the one-step token login for a user who must change the password.
 async fn finish_token_pair(
     state: &Shared,
     authentication: auth_core::Authentication,
 ) -> Result<Response, ApiError> {
-    token_pair(state, authentication).await
+    if authentication.user.must_change_password {
+        tracing::info!(code = "token.password_change_required", user_id = %authentication.user.id, "token login refused: the password must be changed first");
+        return Err(ApiError::Code(
+            StatusCode::FORBIDDEN,
+            auth_core::http::PASSWORD_CHANGE_REQUIRED,
+        ));
+    }
+    super::tokens::token_pair(state, authentication).await
 }
 
 /// `POST /api/auth/mfa/verify {code}` (interactive): the step-up. Checks a code (TOTP or
@@ -222,7 +230,7 @@ pub(crate) async fn verify(
                 .step_up(user_id, code)
                 .await
                 .map_err(|e| auth::account_error(&e, "password"))?;
-            token_pair(&state, authentication).await
+            super::tokens::token_pair(&state, authentication).await
         }
         _ => Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_a_session")),
     }
@@ -254,13 +262,4 @@ pub(crate) async fn disable(
         }
         Err(e) => Err(auth::account_error(&e, "password")),
     }
-}
-
-// MERGE-POINT: replaced by `super::tokens::token_pair` once i10-be-tokens is merged.
-#[allow(clippy::unused_async)]
-async fn token_pair(
-    _state: &Shared,
-    _authentication: auth_core::Authentication,
-) -> Result<Response, ApiError> {
-    Err(ApiError::UNAVAILABLE)
 }

@@ -10,6 +10,7 @@ mod internal;
 mod keys;
 mod mfa;
 mod secrets;
+mod tokens;
 mod ws;
 
 use std::collections::{BTreeMap, HashMap};
@@ -66,6 +67,8 @@ pub(crate) struct AppState {
     pub(crate) mfa: auth_core::Mfa,
     /// `STRONGROOM_STEP_UP_SECS`.
     pub(crate) step_up_window: std::time::Duration,
+    /// Access tokens and refresh-token families (module `tokens`).
+    pub(crate) tokens: tokens::Tokens,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -162,11 +165,29 @@ pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildErr
     })
 }
 
-/// Builds the state and the router.
-pub(crate) fn build(
+/// `trading-backend rotate-signing-key`: makes a new primary access-token signing key in
+/// the shared store (the previous one stays published until its last token expired);
+/// returns the new `kid`.
+pub(crate) async fn rotate_signing_key(
     config: &Config,
     stores: &Stores,
     ring: LocalKeyRing,
+) -> Result<String, BuildError> {
+    let Core { secrets, .. } = core(stores, ring)?;
+    let tokens = tokens::Tokens::build(&config.tokens, stores, secrets.envelope().clone()).await?;
+    tokens
+        .issuer
+        .rotate()
+        .await
+        .map_err(|_| BuildError::Component("access-token signing keys (store unavailable)"))
+}
+
+/// Builds the state and the router for a service listening on `bound`.
+pub(crate) async fn build(
+    config: &Config,
+    stores: &Stores,
+    ring: LocalKeyRing,
+    bound: std::net::SocketAddr,
 ) -> Result<Router, BuildError> {
     let Core {
         accounts,
@@ -179,6 +200,9 @@ pub(crate) fn build(
     let throttle = login_throttle(config, stores)?;
     let mfa = mfa.with_throttle(throttle.clone());
     let accounts = accounts.with_throttle(throttle).with_mfa(mfa.clone());
+    // Access tokens: the issuer over the sealed signing keys, and refresh families.
+    let token_settings = config.tokens.bound_to(bound);
+    let tokens = tokens::Tokens::build(&token_settings, stores, secrets.envelope().clone()).await?;
     let source = Arc::new(LocalSource::new(secrets.clone()));
     let cache = CredCache::builder(source.clone())
         .max_capacity(10_000)
@@ -201,6 +225,8 @@ pub(crate) fn build(
         )?);
     }
     chain = chain.resolver(sessions.clone());
+    // This service's own access tokens (before SSO: it passes every token not its own).
+    chain = chain.resolver(tokens.resolver(&token_settings, stores));
     if let Some(sso) = &config.sso {
         let mut issuer = match &sso.jwks_url {
             Some(url) => IssuerConfig::remote(sso.issuer.clone(), url.clone()),
@@ -212,6 +238,9 @@ pub(crate) fn build(
         }
         if let Some(typ) = &sso.typ {
             issuer = issuer.token_type(typ.clone());
+        }
+        if !sso.algorithms.is_empty() {
+            issuer = issuer.algorithms(sso.algorithms.iter().copied());
         }
         for azp in &sso.azp {
             issuer = issuer.authorized_party(azp.clone());
@@ -259,6 +288,7 @@ pub(crate) fn build(
         browser: browser::Browser::from_config(config),
         mfa,
         step_up_window: config.step_up_window,
+        tokens,
         exchange_of: RwLock::new(HashMap::new()),
     });
     let rfc6750 = config.bearer_challenge;
@@ -296,6 +326,10 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             post(auth::logout).route_layer(INTERACTIVE),
         )
         .route("/api/auth/me", get(auth::me).route_layer(READ))
+        .route(
+            "/api/auth/logout-all",
+            post(tokens::logout_all).route_layer(INTERACTIVE),
+        )
         .route(
             "/api/auth/password",
             post(auth::change_password).route_layer(INTERACTIVE),
@@ -362,6 +396,11 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/mfa", post(mfa::complete))
+        .route("/api/auth/token", post(tokens::token))
+        .route("/api/auth/refresh", post(tokens::refresh))
+        .route("/api/auth/revoke", post(tokens::revoke))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route("/.well-known/openid-configuration", get(tokens::discovery))
         .merge(api)
         .merge(ws)
         .merge(internal)
