@@ -368,3 +368,71 @@ async fn wrong_code_flood_is_throttled() {
         (429, Some("too_many_attempts"))
     );
 }
+
+/// A login begun at `POST /api/auth/token` finishes into a token pair, never a session;
+/// an access token steps up by `/verify`, which answers a new pair.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_login_finishes_into_a_token_pair_and_steps_up() {
+    let (_dir, s) = server();
+    let email = "mfa.tokens@example.com";
+    let session = register(&s, email).await;
+    let (secret, recovery) = enable(&s, &session).await;
+
+    // Password-only credentials from before the factor: a token pair without `otp`.
+    let (status, body) = s
+        .post(
+            "/api/auth/token",
+            None,
+            json!({ "email": email, "password": PW }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["mfa_required"], true, "{body}");
+    assert!(body.get("access_token").is_none());
+    let mfa_token = body["mfa_token"].as_str().unwrap().to_owned();
+    let (status, body) = s
+        .post(
+            "/api/auth/mfa",
+            None,
+            json!({ "mfa_token": mfa_token, "code": totp(&secret, now()) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+    assert!(body.get("token").is_none(), "not a session answer: {body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert!(body["refresh_token"].as_str().is_some());
+    // The access token carries the second factor: step-up satisfied.
+    assert_eq!(create_key(&s, &access).await.0, 201);
+    let (status, body) = s.get("/api/auth/me", Some(&access)).await;
+    assert_eq!(
+        (status, body["auth_method"].as_str()),
+        (200, Some("access_token"))
+    );
+
+    // A login begun at /api/auth/login finishes into a session (not a pair).
+    let t = first_step(&s, email).await;
+    let (status, body) = s
+        .post(
+            "/api/auth/mfa",
+            None,
+            json!({ "mfa_token": t, "code": recovery[0] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["token"].as_str().is_some() && body.get("access_token").is_none());
+
+    // Refreshed tokens keep the factor's time (auth_time); a step-up by /verify with an
+    // access token answers a new pair.
+    let (status, body) = s
+        .post(
+            "/api/auth/mfa/verify",
+            Some(&access),
+            json!({ "code": recovery[1] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let fresh = body["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, access);
+    assert_eq!(create_key(&s, &fresh).await.0, 201);
+}
