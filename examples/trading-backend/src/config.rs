@@ -1029,4 +1029,23 @@ mod tests {
             ));
         }
     }
+
+    #[test]
+    fn step_up_window_and_redis_url() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.step_up_window, std::time::Duration::from_secs(300));
+        assert!(c.redis_url.is_none());
+        let c = with(&[
+            (ENV_STEP_UP_SECS, "60"),
+            (ENV_REDIS_URL, "redis://:pw@127.0.0.1:6379/0"),
+        ])
+        .unwrap();
+        assert_eq!(c.step_up_window, std::time::Duration::from_secs(60));
+        assert!(!format!("{c:?}").contains("pw@"));
+        for bad in ["0", "29", "3601", "x", "-5"] {
+            assert!(with(&[(ENV_STEP_UP_SECS, bad)]).is_err(), "{bad}");
+        }
+        let err = with(&[(ENV_REDIS_URL, "http://secret-host:6379")]).unwrap_err();
+        assert!(!err.to_string().contains("secret-host"));
+    }
 }

@@ -376,7 +376,20 @@ async fn token_login_finishes_into_a_token_pair_and_steps_up() {
     let (_dir, s) = server();
     let email = "mfa.tokens@example.com";
     let session = register(&s, email).await;
+    // An access token from before the factor (amr ["pwd"]) ...
+    let (status, body) = s
+        .post(
+            "/api/auth/token",
+            None,
+            json!({ "email": email, "password": PW }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pwd_only = body["access_token"].as_str().unwrap().to_owned();
     let (secret, recovery) = enable(&s, &session).await;
+    // ... is refused by the step-up once the factor is active.
+    let (status, body) = create_key(&s, &pwd_only).await;
+    assert_eq!((status, body), (403, json!({ "error": "mfa_required" })));
 
     // Password-only credentials from before the factor: a token pair without `otp`.
     let (status, body) = s
