@@ -194,9 +194,29 @@ async fn second_factor_journey_and_canary() {
         .await;
     assert_eq!(status, 401, "a TOTP code is accepted once");
 
-    // Step-up: the session that just passed the factor may create an API key; the
-    // session from before the factor may not, until it verifies.
+    // Step-up: the session that just passed the factor may create an API key and
+    // register an exchange account; the session from before the factor may not, until
+    // it verifies. Sharing needs the check at trade level only.
     assert_eq!(create_key(&s, &session).await.0, 201);
+    let (status, account) = s
+        .post(
+            "/api/accounts",
+            Some(&session),
+            json!({ "exchange": "paper", "label": "main", "api_key": "k-1", "secret": "s-1", "read_only": false }),
+        )
+        .await;
+    assert_eq!(status, 201, "{account}");
+    let account_id = account["id"].as_str().unwrap().to_owned();
+    register(&s, "grantee@example.com").await;
+    let share = |level: &'static str| json!({ "email": "grantee@example.com", "level": level });
+    let path = format!("/api/accounts/{account_id}/shares");
+    let (status, body) = s.post(&path, Some(&first_session), share("trade")).await;
+    assert_eq!((status, body), (403, json!({ "error": "mfa_required" })));
+    assert_eq!(
+        s.post(&path, Some(&first_session), share("read")).await.0,
+        201
+    );
+    assert_eq!(s.post(&path, Some(&session), share("trade")).await.0, 201);
     let (status, body) = create_key(&s, &first_session).await;
     assert_eq!((status, body), (403, json!({ "error": "mfa_required" })));
     // Registering an exchange account and disabling need it too.
