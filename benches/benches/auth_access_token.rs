@@ -43,14 +43,21 @@ fn bench(c: &mut Criterion) {
         .block_on(Issuer::builder(ISS, AUD).build(Arc::new(MemorySigningKeyStore::new())))
         .unwrap();
     let users = Arc::new(MemoryStore::new());
-    let user = User::new("f1c3a9e255d44b8e9a513f0c2d7e8b61", "trader@example.com", None, 0);
+    let user = User::new(
+        "f1c3a9e255d44b8e9a513f0c2d7e8b61",
+        "trader@example.com",
+        None,
+        0,
+    );
     rt.block_on(users.create_user(&user)).unwrap();
     let token = rt
-        .block_on(issuer.issue(
-            &AccessTokenRequest::new(user.id.clone(), 0, ["pwd", "otp"], 1_700_000_000)
-                .with_sid("0b5e8a0c7d1f4e2ab9c35a6d7e8f9012")
-                .with_scope("read trade"),
-        ))
+        .block_on(
+            issuer.issue(
+                &AccessTokenRequest::new(user.id.clone(), 0, ["pwd", "otp"], 1_700_000_000)
+                    .with_sid("0b5e8a0c7d1f4e2ab9c35a6d7e8f9012")
+                    .with_scope("read trade"),
+            ),
+        )
         .unwrap();
     let token = token.expose_secret().to_owned();
     let cred = Credential::new(CredentialKind::Bearer, &token).unwrap();
