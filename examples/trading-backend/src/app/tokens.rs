@@ -12,7 +12,7 @@ use std::sync::Arc;
 use auth_core::http::AllowRestricted;
 use auth_core::token::{AccessTokenRequest, AccessTokenResolver, Issuer, IssuerError};
 use auth_core::{
-    AuthMethod, Authentication, FirstFactor, Password, RefreshConfig, RefreshError, RefreshToken,
+    Authentication, FirstFactor, Password, RefreshConfig, RefreshError, RefreshToken,
     RefreshTokens, StoreError,
 };
 use axum::Json;
@@ -282,18 +282,14 @@ pub(crate) async fn revoke(State(state): State<Shared>, body: Body) -> Result<Re
     Ok(no_store(StatusCode::OK.into_response()))
 }
 
-/// `POST /api/auth/logout-all` (interactive credential): ends every session, API key and
-/// refresh-token family of the user (and, with the epoch check, every access token): 204.
+/// `POST /api/auth/logout-all` (interactive credential: session, access token, SSO JWT):
+/// ends every session, API key and refresh-token family of the user (and, with the epoch
+/// check, every access token): 204. A restricted session (must change the password) may
+/// too.
 pub(crate) async fn logout_all(
     State(state): State<Shared>,
     AllowRestricted(principal): AllowRestricted,
 ) -> Result<Response, ApiError> {
-    if !matches!(
-        principal.method(),
-        AuthMethod::Session | AuthMethod::AccessToken
-    ) {
-        return Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_interactive"));
-    }
     let user_id = principal.user_id();
     state
         .accounts
