@@ -993,4 +993,100 @@ mod tests {
             ));
         }
     }
+
+    #[test]
+    fn token_settings_defaults_and_refusals() {
+        let t = with(&[]).unwrap().tokens;
+        assert!(t.issuer_defaulted);
+        assert_eq!(t.issuer, "http://127.0.0.1:8080");
+        assert_eq!(t.audience, DEFAULT_TOKEN_AUDIENCE);
+        assert_eq!(t.access_ttl, std::time::Duration::from_secs(900));
+        assert_eq!(t.alg, auth_core::token::SigningAlgorithm::EdDsa);
+        assert!(t.epoch_check);
+        assert_eq!(t.key_reload, std::time::Duration::from_secs(60));
+        assert_eq!(t.refresh_absolute.as_secs(), 30 * 24 * 3600);
+        assert_eq!(t.refresh_idle.as_secs(), 7 * 24 * 3600);
+        // The default issuer names the bound port; a configured one is kept.
+        let bound: SocketAddr = "0.0.0.0:41234".parse().unwrap();
+        assert_eq!(
+            with(&[(ENV_LISTEN_ADDR, "0.0.0.0:0")])
+                .unwrap()
+                .tokens
+                .bound_to(bound)
+                .issuer,
+            "http://127.0.0.1:41234"
+        );
+        let t = with(&[
+            (ENV_ISSUER, "https://api.example.com"),
+            (ENV_TOKEN_AUDIENCE, "trading"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "300"),
+            (ENV_TOKEN_ALG, "ES256"),
+            (ENV_TOKEN_EPOCH_CHECK, "0"),
+            (ENV_TOKEN_KEY_RELOAD_SECS, "5"),
+            (ENV_REFRESH_ABSOLUTE_SECS, "86400"),
+            (ENV_REFRESH_IDLE_SECS, "3600"),
+        ])
+        .unwrap()
+        .tokens;
+        assert_eq!(t.bound_to(bound).issuer, "https://api.example.com");
+        assert!(!t.issuer_defaulted && !t.epoch_check);
+        assert_eq!(t.alg, auth_core::token::SigningAlgorithm::Es256);
+        assert_eq!(t.access_ttl.as_secs(), 300);
+        assert_eq!(
+            (t.refresh_absolute.as_secs(), t.refresh_idle.as_secs()),
+            (86400, 3600)
+        );
+        for (var, bad) in [
+            (ENV_ISSUER, "ftp://x"),
+            (ENV_ISSUER, "https://api.example.com/"),
+            (ENV_ISSUER, "https://api.example.com?x=1"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "59"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "3601"),
+            (ENV_TOKEN_ALG, "HS256"),
+            (ENV_TOKEN_ALG, "RS256"),
+            (ENV_TOKEN_EPOCH_CHECK, "maybe"),
+            (ENV_TOKEN_KEY_RELOAD_SECS, "0"),
+            (ENV_REFRESH_ABSOLUTE_SECS, "10"),
+            (ENV_REFRESH_IDLE_SECS, "10"),
+        ] {
+            let err = with(&[(var, bad)]).err().unwrap();
+            assert!(err.to_string().contains(var), "{var}={bad}: {err}");
+            // (Short numbers occur in the reasons' ranges.)
+            if bad.len() > 3 {
+                assert!(!err.to_string().contains(bad), "value echoed: {err}");
+            }
+        }
+        // Idle longer than absolute.
+        assert!(
+            with(&[
+                (ENV_REFRESH_ABSOLUTE_SECS, "3600"),
+                (ENV_REFRESH_IDLE_SECS, "7200")
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn sso_algorithms_need_the_issuer_and_valid_names() {
+        let base = [
+            (ENV_SSO_ISSUER, "https://idp.example.com"),
+            (ENV_SSO_JWKS_URL, "https://idp.example.com/jwks"),
+            (ENV_SSO_AUDIENCE, "a"),
+        ];
+        let mut vars = base.to_vec();
+        vars.push((ENV_SSO_ALGORITHMS, "EdDSA, ES256"));
+        let sso = with(&vars).unwrap().sso.unwrap();
+        assert_eq!(
+            sso.algorithms,
+            [
+                auth_core::sso::Algorithm::EdDSA,
+                auth_core::sso::Algorithm::ES256
+            ]
+        );
+        assert!(with(&base).unwrap().sso.unwrap().algorithms.is_empty());
+        vars.pop();
+        vars.push((ENV_SSO_ALGORITHMS, "EdDSA,nope"));
+        assert!(with(&vars).is_err());
+        assert!(with(&[(ENV_SSO_ALGORITHMS, "EdDSA")]).is_err());
+    }
 }

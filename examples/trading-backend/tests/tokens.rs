@@ -239,6 +239,11 @@ async fn logout_all_ends_sessions_keys_families_and_access_tokens() {
     // A new login works.
     let (at_new, _) = pair(&server, "bo@example.com").await;
     assert_eq!(server.get("/api/auth/me", Some(&at_new)).await.0, 200);
+    // No token in the output, not even the one sent as `/ws?token=`.
+    let logs = server.logs();
+    for secret in [&at, &rt, &at_other, &rt_other, &at_new, &session, &api_key] {
+        assert!(!logs.contains(secret.as_str()), "a credential in the logs");
+    }
 }
 
 type Socket =
@@ -452,4 +457,52 @@ async fn instance_b_trusts_instance_a_across_a_key_rotation() {
             assert!(!logs.contains(t.as_str()));
         }
     }
+}
+
+/// The same flow on PostgreSQL: the signing key is created, sealed and read back from
+/// `tb_signing_keys` there; refresh rotation and reuse detection run on PostgreSQL.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+async fn tokens_on_postgres() {
+    let url = std::env::var("STRONGROOM_PG_URL").expect("STRONGROOM_PG_URL");
+    let mut bytes = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let schema = format!("tb_tok_{}", base16ct::lower::encode_string(&bytes));
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let database_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", database_url.as_str())];
+    create_user(dir.path(), &env, "pg@example.com", Some(PASSWORD), false);
+    let server = Server::start(dir.path(), &env);
+    let (at, rt) = pair(&server, "pg@example.com").await;
+    assert_eq!(server.get("/api/auth/me", Some(&at)).await.0, 200);
+    let (status, body) = refresh(&server, &rt).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(refresh(&server, &rt).await.0, 401);
+    let rt2 = body["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&server, rt2).await.0, 401, "family not revoked");
+    let sealed: Vec<(Vec<u8>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT sealed FROM {schema}.tb_signing_keys"
+    )))
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(sealed.len(), 1);
+    assert!(
+        !sealed[0]
+            .0
+            .windows(5)
+            .any(|w| w == [0x06, 0x03, 0x2b, 0x65, 0x70])
+    );
+    drop(server);
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
 }
