@@ -506,3 +506,62 @@ async fn tokens_on_postgres() {
         .await
         .unwrap();
 }
+
+/// A sealed key is bound to its row: two rows whose sealed values are swapped open
+/// neither (context `kid`), sign nothing and are not published; the instance makes a
+/// fresh key. `rotate-signing-key` works without a running server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sealed_key_moved_to_another_row_does_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = cli(dir.path(), &[], &["rotate-signing-key"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        // The CLI prints the kid only, never key material.
+        assert!(!stdout(&out).contains("BEGIN") && stdout(&out).len() < 100);
+    }
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("strongroom.db").display()
+    ))
+    .await
+    .unwrap();
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT kid, sealed FROM tb_signing_keys ORDER BY kid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // The first key (made by the first run) plus one per rotation.
+    assert_eq!(
+        rows.len(),
+        3,
+        "{:?}",
+        rows.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    // Swap every sealed value one row along.
+    for (i, (kid, _)) in rows.iter().enumerate() {
+        let other = &rows[(i + 1) % rows.len()].1;
+        sqlx::query("UPDATE tb_signing_keys SET sealed = $1 WHERE kid = $2")
+            .bind(other)
+            .bind(kid)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    create_user(dir.path(), &[], "sw@example.com", Some(PASSWORD), false);
+    let server = Server::start(dir.path(), &[]);
+    let (_, jwks) = server.get("/.well-known/jwks.json", None).await;
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(published.len(), 1, "{jwks}");
+    assert!(rows.iter().all(|(kid, _)| kid != published[0]));
+    assert!(server.logs().contains("signing_key.unseal_refused"));
+    // The fresh key signs and verifies.
+    let (at, _) = pair(&server, "sw@example.com").await;
+    assert_eq!(jws_header(&at)["kid"], published[0]);
+    assert_eq!(server.get("/api/auth/me", Some(&at)).await.0, 200);
+}
