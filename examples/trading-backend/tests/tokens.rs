@@ -565,3 +565,38 @@ async fn a_sealed_key_moved_to_another_row_does_not_open() {
     assert_eq!(jws_header(&at)["kid"], published[0]);
     assert_eq!(server.get("/api/auth/me", Some(&at)).await.0, 200);
 }
+
+/// HS256 mode: tokens signed with the configured secret work as credentials; nothing is
+/// published, nothing is stored, there is no rotation; the secret never shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn hs256_mode() {
+    let secret = "a7".repeat(32);
+    let env = [("STRONGROOM_TOKEN_HS256_SECRET", secret.as_str())];
+    let dir = tempfile::tempdir().unwrap();
+    create_user(dir.path(), &env, "hs@example.com", Some(PASSWORD), false);
+    let server = Server::start(dir.path(), &env);
+    let (at, rt) = pair(&server, "hs@example.com").await;
+    assert_eq!(jws_header(&at)["alg"], "HS256");
+    let (status, me) = server.get("/api/auth/me", Some(&at)).await;
+    assert_eq!((status, &me["auth_method"]), (200, &json!("access_token")));
+    assert_eq!(refresh(&server, &rt).await.0, 200);
+    assert_eq!(
+        server.get("/.well-known/jwks.json", None).await.1,
+        json!({ "keys": [] })
+    );
+    // A token signed with another secret is refused.
+    let other = [("STRONGROOM_TOKEN_HS256_SECRET", &*"b8".repeat(32))];
+    let dir2 = tempfile::tempdir().unwrap();
+    create_user(dir2.path(), &other, "hs@example.com", Some(PASSWORD), false);
+    let server2 = Server::start(dir2.path(), &other);
+    assert_eq!(server2.get("/api/auth/me", Some(&at)).await.0, 403);
+    let out = cli(dir.path(), &env, &["rotate-signing-key"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("HS256"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(&secret));
+    assert!(!server.logs().contains(&secret) && !server.logs().contains(&at));
+    assert!(!file_contains(
+        &dir.path().join("strongroom.db"),
+        &[0xa7; 32]
+    ));
+}

@@ -126,11 +126,12 @@ pub(crate) async fn rotate_signing_key(
 ) -> Result<String, BuildError> {
     let Core { secrets, .. } = core(stores, ring)?;
     let tokens = tokens::Tokens::build(&config.tokens, stores, secrets.envelope().clone()).await?;
-    tokens
-        .issuer
-        .rotate()
-        .await
-        .map_err(|_| BuildError::Component("access-token signing keys (store unavailable)"))
+    tokens.issuer.rotate().await.map_err(|e| match e {
+        auth_core::token::IssuerError::RotationUnsupported => BuildError::Component(
+            "STRONGROOM_TOKEN_HS256_SECRET is set: HS256 has no signing keys to rotate",
+        ),
+        _ => BuildError::Component("access-token signing keys (store unavailable)"),
+    })
 }
 
 /// Builds the state and the router for a service listening on `bound`.

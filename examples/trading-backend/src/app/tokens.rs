@@ -136,20 +136,29 @@ impl Tokens {
                 "STRONGROOM_ISSUER is not set: access tokens name the development default; set it to the public URL of the service"
             );
         }
-        let store = Arc::new(SealedSigningKeyStore::new(stores.db.clone(), envelope));
-        let issuer = Issuer::builder(settings.issuer.clone(), settings.audience.clone())
+        let builder = Issuer::builder(settings.issuer.clone(), settings.audience.clone())
             .algorithm(settings.alg)
             .lifetime(settings.access_ttl)
             .reload_interval(settings.key_reload)
-            .token_endpoint(format!("{}/api/auth/token", settings.issuer))
-            .build(store)
-            .await
-            .map_err(|e| match e {
-                IssuerError::Config(_) => {
-                    BuildError::Component("STRONGROOM_ISSUER / token settings")
-                }
-                _ => BuildError::Component("access-token signing keys (store unavailable)"),
-            })?;
+            .token_endpoint(format!("{}/api/auth/token", settings.issuer));
+        let issuer = match &settings.hs256 {
+            // HS256: one shared secret from configuration; nothing in the key table.
+            Some(secret) => builder.build_hs256(secret.expose_secret()).map_err(|_| {
+                BuildError::Component("STRONGROOM_TOKEN_HS256_SECRET / token settings")
+            })?,
+            None => builder
+                .build(Arc::new(SealedSigningKeyStore::new(
+                    stores.db.clone(),
+                    envelope,
+                )))
+                .await
+                .map_err(|e| match e {
+                    IssuerError::Config(_) => {
+                        BuildError::Component("STRONGROOM_ISSUER / token settings")
+                    }
+                    _ => BuildError::Component("access-token signing keys (store unavailable)"),
+                })?,
+        };
         let refresh = RefreshTokens::new(
             stores.refresh.clone(),
             RefreshConfig::default()

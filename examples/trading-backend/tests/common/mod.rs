@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 pub const BIN: &str = env!("CARGO_BIN_EXE_trading-backend");
 
 /// Variables the tests set themselves; inherited values are removed.
-const OWN_VARS: [&str; 26] = [
+const OWN_VARS: [&str; 27] = [
+    "STRONGROOM_TOKEN_HS256_SECRET",
     "STRONGROOM_ISSUER",
     "STRONGROOM_TOKEN_AUDIENCE",
     "STRONGROOM_ACCESS_TOKEN_TTL_SECS",
