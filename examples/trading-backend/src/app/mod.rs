@@ -161,7 +161,7 @@ pub(crate) async fn build(
     let mut exchanges = BTreeMap::new();
     exchanges.insert(paper.name(), paper);
 
-    // The chain, in order: static token, session, SSO JWT, API key.
+    // The chain, in order: static token, session, access token, SSO JWT, API key.
     let mut chain = Chain::builder();
     if let Some(token) = &config.api_token {
         chain = chain.resolver(StaticTokenResolver::new(token, BOOTSTRAP_USER).map_err(
