@@ -91,6 +91,10 @@ pub enum Command {
         #[arg(long)]
         password: Option<SecretArg>,
     },
+    /// Make a new access-token signing key the primary one (in the shared database, so
+    /// every instance picks it up at its next reload); the previous key stays published
+    /// and accepted until the last token it signed has expired. Prints the new `kid`.
+    RotateSigningKey,
 }
 
 /// A secret given on the command line: wiped on drop, and its `Debug` prints nothing of it
@@ -235,6 +239,11 @@ async fn run(command: Command) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::RotateSigningKey => {
+            let kid = crate::app::rotate_signing_key(&config, &stores, ring).await?;
+            println!("new signing key: {kid}");
+            Ok(())
+        }
         Command::GenMasterKey { .. } => Ok(()),
     }
 }
@@ -244,13 +253,14 @@ async fn serve(
     stores: &crate::db::Stores,
     ring: crypto_envelope::LocalKeyRing,
 ) -> Result<(), CliError> {
-    let app = crate::app::build(config, stores, ring)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|_| CliError::Bind(config.listen))?;
     let addr = listener
         .local_addr()
         .map_err(|_| CliError::Bind(config.listen))?;
+    // Built once bound: the default token issuer names the bound port.
+    let app = crate::app::build(config, stores, ring, addr).await?;
     eprintln!("listening on http://{addr}");
     tracing::info!(code = "server.listening", %addr, registration_open = config.registration_open, api_token = config.api_token.is_some(), internal_secret = config.internal_secret.is_some(), sso = config.sso.is_some(), "listening");
     crate::app::serve(listener, app)

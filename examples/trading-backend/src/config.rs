@@ -32,6 +32,9 @@ pub(crate) const ENV_SSO_DISCOVERY: &str = "SSO_DISCOVERY";
 pub(crate) const ENV_SSO_MAX_TOKEN_LIFETIME_SECS: &str = "SSO_MAX_TOKEN_LIFETIME_SECS";
 /// Required JWT header `typ` (for example `at+jwt`, RFC 9068).
 pub(crate) const ENV_SSO_TYP: &str = "SSO_TYP";
+/// Accepted JWS algorithms of the SSO issuer, comma-separated (default `RS256`; e.g.
+/// `EdDSA` for another Strongroom instance). `HS*` is refused.
+pub(crate) const ENV_SSO_ALGORITHMS: &str = "SSO_ALGORITHMS";
 /// Accepted `azp` values, comma-separated (then `azp` is required).
 pub(crate) const ENV_SSO_AZP: &str = "SSO_AZP";
 /// DANGER, tests and local development only: `1` accepts a plain `http://` JWKS URL.
@@ -51,6 +54,33 @@ pub(crate) const ENV_COOKIE_SAMESITE: &str = "STRONGROOM_COOKIE_SAMESITE";
 /// `1`: RFC 6750 answers (a refused token is 401 `WWW-Authenticate: Bearer
 /// error="invalid_token"` instead of 403).
 pub(crate) const ENV_BEARER_CHALLENGE: &str = "STRONGROOM_BEARER_CHALLENGE";
+
+// --- Access and refresh tokens (module `app::tokens`) ---
+/// The access-token issuer (`iss`), an http(s) URL under which the JWKS and discovery
+/// document are served. Default `http://127.0.0.1:<port>` (with a warning): set it to
+/// the public URL of the service in production.
+pub(crate) const ENV_ISSUER: &str = "STRONGROOM_ISSUER";
+/// The access-token audience (`aud`). Default `trading-backend`.
+pub(crate) const ENV_TOKEN_AUDIENCE: &str = "STRONGROOM_TOKEN_AUDIENCE";
+/// Access-token lifetime in seconds (60 to 3600, default 900).
+pub(crate) const ENV_ACCESS_TOKEN_TTL_SECS: &str = "STRONGROOM_ACCESS_TOKEN_TTL_SECS";
+/// Signing algorithm of new keys: `EdDSA` (default) or `ES256`.
+pub(crate) const ENV_TOKEN_ALG: &str = "STRONGROOM_TOKEN_ALG";
+/// `1` (default) / `0`: check the user's session epoch on every access token (one
+/// primary-key read of the user per request).
+pub(crate) const ENV_TOKEN_EPOCH_CHECK: &str = "STRONGROOM_TOKEN_EPOCH_CHECK";
+/// Seconds between two reads of the signing-key table by a running instance, to pick
+/// up keys another instance (or `rotate-signing-key`) made (1 to 3600, default 60).
+pub(crate) const ENV_TOKEN_KEY_RELOAD_SECS: &str = "STRONGROOM_TOKEN_KEY_RELOAD_SECS";
+/// Optional HS256 mode for a single service that issues and verifies its own tokens:
+/// the shared secret, at least 64 hex characters (256 bits, from a CSPRNG, e.g.
+/// `trading-backend gen-master-key`). No JWKS is published and no key rotates; another
+/// service cannot verify the tokens. Excludes `STRONGROOM_TOKEN_ALG`.
+pub(crate) const ENV_TOKEN_HS256_SECRET: &str = "STRONGROOM_TOKEN_HS256_SECRET";
+/// Absolute lifetime of a refresh-token family in seconds (default 30 days).
+pub(crate) const ENV_REFRESH_ABSOLUTE_SECS: &str = "STRONGROOM_REFRESH_ABSOLUTE_SECS";
+/// Idle lifetime of a refresh-token family in seconds (default 7 days).
+pub(crate) const ENV_REFRESH_IDLE_SECS: &str = "STRONGROOM_REFRESH_IDLE_SECS";
 
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -111,6 +141,8 @@ pub(crate) struct SsoSettings {
     pub(crate) typ: Option<String>,
     /// `SSO_AZP`: accepted `azp` values (empty: not checked).
     pub(crate) azp: Vec<String>,
+    /// `SSO_ALGORITHMS`: accepted `alg` values (empty: auth-core's default, RS256).
+    pub(crate) algorithms: Vec<auth_core::sso::Algorithm>,
     /// `SSO_DANGER_ALLOW_HTTP=1`: the JWKS URL may be plain `http://` (anyone on the
     /// network path could then substitute the keys). Tests and local development only.
     pub(crate) danger_allow_http: bool,
@@ -140,6 +172,8 @@ pub(crate) struct Config {
     pub(crate) cookies: Option<CookieSettings>,
     /// `STRONGROOM_BEARER_CHALLENGE=1`: RFC 6750 answers.
     pub(crate) bearer_challenge: bool,
+    /// Access and refresh tokens (`STRONGROOM_ISSUER` and the token variables).
+    pub(crate) tokens: TokenSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -161,6 +195,7 @@ impl std::fmt::Debug for Config {
             .field("ws_recheck", &self.ws_recheck)
             .field("cookies", &self.cookies)
             .field("bearer_challenge", &self.bearer_challenge)
+            .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
 }
@@ -269,6 +304,7 @@ impl Config {
             Some(v) => parse_bool(ENV_BEARER_CHALLENGE, &v)?,
             None => false,
         };
+        let tokens = tokens_from(lookup, listen)?;
         Ok(Self {
             data_dir,
             database,
@@ -280,6 +316,7 @@ impl Config {
             ws_recheck,
             cookies,
             bearer_challenge,
+            tokens,
         })
     }
 }
@@ -342,6 +379,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
     let max_lifetime_var = non_empty(lookup, ENV_SSO_MAX_TOKEN_LIFETIME_SECS);
     let typ = non_empty(lookup, ENV_SSO_TYP);
     let azp_var = non_empty(lookup, ENV_SSO_AZP);
+    let algorithms_var = non_empty(lookup, ENV_SSO_ALGORITHMS);
     let danger_allow_http = match non_empty(lookup, ENV_SSO_DANGER_ALLOW_HTTP) {
         None => None,
         Some(v) if v == "1" => Some(v),
@@ -360,6 +398,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
             (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, &max_lifetime_var),
             (ENV_SSO_TYP, &typ),
             (ENV_SSO_AZP, &azp_var),
+            (ENV_SSO_ALGORITHMS, &algorithms_var),
             (ENV_SSO_DANGER_ALLOW_HTTP, &danger_allow_http),
         ] {
             if value.is_some() {
@@ -446,8 +485,20 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
             ids
         }
     };
+    let algorithms = match algorithms_var {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|name| name.trim().parse::<auth_core::sso::Algorithm>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ConfigError::Invalid {
+                var: ENV_SSO_ALGORITHMS,
+                reason: "expected comma-separated JWS algorithm names such as RS256,EdDSA",
+            })?,
+    };
     Ok(Some(SsoSettings {
         issuer,
+        algorithms,
         jwks_url,
         audience,
         max_token_lifetime,
@@ -455,6 +506,193 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
         azp,
         danger_allow_http,
     }))
+}
+
+/// Access and refresh token settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenSettings {
+    /// `STRONGROOM_ISSUER`.
+    pub(crate) issuer: String,
+    /// Whether the issuer is the development default (a warning is logged at start).
+    pub(crate) issuer_defaulted: bool,
+    /// `STRONGROOM_TOKEN_AUDIENCE`.
+    pub(crate) audience: String,
+    /// `STRONGROOM_ACCESS_TOKEN_TTL_SECS`.
+    pub(crate) access_ttl: std::time::Duration,
+    /// `STRONGROOM_TOKEN_ALG`.
+    pub(crate) alg: auth_core::token::SigningAlgorithm,
+    /// `STRONGROOM_TOKEN_EPOCH_CHECK`.
+    pub(crate) epoch_check: bool,
+    /// `STRONGROOM_TOKEN_KEY_RELOAD_SECS`.
+    pub(crate) key_reload: std::time::Duration,
+    /// `STRONGROOM_TOKEN_HS256_SECRET`, decoded: HS256 mode instead of signing keys.
+    pub(crate) hs256: Option<Hs256Secret>,
+    /// `STRONGROOM_REFRESH_ABSOLUTE_SECS`.
+    pub(crate) refresh_absolute: std::time::Duration,
+    /// `STRONGROOM_REFRESH_IDLE_SECS`.
+    pub(crate) refresh_idle: std::time::Duration,
+}
+
+/// The HS256 secret: wiped on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Hs256Secret(Zeroizing<Vec<u8>>);
+
+impl Hs256Secret {
+    pub(crate) fn expose_secret(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Hs256Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hs256Secret(..)")
+    }
+}
+
+impl TokenSettings {
+    /// The settings for a service bound to `addr`: the development default issuer names
+    /// the bound port (`LISTEN_ADDR` may say port 0).
+    pub(crate) fn bound_to(&self, addr: SocketAddr) -> Self {
+        let mut settings = self.clone();
+        if settings.issuer_defaulted {
+            settings.issuer = default_issuer(addr);
+        }
+        settings
+    }
+}
+
+fn default_issuer(listen: SocketAddr) -> String {
+    let host = if listen.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        listen.ip()
+    };
+    format!("http://{}", SocketAddr::new(host, listen.port()))
+}
+
+/// Default access-token audience.
+pub(crate) const DEFAULT_TOKEN_AUDIENCE: &str = "trading-backend";
+
+fn secs_in(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+    default: u64,
+    reason: &'static str,
+) -> Result<std::time::Duration, ConfigError> {
+    match non_empty(lookup, var) {
+        None => Ok(std::time::Duration::from_secs(default)),
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs) if range.contains(&secs) => Ok(std::time::Duration::from_secs(secs)),
+            _ => Err(ConfigError::Invalid { var, reason }),
+        },
+    }
+}
+
+fn tokens_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    listen: SocketAddr,
+) -> Result<TokenSettings, ConfigError> {
+    let (issuer, issuer_defaulted) = match non_empty(lookup, ENV_ISSUER) {
+        Some(url) => {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.contains(['?', '#'])
+                && !url.ends_with('/');
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    var: ENV_ISSUER,
+                    reason: "expected an http(s) URL without query, fragment or trailing slash",
+                });
+            }
+            (url, false)
+        }
+        None => (default_issuer(listen), true),
+    };
+    let audience =
+        non_empty(lookup, ENV_TOKEN_AUDIENCE).unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.into());
+    let access_ttl = secs_in(
+        lookup,
+        ENV_ACCESS_TOKEN_TTL_SECS,
+        60..=3600,
+        900,
+        "expected whole seconds from 60 to 3600",
+    )?;
+    let alg = match non_empty(lookup, ENV_TOKEN_ALG) {
+        None => auth_core::token::SigningAlgorithm::EdDsa,
+        Some(v) => {
+            auth_core::token::SigningAlgorithm::from_name(&v).ok_or(ConfigError::Invalid {
+                var: ENV_TOKEN_ALG,
+                reason: "expected EdDSA or ES256",
+            })?
+        }
+    };
+    let epoch_check = match non_empty(lookup, ENV_TOKEN_EPOCH_CHECK) {
+        Some(v) => parse_bool(ENV_TOKEN_EPOCH_CHECK, &v)?,
+        None => true,
+    };
+    let key_reload = secs_in(
+        lookup,
+        ENV_TOKEN_KEY_RELOAD_SECS,
+        1..=3600,
+        60,
+        "expected whole seconds from 1 to 3600",
+    )?;
+    let hs256 = match non_empty(lookup, ENV_TOKEN_HS256_SECRET).map(Zeroizing::new) {
+        None => None,
+        Some(hex) => {
+            if non_empty(lookup, ENV_TOKEN_ALG).is_some() {
+                return Err(ConfigError::Invalid {
+                    var: ENV_TOKEN_ALG,
+                    reason: "must be unset with STRONGROOM_TOKEN_HS256_SECRET",
+                });
+            }
+            let bytes = base16ct::mixed::decode_vec(hex.as_bytes())
+                .map(Zeroizing::new)
+                .map_err(|_| ConfigError::Invalid {
+                    var: ENV_TOKEN_HS256_SECRET,
+                    reason: "expected hex characters",
+                })?;
+            if bytes.len() < auth_core::token::MIN_HS256_SECRET_LEN {
+                return Err(ConfigError::Invalid {
+                    var: ENV_TOKEN_HS256_SECRET,
+                    reason: "too short (at least 64 hex characters: 256 bits)",
+                });
+            }
+            Some(Hs256Secret(bytes))
+        }
+    };
+    let refresh_absolute = secs_in(
+        lookup,
+        ENV_REFRESH_ABSOLUTE_SECS,
+        300..=365 * 24 * 3600,
+        30 * 24 * 3600,
+        "expected whole seconds from 300 to 31536000",
+    )?;
+    let refresh_idle = secs_in(
+        lookup,
+        ENV_REFRESH_IDLE_SECS,
+        60..=365 * 24 * 3600,
+        7 * 24 * 3600,
+        "expected whole seconds from 60 to 31536000",
+    )?;
+    if refresh_idle > refresh_absolute {
+        return Err(ConfigError::Invalid {
+            var: ENV_REFRESH_IDLE_SECS,
+            reason: "must not exceed STRONGROOM_REFRESH_ABSOLUTE_SECS",
+        });
+    }
+    Ok(TokenSettings {
+        issuer,
+        issuer_defaulted,
+        audience,
+        access_ttl,
+        alg,
+        epoch_check,
+        key_reload,
+        hs256,
+        refresh_absolute,
+        refresh_idle,
+    })
 }
 
 #[cfg(test)]
@@ -802,5 +1040,120 @@ mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn token_settings_defaults_and_refusals() {
+        let t = with(&[]).unwrap().tokens;
+        assert!(t.issuer_defaulted);
+        assert_eq!(t.issuer, "http://127.0.0.1:8080");
+        assert_eq!(t.audience, DEFAULT_TOKEN_AUDIENCE);
+        assert_eq!(t.access_ttl, std::time::Duration::from_secs(900));
+        assert_eq!(t.alg, auth_core::token::SigningAlgorithm::EdDsa);
+        assert!(t.epoch_check);
+        assert_eq!(t.key_reload, std::time::Duration::from_secs(60));
+        assert_eq!(t.refresh_absolute.as_secs(), 30 * 24 * 3600);
+        assert_eq!(t.refresh_idle.as_secs(), 7 * 24 * 3600);
+        // The default issuer names the bound port; a configured one is kept.
+        let bound: SocketAddr = "0.0.0.0:41234".parse().unwrap();
+        assert_eq!(
+            with(&[(ENV_LISTEN_ADDR, "0.0.0.0:0")])
+                .unwrap()
+                .tokens
+                .bound_to(bound)
+                .issuer,
+            "http://127.0.0.1:41234"
+        );
+        let t = with(&[
+            (ENV_ISSUER, "https://api.example.com"),
+            (ENV_TOKEN_AUDIENCE, "trading"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "300"),
+            (ENV_TOKEN_ALG, "ES256"),
+            (ENV_TOKEN_EPOCH_CHECK, "0"),
+            (ENV_TOKEN_KEY_RELOAD_SECS, "5"),
+            (ENV_REFRESH_ABSOLUTE_SECS, "86400"),
+            (ENV_REFRESH_IDLE_SECS, "3600"),
+        ])
+        .unwrap()
+        .tokens;
+        assert_eq!(t.bound_to(bound).issuer, "https://api.example.com");
+        assert!(!t.issuer_defaulted && !t.epoch_check);
+        assert_eq!(t.alg, auth_core::token::SigningAlgorithm::Es256);
+        assert_eq!(t.access_ttl.as_secs(), 300);
+        assert_eq!(
+            (t.refresh_absolute.as_secs(), t.refresh_idle.as_secs()),
+            (86400, 3600)
+        );
+        for (var, bad) in [
+            (ENV_ISSUER, "ftp://x"),
+            (ENV_ISSUER, "https://api.example.com/"),
+            (ENV_ISSUER, "https://api.example.com?x=1"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "59"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "3601"),
+            (ENV_TOKEN_ALG, "HS256"),
+            (ENV_TOKEN_ALG, "RS256"),
+            (ENV_TOKEN_EPOCH_CHECK, "maybe"),
+            (ENV_TOKEN_KEY_RELOAD_SECS, "0"),
+            (ENV_REFRESH_ABSOLUTE_SECS, "10"),
+            (ENV_REFRESH_IDLE_SECS, "10"),
+        ] {
+            let err = with(&[(var, bad)]).err().unwrap();
+            assert!(err.to_string().contains(var), "{var}={bad}: {err}");
+            // (Short numbers occur in the reasons' ranges.)
+            if bad.len() > 3 {
+                assert!(!err.to_string().contains(bad), "value echoed: {err}");
+            }
+        }
+        // Idle longer than absolute.
+        assert!(
+            with(&[
+                (ENV_REFRESH_ABSOLUTE_SECS, "3600"),
+                (ENV_REFRESH_IDLE_SECS, "7200")
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn sso_algorithms_need_the_issuer_and_valid_names() {
+        let base = [
+            (ENV_SSO_ISSUER, "https://idp.example.com"),
+            (ENV_SSO_JWKS_URL, "https://idp.example.com/jwks"),
+            (ENV_SSO_AUDIENCE, "a"),
+        ];
+        let mut vars = base.to_vec();
+        vars.push((ENV_SSO_ALGORITHMS, "EdDSA, ES256"));
+        let sso = with(&vars).unwrap().sso.unwrap();
+        assert_eq!(
+            sso.algorithms,
+            [
+                auth_core::sso::Algorithm::EdDSA,
+                auth_core::sso::Algorithm::ES256
+            ]
+        );
+        assert!(with(&base).unwrap().sso.unwrap().algorithms.is_empty());
+        vars.pop();
+        vars.push((ENV_SSO_ALGORITHMS, "EdDSA,nope"));
+        assert!(with(&vars).is_err());
+        assert!(with(&[(ENV_SSO_ALGORITHMS, "EdDSA")]).is_err());
+    }
+
+    #[test]
+    fn hs256_secret_is_256_bits_hex_and_never_printed() {
+        let hex = "9f".repeat(32);
+        let config = with(&[(ENV_TOKEN_HS256_SECRET, &hex)]).unwrap();
+        let secret = config.tokens.hs256.clone().unwrap();
+        assert_eq!(secret.expose_secret(), [0x9f; 32]);
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains(&hex) && !printed.contains("159"),
+            "{printed}"
+        );
+        for bad in ["9f".repeat(31), "zz".repeat(32)] {
+            let err = with(&[(ENV_TOKEN_HS256_SECRET, &bad)]).err().unwrap();
+            assert!(err.to_string().contains(ENV_TOKEN_HS256_SECRET));
+            assert!(!err.to_string().contains(&bad));
+        }
+        assert!(with(&[(ENV_TOKEN_HS256_SECRET, &hex), (ENV_TOKEN_ALG, "EdDSA")]).is_err());
     }
 }

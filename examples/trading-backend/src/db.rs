@@ -61,6 +61,8 @@ pub(crate) struct Stores {
     pub(crate) api_keys: Arc<dyn auth_core::ApiKeyStore>,
     pub(crate) secrets: Arc<dyn crypto_envelope::SecretStore>,
     pub(crate) grants: Arc<dyn grant_policy::store::GrantStore>,
+    /// Refresh-token families (auth-core's tables).
+    pub(crate) refresh: Arc<dyn auth_core::RefreshStore>,
 }
 
 impl Db {
@@ -171,6 +173,7 @@ impl Db {
                     db: self.clone(),
                     users: auth.clone(),
                     sessions: auth.clone(),
+                    refresh: auth.clone(),
                     api_keys: auth,
                     secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
                     grants: Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
@@ -183,6 +186,7 @@ impl Db {
                     db: self.clone(),
                     users: auth.clone(),
                     sessions: auth.clone(),
+                    refresh: auth.clone(),
                     api_keys: auth,
                     secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),
                     grants: Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),

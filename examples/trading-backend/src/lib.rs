@@ -10,3 +10,4 @@ mod config;
 mod db;
 pub mod exchange;
 mod keyring;
+mod signing_keys;

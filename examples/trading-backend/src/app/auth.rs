@@ -18,7 +18,7 @@ use super::error::ApiError;
 const MAX_PASSWORD: usize = 1024;
 const MAX_EMAIL: usize = 254;
 
-fn account_error(e: &AccountError, password_field: &'static str) -> ApiError {
+pub(super) fn account_error(e: &AccountError, password_field: &'static str) -> ApiError {
     match e {
         AccountError::InvalidCredentials => {
             ApiError::Code(StatusCode::UNAUTHORIZED, "invalid_credentials")

@@ -9,6 +9,7 @@ mod exchange;
 mod internal;
 mod keys;
 mod secrets;
+mod tokens;
 mod ws;
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +62,8 @@ pub(crate) struct AppState {
     pub(crate) ws_recheck: std::time::Duration,
     /// Browser sessions in a cookie (`STRONGROOM_COOKIE_SESSIONS=1`).
     pub(crate) browser: Option<browser::Browser>,
+    /// Access tokens and refresh-token families (module `tokens`).
+    pub(crate) tokens: tokens::Tokens,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -113,11 +116,30 @@ pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildErr
     })
 }
 
-/// Builds the state and the router.
-pub(crate) fn build(
+/// `trading-backend rotate-signing-key`: makes a new primary access-token signing key in
+/// the shared store (the previous one stays published until its last token expired);
+/// returns the new `kid`.
+pub(crate) async fn rotate_signing_key(
     config: &Config,
     stores: &Stores,
     ring: LocalKeyRing,
+) -> Result<String, BuildError> {
+    let Core { secrets, .. } = core(stores, ring)?;
+    let tokens = tokens::Tokens::build(&config.tokens, stores, secrets.envelope().clone()).await?;
+    tokens.issuer.rotate().await.map_err(|e| match e {
+        auth_core::token::IssuerError::RotationUnsupported => BuildError::Component(
+            "STRONGROOM_TOKEN_HS256_SECRET is set: HS256 has no signing keys to rotate",
+        ),
+        _ => BuildError::Component("access-token signing keys (store unavailable)"),
+    })
+}
+
+/// Builds the state and the router for a service listening on `bound`.
+pub(crate) async fn build(
+    config: &Config,
+    stores: &Stores,
+    ring: LocalKeyRing,
+    bound: std::net::SocketAddr,
 ) -> Result<Router, BuildError> {
     let Core {
         accounts,
@@ -125,6 +147,9 @@ pub(crate) fn build(
         api_keys,
         secrets,
     } = core(stores, ring)?;
+    // Access tokens: the issuer over the sealed signing keys, and refresh families.
+    let token_settings = config.tokens.bound_to(bound);
+    let tokens = tokens::Tokens::build(&token_settings, stores, secrets.envelope().clone()).await?;
     let source = Arc::new(LocalSource::new(secrets.clone()));
     let cache = CredCache::builder(source.clone())
         .max_capacity(10_000)
@@ -136,7 +161,7 @@ pub(crate) fn build(
     let mut exchanges = BTreeMap::new();
     exchanges.insert(paper.name(), paper);
 
-    // The chain, in order: static token, session, SSO JWT, API key.
+    // The chain, in order: static token, session, access token, SSO JWT, API key.
     let mut chain = Chain::builder();
     if let Some(token) = &config.api_token {
         chain = chain.resolver(StaticTokenResolver::new(token, BOOTSTRAP_USER).map_err(
@@ -147,6 +172,8 @@ pub(crate) fn build(
         )?);
     }
     chain = chain.resolver(sessions.clone());
+    // This service's own access tokens (before SSO: it passes every token not its own).
+    chain = chain.resolver(tokens.resolver(&token_settings, stores));
     if let Some(sso) = &config.sso {
         let mut issuer = match &sso.jwks_url {
             Some(url) => IssuerConfig::remote(sso.issuer.clone(), url.clone()),
@@ -158,6 +185,9 @@ pub(crate) fn build(
         }
         if let Some(typ) = &sso.typ {
             issuer = issuer.token_type(typ.clone());
+        }
+        if !sso.algorithms.is_empty() {
+            issuer = issuer.algorithms(sso.algorithms.iter().copied());
         }
         for azp in &sso.azp {
             issuer = issuer.authorized_party(azp.clone());
@@ -203,6 +233,7 @@ pub(crate) fn build(
         registration_open: config.registration_open,
         ws_recheck: config.ws_recheck,
         browser: browser::Browser::from_config(config),
+        tokens,
         exchange_of: RwLock::new(HashMap::new()),
     });
     let rfc6750 = config.bearer_challenge;
@@ -240,6 +271,10 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             post(auth::logout).route_layer(INTERACTIVE),
         )
         .route("/api/auth/me", get(auth::me).route_layer(READ))
+        .route(
+            "/api/auth/logout-all",
+            post(tokens::logout_all).route_layer(INTERACTIVE),
+        )
         .route(
             "/api/auth/password",
             post(auth::change_password).route_layer(INTERACTIVE),
@@ -288,6 +323,11 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
         .route("/healthz", get(healthz))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/token", post(tokens::token))
+        .route("/api/auth/refresh", post(tokens::refresh))
+        .route("/api/auth/revoke", post(tokens::revoke))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route("/.well-known/openid-configuration", get(tokens::discovery))
         .merge(api)
         .merge(ws)
         .merge(internal)
@@ -345,9 +385,13 @@ impl AppState {
 
 /// Serves until Ctrl-C / SIGTERM.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
+    // With the client address (`ConnectInfo<SocketAddr>`) for login throttling.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
 }
 
 async fn shutdown() {

@@ -15,7 +15,17 @@ use serde_json::{Value, json};
 pub const BIN: &str = env!("CARGO_BIN_EXE_trading-backend");
 
 /// Variables the tests set themselves; inherited values are removed.
-const OWN_VARS: [&str; 17] = [
+const OWN_VARS: [&str; 27] = [
+    "STRONGROOM_TOKEN_HS256_SECRET",
+    "STRONGROOM_ISSUER",
+    "STRONGROOM_TOKEN_AUDIENCE",
+    "STRONGROOM_ACCESS_TOKEN_TTL_SECS",
+    "STRONGROOM_TOKEN_ALG",
+    "STRONGROOM_TOKEN_EPOCH_CHECK",
+    "STRONGROOM_TOKEN_KEY_RELOAD_SECS",
+    "STRONGROOM_REFRESH_ABSOLUTE_SECS",
+    "STRONGROOM_REFRESH_IDLE_SECS",
+    "SSO_ALGORITHMS",
     "STRONGROOM_COOKIE_SESSIONS",
     "STRONGROOM_ALLOWED_ORIGINS",
     "STRONGROOM_COOKIE_SAMESITE",
