@@ -57,6 +57,9 @@ pub const REFRESH_REUSE_DETECTED: Refusal = Refusal::new("refresh.reuse_detected
 pub const REFRESH_REVOKED: Refusal = Refusal::new("refresh.revoked");
 /// Refusal code: the family passed its absolute or idle expiry.
 pub const REFRESH_EXPIRED: Refusal = Refusal::new("refresh.expired");
+/// Refusal at issue: the user is disabled or must change the password (a restricted
+/// login gets no refresh family: access tokens cannot carry the restriction).
+pub const REFRESH_USER_RESTRICTED: Refusal = Refusal::new("refresh.user_restricted");
 
 /// Why a presented refresh token's text was refused by [`RefreshToken::parse`]. Names
 /// the field (`refresh_token`), never the value.
@@ -520,7 +523,9 @@ impl RefreshTokens {
     ///
     /// # Errors
     ///
-    /// [`RefreshError::InvalidAmr`]; [`RefreshError::Store`] with
+    /// [`RefreshError::InvalidAmr`]; [`RefreshError::UserRefused`] (code
+    /// `refresh.user_restricted`) when `user` is disabled or must change the password;
+    /// [`RefreshError::Store`] with
     /// [`StoreError::UserRefused`] when the user changed (or is disabled or unknown);
     /// [`RefreshError::Random`].
     pub async fn issue(
@@ -530,6 +535,13 @@ impl RefreshTokens {
         auth_time: i64,
     ) -> Result<(RefreshToken, FamilyRecord), RefreshError> {
         check_amr(&amr)?;
+        // An access token cannot carry the restriction of a user who must change the
+        // password (only the resolver's optional epoch check would see it): no family.
+        if user.disabled || user.must_change_password {
+            let code = REFRESH_USER_RESTRICTED.code();
+            tracing::info!(code, user_id = %user.id, "refresh token family refused");
+            return Err(RefreshError::UserRefused { code });
+        }
         let token = RefreshToken::generate()?;
         let now = secret::now_unix();
         let family = FamilyRecord::new(

@@ -149,8 +149,9 @@ impl LoginThrottle {
     }
 
     /// May this password attempt go ahead? Call before any password work. Charges the
-    /// client address's rate limit; past the account's free failures, takes the
-    /// account's slot.
+    /// client address's rate limit and counts the attempt as a failed one for the account
+    /// at once (a correct password then resets it through [`LoginThrottle::success`]), so
+    /// parallel attempts cannot all pass inside the account's free failures.
     ///
     /// # Errors
     ///
@@ -165,7 +166,7 @@ impl LoginThrottle {
             );
             return Err(ThrottleError::Throttled { retry_after });
         }
-        if let Decision::Deny { retry_after } = self.account.check(&account_key(email)).await? {
+        if let Decision::Deny { retry_after } = self.account.acquire(&account_key(email)).await? {
             tracing::info!(
                 code = "login.throttled_account",
                 "login refused: account backoff"
@@ -175,14 +176,18 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// Counts a failed password for the account (the address was charged by
-    /// [`LoginThrottle::check`]).
+    /// A failed password: nothing more to count ([`LoginThrottle::check`] counted the
+    /// attempt as a failure before it ran, and charged the address). Kept so that callers
+    /// report every outcome.
     ///
     /// # Errors
     ///
     /// [`ThrottleError::Unavailable`].
-    pub async fn failure(&self, email: &str, _client: Option<IpAddr>) -> Result<(), ThrottleError> {
-        let _ = self.account.record_failure(&account_key(email)).await?;
+    pub async fn failure(
+        &self,
+        _email: &str,
+        _client: Option<IpAddr>,
+    ) -> Result<(), ThrottleError> {
         Ok(())
     }
 
@@ -197,13 +202,16 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// May this user try a second-factor code now?
+    /// May this user try a second-factor code now? Counts the attempt as a wrong code at
+    /// once (a correct one then resets it through
+    /// [`LoginThrottle::second_factor_success`]), so parallel attempts cannot all pass
+    /// inside the free failures.
     ///
     /// # Errors
     ///
     /// [`ThrottleError::Throttled`], [`ThrottleError::Unavailable`].
     pub async fn check_second_factor(&self, user_id: &str) -> Result<(), ThrottleError> {
-        if let Decision::Deny { retry_after } = self.second_factor.check(user_id).await? {
+        if let Decision::Deny { retry_after } = self.second_factor.acquire(user_id).await? {
             tracing::info!(
                 code = "mfa.throttled",
                 user_id,
@@ -214,13 +222,13 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// Counts a wrong second-factor code.
+    /// A wrong second-factor code: nothing more to count
+    /// ([`LoginThrottle::check_second_factor`] counted it before it ran).
     ///
     /// # Errors
     ///
     /// [`ThrottleError::Unavailable`].
-    pub async fn second_factor_failure(&self, user_id: &str) -> Result<(), ThrottleError> {
-        let _ = self.second_factor.record_failure(user_id).await?;
+    pub async fn second_factor_failure(&self, _user_id: &str) -> Result<(), ThrottleError> {
         Ok(())
     }
 

@@ -525,3 +525,21 @@ async fn postgres_refresh_concurrency() {
     concurrency(Arc::new(pg.store.clone())).await;
     pg.drop_schema().await;
 }
+
+/// A user who must change the password (admin-created, operator reset) gets only a
+/// restricted credential from a login; an access token carries no restriction (only the
+/// optional epoch check would find it), so no refresh family may be issued to such a
+/// user. (Before the fix: issued, and rotations minted unrestricted access tokens.)
+#[tokio::test]
+async fn no_family_for_a_user_who_must_change_the_password() {
+    let store = Arc::new(auth_core::MemoryStore::new());
+    let user = new_user(store.as_ref(), "restricted-user").await;
+    let restricted = user.clone().with_must_change_password(true);
+    let refresh = service(&store);
+    assert!(matches!(
+        refresh.issue(&restricted, amr(&["pwd"]), now()).await,
+        Err(RefreshError::UserRefused { .. })
+    ));
+    assert!(refresh.list("restricted-user").await.unwrap().is_empty());
+    assert!(refresh.issue(&user, amr(&["pwd"]), now()).await.is_ok());
+}

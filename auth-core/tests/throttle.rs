@@ -231,6 +231,47 @@ async fn second_factor_backoff_grows_and_success_resets() {
     throttle.check_second_factor("u1").await.unwrap();
 }
 
+/// Attempts in flight at once: every one passed the gate before any outcome was
+/// recorded (parallel requests). Only the free failures may pass; the rest wait, for
+/// the password backoff and for the second factor alike. (Before the fix, all 50 passed:
+/// a burst of parallel guesses every time the key was fresh.)
+#[tokio::test]
+async fn parallel_attempts_cannot_share_the_free_failures() {
+    let clock = ManualClock::new(T0);
+    let throttle = LoginThrottle::memory().with_clock(Arc::new(clock.clone()));
+    let passed = |rs: Vec<Result<(), ThrottleError>>| {
+        for r in &rs {
+            assert!(
+                matches!(r, Ok(()) | Err(ThrottleError::Throttled { .. })),
+                "{r:?}"
+            );
+        }
+        rs.iter().filter(|r| r.is_ok()).count()
+    };
+    let mut mfa = Vec::new();
+    for _ in 0..50 {
+        mfa.push(throttle.check_second_factor("u1").await);
+    }
+    assert_eq!(passed(mfa), 3, "second factor: 3 free failures");
+    let mut pwd = Vec::new();
+    for _ in 0..50 {
+        pwd.push(throttle.check("victim@example.com", None).await);
+    }
+    assert_eq!(passed(pwd), 5, "password: 5 free failures");
+    // The outcomes arrive: all wrong. The next attempt waits; a success still resets.
+    for _ in 0..3 {
+        throttle.second_factor_failure("u1").await.unwrap();
+    }
+    assert!(matches!(
+        throttle.check_second_factor("u1").await,
+        Err(ThrottleError::Throttled { .. })
+    ));
+    clock.advance(Duration::from_secs(3600));
+    throttle.check_second_factor("u1").await.unwrap();
+    throttle.second_factor_success("u1").await.unwrap();
+    throttle.check_second_factor("u1").await.unwrap();
+}
+
 trait NowForTest {
     fn now_for_test(&self) -> Duration;
 }
@@ -377,4 +418,21 @@ async fn shared(a: &LoginThrottle, b: &LoginThrottle) {
         b.check("x@example.com", addr).await,
         Err(ThrottleError::Throttled { .. })
     ));
+    // 40 second-factor attempts at once through both instances: only the 3 free ones
+    // pass (the count is taken atomically in the store).
+    let user = format!("parallel-{run}");
+    let attempts = (0..40).map(|i| {
+        let t = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let user = user.clone();
+        tokio::spawn(async move { t.check_second_factor(&user).await })
+    });
+    let mut passed = 0;
+    for h in futures::future::join_all(attempts).await {
+        match h.unwrap() {
+            Ok(()) => passed += 1,
+            Err(ThrottleError::Throttled { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(passed, 3);
 }

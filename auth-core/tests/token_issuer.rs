@@ -156,6 +156,36 @@ async fn claims_and_principal_are_right() {
 }
 
 #[tokio::test]
+async fn auth_time_in_the_future_is_refused() {
+    // A second-factor time after the token's own issue time would pass every step-up
+    // window until then.
+    let store = MemorySigningKeyStore::new();
+    let issuer = issuer(&store).await;
+    let r = AccessTokenResolver::new(issuer.clone());
+    let future = issuer
+        .issue(&AccessTokenRequest::new(
+            "user-1",
+            0,
+            ["pwd", "otp"],
+            now() + 3600,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&resolve(&r, future.expose_secret()).await),
+        "access_token.claims_malformed"
+    );
+    let fine = issuer
+        .issue(&AccessTokenRequest::new("user-1", 0, ["pwd", "otp"], now()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        resolve(&r, fine.expose_secret()).await,
+        Resolution::Authenticated(_)
+    ));
+}
+
+#[tokio::test]
 async fn expired_tokens_are_refused() {
     let store = MemorySigningKeyStore::new();
     let issuer = Issuer::builder(ISS, AUD)

@@ -421,7 +421,8 @@ enum BackoffBackend {
 /// A keyed growing-delay failure backoff (see [`BackoffPolicy`]).
 ///
 /// Use: [`Backoff::check`] before the attempt; on failure [`Backoff::record_failure`],
-/// on success [`Backoff::reset`]. Once a key is past its free failures, an allowed
+/// on success [`Backoff::reset`]; or, where attempts may run in parallel (logins),
+/// [`Backoff::acquire`] before the attempt and [`Backoff::reset`] on success. Once a key is past its free failures, an allowed
 /// `check` takes the slot (the next attempt waits as if this one had failed), so
 /// parallel attempts cannot share one opening.
 pub struct Backoff {
@@ -486,7 +487,42 @@ impl Backoff {
     /// [`Unavailable`]: the store did not answer; refuse the attempt.
     pub async fn check(&self, key: &str) -> Result<Decision, Unavailable> {
         let now = micros(self.clock.now());
-        let state = match &self.backend {
+        let state = self.check_state(key, now).await?;
+        Ok(state.decision(now, &self.policy))
+    }
+
+    /// [`check`](Self::check), and when it allows, counts this attempt as a failure at
+    /// once (atomically in the store), before its outcome is known: of any number of
+    /// attempts in flight at the same time, at most `max(free_failures, 1)` pass while
+    /// the key is in its free failures (with `check` then `record_failure`, all of them
+    /// would). On success call [`reset`](Self::reset); on failure do **not** call
+    /// [`record_failure`](Self::record_failure) again (the attempt is already counted).
+    /// A refused attempt may have been counted too (it raced others).
+    ///
+    /// # Errors
+    ///
+    /// [`Unavailable`]: the store did not answer; refuse the attempt.
+    pub async fn acquire(&self, key: &str) -> Result<Decision, Unavailable> {
+        let now = micros(self.clock.now());
+        let checked = self.check_state(key, now).await?;
+        if !checked.allowed {
+            return Ok(checked.decision(now, &self.policy));
+        }
+        let counted = self.failure_state(key, now).await?;
+        let first = u64::from(self.policy.free_failures.max(1));
+        // In the free failures the check took nothing: the count just taken orders the
+        // attempts in flight, and only the first `first` of them may go on. Past them,
+        // the check itself took the only opening.
+        if checked.failures < first && counted.failures > first {
+            return Ok(Decision::Deny {
+                retry_after: Duration::from_micros(counted.next_at.saturating_sub(now)),
+            });
+        }
+        Ok(checked.decision(now, &self.policy))
+    }
+
+    async fn check_state(&self, key: &str, now: u64) -> Result<BackoffState, Unavailable> {
+        Ok(match &self.backend {
             BackoffBackend::Memory(m) => m.check(key, now)?,
             #[cfg(feature = "postgres")]
             BackoffBackend::Postgres(pg) => {
@@ -494,8 +530,7 @@ impl Backoff {
             }
             #[cfg(feature = "redis")]
             BackoffBackend::Redis(r) => r.backoff_check(&self.name, key, now, &self.policy).await?,
-        };
-        Ok(state.decision(now, &self.policy))
+        })
     }
 
     /// Counts a failure of `key`; returns what the next attempt would get now.
@@ -506,7 +541,12 @@ impl Backoff {
     /// caller refuses the attempt anyway).
     pub async fn record_failure(&self, key: &str) -> Result<Decision, Unavailable> {
         let now = micros(self.clock.now());
-        let state = match &self.backend {
+        let state = self.failure_state(key, now).await?;
+        Ok(state.next_decision(now, &self.policy))
+    }
+
+    async fn failure_state(&self, key: &str, now: u64) -> Result<BackoffState, Unavailable> {
+        Ok(match &self.backend {
             BackoffBackend::Memory(m) => m.failure(key, now)?,
             #[cfg(feature = "postgres")]
             BackoffBackend::Postgres(pg) => {
@@ -518,8 +558,7 @@ impl Backoff {
                 r.backoff_failure(&self.name, key, now, &self.policy)
                     .await?
             }
-        };
-        Ok(state.next_decision(now, &self.policy))
+        })
     }
 
     /// Forgets `key`'s failures (after a success).

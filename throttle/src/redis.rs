@@ -12,8 +12,8 @@ use crate::{BackoffPolicy, BackoffState, Decision, Quota, Unavailable, gcra_deci
 /// Longest wait for a connection or one decision before it counts as [`Unavailable`].
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// GCRA. KEYS[1]: the key. ARGV: now, interval, span (µs). Returns {1, remaining-free
-/// tat} or {0, tat}: the new tat when allowed, the current one when refused.
+/// GCRA. KEYS[1]: the key. ARGV: now, interval, span (µs). Returns {1, new tat} or {0,
+/// current tat} (the caller derives remaining, reset and retry_after).
 const GCRA: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])

@@ -48,6 +48,9 @@ struct Inner {
     /// Each session beside its user's cell (taken when the session was inserted, which
     /// requires the user to exist).
     sessions: HashMap<[u8; 32], (SessionRecord, Arc<UserCell>), BuildHasherDefault<DigestHasher>>,
+    /// Session id -> token digest, so that an insert checks id uniqueness and a revoke by
+    /// id finds its session without scanning every session.
+    session_ids: HashMap<Box<str>, [u8; 32]>,
     /// Each key beside its user's cell, like the sessions.
     api_keys: HashMap<Arc<str>, (ApiKeyRecord, Arc<UserCell>), BuildHasherDefault<IdHasher>>,
     /// Refresh-token families and their token digests (see `memory_refresh.rs`).
@@ -197,6 +200,16 @@ fn poisoned() -> StoreError {
 }
 
 impl Inner {
+    /// After a bulk removal of sessions: forget the ids of the removed ones.
+    fn drop_stale_session_ids(&mut self) {
+        let Self {
+            sessions,
+            session_ids,
+            ..
+        } = self;
+        session_ids.retain(|_, digest| sessions.contains_key(digest));
+    }
+
     fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
         if self.users.contains_key(&user.id) {
             return Err(StoreError::Conflict { field: "id" });
@@ -370,13 +383,16 @@ impl SessionStore for MemoryStore {
             _ => return Err(StoreError::UserRefused),
         };
         if inner.sessions.contains_key(record.token_digest())
-            || inner.sessions.values().any(|(s, _)| s.id() == record.id())
+            || inner.session_ids.contains_key(record.id())
         {
             return Err(StoreError::Conflict { field: "id" });
         }
         inner
             .sessions
             .insert(*record.token_digest(), (record.clone(), cell));
+        inner
+            .session_ids
+            .insert(record.id().into(), *record.token_digest());
         Ok(())
     }
 
@@ -393,22 +409,36 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_session_by_digest(&self, digest: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(self.write()?.sessions.remove(digest).is_some())
+        let mut inner = self.write()?;
+        let Some((record, _)) = inner.sessions.remove(digest) else {
+            return Ok(false);
+        };
+        inner.session_ids.remove(record.id());
+        Ok(true)
     }
 
     async fn delete_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
         let mut inner = self.write()?;
-        let before = inner.sessions.len();
-        inner
+        let Some(digest) = inner.session_ids.get(session_id).copied() else {
+            return Ok(false);
+        };
+        if inner
             .sessions
-            .retain(|_, (s, _)| !(s.id() == session_id && s.user_id() == user_id));
-        Ok(inner.sessions.len() < before)
+            .get(&digest)
+            .is_none_or(|(s, _)| s.user_id() != user_id)
+        {
+            return Ok(false);
+        }
+        inner.sessions.remove(&digest);
+        inner.session_ids.remove(session_id);
+        Ok(true)
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut inner = self.write()?;
         let before = inner.sessions.len();
         inner.sessions.retain(|_, (s, _)| s.user_id() != user_id);
+        inner.drop_stale_session_ids();
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
     }
 
@@ -418,6 +448,7 @@ impl SessionStore for MemoryStore {
         inner
             .sessions
             .retain(|_, (s, cell)| s.expires_at() > now && cell.session_epoch() == s.epoch());
+        inner.drop_stale_session_ids();
         Ok(u64::try_from(before - inner.sessions.len()).unwrap_or(u64::MAX))
     }
 

@@ -1060,7 +1060,13 @@ impl Issuer {
         if c.exp.saturating_sub(c.iat) > self.inner.lifetime {
             return Err(ACCESS_TOKEN_LIFETIME_TOO_LONG);
         }
-        if c.sub.is_empty() || c.sub.len() > 255 || c.jti.is_empty() {
+        // `auth_time` after `iat` cannot be true: a token claiming a second-factor check
+        // from the future would pass every step-up window until then.
+        if c.sub.is_empty()
+            || c.sub.len() > 255
+            || c.jti.is_empty()
+            || c.auth_time > c.iat.saturating_add(leeway)
+        {
             return Err(ACCESS_TOKEN_CLAIMS_MALFORMED);
         }
         Ok(())

@@ -78,6 +78,11 @@ pub(crate) const ENV_TOKEN_EPOCH_CHECK: &str = "STRONGROOM_TOKEN_EPOCH_CHECK";
 /// Seconds between two reads of the signing-key table by a running instance, to pick
 /// up keys another instance (or `rotate-signing-key`) made (1 to 3600, default 60).
 pub(crate) const ENV_TOKEN_KEY_RELOAD_SECS: &str = "STRONGROOM_TOKEN_KEY_RELOAD_SECS";
+/// Optional HS256 mode for a single service that issues and verifies its own tokens:
+/// the shared secret, at least 64 hex characters (256 bits, from a CSPRNG, e.g.
+/// `trading-backend gen-master-key`). No JWKS is published and no key rotates; another
+/// service cannot verify the tokens. Excludes `STRONGROOM_TOKEN_ALG`.
+pub(crate) const ENV_TOKEN_HS256_SECRET: &str = "STRONGROOM_TOKEN_HS256_SECRET";
 /// Absolute lifetime of a refresh-token family in seconds (default 30 days).
 pub(crate) const ENV_REFRESH_ABSOLUTE_SECS: &str = "STRONGROOM_REFRESH_ABSOLUTE_SECS";
 /// Idle lifetime of a refresh-token family in seconds (default 7 days).
@@ -556,10 +561,28 @@ pub(crate) struct TokenSettings {
     pub(crate) epoch_check: bool,
     /// `STRONGROOM_TOKEN_KEY_RELOAD_SECS`.
     pub(crate) key_reload: std::time::Duration,
+    /// `STRONGROOM_TOKEN_HS256_SECRET`, decoded: HS256 mode instead of signing keys.
+    pub(crate) hs256: Option<Hs256Secret>,
     /// `STRONGROOM_REFRESH_ABSOLUTE_SECS`.
     pub(crate) refresh_absolute: std::time::Duration,
     /// `STRONGROOM_REFRESH_IDLE_SECS`.
     pub(crate) refresh_idle: std::time::Duration,
+}
+
+/// The HS256 secret: wiped on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Hs256Secret(Zeroizing<Vec<u8>>);
+
+impl Hs256Secret {
+    pub(crate) fn expose_secret(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Hs256Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hs256Secret(..)")
+    }
 }
 
 impl TokenSettings {
@@ -650,6 +673,30 @@ fn tokens_from(
         60,
         "expected whole seconds from 1 to 3600",
     )?;
+    let hs256 = match non_empty(lookup, ENV_TOKEN_HS256_SECRET).map(Zeroizing::new) {
+        None => None,
+        Some(hex) => {
+            if non_empty(lookup, ENV_TOKEN_ALG).is_some() {
+                return Err(ConfigError::Invalid {
+                    var: ENV_TOKEN_ALG,
+                    reason: "must be unset with STRONGROOM_TOKEN_HS256_SECRET",
+                });
+            }
+            let bytes = base16ct::mixed::decode_vec(hex.as_bytes())
+                .map(Zeroizing::new)
+                .map_err(|_| ConfigError::Invalid {
+                    var: ENV_TOKEN_HS256_SECRET,
+                    reason: "expected hex characters",
+                })?;
+            if bytes.len() < auth_core::token::MIN_HS256_SECRET_LEN {
+                return Err(ConfigError::Invalid {
+                    var: ENV_TOKEN_HS256_SECRET,
+                    reason: "too short (at least 64 hex characters: 256 bits)",
+                });
+            }
+            Some(Hs256Secret(bytes))
+        }
+    };
     let refresh_absolute = secs_in(
         lookup,
         ENV_REFRESH_ABSOLUTE_SECS,
@@ -678,6 +725,7 @@ fn tokens_from(
         alg,
         epoch_check,
         key_reload,
+        hs256,
         refresh_absolute,
         refresh_idle,
     })
@@ -1047,5 +1095,120 @@ mod tests {
         }
         let err = with(&[(ENV_REDIS_URL, "http://secret-host:6379")]).unwrap_err();
         assert!(!err.to_string().contains("secret-host"));
+    }
+
+    #[test]
+    fn token_settings_defaults_and_refusals() {
+        let t = with(&[]).unwrap().tokens;
+        assert!(t.issuer_defaulted);
+        assert_eq!(t.issuer, "http://127.0.0.1:8080");
+        assert_eq!(t.audience, DEFAULT_TOKEN_AUDIENCE);
+        assert_eq!(t.access_ttl, std::time::Duration::from_secs(900));
+        assert_eq!(t.alg, auth_core::token::SigningAlgorithm::EdDsa);
+        assert!(t.epoch_check);
+        assert_eq!(t.key_reload, std::time::Duration::from_secs(60));
+        assert_eq!(t.refresh_absolute.as_secs(), 30 * 24 * 3600);
+        assert_eq!(t.refresh_idle.as_secs(), 7 * 24 * 3600);
+        // The default issuer names the bound port; a configured one is kept.
+        let bound: SocketAddr = "0.0.0.0:41234".parse().unwrap();
+        assert_eq!(
+            with(&[(ENV_LISTEN_ADDR, "0.0.0.0:0")])
+                .unwrap()
+                .tokens
+                .bound_to(bound)
+                .issuer,
+            "http://127.0.0.1:41234"
+        );
+        let t = with(&[
+            (ENV_ISSUER, "https://api.example.com"),
+            (ENV_TOKEN_AUDIENCE, "trading"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "300"),
+            (ENV_TOKEN_ALG, "ES256"),
+            (ENV_TOKEN_EPOCH_CHECK, "0"),
+            (ENV_TOKEN_KEY_RELOAD_SECS, "5"),
+            (ENV_REFRESH_ABSOLUTE_SECS, "86400"),
+            (ENV_REFRESH_IDLE_SECS, "3600"),
+        ])
+        .unwrap()
+        .tokens;
+        assert_eq!(t.bound_to(bound).issuer, "https://api.example.com");
+        assert!(!t.issuer_defaulted && !t.epoch_check);
+        assert_eq!(t.alg, auth_core::token::SigningAlgorithm::Es256);
+        assert_eq!(t.access_ttl.as_secs(), 300);
+        assert_eq!(
+            (t.refresh_absolute.as_secs(), t.refresh_idle.as_secs()),
+            (86400, 3600)
+        );
+        for (var, bad) in [
+            (ENV_ISSUER, "ftp://x"),
+            (ENV_ISSUER, "https://api.example.com/"),
+            (ENV_ISSUER, "https://api.example.com?x=1"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "59"),
+            (ENV_ACCESS_TOKEN_TTL_SECS, "3601"),
+            (ENV_TOKEN_ALG, "HS256"),
+            (ENV_TOKEN_ALG, "RS256"),
+            (ENV_TOKEN_EPOCH_CHECK, "maybe"),
+            (ENV_TOKEN_KEY_RELOAD_SECS, "0"),
+            (ENV_REFRESH_ABSOLUTE_SECS, "10"),
+            (ENV_REFRESH_IDLE_SECS, "10"),
+        ] {
+            let err = with(&[(var, bad)]).err().unwrap();
+            assert!(err.to_string().contains(var), "{var}={bad}: {err}");
+            // (Short numbers occur in the reasons' ranges.)
+            if bad.len() > 3 {
+                assert!(!err.to_string().contains(bad), "value echoed: {err}");
+            }
+        }
+        // Idle longer than absolute.
+        assert!(
+            with(&[
+                (ENV_REFRESH_ABSOLUTE_SECS, "3600"),
+                (ENV_REFRESH_IDLE_SECS, "7200")
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn sso_algorithms_need_the_issuer_and_valid_names() {
+        let base = [
+            (ENV_SSO_ISSUER, "https://idp.example.com"),
+            (ENV_SSO_JWKS_URL, "https://idp.example.com/jwks"),
+            (ENV_SSO_AUDIENCE, "a"),
+        ];
+        let mut vars = base.to_vec();
+        vars.push((ENV_SSO_ALGORITHMS, "EdDSA, ES256"));
+        let sso = with(&vars).unwrap().sso.unwrap();
+        assert_eq!(
+            sso.algorithms,
+            [
+                auth_core::sso::Algorithm::EdDSA,
+                auth_core::sso::Algorithm::ES256
+            ]
+        );
+        assert!(with(&base).unwrap().sso.unwrap().algorithms.is_empty());
+        vars.pop();
+        vars.push((ENV_SSO_ALGORITHMS, "EdDSA,nope"));
+        assert!(with(&vars).is_err());
+        assert!(with(&[(ENV_SSO_ALGORITHMS, "EdDSA")]).is_err());
+    }
+
+    #[test]
+    fn hs256_secret_is_256_bits_hex_and_never_printed() {
+        let hex = "9f".repeat(32);
+        let config = with(&[(ENV_TOKEN_HS256_SECRET, &hex)]).unwrap();
+        let secret = config.tokens.hs256.clone().unwrap();
+        assert_eq!(secret.expose_secret(), [0x9f; 32]);
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains(&hex) && !printed.contains("159"),
+            "{printed}"
+        );
+        for bad in ["9f".repeat(31), "zz".repeat(32)] {
+            let err = with(&[(ENV_TOKEN_HS256_SECRET, &bad)]).err().unwrap();
+            assert!(err.to_string().contains(ENV_TOKEN_HS256_SECRET));
+            assert!(!err.to_string().contains(&bad));
+        }
+        assert!(with(&[(ENV_TOKEN_HS256_SECRET, &hex), (ENV_TOKEN_ALG, "EdDSA")]).is_err());
     }
 }

@@ -239,6 +239,11 @@ async fn logout_all_ends_sessions_keys_families_and_access_tokens() {
     // A new login works.
     let (at_new, _) = pair(&server, "bo@example.com").await;
     assert_eq!(server.get("/api/auth/me", Some(&at_new)).await.0, 200);
+    // No token in the output, not even the one sent as `/ws?token=`.
+    let logs = server.logs();
+    for secret in [&at, &rt, &at_other, &rt_other, &at_new, &session, &api_key] {
+        assert!(!logs.contains(secret.as_str()), "a credential in the logs");
+    }
 }
 
 type Socket =
@@ -452,4 +457,146 @@ async fn instance_b_trusts_instance_a_across_a_key_rotation() {
             assert!(!logs.contains(t.as_str()));
         }
     }
+}
+
+/// The same flow on PostgreSQL: the signing key is created, sealed and read back from
+/// `tb_signing_keys` there; refresh rotation and reuse detection run on PostgreSQL.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+async fn tokens_on_postgres() {
+    let url = std::env::var("STRONGROOM_PG_URL").expect("STRONGROOM_PG_URL");
+    let mut bytes = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let schema = format!("tb_tok_{}", base16ct::lower::encode_string(&bytes));
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let database_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", database_url.as_str())];
+    create_user(dir.path(), &env, "pg@example.com", Some(PASSWORD), false);
+    let server = Server::start(dir.path(), &env);
+    let (at, rt) = pair(&server, "pg@example.com").await;
+    assert_eq!(server.get("/api/auth/me", Some(&at)).await.0, 200);
+    let (status, body) = refresh(&server, &rt).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(refresh(&server, &rt).await.0, 401);
+    let rt2 = body["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&server, rt2).await.0, 401, "family not revoked");
+    let sealed: Vec<(Vec<u8>,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT sealed FROM {schema}.tb_signing_keys"
+    )))
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(sealed.len(), 1);
+    assert!(
+        !sealed[0]
+            .0
+            .windows(5)
+            .any(|w| w == [0x06, 0x03, 0x2b, 0x65, 0x70])
+    );
+    drop(server);
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+/// A sealed key is bound to its row: two rows whose sealed values are swapped open
+/// neither (context `kid`), sign nothing and are not published; the instance makes a
+/// fresh key. `rotate-signing-key` works without a running server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sealed_key_moved_to_another_row_does_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = cli(dir.path(), &[], &["rotate-signing-key"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        // The CLI prints the kid only, never key material.
+        assert!(!stdout(&out).contains("BEGIN") && stdout(&out).len() < 100);
+    }
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("strongroom.db").display()
+    ))
+    .await
+    .unwrap();
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT kid, sealed FROM tb_signing_keys ORDER BY kid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    // The first key (made by the first run) plus one per rotation.
+    assert_eq!(
+        rows.len(),
+        3,
+        "{:?}",
+        rows.iter().map(|r| &r.0).collect::<Vec<_>>()
+    );
+    // Swap every sealed value one row along.
+    for (i, (kid, _)) in rows.iter().enumerate() {
+        let other = &rows[(i + 1) % rows.len()].1;
+        sqlx::query("UPDATE tb_signing_keys SET sealed = $1 WHERE kid = $2")
+            .bind(other)
+            .bind(kid)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    create_user(dir.path(), &[], "sw@example.com", Some(PASSWORD), false);
+    let server = Server::start(dir.path(), &[]);
+    let (_, jwks) = server.get("/.well-known/jwks.json", None).await;
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(published.len(), 1, "{jwks}");
+    assert!(rows.iter().all(|(kid, _)| kid != published[0]));
+    assert!(server.logs().contains("signing_key.unseal_refused"));
+    // The fresh key signs and verifies.
+    let (at, _) = pair(&server, "sw@example.com").await;
+    assert_eq!(jws_header(&at)["kid"], published[0]);
+    assert_eq!(server.get("/api/auth/me", Some(&at)).await.0, 200);
+}
+
+/// HS256 mode: tokens signed with the configured secret work as credentials; nothing is
+/// published, nothing is stored, there is no rotation; the secret never shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn hs256_mode() {
+    let secret = "a7".repeat(32);
+    let env = [("STRONGROOM_TOKEN_HS256_SECRET", secret.as_str())];
+    let dir = tempfile::tempdir().unwrap();
+    create_user(dir.path(), &env, "hs@example.com", Some(PASSWORD), false);
+    let server = Server::start(dir.path(), &env);
+    let (at, rt) = pair(&server, "hs@example.com").await;
+    assert_eq!(jws_header(&at)["alg"], "HS256");
+    let (status, me) = server.get("/api/auth/me", Some(&at)).await;
+    assert_eq!((status, &me["auth_method"]), (200, &json!("access_token")));
+    assert_eq!(refresh(&server, &rt).await.0, 200);
+    assert_eq!(
+        server.get("/.well-known/jwks.json", None).await.1,
+        json!({ "keys": [] })
+    );
+    // A token signed with another secret is refused.
+    let other = [("STRONGROOM_TOKEN_HS256_SECRET", &*"b8".repeat(32))];
+    let dir2 = tempfile::tempdir().unwrap();
+    create_user(dir2.path(), &other, "hs@example.com", Some(PASSWORD), false);
+    let server2 = Server::start(dir2.path(), &other);
+    assert_eq!(server2.get("/api/auth/me", Some(&at)).await.0, 403);
+    let out = cli(dir.path(), &env, &["rotate-signing-key"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("HS256"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(&secret));
+    assert!(!server.logs().contains(&secret) && !server.logs().contains(&at));
+    assert!(!file_contains(
+        &dir.path().join("strongroom.db"),
+        &[0xa7; 32]
+    ));
 }

@@ -175,11 +175,12 @@ pub(crate) async fn rotate_signing_key(
 ) -> Result<String, BuildError> {
     let Core { secrets, .. } = core(stores, ring)?;
     let tokens = tokens::Tokens::build(&config.tokens, stores, secrets.envelope().clone()).await?;
-    tokens
-        .issuer
-        .rotate()
-        .await
-        .map_err(|_| BuildError::Component("access-token signing keys (store unavailable)"))
+    tokens.issuer.rotate().await.map_err(|e| match e {
+        auth_core::token::IssuerError::RotationUnsupported => BuildError::Component(
+            "STRONGROOM_TOKEN_HS256_SECRET is set: HS256 has no signing keys to rotate",
+        ),
+        _ => BuildError::Component("access-token signing keys (store unavailable)"),
+    })
 }
 
 /// Builds the state and the router for a service listening on `bound`.
@@ -214,7 +215,7 @@ pub(crate) async fn build(
     let mut exchanges = BTreeMap::new();
     exchanges.insert(paper.name(), paper);
 
-    // The chain, in order: static token, session, SSO JWT, API key.
+    // The chain, in order: static token, session, access token, SSO JWT, API key.
     let mut chain = Chain::builder();
     if let Some(token) = &config.api_token {
         chain = chain.resolver(StaticTokenResolver::new(token, BOOTSTRAP_USER).map_err(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use auth_core::http::AllowRestricted;
 use auth_core::token::{AccessTokenRequest, AccessTokenResolver, Issuer, IssuerError};
 use auth_core::{
-    AuthMethod, Authentication, FirstFactor, Password, RefreshConfig, RefreshError, RefreshToken,
+    Authentication, FirstFactor, Password, RefreshConfig, RefreshError, RefreshToken,
     RefreshTokens, StoreError,
 };
 use axum::Json;
@@ -136,20 +136,29 @@ impl Tokens {
                 "STRONGROOM_ISSUER is not set: access tokens name the development default; set it to the public URL of the service"
             );
         }
-        let store = Arc::new(SealedSigningKeyStore::new(stores.db.clone(), envelope));
-        let issuer = Issuer::builder(settings.issuer.clone(), settings.audience.clone())
+        let builder = Issuer::builder(settings.issuer.clone(), settings.audience.clone())
             .algorithm(settings.alg)
             .lifetime(settings.access_ttl)
             .reload_interval(settings.key_reload)
-            .token_endpoint(format!("{}/api/auth/token", settings.issuer))
-            .build(store)
-            .await
-            .map_err(|e| match e {
-                IssuerError::Config(_) => {
-                    BuildError::Component("STRONGROOM_ISSUER / token settings")
-                }
-                _ => BuildError::Component("access-token signing keys (store unavailable)"),
-            })?;
+            .token_endpoint(format!("{}/api/auth/token", settings.issuer));
+        let issuer = match &settings.hs256 {
+            // HS256: one shared secret from configuration; nothing in the key table.
+            Some(secret) => builder.build_hs256(secret.expose_secret()).map_err(|_| {
+                BuildError::Component("STRONGROOM_TOKEN_HS256_SECRET / token settings")
+            })?,
+            None => builder
+                .build(Arc::new(SealedSigningKeyStore::new(
+                    stores.db.clone(),
+                    envelope,
+                )))
+                .await
+                .map_err(|e| match e {
+                    IssuerError::Config(_) => {
+                        BuildError::Component("STRONGROOM_ISSUER / token settings")
+                    }
+                    _ => BuildError::Component("access-token signing keys (store unavailable)"),
+                })?,
+        };
         let refresh = RefreshTokens::new(
             stores.refresh.clone(),
             RefreshConfig::default()
@@ -284,18 +293,14 @@ pub(crate) async fn revoke(State(state): State<Shared>, body: Body) -> Result<Re
     Ok(no_store(StatusCode::OK.into_response()))
 }
 
-/// `POST /api/auth/logout-all` (interactive credential): ends every session, API key and
-/// refresh-token family of the user (and, with the epoch check, every access token): 204.
+/// `POST /api/auth/logout-all` (interactive credential: session, access token, SSO JWT):
+/// ends every session, API key and refresh-token family of the user (and, with the epoch
+/// check, every access token): 204. A restricted session (must change the password) may
+/// too.
 pub(crate) async fn logout_all(
     State(state): State<Shared>,
     AllowRestricted(principal): AllowRestricted,
 ) -> Result<Response, ApiError> {
-    if !matches!(
-        principal.method(),
-        AuthMethod::Session | AuthMethod::AccessToken
-    ) {
-        return Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_interactive"));
-    }
     let user_id = principal.user_id();
     state
         .accounts

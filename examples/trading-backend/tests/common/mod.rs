@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 pub const BIN: &str = env!("CARGO_BIN_EXE_trading-backend");
 
 /// Variables the tests set themselves; inherited values are removed.
-const OWN_VARS: [&str; 28] = [
+const OWN_VARS: [&str; 29] = [
     "STRONGROOM_STEP_UP_SECS",
     "REDIS_URL",
+    "STRONGROOM_TOKEN_HS256_SECRET",
     "STRONGROOM_ISSUER",
     "STRONGROOM_TOKEN_AUDIENCE",
     "STRONGROOM_ACCESS_TOKEN_TTL_SECS",
