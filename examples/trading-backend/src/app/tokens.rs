@@ -6,7 +6,6 @@
 //! whose `sid` is the family id. Every refresh rotates the family's token and mints a new
 //! access token from the family record (user, session epoch, `amr`, `auth_time`).
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use auth_core::http::AllowRestricted;
@@ -16,7 +15,7 @@ use auth_core::{
     RefreshTokens, StoreError,
 };
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequest as _, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crypto_envelope::Envelope;
@@ -25,6 +24,7 @@ use serde_json::json;
 use super::auth::account_error;
 use super::body::Body;
 use super::error::ApiError;
+use super::mfa::ClientAddr;
 use super::{AppState, BuildError, Shared};
 use crate::config::TokenSettings;
 use crate::db::Stores;
@@ -184,24 +184,15 @@ impl Tokens {
     }
 }
 
-/// The client address, when the service was started with connect info.
-fn client_ip(request: &Request) -> Option<IpAddr> {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
 /// `POST /api/auth/token` {email, password}: the token pair, or
 /// `{"mfa_required": true, "mfa_token": "..."}` for a user with a second factor (finish
 /// with `POST /api/auth/mfa`). A user who must change the password is refused (403
 /// `password_change_required`: use the session login, which allows the change).
 pub(crate) async fn token(
     State(state): State<Shared>,
-    request: Request,
+    ClientAddr(client): ClientAddr,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let client = client_ip(&request);
-    let body = Body::from_request(request, &state).await?;
     let email = body.str("email", MAX_EMAIL)?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
     let first = state
