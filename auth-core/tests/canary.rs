@@ -3,8 +3,10 @@
 //! none of them may appear in the captured output or in any Debug/Display string.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod capture;
+use capture::Capture;
+
+use std::sync::Arc;
 
 use auth_core::SsoBinder;
 use auth_core::password::PasswordConfig;
@@ -19,26 +21,6 @@ const CANARY_TOKEN: &str = "CANARYTOKEN-7f3a9c1e5b2d4f6a8c0e2a4c6e8f0a1b";
 const CANARY_PASSWORD: &str = "CANARYPASSWORD-c4n4ry-p4ss";
 const CANARY_INTERNAL: &str = "CANARYINTERNAL-0123456789abcdef0123456789";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 fn bearer_headers(token: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
@@ -50,13 +32,7 @@ fn bearer_headers(token: &str) -> HeaderMap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_never_leak() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let capture = Capture::install();
 
     let mut debug_out = String::new();
     let store = Arc::new(MemoryStore::new());
@@ -188,7 +164,7 @@ async fn canaries_never_leak() {
     binder.bind(&id("sub-1")).await.unwrap();
     binder.bind(&id("sub-2")).await.unwrap_err();
 
-    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logged = capture.text();
     // The capture works: the codes of the paths above are there.
     for code in [
         "login.ok",

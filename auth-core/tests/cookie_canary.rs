@@ -5,8 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 #![cfg(feature = "axum")]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod capture;
+use capture::Capture;
+
+use std::sync::Arc;
 
 use auth_core::cookie::DEFAULT_SESSION_COOKIE;
 use auth_core::http::{AuthLayer, Challenge};
@@ -24,26 +26,6 @@ const CANARY: &str = "ses_CANARYCOOKIEqZ7x1vN3bT5mK8pL0wR2yU4iO6aS9d";
 /// The distinctive part, searched for in the output.
 const NEEDLE: &str = "CANARYCOOKIE";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// A request (method, headers) and the status it must get.
 type Case = (Method, Vec<(&'static str, String)>, StatusCode);
 
@@ -53,13 +35,7 @@ async fn me() -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_cookie_never_leaks() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let capture = Capture::install();
     let mut seen = String::new();
 
     let store = Arc::new(MemoryStore::new());
@@ -144,7 +120,7 @@ async fn the_session_cookie_never_leaks() {
     seen += &format!("{set:?} {token:?}");
     assert!(!seen.contains(token.expose_secret()));
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("csrf.origin"),
         "the refusals were logged: {logs}"

@@ -4,34 +4,16 @@
 //! TRACE; none may appear in the captured output or in any Debug/Display string.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod capture;
+use capture::Capture;
+
+use std::sync::Arc;
 
 use auth_core::password::PasswordConfig;
 use auth_core::{
     Accounts, LoginStep, MemorySealer, MemoryStore, Mfa, MfaConfig, Password, PasswordHasher,
     SessionConfig, Sessions, Totp, TotpConfig, TotpSecret,
 };
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -42,13 +24,7 @@ fn now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mfa_secrets_never_leak() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let capture = Capture::install();
 
     let store = Arc::new(MemoryStore::new());
     let hasher = PasswordHasher::new(auth_core::danger::weak_password_params(
@@ -127,7 +103,7 @@ async fn mfa_secrets_never_leak() {
         .await
         .unwrap();
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("mfa.activated"), "capture works: {logs}");
     assert!(logs.contains("mfa.challenge_issued"));
     let lower = secret_b32.to_ascii_lowercase();

@@ -4,43 +4,19 @@
 //! `Debug` or in an error's `Display`/`Debug`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod capture;
+use capture::Capture;
+
+use std::sync::Arc;
 
 use auth_core::{MemoryStore, RefreshConfig, RefreshToken, RefreshTokens, User, UserStore};
 
 /// A valid token text (43 canonical base64url characters after the prefix).
 const CANARY: &str = "rft_CANARYrefreshTOKENc4n4ry0123456789abcdefghA";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_is_logged_and_no_refresh_token_leaks() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let capture = Capture::install();
 
     let store = Arc::new(MemoryStore::new());
     let user = User::new("canary-user", "canary@example.com", None, 1);
@@ -85,7 +61,7 @@ async fn reuse_is_logged_and_no_refresh_token_leaks() {
         refresh.list("canary-user").await.unwrap()
     );
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let reuse_line = logs
         .lines()
         .find(|l| l.contains("refresh.reuse_detected"))

@@ -3,8 +3,10 @@
 //! level), through issue, rotation, success and every refusal path.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod capture;
+use capture::Capture;
+
+use std::sync::Arc;
 
 use auth_core::token::{
     AccessTokenRequest, AccessTokenResolver, Issuer, MemorySigningKeyStore, SigningKeyStore,
@@ -15,35 +17,9 @@ use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 const CANARY_HS256: &str = "CANARYHS256SECRET-7f3a9c1e5b2d4f6a8c0e";
 const CANARY_SHORT: &str = "CANARYSHORT-0123";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_keys_and_tokens_never_leak() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let capture = Capture::install();
 
     let mut out = String::new();
     let store = MemorySigningKeyStore::new();
@@ -133,7 +109,7 @@ async fn signing_keys_and_tokens_never_leak() {
     secrets.push(CANARY_SHORT.to_owned());
     secrets.push(Base64::encode_string(CANARY_HS256.as_bytes()));
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("access_token."),
         "refusals were not logged: {logs}"

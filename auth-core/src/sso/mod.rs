@@ -46,7 +46,7 @@ mod jwks;
 mod keys;
 mod resolver;
 mod verifier;
-mod wire;
+pub(crate) mod wire;
 
 pub use config::{CachePolicy, IssuerConfig, IssuerConfigBuilder, Limits};
 pub use discovery::{DiscoveryError, ProviderMetadata};
