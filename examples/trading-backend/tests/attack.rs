@@ -520,3 +520,234 @@ async fn throttle_retry_after_and_ipv6() {
         .unwrap();
     assert!((1..=3600).contains(&secs), "{secs}");
 }
+
+/// With cookie sessions on, a cross-site POST carrying only the session cookie is refused
+/// (403 csrf) on every new state-changing route; the same call from the app goes through.
+#[tokio::test]
+async fn cross_site_cookie_posts_on_new_routes() {
+    const APP: &str = "https://app.example.com";
+    const EVIL: &str = "https://evil.example.net";
+    let dir = tempfile::tempdir().unwrap();
+    create_user(dir.path(), &[], "a@example.com", Some(PW), false);
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("STRONGROOM_COOKIE_SESSIONS", "1"),
+            ("STRONGROOM_ALLOWED_ORIGINS", APP),
+        ],
+    );
+    let res = s
+        .http
+        .post(s.url("/api/auth/login"))
+        .header("origin", APP)
+        .json(&json!({ "email": "a@example.com", "password": PW, "cookie": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let post = |path: &'static str, origin: &'static str, body: Value| {
+        let req = s
+            .http
+            .post(s.url(path))
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .header(
+                "sec-fetch-site",
+                if origin == APP {
+                    "same-site"
+                } else {
+                    "cross-site"
+                },
+            )
+            .json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for (path, body) in [
+        ("/api/auth/mfa/enroll", json!({})),
+        ("/api/auth/mfa/confirm", json!({ "code": "123456" })),
+        ("/api/auth/mfa/verify", json!({ "code": "123456" })),
+        (
+            "/api/auth/mfa/disable",
+            json!({ "password": PW, "code": "123456" }),
+        ),
+        ("/api/auth/logout-all", json!({})),
+        ("/api/auth/logout", json!({})),
+        (
+            "/api/auth/password",
+            json!({ "old_password": PW, "new_password": "x y z w v u t s" }),
+        ),
+    ] {
+        let (status, answer) = post(path, EVIL, body).await;
+        assert_eq!(
+            (status, answer),
+            (403, json!({ "error": "csrf" })),
+            "{path}"
+        );
+    }
+    // The second step asking for a cookie from another site.
+    let (status, answer) = post(
+        "/api/auth/mfa",
+        EVIL,
+        json!({ "mfa_token": "x", "code": "123456", "cookie": true }),
+    )
+    .await;
+    assert_eq!((status, answer), (403, json!({ "error": "csrf" })));
+    // The session is still alive and the app itself may enrol.
+    let (status, body) = post("/api/auth/mfa/enroll", APP, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let secret = body["secret"].as_str().unwrap().to_owned();
+    assert!(!s.logs().contains(&secret), "TOTP secret in the log");
+}
+
+/// Wrong step-up codes are throttled, for a session and for an access token alike.
+#[tokio::test]
+async fn step_up_guessing_is_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    create_user(dir.path(), &[], "a@example.com", Some(PW), false);
+    let s = Server::start(dir.path(), &[]);
+    let session = s.login("a@example.com", PW).await;
+    let (secret, _) = enable(&s, &session).await;
+    let pair = {
+        let t = mfa_token(&s, "/api/auth/token", "a@example.com").await;
+        let (status, body) = s
+            .post(
+                "/api/auth/mfa",
+                None,
+                json!({ "mfa_token": t, "code": totp(&secret, now()) }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let at = pair["access_token"].as_str().unwrap().to_owned();
+    let right = totp(&secret, now());
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let cred = if i % 2 == 0 { &session } else { &at };
+        let (status, _) = s
+            .post("/api/auth/mfa/verify", Some(cred), json!({ "code": wrong }))
+            .await;
+        statuses.push(status);
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
+
+/// A second step finished after the user was disabled or signed out everywhere (between
+/// the two steps) issues nothing; the token route answers a disabled user, an unknown
+/// email and a wrong password alike.
+#[tokio::test]
+async fn second_step_after_the_user_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    for u in ["a", "b", "c"] {
+        create_user(
+            dir.path(),
+            &[],
+            &format!("{u}@example.com"),
+            Some(PW),
+            false,
+        );
+    }
+    let s = Server::start(dir.path(), &[]);
+    let mut secrets = Vec::new();
+    for u in ["a", "b"] {
+        let session = s.login(&format!("{u}@example.com"), PW).await;
+        secrets.push(enable(&s, &session).await.0);
+    }
+    for (i, (u, command)) in [("a", "disable-user"), ("b", "sign-out-everywhere")]
+        .into_iter()
+        .enumerate()
+    {
+        let email = format!("{u}@example.com");
+        for route in ["/api/auth/login", "/api/auth/token"] {
+            let t = mfa_token(&s, route, &email).await;
+            let out = cli(dir.path(), &[], &[command, &email]);
+            assert!(out.status.success());
+            let (status, body) = s
+                .post(
+                    "/api/auth/mfa",
+                    None,
+                    json!({ "mfa_token": t, "code": totp(&secrets[i], if route.ends_with("token") { now() + 30 } else { now() }) }),
+                )
+                .await;
+            assert!(
+                status == 401 || status == 403,
+                "{command} between the steps of {route}: {status} {body}"
+            );
+            if command == "disable-user" {
+                let _ = cli(dir.path(), &[], &["enable-user", &email]);
+            }
+        }
+    }
+    // Enumeration: disabled user with the right password, unknown email, wrong password.
+    let out = cli(dir.path(), &[], &["disable-user", "c@example.com"]);
+    assert!(out.status.success());
+    let mut answers = Vec::new();
+    for (email, pw) in [
+        ("c@example.com", PW),
+        ("nobody@example.com", PW),
+        ("a@example.com", "not the password at all"),
+    ] {
+        answers.push(
+            s.post(
+                "/api/auth/token",
+                None,
+                json!({ "email": email, "password": pw }),
+            )
+            .await,
+        );
+    }
+    assert_eq!(answers[0], answers[1], "{answers:?}");
+    assert_eq!(answers[1], answers[2], "{answers:?}");
+}
+
+/// A step-up recorded on one session (or access token) of a user does not count for
+/// another session of the same user.
+#[tokio::test]
+async fn step_up_is_per_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    create_user(dir.path(), &[], "a@example.com", Some(PW), false);
+    let s = Server::start(dir.path(), &[("STRONGROOM_STEP_UP_SECS", "600")]);
+    let s1 = s.login("a@example.com", PW).await;
+    let s2 = s.login("a@example.com", PW).await;
+    let old_pair = token_login(&s, "a@example.com").await;
+    let (secret, _) = enable(&s, &s1).await;
+    let (status, _) = s
+        .post(
+            "/api/auth/mfa/verify",
+            Some(&s1),
+            json!({ "code": totp(&secret, now()) }),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let key = json!({ "name": "k", "scopes": ["read"] });
+    let (status, body) = s.post("/api/keys", Some(&s2), key.clone()).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (403, &json!("mfa_required")),
+        "{body}"
+    );
+    let (status, body) = s
+        .post("/api/keys", old_pair["access_token"].as_str(), key.clone())
+        .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (403, &json!("mfa_required")),
+        "{body}"
+    );
+    let (status, body) = s.post("/api/keys", Some(&s1), key).await;
+    assert_eq!(status, 201, "{body}");
+}
