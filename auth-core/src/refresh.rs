@@ -380,6 +380,19 @@ pub trait RefreshStore: Send + Sync + fmt::Debug {
     /// [`StoreError`].
     async fn revoke_user_families(&self, user_id: &str, now: i64) -> Result<u64, StoreError>;
 
+    /// Revokes (at `now`) the live family `family_id` of `user_id` (a family of another
+    /// user is left alone). Returns whether a family was revoked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`].
+    async fn revoke_family(
+        &self,
+        user_id: &str,
+        family_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
     /// Sets `auth_time` and `amr` of the live (not revoked) family `family_id` of
     /// `user_id`. Returns whether it was updated.
     ///
@@ -671,6 +684,33 @@ impl RefreshTokens {
             "every refresh token family of the user revoked"
         );
         Ok(n)
+    }
+
+    /// Revokes the family `family_id` of `user_id` (logout with an access token, whose
+    /// `sid` is the family id): its refresh token is refused from now on; access tokens
+    /// already minted from it run to their `exp`. Returns whether a live family of that
+    /// user was found.
+    ///
+    /// # Errors
+    ///
+    /// [`RefreshError::Store`].
+    pub async fn revoke_family(
+        &self,
+        user_id: &str,
+        family_id: &str,
+    ) -> Result<bool, RefreshError> {
+        let revoked = self
+            .store
+            .revoke_family(user_id, family_id, secret::now_unix())
+            .await?;
+        tracing::info!(
+            code = "refresh.family_revoked",
+            family_id,
+            user_id,
+            revoked,
+            "refresh token family revoked by id"
+        );
+        Ok(revoked)
     }
 
     /// Records a step-up: sets the family's `auth_time` (Unix seconds of the

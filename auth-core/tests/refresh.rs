@@ -65,6 +65,7 @@ async fn all<S: RStore>(store: Arc<S>) {
     revoke(store.clone()).await;
     revoke_user(store.clone()).await;
     step_up(store.clone()).await;
+    revoke_family(store.clone()).await;
     epoch_events(store.clone()).await;
     sweep(store.clone()).await;
 }
@@ -279,6 +280,28 @@ async fn step_up<S: RStore>(store: Arc<S>) {
             .await,
         Err(RefreshError::InvalidAmr)
     ));
+}
+
+/// Revoking a family by (user, family id): only that family of that user.
+async fn revoke_family<S: RStore>(store: Arc<S>) {
+    let refresh = service(&store);
+    let user = new_user(&*store, "rf-revfam").await;
+    let (t0, f0) = refresh.issue(&user, amr(&["pwd"]), now()).await.unwrap();
+    let (t1, _) = refresh.issue(&user, amr(&["pwd"]), now()).await.unwrap();
+    // Another user's id revokes nothing.
+    assert!(
+        !refresh
+            .revoke_family("rf-someone-else", f0.id())
+            .await
+            .unwrap()
+    );
+    assert!(refresh.revoke_family("rf-revfam", f0.id()).await.unwrap());
+    assert!(!refresh.revoke_family("rf-revfam", f0.id()).await.unwrap());
+    assert!(
+        refresh.rotate(&t0).await.is_err(),
+        "the revoked family is refused"
+    );
+    assert!(refresh.rotate(&t1).await.is_ok(), "the other family lives");
 }
 
 fn superseded(r: Result<(RefreshToken, FamilyRecord), RefreshError>) -> bool {

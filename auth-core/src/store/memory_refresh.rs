@@ -143,6 +143,22 @@ impl RefreshStore for MemoryStore {
         Ok(n)
     }
 
+    async fn revoke_family(
+        &self,
+        user_id: &str,
+        family_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.write()?;
+        match inner.refresh.families.get_mut(family_id) {
+            Some((family, _)) if family.user_id() == user_id && family.revoked_at().is_none() => {
+                *family = family.clone().with_revoked_at(Some(now));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn set_auth_time(
         &self,
         user_id: &str,

@@ -227,6 +227,24 @@ macro_rules! impl_sql_refresh_store {
                     Ok(done.rows_affected())
                 }
 
+                async fn revoke_family(
+                    &self,
+                    user_id: &str,
+                    family_id: &str,
+                    now: i64,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE auth_refresh_families SET revoked_at = $1 \
+                         WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(family_id)
+                    .bind(user_id)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() > 0)
+                }
+
                 async fn set_auth_time(
                     &self,
                     user_id: &str,

@@ -150,11 +150,26 @@ pub(crate) async fn login(
 }
 
 /// `POST /api/auth/logout`: 204; the session used is revoked (and the session cookie
-/// cleared when cookie sessions are on).
+/// cleared when cookie sessions are on). With an access token, the refresh-token family
+/// it was minted from (its `sid`) is revoked: the refresh token is refused from now on,
+/// the access token itself runs to its `exp` (use `POST /api/auth/logout-all` to end it
+/// at once). 400 `not_a_session` for any other credential.
 pub(crate) async fn logout(
     State(state): State<Shared>,
     AllowRestricted(principal): AllowRestricted,
 ) -> Result<Response, ApiError> {
+    if principal.method() == AuthMethod::AccessToken {
+        let family_id = principal
+            .credential_id()
+            .ok_or(ApiError::Code(StatusCode::BAD_REQUEST, "not_a_session"))?;
+        state
+            .tokens
+            .refresh
+            .revoke_family(principal.user_id(), family_id)
+            .await
+            .map_err(|_| ApiError::UNAVAILABLE)?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     if principal.method() != AuthMethod::Session {
         return Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_a_session"));
     }
