@@ -445,9 +445,14 @@ async fn race_sign_out<S: RStore>(store: Arc<S>) {
     let old_epoch = user.session_epoch;
     let signed_out = Arc::new(AtomicBool::new(false));
     let late_successes = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
+    // Every family exists before any rotation starts: an issue queued behind eight
+    // rotating tasks on SQLite's write lock would only test the busy timeout.
+    let mut first = Vec::new();
     for _ in 0..8 {
-        let (mut tok, _) = refresh.issue(&user, amr(&["pwd"]), now()).await.unwrap();
+        first.push(refresh.issue(&user, amr(&["pwd"]), now()).await.unwrap().0);
+    }
+    let mut tasks = Vec::new();
+    for mut tok in first {
         let refresh = refresh.clone();
         let signed_out = signed_out.clone();
         let late = late_successes.clone();
@@ -513,8 +518,22 @@ async fn memory_refresh_concurrency() {
 
 #[cfg(feature = "sqlite")]
 async fn sqlite_store(dir: &tempfile::TempDir) -> auth_core::SqliteStore {
+    use std::str::FromStr as _;
+    // The races queue hundreds of writers on SQLite's one write lock: on a loaded CI
+    // machine the default 5 s busy timeout is a flake, not a finding.
     let url = format!("sqlite://{}", dir.path().join("auth.db").display());
-    auth_core::SqliteStore::connect(&url).await.unwrap()
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(60));
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = auth_core::SqliteStore::new(pool);
+    store.migrate().await.unwrap();
+    store
 }
 
 #[cfg(feature = "sqlite")]
