@@ -6,46 +6,10 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use common::{Server, cli, create_user};
+use common::{Server, cli, create_user, now, totp};
 use serde_json::{Value, json};
 
 const PW: &str = "correct horse battery staple 1";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn base32(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.trim_end_matches('=').bytes() {
-        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-            buf &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-/// RFC 6238 TOTP, SHA-1, 6 digits, 30 s (independent of auth-core).
-fn totp(secret_b32: &str, t: u64) -> String {
-    use aws_lc_rs::hmac;
-    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &base32(secret_b32));
-    let mac = hmac::sign(&key, &(t / 30).to_be_bytes());
-    let mac = mac.as_ref();
-    let offset = usize::from(mac[mac.len() - 1] & 0x0f);
-    let bin = u32::from_be_bytes(mac[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
-    format!("{:06}", bin % 1_000_000)
-}
 
 async fn token_login(s: &Server, email: &str) -> Value {
     let (status, body) = s
