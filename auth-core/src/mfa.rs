@@ -735,6 +735,7 @@ impl MfaConfig {
 
 /// Proof that a user's password was just checked. Only
 /// [`Accounts::verify_password`](crate::Accounts::verify_password) makes one.
+// Holds no secret: the user id only.
 #[derive(Debug)]
 pub struct PasswordVerified {
     user_id: String,

@@ -289,8 +289,8 @@ impl FamilyRecord {
 }
 
 /// What a rotation writes when it wins: the new token's digest, the time, and the new
-/// idle expiry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// idle expiry. `Debug` leaves the digest out (it is the stored lookup key).
+#[derive(Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NextToken {
     /// SHA-256 of the new token.
@@ -299,6 +299,15 @@ pub struct NextToken {
     pub now: i64,
     /// The family's idle expiry after this rotation.
     pub idle_expires_at: i64,
+}
+
+impl fmt::Debug for NextToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NextToken")
+            .field("now", &self.now)
+            .field("idle_expires_at", &self.idle_expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a store found when asked to rotate a token.
@@ -510,6 +519,7 @@ pub enum RefreshError {
 }
 
 /// Issues, rotates and revokes refresh tokens over a [`RefreshStore`].
+// Holds no secret: a store handle and lifetimes.
 #[derive(Clone, Debug)]
 pub struct RefreshTokens {
     store: Arc<dyn RefreshStore>,

@@ -131,6 +131,7 @@ pub enum IssuerError {
 }
 
 /// What to put in an access token. Build with [`AccessTokenRequest::new`].
+// Holds no secret: ids, an epoch, method names and times.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AccessTokenRequest {
@@ -186,6 +187,7 @@ impl AccessTokenRequest {
 }
 
 /// The claims of an access token (RFC 9068 section 2.2), as issued and as verified.
+// Holds no secret: the signed, public part of a token (the token itself is the secret).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
     iss: String,

@@ -545,6 +545,8 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
 }
 
 /// Access and refresh token settings.
+// Holds no secret in clear: the HS256 secret is an `Hs256Secret`, whose Debug prints
+// nothing of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TokenSettings {
     /// `STRONGROOM_ISSUER`.

@@ -37,6 +37,7 @@ const MAX_PASSWORD: usize = 1024;
 const MAX_EMAIL: usize = 254;
 
 /// The token side of the service: the access-token issuer and the refresh-token families.
+// Holds no secret in clear: `Issuer` and `RefreshTokens` print key ids and settings only.
 #[derive(Debug, Clone)]
 pub(crate) struct Tokens {
     pub(crate) issuer: Issuer,
