@@ -3,6 +3,8 @@
 //! two instances sharing the limits on PostgreSQL and Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -316,32 +318,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
     async fn two_instances_on_one_postgres_share_the_limit() {
-        let url = std::env::var("STRONGROOM_PG_URL").expect("STRONGROOM_PG_URL");
-        let schema = format!(
-            "auth_throttle_{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap();
+        let pg = support::PgSchema::create("auth_throttle", 1).await;
         let mut throttles = Vec::new();
         for _ in 0..2 {
-            let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-            let pool = PgPoolOptions::new()
-                .max_connections(4)
-                .connect_with(options.options([("search_path", schema.as_str())]))
-                .await
-                .unwrap();
-            let store = PgStore::new(pool);
+            let store = PgStore::new(pg.pool(4).await);
             store.migrate().await.unwrap();
             throttles.push(LoginThrottle::new(
                 &Store::Postgres(store),
@@ -349,10 +329,7 @@ mod postgres {
             ));
         }
         shared(&throttles[0], &throttles[1]).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await
-            .unwrap();
+        pg.drop_schema().await;
     }
 }
 

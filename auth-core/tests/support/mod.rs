@@ -821,6 +821,7 @@ pub async fn binding<S: FullStore>(store: Arc<S>) {
 #[cfg(feature = "postgres")]
 pub struct PgSchema {
     admin: sqlx::PgPool,
+    url: String,
     schema: String,
     pub store: auth_core::PgStore,
 }
@@ -829,7 +830,7 @@ pub struct PgSchema {
 impl PgSchema {
     /// A schema named `<prefix>_<nanoseconds>` and a pool of `connections` on it.
     pub async fn create(prefix: &str, connections: u32) -> Self {
-        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+        use sqlx::postgres::PgPoolOptions;
         let url = std::env::var("STRONGROOM_PG_URL")
             .expect("STRONGROOM_PG_URL must be set to run the PostgreSQL tests");
         let schema = format!(
@@ -848,19 +849,20 @@ impl PgSchema {
             .execute(&admin)
             .await
             .unwrap();
-        let options: PgConnectOptions = url.parse().unwrap();
-        let pool = PgPoolOptions::new()
-            .max_connections(connections)
-            .connect_with(options.options([("search_path", schema.as_str())]))
-            .await
-            .unwrap();
+        let pool = pool_on(&url, &schema, connections).await;
         let store = auth_core::PgStore::new(pool);
         store.migrate().await.unwrap();
         Self {
             admin,
+            url,
             schema,
             store,
         }
+    }
+
+    /// Another pool of `connections` on the same schema (a second instance).
+    pub async fn pool(&self, connections: u32) -> sqlx::PgPool {
+        pool_on(&self.url, &self.schema, connections).await
     }
 
     /// Drops the schema and everything in it.
@@ -873,6 +875,17 @@ impl PgSchema {
         .await
         .unwrap();
     }
+}
+
+/// A pool of `connections` on `schema` of the database at `url`.
+#[cfg(feature = "postgres")]
+async fn pool_on(url: &str, schema: &str, connections: u32) -> sqlx::PgPool {
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(options.options([("search_path", schema)]))
+        .await
+        .unwrap()
 }
 
 /// Three tests running the async suite `$all(store)` on a fresh memory, SQLite and

@@ -6,45 +6,16 @@
 
 mod common;
 
-use common::{Server, cli, create_user, now, totp};
+use common::{Server, cli, create_user, enable_mfa as enable, now, totp};
 use serde_json::{Value, json};
 
 const PW: &str = "correct horse battery staple 1";
 
-async fn token_login(s: &Server, email: &str) -> Value {
-    let (status, body) = s
-        .post(
-            "/api/auth/token",
-            None,
-            json!({ "email": email, "password": PW }),
-        )
-        .await;
+/// A token pair for `email` (asserted 200).
+async fn token_pair(s: &Server, email: &str) -> Value {
+    let (status, body) = common::token_login(s, email, PW).await;
     assert_eq!(status, 200, "{body}");
     body
-}
-
-/// Enrols and confirms with the previous step's code; (secret, recovery codes).
-async fn enable(s: &Server, session: &str) -> (String, Vec<String>) {
-    let (status, body) = s
-        .post("/api/auth/mfa/enroll", Some(session), json!({}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let secret = body["secret"].as_str().unwrap().to_owned();
-    let (status, body) = s
-        .post(
-            "/api/auth/mfa/confirm",
-            Some(session),
-            json!({ "code": totp(&secret, now() - 30) }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let codes = body["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    (secret, codes)
 }
 
 async fn mfa_token(s: &Server, route: &str, email: &str) -> String {
@@ -63,8 +34,8 @@ async fn logout_with_an_access_token_revokes_its_family() {
     let dir = tempfile::tempdir().unwrap();
     create_user(dir.path(), &[], "a@example.com", Some(PW), false);
     let s = Server::start(dir.path(), &[]);
-    let pair = token_login(&s, "a@example.com").await;
-    let other = token_login(&s, "a@example.com").await;
+    let pair = token_pair(&s, "a@example.com").await;
+    let other = token_pair(&s, "a@example.com").await;
     let access = pair["access_token"].as_str().unwrap();
     let (status, body) = s.post("/api/auth/logout", Some(access), json!({})).await;
     assert_eq!(status, 204, "{body}");
@@ -336,7 +307,7 @@ async fn access_tokens_end_with_the_user_epoch() {
     create_user(dir.path(), &[], "r@example.com", Some(PW), true);
     let s = Server::start(dir.path(), &[]);
 
-    let a = token_login(&s, "a@example.com").await;
+    let a = token_pair(&s, "a@example.com").await;
     let at = a["access_token"].as_str().unwrap();
     let (status, _) = s.get("/api/auth/me", Some(at)).await;
     assert_eq!(status, 200);
@@ -362,13 +333,13 @@ async fn access_tokens_end_with_the_user_epoch() {
         .await;
     assert_eq!(status, 401, "password change ends families");
 
-    let b = token_login(&s, "b@example.com").await;
+    let b = token_pair(&s, "b@example.com").await;
     let out = cli(dir.path(), &[], &["sign-out-everywhere", "b@example.com"]);
     assert!(out.status.success());
     let (status, _) = s.get("/api/auth/me", b["access_token"].as_str()).await;
     assert_eq!(status, 403, "sign-out-everywhere ends access tokens");
 
-    let c = token_login(&s, "c@example.com").await;
+    let c = token_pair(&s, "c@example.com").await;
     let out = cli(dir.path(), &[], &["disable-user", "c@example.com"]);
     assert!(out.status.success());
     let (status, _) = s.get("/api/auth/me", c["access_token"].as_str()).await;
@@ -390,8 +361,8 @@ async fn access_tokens_end_with_the_user_epoch() {
         .await;
     assert_eq!(status, 401, "disabled user: {body}");
 
-    let d = token_login(&s, "d@example.com").await;
-    let d2 = token_login(&s, "d@example.com").await;
+    let d = token_pair(&s, "d@example.com").await;
+    let d2 = token_pair(&s, "d@example.com").await;
     let (status, _) = s
         .post(
             "/api/auth/logout-all",
@@ -427,7 +398,7 @@ async fn concurrent_refreshes_of_one_token() {
     create_user(dir.path(), &[], "a@example.com", Some(PW), false);
     let s = Server::start(dir.path(), &[]);
     for _ in 0..5 {
-        let pair = token_login(&s, "a@example.com").await;
+        let pair = token_pair(&s, "a@example.com").await;
         let body = json!({ "refresh_token": pair["refresh_token"] });
         let (x, y) = tokio::join!(
             s.post("/api/auth/refresh", None, body.clone()),
@@ -687,7 +658,7 @@ async fn step_up_is_per_credential() {
     let s = Server::start(dir.path(), &[("STRONGROOM_STEP_UP_SECS", "600")]);
     let s1 = s.login("a@example.com", PW).await;
     let s2 = s.login("a@example.com", PW).await;
-    let old_pair = token_login(&s, "a@example.com").await;
+    let old_pair = token_pair(&s, "a@example.com").await;
     let (secret, _) = enable(&s, &s1).await;
     let (status, _) = s
         .post(

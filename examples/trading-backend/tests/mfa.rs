@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Server, now, totp};
+use common::{Server, enable_mfa as enable, now, totp};
 use serde_json::{Value, json};
 
 const PW: &str = "correct horse battery staple 1";
@@ -32,39 +32,6 @@ async fn register(s: &Server, email: &str) -> String {
 
 /// Enrols and confirms with the previous step's code (the current and next steps stay
 /// free). Returns (base32 secret, recovery codes).
-async fn enable(s: &Server, session: &str) -> (String, Vec<String>) {
-    let res = s
-        .http
-        .post(s.url("/api/auth/mfa/enroll"))
-        .bearer_auth(session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    let body: Value = res.json().await.unwrap();
-    let secret = body["secret"].as_str().unwrap().to_owned();
-    let uri = body["otpauth_uri"].as_str().unwrap();
-    assert!(uri.starts_with("otpauth://totp/Strongroom:"), "{uri}");
-    assert!(uri.contains(&format!("secret={secret}")));
-    let (status, body) = s
-        .post(
-            "/api/auth/mfa/confirm",
-            Some(session),
-            json!({ "code": totp(&secret, now() - 30) }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let codes: Vec<String> = body["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(codes.len(), 10);
-    (secret, codes)
-}
-
 /// The password step: asserts the `mfa_required` answer (no token) and returns the
 /// `mfa_token`.
 async fn first_step(s: &Server, email: &str) -> String {

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, cli, create_user, file_contains, stderr, stdout};
+use common::{Server, cli, create_user, file_contains, stderr, stdout, token_login};
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -52,16 +52,6 @@ fn b64d_matches_rfc_4648_vectors() {
 /// The JOSE header of a compact JWS.
 fn jws_header(token: &str) -> Value {
     serde_json::from_slice(&b64d(token.split('.').next().unwrap())).unwrap()
-}
-
-async fn token_login(server: &Server, email: &str, password: &str) -> (u16, Value) {
-    server
-        .post(
-            "/api/auth/token",
-            None,
-            json!({ "email": email, "password": password }),
-        )
-        .await
 }
 
 /// A token pair for a user: (access, refresh).

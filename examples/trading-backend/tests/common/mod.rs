@@ -269,3 +269,49 @@ pub fn totp(secret_b32: &str, t: u64) -> String {
     let bin = u32::from_be_bytes(mac[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
     format!("{:06}", bin % 1_000_000)
 }
+
+/// Enrols the second factor of `session`'s user and confirms it with the previous step's
+/// code (checking the enrolment answer's shape); returns (base32 secret, recovery codes).
+pub async fn enable_mfa(s: &Server, session: &str) -> (String, Vec<String>) {
+    let res = s
+        .http
+        .post(s.url("/api/auth/mfa/enroll"))
+        .bearer_auth(session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    let secret = body["secret"].as_str().unwrap().to_owned();
+    let uri = body["otpauth_uri"].as_str().unwrap();
+    assert!(uri.starts_with("otpauth://totp/Strongroom:"), "{uri}");
+    assert!(uri.contains(&format!("secret={secret}")));
+    let (status, body) = s
+        .post(
+            "/api/auth/mfa/confirm",
+            Some(session),
+            json!({ "code": totp(&secret, now() - 30) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let codes: Vec<String> = body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (secret, codes)
+}
+
+/// `POST /api/auth/token` with a password: (status, body).
+pub async fn token_login(server: &Server, email: &str, password: &str) -> (u16, Value) {
+    server
+        .post(
+            "/api/auth/token",
+            None,
+            json!({ "email": email, "password": password }),
+        )
+        .await
+}
