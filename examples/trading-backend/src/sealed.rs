@@ -25,7 +25,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use crypto_envelope::EncryptionContext;
-use sqlx::Row as _;
 
 use crate::db::{Db, Stores, on_pool};
 

@@ -198,8 +198,10 @@ async fn everything_opens_with_only_the_new_key(
 /// key. Fails when `rewrap` leaves the signing keys or the TOTP secrets under the old key.
 async fn rotation_covers_every_sealed_value(dir: &std::path::Path, base: &[(&str, &str)]) {
     fn env<'a>(base: &[(&'a str, &'a str)], extra: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+        // A fixed issuer: the default names the bound port, which changes at restart.
         base.iter()
             .copied()
+            .chain([("STRONGROOM_ISSUER", "https://strongroom.test")])
             .chain(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .collect()
     }
