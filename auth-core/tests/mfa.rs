@@ -118,11 +118,7 @@ async fn mfa_suite<S: MfaFullStore>(store: Arc<S>) {
 async fn sealed_secrets_for_rotation<S: MfaFullStore>(store: Arc<S>) {
     use auth_core::TotpSealer as _;
     let sealer = Arc::new(MemorySealer::generate().unwrap());
-    let mfa = Mfa::new(
-        store.clone(),
-        sealer.clone(),
-        MfaConfig::new("Strongroom"),
-    );
+    let mfa = Mfa::new(store.clone(), sealer.clone(), MfaConfig::new("Strongroom"));
     let mut mine = Vec::new();
     for i in 0..3 {
         let user = support::ensure_user(store.as_ref(), &format!("rotation-user-{i}")).await;
@@ -138,7 +134,10 @@ async fn sealed_secrets_for_rotation<S: MfaFullStore>(store: Arc<S>) {
     // Walked in pages of two: every user once, ascending.
     let (mut after, mut seen) = (None::<String>, Vec::new());
     loop {
-        let page = store.sealed_secrets_page(after.as_deref(), 2).await.unwrap();
+        let page = store
+            .sealed_secrets_page(after.as_deref(), 2)
+            .await
+            .unwrap();
         assert!(page.len() <= 2);
         let Some(last) = page.last() else { break };
         after = Some(last.user_id.clone());

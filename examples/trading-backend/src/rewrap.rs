@@ -49,9 +49,7 @@ pub(crate) enum RewrapError {
     #[error("cannot save the cursor file")]
     SaveCursor,
     /// A store or the key backend is unavailable.
-    #[error(
-        "{0} or the key backend is unavailable; run again to resume from the saved cursor"
-    )]
+    #[error("{0} or the key backend is unavailable; run again to resume from the saved cursor")]
     Unavailable(&'static str),
 }
 
@@ -643,11 +641,7 @@ mod tests {
         )
     }
 
-    async fn run_all(
-        values: &Fake,
-        envelope: &Envelope,
-        cursor: Option<&str>,
-    ) -> ColumnProgress {
+    async fn run_all(values: &Fake, envelope: &Envelope, cursor: Option<&str>) -> ColumnProgress {
         let mut r = ColumnRewrapper::new(values, envelope, cursor.map(str::to_owned), 2);
         loop {
             let p = r.next_batch().await.unwrap().clone();
@@ -719,13 +713,16 @@ mod tests {
         let fake = Fake::default();
         let good = old.seal(b"fine", &context("a")).await.unwrap();
         let moved = old.seal(b"other row", &context("elsewhere")).await.unwrap();
-        fake.rows
-            .lock()
-            .unwrap()
-            .extend([("a".to_owned(), good.to_bytes()), ("b".to_owned(), moved.to_bytes())]);
+        fake.rows.lock().unwrap().extend([
+            ("a".to_owned(), good.to_bytes()),
+            ("b".to_owned(), moved.to_bytes()),
+        ]);
         let p = run_all(&fake, &rotated, None).await;
         assert!(p.done && !p.complete, "{p:?}");
-        assert_eq!(p.failed, [("b".to_owned(), RewrapFailureReason::DoesNotOpen)]);
+        assert_eq!(
+            p.failed,
+            [("b".to_owned(), RewrapFailureReason::DoesNotOpen)]
+        );
         assert_eq!(p.remaining.len(), 1);
         assert_eq!(p.remaining[0].rows, 1);
         assert_eq!(p.rewrapped, 1);

@@ -168,7 +168,11 @@ async fn everything_opens_with_only_the_new_key(
             json!({ "email": EMAIL, "password": PASSWORD }),
         )
         .await;
-    assert_eq!((status, &body["mfa_required"]), (200, &json!(true)), "{body}");
+    assert_eq!(
+        (status, &body["mfa_required"]),
+        (200, &json!(true)),
+        "{body}"
+    );
     let (status, body) = s
         .post(
             "/api/auth/mfa",
@@ -176,7 +180,12 @@ async fn everything_opens_with_only_the_new_key(
             json!({ "mfa_token": body["mfa_token"], "code": totp(&before.totp_secret, now()) }),
         )
         .await;
-    assert_eq!(status, 200, "second factor after the rotation: {body}\n{}", s.logs());
+    assert_eq!(
+        status,
+        200,
+        "second factor after the rotation: {body}\n{}",
+        s.logs()
+    );
     let access = body["access_token"].as_str().unwrap().to_owned();
     // Issued after the restart, it verifies.
     assert_eq!(s.get("/api/auth/me", Some(&access)).await.0, 200);
@@ -197,7 +206,10 @@ async fn everything_opens_with_only_the_new_key(
 /// Rotate (new key primary, old key kept for opening), rewrap, restart with only the new
 /// key. Fails when `rewrap` leaves the signing keys or the TOTP secrets under the old key.
 async fn rotation_covers_every_sealed_value(dir: &std::path::Path, base: &[(&str, &str)]) {
-    fn env<'a>(base: &[(&'a str, &'a str)], extra: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    fn env<'a>(
+        base: &[(&'a str, &'a str)],
+        extra: &'a [(&'a str, String)],
+    ) -> Vec<(&'a str, &'a str)> {
         // A fixed issuer: the default names the bound port, which changes at restart.
         base.iter()
             .copied()
@@ -216,11 +228,7 @@ async fn rotation_covers_every_sealed_value(dir: &std::path::Path, base: &[(&str
         ("STRONGROOM_MASTER_KEY", k2.clone()),
         ("STRONGROOM_MASTER_KEY_VERSION", "2".to_owned()),
     ];
-    let (first, rotated, only_new) = (
-        env(base, &first),
-        env(base, &rotated),
-        env(base, &only_new),
-    );
+    let (first, rotated, only_new) = (env(base, &first), env(base, &rotated), env(base, &only_new));
 
     let before = populate(dir, &first).await;
     let out = cli(dir, &rotated, &["rewrap", "--batch-size", "1"]);
@@ -301,7 +309,11 @@ async fn resumed_run_covers_every_kind_and_a_bad_column_row_is_reported() {
     std::fs::write(&cursor, "no_such_table 00").unwrap();
     let out = cli(dir.path(), &rotated, &["rewrap"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cursor file is unreadable"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cursor file is unreadable"),
+        "{}",
+        stderr(&out)
+    );
 
     // Resume inside auth_mfa, after the id "\0" (hex 00: before every user id).
     std::fs::write(&cursor, "auth_mfa 00").unwrap();
