@@ -10,5 +10,7 @@ mod config;
 mod db;
 pub mod exchange;
 mod keyring;
+mod rewrap;
+mod sealed;
 mod signing_keys;
 mod totp_sealer;
