@@ -1,0 +1,186 @@
+//! The `X-Strongroom-Signature` header value: a strict, bounded parser that never
+//! panics and never allocates.
+
+use std::fmt;
+
+use http::HeaderName;
+
+use super::WebhookError;
+
+/// The header that carries a delivery's signature (`X-Strongroom-Signature`; header
+/// names are case-insensitive, RFC 9110 §5.1).
+pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-strongroom-signature");
+/// Longest accepted header value, in bytes.
+pub const MAX_HEADER_LEN: usize = 1024;
+/// Most `v1` entries accepted in one header (a sender signs with one entry per active
+/// secret: two during a rotation).
+pub const MAX_SIGNATURES: usize = 8;
+/// Longest key of an element (`t`, `v1`, or a key this version does not know).
+const MAX_KEY_LEN: usize = 16;
+/// Longest `t`: the decimal digits of `i64::MAX`.
+const MAX_T_DIGITS: usize = 19;
+/// Length of a `v1` value: 32 bytes in hex.
+const V1_HEX_LEN: usize = 64;
+
+/// A parsed signature header: the timestamp `t` and 1 to [`MAX_SIGNATURES`] `v1`
+/// signatures (HMAC-SHA256 tags).
+///
+/// Grammar (`WEBHOOKS.md` has the full rules):
+///
+/// ```text
+/// header  = element *( "," element )        ; at most 1024 bytes, no whitespace
+/// element = key "=" value
+/// t       = "0" / %x31-39 *18DIGIT          ; exactly once, at most i64::MAX
+/// v1      = 64HEXDIG                        ; 1 to 8 times, either case
+/// other   = 1*16( %x61-7A / DIGIT / "_" ) "=" 1*( %x21-2B / %x2D-7E )  ; ignored
+/// ```
+///
+/// Unknown keys are ignored (forward compatibility: a later version may add a `v2`
+/// signature beside `v1`), but must still have this shape.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignatureHeader {
+    timestamp: i64,
+    /// `t` exactly as sent (canonical: no sign, no leading zero), the signed prefix.
+    t_text: [u8; MAX_T_DIGITS],
+    t_len: usize,
+    signatures: [[u8; 32]; MAX_SIGNATURES],
+    count: usize,
+}
+
+impl SignatureHeader {
+    /// Parses a header value.
+    ///
+    /// `value` is attacker controlled: this never panics, never allocates, and reads at
+    /// most [`MAX_HEADER_LEN`] bytes of it.
+    ///
+    /// # Errors
+    /// [`WebhookError::Malformed`] with `field`:
+    /// * `"header"`: empty, longer than [`MAX_HEADER_LEN`], an empty element, an element
+    ///   without `=`, or an unknown element whose key or value has the wrong shape;
+    /// * `"t"`: missing, repeated, or not a canonical decimal of at most `i64::MAX`;
+    /// * `"v1"`: missing, more than [`MAX_SIGNATURES`], or not 64 hex digits.
+    pub fn parse(value: &str) -> Result<Self, WebhookError> {
+        const fn malformed(field: &'static str) -> WebhookError {
+            WebhookError::Malformed { field }
+        }
+        if value.is_empty() || value.len() > MAX_HEADER_LEN {
+            return Err(malformed("header"));
+        }
+        let mut header = Self {
+            timestamp: 0,
+            t_text: [0; MAX_T_DIGITS],
+            t_len: 0,
+            signatures: [[0; 32]; MAX_SIGNATURES],
+            count: 0,
+        };
+        for element in value.split(',') {
+            let Some((key, val)) = element.split_once('=') else {
+                return Err(malformed("header"));
+            };
+            match key {
+                "t" => {
+                    if header.t_len != 0 {
+                        return Err(malformed("t"));
+                    }
+                    header.timestamp = parse_t(val).ok_or(malformed("t"))?;
+                    header.t_len = val.len();
+                    header.t_text[..val.len()].copy_from_slice(val.as_bytes());
+                }
+                "v1" => {
+                    let slot = header
+                        .signatures
+                        .get_mut(header.count)
+                        .ok_or(malformed("v1"))?;
+                    if val.len() != V1_HEX_LEN {
+                        return Err(malformed("v1"));
+                    }
+                    // Constant-time hex decoding (base16ct), either case.
+                    base16ct::mixed::decode(val, slot).map_err(|_| malformed("v1"))?;
+                    header.count += 1;
+                }
+                _ => {
+                    if !is_other_key(key) || !is_other_value(val) {
+                        return Err(malformed("header"));
+                    }
+                }
+            }
+        }
+        if header.t_len == 0 {
+            return Err(malformed("t"));
+        }
+        if header.count == 0 {
+            return Err(malformed("v1"));
+        }
+        Ok(header)
+    }
+
+    /// The timestamp `t`, in Unix seconds.
+    #[must_use]
+    pub const fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// The `v1` signatures, in header order.
+    #[must_use]
+    pub fn signatures(&self) -> &[[u8; 32]] {
+        &self.signatures[..self.count]
+    }
+
+    /// `t` as sent (the first part of the signed payload).
+    pub(super) fn t_text(&self) -> &[u8] {
+        &self.t_text[..self.t_len]
+    }
+}
+
+impl fmt::Debug for SignatureHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Signatures are public (they travel in the header), but add nothing to a log.
+        f.debug_struct("SignatureHeader")
+            .field("timestamp", &self.timestamp)
+            .field("signatures", &self.count)
+            .finish()
+    }
+}
+
+/// A canonical non-negative decimal (no sign, no leading zero, no other character) that
+/// fits an `i64`.
+fn parse_t(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_T_DIGITS || (bytes.len() > 1 && bytes[0] == b'0') {
+        return None;
+    }
+    bytes.iter().try_fold(0i64, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(i64::from(b - b'0'))
+    })
+}
+
+/// An unknown element's key: 1 to 16 of `a-z`, `0-9`, `_`.
+fn is_other_key(key: &str) -> bool {
+    (1..=MAX_KEY_LEN).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// An unknown element's value: at least one visible ASCII character other than `,`.
+fn is_other_value(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_is_canonical() {
+        assert_eq!(parse_t("0"), Some(0));
+        assert_eq!(parse_t("1700000000"), Some(1_700_000_000));
+        assert_eq!(parse_t("9223372036854775807"), Some(i64::MAX));
+        for bad in ["", "00", "01", "+1", "-1", " 1", "1 ", "1e3", "9223372036854775808", "١"] {
+            assert_eq!(parse_t(bad), None, "{bad:?}");
+        }
+    }
+}
