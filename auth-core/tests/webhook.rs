@@ -12,7 +12,7 @@ use std::time::Duration;
 use auth_core::webhook::{
     ActiveSecrets, Claim, DEFAULT_ROTATION_GRACE, Delivery, MAX_HEADER_LEN, MAX_SIGNATURES,
     MatchedSecret, MemoryReplayGuard, ReplayGuard, SIGNATURE_HEADER, SignatureHeader, Signer,
-    Verifier, WebhookConfigError, WebhookError, WebhookSecret,
+    Verifier, WebhookConfigError, WebhookError, WebhookSecret, signature_header_value,
 };
 use aws_lc_rs::hmac;
 use proptest::prelude::*;
@@ -110,6 +110,71 @@ async fn pass_vectors_verify_and_sign() {
     assert!(signed >= 5);
 }
 
+/// The vectors printed in WEBHOOKS.md section 9: the signer produces each header, an
+/// independent sender produces the same `v1` under each secret, the receiver accepts it
+/// and the delivery id matches.
+#[tokio::test]
+async fn spec_vectors_in_webhooks_md() {
+    let spec =
+        std::fs::read_to_string(format!("{}/WEBHOOKS.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let vectors = spec.split("## 9. Test vectors").nth(1).unwrap();
+    let mut checked = 0;
+    for block in vectors.split("```text").skip(1) {
+        let block = block.split("```").next().unwrap();
+        let field = |name: &str| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        let secrets: Vec<String> = field("secrets:")
+            .unwrap()
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        let t: i64 = field("t:").unwrap().parse().unwrap();
+        let body = match field("body-hex:") {
+            Some(h) => unhex(&h),
+            None => field("body:").unwrap().into_bytes(),
+        };
+        let header = field("header:").unwrap();
+        let id = field("id:").unwrap();
+
+        let mut set = ActiveSecrets::new(WebhookSecret::parse(&secrets[0]).unwrap());
+        if let Some(previous) = secrets.get(1) {
+            set = set.with_previous(WebhookSecret::parse(previous).unwrap(), i64::MAX);
+        }
+        let signer_header = Signer::rotating(set).sign(u64::try_from(t).unwrap(), &body);
+        assert_eq!(signer_header, header);
+        let independent: Vec<String> = secrets
+            .iter()
+            .map(|s| {
+                let key = WebhookSecret::parse(s).unwrap();
+                independent_header(key.expose_secret(), t, &body)
+                    .split_once(',')
+                    .unwrap()
+                    .1
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(format!("t={t},{}", independent.join(",")), header);
+        let receiver = ActiveSecrets::new(WebhookSecret::parse(&secrets[0]).unwrap());
+        let d = verifier()
+            .verify("spec", Some(&header), &body, &receiver, t, "r")
+            .await
+            .unwrap();
+        assert_eq!(
+            d,
+            Delivery::Accepted {
+                delivery_id: id,
+                timestamp: t
+            }
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
+
 #[tokio::test]
 async fn fail_vectors_are_refused_with_their_code_and_field() {
     let all = vector_lines("webhook_fail.txt");
@@ -147,7 +212,12 @@ async fn fail_vectors_are_refused_with_their_code_and_field() {
 fn an_independent_sender_is_accepted_and_matches_the_signer() {
     let key = [0x5au8; 32];
     let secrets = ActiveSecrets::new(WebhookSecret::from_bytes(&key).unwrap());
-    for body in [&b""[..], BODY, &[0u8, 0xff, b'\n', b'.'][..], &[7u8; 5000][..]] {
+    for body in [
+        &b""[..],
+        BODY,
+        &[0u8, 0xff, b'\n', b'.'][..],
+        &[7u8; 5000][..],
+    ] {
         let header = independent_header(&key, T, body);
         let verified = verifier()
             .verify_signature(Some(&header), body, &secrets, T)
@@ -179,17 +249,41 @@ fn secret_text_form() {
         "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
     );
     let cases = [
-        ("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", WebhookConfigError::SecretPrefix),
-        ("whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", WebhookConfigError::SecretPrefix),
-        ("WHSEC_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", WebhookConfigError::SecretPrefix),
-        ("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh", WebhookConfigError::SecretLength),
-        ("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", WebhookConfigError::SecretLength),
+        (
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            WebhookConfigError::SecretPrefix,
+        ),
+        (
+            "whsk_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            WebhookConfigError::SecretPrefix,
+        ),
+        (
+            "WHSEC_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            WebhookConfigError::SecretPrefix,
+        ),
+        (
+            "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh",
+            WebhookConfigError::SecretLength,
+        ),
+        (
+            "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            WebhookConfigError::SecretLength,
+        ),
         ("whsec_", WebhookConfigError::SecretLength),
         // Non-zero trailing bits: not the canonical text of any key.
-        ("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9", WebhookConfigError::SecretEncoding),
+        (
+            "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9",
+            WebhookConfigError::SecretEncoding,
+        ),
         // Standard base64 alphabet, not base64url.
-        ("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd+h8", WebhookConfigError::SecretEncoding),
-        (" whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", WebhookConfigError::SecretPrefix),
+        (
+            "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd+h8",
+            WebhookConfigError::SecretEncoding,
+        ),
+        (
+            " whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+            WebhookConfigError::SecretPrefix,
+        ),
     ];
     for (text, expected) in cases {
         let err = WebhookSecret::parse(text).unwrap_err();
@@ -217,7 +311,10 @@ fn tolerance_is_inclusive_and_configurable() {
         .unwrap();
     assert_eq!(v.tolerance(), Duration::from_secs(60));
     for now in [T - 60, T, T + 60] {
-        assert!(v.verify_signature(Some(&header), BODY, &secrets, now).is_ok());
+        assert!(
+            v.verify_signature(Some(&header), BODY, &secrets, now)
+                .is_ok()
+        );
     }
     for now in [T - 61, T + 61, i64::MIN, i64::MAX, 0] {
         assert!(matches!(
@@ -228,10 +325,22 @@ fn tolerance_is_inclusive_and_configurable() {
     // Default: 300 s either side.
     let v = verifier();
     assert_eq!(v.tolerance(), Duration::from_secs(300));
-    assert!(v.verify_signature(Some(&header), BODY, &secrets, T + 300).is_ok());
-    assert!(v.verify_signature(Some(&header), BODY, &secrets, T - 300).is_ok());
-    assert!(v.verify_signature(Some(&header), BODY, &secrets, T + 301).is_err());
-    assert!(v.verify_signature(Some(&header), BODY, &secrets, T - 301).is_err());
+    assert!(
+        v.verify_signature(Some(&header), BODY, &secrets, T + 300)
+            .is_ok()
+    );
+    assert!(
+        v.verify_signature(Some(&header), BODY, &secrets, T - 300)
+            .is_ok()
+    );
+    assert!(
+        v.verify_signature(Some(&header), BODY, &secrets, T + 301)
+            .is_err()
+    );
+    assert!(
+        v.verify_signature(Some(&header), BODY, &secrets, T - 301)
+            .is_err()
+    );
 
     for bad in [
         Duration::ZERO,
@@ -325,7 +434,10 @@ fn rotation_overlap_then_expiry() {
         Duration::from_secs(600),
     ));
     let during = sender.sign(u64::try_from(now).unwrap(), BODY);
-    assert_eq!(SignatureHeader::parse(&during).unwrap().signatures().len(), 2);
+    assert_eq!(
+        SignatureHeader::parse(&during).unwrap().signatures().len(),
+        2
+    );
     let receiver_old = ActiveSecrets::new(secret(1));
     let receiver_new = ActiveSecrets::new(secret(2));
     assert!(
@@ -337,7 +449,10 @@ fn rotation_overlap_then_expiry() {
             .is_ok()
     );
     let later = sender.sign(u64::try_from(now + 600).unwrap(), BODY);
-    assert_eq!(SignatureHeader::parse(&later).unwrap().signatures().len(), 1);
+    assert_eq!(
+        SignatureHeader::parse(&later).unwrap().signatures().len(),
+        1
+    );
     assert!(
         v.verify_signature(Some(&later), BODY, &receiver_old, now + 600)
             .is_err()
@@ -379,10 +494,42 @@ fn header_parser_limits() {
         Err(WebhookError::Malformed { field: "header" })
     ));
     // Non-ASCII anywhere is refused, never a panic on a char boundary.
-    for bad in ["t=５,v1=x", "t=5,v1=é", "t=5,ü=1", "\u{0}", "t=5,v1=\u{1F600}"] {
+    for bad in [
+        "t=５,v1=x",
+        "t=5,v1=é",
+        "t=5,ü=1",
+        "\u{0}",
+        "t=5,v1=\u{1F600}",
+    ] {
         assert!(SignatureHeader::parse(bad).is_err(), "{bad}");
     }
     assert_eq!(SIGNATURE_HEADER.as_str(), "x-strongroom-signature");
+}
+
+#[test]
+fn header_value_from_a_request() {
+    use http::{HeaderMap, HeaderValue};
+    let mut headers = HeaderMap::new();
+    assert_eq!(signature_header_value(&headers).unwrap(), None);
+    headers.insert(
+        "X-Strongroom-Signature",
+        HeaderValue::from_static("t=1,v1=ab"),
+    );
+    assert_eq!(signature_header_value(&headers).unwrap(), Some("t=1,v1=ab"));
+    headers.append(&SIGNATURE_HEADER, HeaderValue::from_static("t=2,v1=cd"));
+    assert!(matches!(
+        signature_header_value(&headers),
+        Err(WebhookError::Malformed { field: "header" })
+    ));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        &SIGNATURE_HEADER,
+        HeaderValue::from_bytes(b"t=1,\xff").unwrap(),
+    );
+    assert!(matches!(
+        signature_header_value(&headers),
+        Err(WebhookError::Malformed { field: "header" })
+    ));
 }
 
 #[test]
@@ -424,7 +571,11 @@ async fn replay_returns_the_first_reference_whichever_secret_signed() {
         .verify("partner", Some(&by_old), BODY, &secrets, T, "signal-1")
         .await
         .unwrap();
-    let Delivery::Accepted { delivery_id, timestamp } = first else {
+    let Delivery::Accepted {
+        delivery_id,
+        timestamp,
+    } = first
+    else {
         panic!("{first:?}");
     };
     assert_eq!(timestamp, T);
@@ -498,7 +649,10 @@ async fn memory_guard_is_bounded_and_fails_closed() {
 async fn guard_semantics(guard: Arc<dyn ReplayGuard>) {
     let first = guard.claim("s", "d1", "ref-a", T + 300, T).await.unwrap();
     assert_eq!(first, Claim::First);
-    let dup = guard.claim("s", "d1", "ref-b", T + 300, T + 300).await.unwrap();
+    let dup = guard
+        .claim("s", "d1", "ref-b", T + 300, T + 300)
+        .await
+        .unwrap();
     assert_eq!(
         dup,
         Claim::Duplicate {
@@ -512,11 +666,17 @@ async fn guard_semantics(guard: Arc<dyn ReplayGuard>) {
     );
     // Expired (expires_at < now): replaced, and the new reference wins from then on.
     assert_eq!(
-        guard.claim("s", "d1", "ref-d", T + 700, T + 301).await.unwrap(),
+        guard
+            .claim("s", "d1", "ref-d", T + 700, T + 301)
+            .await
+            .unwrap(),
         Claim::First
     );
     assert_eq!(
-        guard.claim("s", "d1", "ref-e", T + 700, T + 400).await.unwrap(),
+        guard
+            .claim("s", "d1", "ref-e", T + 700, T + 400)
+            .await
+            .unwrap(),
         Claim::Duplicate {
             reference: "ref-d".to_owned()
         }
@@ -538,9 +698,16 @@ async fn race(verifiers: Vec<Verifier>) {
         let secrets = secrets.clone();
         let header = header.clone();
         tasks.push(tokio::spawn(async move {
-            v.verify("racer", Some(&header), BODY, &secrets, T, &format!("ref-{i}"))
-                .await
-                .unwrap()
+            v.verify(
+                "racer",
+                Some(&header),
+                BODY,
+                &secrets,
+                T,
+                &format!("ref-{i}"),
+            )
+            .await
+            .unwrap()
         }));
     }
     let results = futures::future::join_all(tasks).await;
@@ -612,7 +779,9 @@ async fn postgres_guard_semantics_and_race_across_instances() {
     let pg = support::PgSchema::create("auth_webhook_replay", 16).await;
     guard_semantics(Arc::new(pg.store.clone())).await;
     let other = auth_core::PgStore::new(pg.pool(16).await);
-    let a = Verifier::builder(Arc::new(pg.store.clone())).build().unwrap();
+    let a = Verifier::builder(Arc::new(pg.store.clone()))
+        .build()
+        .unwrap();
     let b = Verifier::builder(Arc::new(other)).build().unwrap();
     race(vec![a, b]).await;
     pg.drop_schema().await;

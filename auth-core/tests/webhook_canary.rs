@@ -54,8 +54,8 @@ async fn webhook_secrets_never_leak() {
     let guard = Arc::new(MemoryReplayGuard::default());
     let verifier = Verifier::builder(guard.clone()).build().unwrap();
     out += &format!("{verifier:?} {guard:?}");
-    let secrets = ActiveSecrets::new(WebhookSecret::generate().unwrap())
-        .with_previous(secret(), T + 10);
+    let secrets =
+        ActiveSecrets::new(WebhookSecret::generate().unwrap()).with_previous(secret(), T + 10);
     out += &format!("{secrets:?}");
 
     // Every refusal, then acceptance and a replay.
@@ -63,7 +63,11 @@ async fn webhook_secrets_never_leak() {
     let attempts: Vec<(Option<String>, &[u8], i64)> = vec![
         (None, BODY, T),
         (Some(format!("t=1700000000,v1={raw_hex}")), BODY, T),
-        (Some(format!("t=1700000000,v1={signature},x={b64}")), BODY, T),
+        (
+            Some(format!("t=1700000000,v1={signature},x={b64}")),
+            BODY,
+            T,
+        ),
         (Some(format!("{header},{text}")), BODY, T),
         (Some(header.clone()), BODY, T + 301),
         (Some(header.clone()), tampered, T),

@@ -78,11 +78,11 @@ mod sql;
 mod verify;
 
 pub use error::{WebhookConfigError, WebhookError};
-pub use header::{MAX_HEADER_LEN, MAX_SIGNATURES, SIGNATURE_HEADER, SignatureHeader};
-pub use replay::{Claim, DEFAULT_REPLAY_CAPACITY, MemoryReplayGuard, ReplayGuard};
-pub use secret::{
-    ActiveSecrets, DEFAULT_ROTATION_GRACE, SECRET_LEN, SECRET_PREFIX, WebhookSecret,
+pub use header::{
+    MAX_HEADER_LEN, MAX_SIGNATURES, SIGNATURE_HEADER, SignatureHeader, signature_header_value,
 };
+pub use replay::{Claim, DEFAULT_REPLAY_CAPACITY, MemoryReplayGuard, ReplayGuard};
+pub use secret::{ActiveSecrets, DEFAULT_ROTATION_GRACE, SECRET_LEN, SECRET_PREFIX, WebhookSecret};
 pub use sign::Signer;
 pub use verify::{
     DEFAULT_TOLERANCE, Delivery, MAX_TOLERANCE, MatchedSecret, VerifiedSignature, Verifier,

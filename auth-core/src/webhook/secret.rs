@@ -91,9 +91,7 @@ impl WebhookSecret {
     pub fn to_text(&self) -> Zeroizing<String> {
         let mut buf = Zeroizing::new([0u8; SECRET_B64_LEN]);
         // Capacity reserved up front: the string never reallocates (no stray copy).
-        let mut text = Zeroizing::new(String::with_capacity(
-            SECRET_PREFIX.len() + SECRET_B64_LEN,
-        ));
+        let mut text = Zeroizing::new(String::with_capacity(SECRET_PREFIX.len() + SECRET_B64_LEN));
         text.push_str(SECRET_PREFIX);
         if let Ok(encoded) = Base64UrlUnpadded::encode(self.bytes.as_ref(), buf.as_mut()) {
             text.push_str(encoded);
