@@ -38,9 +38,10 @@ const MAX_T_DIGITS: usize = 19;
 #[derive(Clone, PartialEq, Eq)]
 pub struct SignatureHeader {
     timestamp: i64,
-    /// `t` exactly as sent (canonical: no sign, no leading zero), the signed prefix.
-    t_text: [u8; MAX_T_DIGITS],
-    t_len: usize,
+    /// `t` exactly as sent (canonical: no sign, no leading zero) followed by `.`: the
+    /// prefix of the signed payload, fed to the HMAC in one piece.
+    prefix: [u8; MAX_T_DIGITS + 1],
+    prefix_len: usize,
     signatures: [[u8; 32]; MAX_SIGNATURES],
     count: usize,
 }
@@ -66,8 +67,8 @@ impl SignatureHeader {
         }
         let mut header = Self {
             timestamp: 0,
-            t_text: [0; MAX_T_DIGITS],
-            t_len: 0,
+            prefix: [0; MAX_T_DIGITS + 1],
+            prefix_len: 0,
             signatures: [[0; 32]; MAX_SIGNATURES],
             count: 0,
         };
@@ -77,12 +78,17 @@ impl SignatureHeader {
             };
             match key {
                 "t" => {
-                    if header.t_len != 0 {
+                    if header.prefix_len != 0 {
                         return Err(malformed("t"));
                     }
                     header.timestamp = parse_t(val).ok_or(malformed("t"))?;
-                    header.t_len = val.len();
-                    header.t_text[..val.len()].copy_from_slice(val.as_bytes());
+                    // `parse_t` accepted at most MAX_T_DIGITS digits: the prefix fits.
+                    let (digits, dot) = header.prefix.split_at_mut(val.len());
+                    digits.copy_from_slice(val.as_bytes());
+                    if let Some(dot) = dot.first_mut() {
+                        *dot = b'.';
+                    }
+                    header.prefix_len = val.len() + 1;
                 }
                 "v1" => {
                     let slot = header
@@ -99,7 +105,7 @@ impl SignatureHeader {
                 }
             }
         }
-        if header.t_len == 0 {
+        if header.prefix_len == 0 {
             return Err(malformed("t"));
         }
         if header.count == 0 {
@@ -120,9 +126,9 @@ impl SignatureHeader {
         &self.signatures[..self.count]
     }
 
-    /// `t` as sent (the first part of the signed payload).
-    pub(super) fn t_text(&self) -> &[u8] {
-        &self.t_text[..self.t_len]
+    /// `t` as sent and the `.`: the signed payload's prefix.
+    pub(super) fn signed_prefix(&self) -> &[u8] {
+        &self.prefix[..self.prefix_len]
     }
 }
 

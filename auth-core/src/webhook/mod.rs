@@ -91,12 +91,11 @@ pub use verify::{
 
 use aws_lc_rs::hmac;
 
-/// The HMAC-SHA256 tag of one delivery: `HMAC(key, t_text || "." || body)`, fed in three
-/// updates so that the body is never copied.
-pub(crate) fn delivery_tag(key: &hmac::Key, t_text: &[u8], body: &[u8]) -> hmac::Tag {
+/// The HMAC-SHA256 tag of one delivery: `HMAC(key, prefix || body)` where `prefix` is
+/// `"<t>."`, fed in two updates so that the body is never copied.
+pub(crate) fn delivery_tag(key: &hmac::Key, prefix: &[u8], body: &[u8]) -> hmac::Tag {
     let mut ctx = hmac::Context::with_key(key);
-    ctx.update(t_text);
-    ctx.update(b".");
+    ctx.update(prefix);
     ctx.update(body);
     ctx.sign()
 }

@@ -41,12 +41,13 @@ impl Signer {
     #[must_use]
     pub fn sign(&self, timestamp: u64, body: &[u8]) -> String {
         let t = timestamp.to_string();
+        let prefix = format!("{t}.");
         let now = i64::try_from(timestamp).unwrap_or(i64::MAX);
         let mut header = String::with_capacity(t.len() + 2 + 2 * (4 + 64));
         header.push_str("t=");
         header.push_str(&t);
         for secret in self.secrets.active(now) {
-            let tag = delivery_tag(secret.key(), t.as_bytes(), body);
+            let tag = delivery_tag(secret.key(), prefix.as_bytes(), body);
             let mut hex = [0u8; 64];
             header.push_str(",v1=");
             // A 32-byte tag always fits 64 hex digits.

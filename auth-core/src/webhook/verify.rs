@@ -262,7 +262,7 @@ impl Verifier {
 /// Whether any `v1` entry of `header` is the tag of the delivery under `secret`. Every
 /// entry is compared, in constant time, without an early exit.
 fn matches(secret: &WebhookSecret, header: &SignatureHeader, body: &[u8]) -> bool {
-    let tag = delivery_tag(secret.key(), header.t_text(), body);
+    let tag = delivery_tag(secret.key(), header.signed_prefix(), body);
     let Ok(tag) = <&Digest>::try_from(tag.as_ref()) else {
         return false;
     };
@@ -277,8 +277,7 @@ fn matches(secret: &WebhookSecret, header: &SignatureHeader, body: &[u8]) -> boo
 /// Lowercase hex SHA-256 of `"<t>." || body`.
 fn delivery_id(timestamp: i64, body: &[u8]) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(timestamp.to_string().as_bytes());
-    ctx.update(b".");
+    ctx.update(format!("{timestamp}.").as_bytes());
     ctx.update(body);
     base16ct::lower::encode_string(ctx.finish().as_ref())
 }
