@@ -3,7 +3,6 @@
 //! headers and property tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-#[allow(dead_code)]
 mod support;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
@@ -66,8 +66,11 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 /// whose signature verified, so only a sender holding a secret can fill it.
 pub struct MemoryReplayGuard {
     capacity: usize,
-    claims: Mutex<HashMap<(String, String), Entry>>,
+    claims: Mutex<Claims>,
 }
+
+/// `(sender, delivery id)` -> the claim.
+type Claims = HashMap<(String, String), Entry>;
 
 #[derive(Debug)]
 struct Entry {
@@ -97,9 +100,7 @@ impl MemoryReplayGuard {
         self.len() == 0
     }
 
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<(String, String), Entry>>, StoreError> {
+    fn lock(&self) -> Result<MutexGuard<'_, Claims>, StoreError> {
         self.claims
             .lock()
             .map_err(|_| StoreError::Backend("webhook replay guard lock poisoned".into()))
