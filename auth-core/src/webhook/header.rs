@@ -181,8 +181,8 @@ fn parse_t(text: &str) -> Option<i64> {
 ///
 /// Variable-time on purpose: the value is public (it travels in the header and is what
 /// the sender claims); only the comparison with the expected tag must be constant-time,
-/// and it is ([`crate::secret::digest_eq`]). A table-free branchy decode is about four
-/// times faster than a constant-time one, which matters for small bodies.
+/// and it is (`crate::secret::digest_eq`). A plain decode costs less than the
+/// constant-time one, which shows on small bodies (the 1.2x goal against a raw HMAC).
 fn decode_v1(hex: &[u8]) -> Option<[u8; 32]> {
     let (pairs, []) = hex.as_chunks::<2>() else {
         return None;
