@@ -127,6 +127,9 @@ fn address_keys_group_an_ipv6_slash_64_and_unmap_ipv4() {
     assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
     // One /64 is one client; the next /64 is another.
     assert_eq!(key("2001:db8:1:2::1"), "6:2001:db8:1:2::/64");
-    assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), key("2001:db8:1:2::1"));
+    assert_eq!(
+        key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+        key("2001:db8:1:2::1")
+    );
     assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
 }

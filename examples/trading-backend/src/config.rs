@@ -1205,7 +1205,12 @@ mod tests {
         assert_eq!(set.principal, q(5, 1).unwrap());
         assert_eq!(set.account, q(1_000_000, 86_400).unwrap());
         assert_eq!(set.address, q(1, 60).unwrap());
-        assert!(with(&[(ENV_RATE_LIMITS, "0")]).unwrap().rate_limits.is_none());
+        assert!(
+            with(&[(ENV_RATE_LIMITS, "0")])
+                .unwrap()
+                .rate_limits
+                .is_none()
+        );
         for (var, bad) in [
             (ENV_RATE_LIMITS, "maybe"),
             (ENV_RATE_LIMIT_PRINCIPAL, "0/60"),

@@ -73,7 +73,11 @@ impl Answer {
     }
 
     fn retry_after(&self) -> u64 {
-        self.headers["retry-after"].to_str().unwrap().parse().unwrap()
+        self.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// A 429 of `policy`: the body, `Retry-After` (whole seconds, at least 1, at most
@@ -254,9 +258,7 @@ async fn account_limit_is_per_account_and_spent_only_by_allowed_callers() {
             ["\"account\";q=3;w=60", "\"principal\";q=1000;w=60"]
         );
     }
-    balance(&s, &bob, &main)
-        .await
-        .assert_limited("account", 20);
+    balance(&s, &bob, &main).await.assert_limited("account", 20);
     balance(&s, &alice, &main)
         .await
         .assert_limited("account", 20);
