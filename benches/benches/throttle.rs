@@ -77,8 +77,12 @@ fn redis_checks(
     let store = throttle::RedisStore::open(&url).expect("REDIS_URL: a redis:// URL");
     let limiter = RateLimiter::new(&Store::Redis(store), "bench", quota).unwrap();
     // Connects and loads the script once, outside the measurement.
-    rt.block_on(limiter.check("bench.user-7"))
-        .expect("REDIS_URL is set but Redis does not answer");
+    let first = rt.block_on(limiter.check("bench.user-7"));
+    assert!(
+        first
+            .expect("REDIS_URL is set but Redis does not answer")
+            .is_allowed()
+    );
     group.bench_function("gcra_redis_check", |b| {
         b.iter(|| {
             rt.block_on(limiter.check(black_box("bench.user-7")))
