@@ -172,11 +172,13 @@ struct Limit {
 }
 
 impl Limit {
-    fn new(store: &Store, shared: bool, policy: Policy, quota: Quota) -> Result<Self, String> {
-        let named = |store: &Store| {
-            RateLimiter::new(store, policy.limiter(), quota)
-                .map_err(|e| format!("{}: {e}", policy.limiter()))
-        };
+    fn new(
+        store: &Store,
+        shared: bool,
+        policy: Policy,
+        quota: Quota,
+    ) -> Result<Self, throttle::ConfigError> {
+        let named = |store: &Store| RateLimiter::new(store, policy.limiter(), quota);
         let fallback = if shared && policy.degrades() {
             Some(named(&Store::memory())?)
         } else {
@@ -266,30 +268,30 @@ impl Limits {
     ///
     /// # Errors
     ///
-    /// A message naming the setting when the store or a limiter is refused.
+    /// The variable whose setting was refused (the Redis URL by the client).
     pub(crate) fn build(
         settings: Option<&RateLimitSettings>,
         redis_url: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, &'static str> {
         let Some(settings) = settings else {
             return Ok(Self(None));
         };
         let (store, shared) = match redis_url {
             Some(url) => (
-                Store::Redis(throttle::RedisStore::open(url).map_err(|_| {
-                    format!(
-                        "{}: the request limiter store could not be set up",
-                        crate::config::ENV_REDIS_URL
-                    )
-                })?),
+                Store::Redis(
+                    throttle::RedisStore::open(url).map_err(|_| crate::config::ENV_REDIS_URL)?,
+                ),
                 true,
             ),
             None => (Store::memory(), false),
         };
         Ok(Self(Some(Enabled {
-            principal: Limit::new(&store, shared, Policy::Principal, settings.principal)?,
-            account: Limit::new(&store, shared, Policy::Account, settings.account)?,
-            address: Limit::new(&store, shared, Policy::Address, settings.address)?,
+            principal: Limit::new(&store, shared, Policy::Principal, settings.principal)
+                .map_err(|_| crate::config::ENV_RATE_LIMIT_PRINCIPAL)?,
+            account: Limit::new(&store, shared, Policy::Account, settings.account)
+                .map_err(|_| crate::config::ENV_RATE_LIMIT_ACCOUNT)?,
+            address: Limit::new(&store, shared, Policy::Address, settings.address)
+                .map_err(|_| crate::config::ENV_RATE_LIMIT_ADDRESS)?,
             breaker: Breaker {
                 epoch: Instant::now(),
                 down_until_ms: AtomicU64::new(0),

@@ -102,8 +102,8 @@ pub(crate) enum BuildError {
     #[error("{0}: the login throttle store could not be set up")]
     Throttle(&'static str),
     /// The request limits could not be set up (names the variable).
-    #[error("{0}")]
-    Limits(String),
+    #[error("{0}: the request limits could not be set up")]
+    Limits(&'static str),
 }
 
 /// The account-facing parts (used by the CLI too).
