@@ -4,8 +4,9 @@
 //! never the body) gives the level; withdraw and transfer are refused (403); the
 //! caller's scope must cover the level (`read` or `trade`, 403). Then, from the body:
 //! `want` may raise the level (and the scope needed); grant-policy decides (404 not visible, 403 too low or never allowed, 503 store down);
-//! then the account's request limit (429 `rate_limited`, module `limits`); only then is the credential fetched through cred-cache at that level; the adapter
-//! signs and runs the call.
+//! then the account's request limit (429 `rate_limited`, module `limits`); only then is
+//! the credential fetched through cred-cache at that level; the adapter signs and runs
+//! the call.
 
 use auth_core::http::{Authenticated, authorize};
 use auth_core::scope::{Requires, Scope};
