@@ -8,6 +8,7 @@ mod error;
 mod exchange;
 mod internal;
 mod keys;
+mod limits;
 mod mfa;
 mod secrets;
 mod tokens;
@@ -24,6 +25,7 @@ use auth_core::{
     SessionConfig, Sessions, SsoBinder, StaticTokenResolver, UserStore,
 };
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use cred_cache::CredCache;
 use cred_cache::local::LocalSource;
@@ -69,6 +71,8 @@ pub(crate) struct AppState {
     pub(crate) step_up_window: std::time::Duration,
     /// Access tokens and refresh-token families (module `tokens`).
     pub(crate) tokens: tokens::Tokens,
+    /// Request limits (module `limits`).
+    pub(crate) limits: limits::Limits,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -97,6 +101,9 @@ pub(crate) enum BuildError {
     /// The login throttle's store could not be set up (names the variable).
     #[error("{0}: the login throttle store could not be set up")]
     Throttle(&'static str),
+    /// The request limits could not be set up (names the variable).
+    #[error("{0}: the request limits could not be set up")]
+    Limits(&'static str),
 }
 
 /// The account-facing parts (used by the CLI too).
@@ -290,6 +297,11 @@ pub(crate) async fn build(
         mfa,
         step_up_window: config.step_up_window,
         tokens,
+        limits: limits::Limits::build(
+            config.rate_limits.as_ref(),
+            config.redis_url.as_ref().map(|u| u.as_str()),
+        )
+        .map_err(BuildError::Limits)?,
         exchange_of: RwLock::new(HashMap::new()),
     });
     let rfc6750 = config.bearer_challenge;
@@ -380,10 +392,13 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             "/api/secrets/{name}",
             delete(secrets::remove).route_layer(MANAGE),
         )
+        // Per-principal limit: inside the auth layer (after authentication).
+        .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
         .route_layer(layer(AuthLayer::new(chain.clone())));
     // The one route that accepts `?token=` (browsers cannot set headers on a WebSocket).
     let ws = Router::new()
         .route("/ws", get(ws::upgrade).route_layer(READ))
+        .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
         .route_layer(layer(AuthLayer::websocket(chain)));
     // Only the internal secret resolves here; the handler also checks the method.
     let internal = Router::new()
@@ -392,16 +407,21 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             post(internal::credentials),
         )
         .route_layer(AuthLayer::new(internal));
-    Router::new()
-        .route("/healthz", get(healthz))
+    // Unauthenticated routes: limited per client address (fail closed).
+    let public = Router::new()
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/mfa", post(mfa::complete))
         .route("/api/auth/token", post(tokens::token))
         .route("/api/auth/refresh", post(tokens::refresh))
         .route("/api/auth/revoke", post(tokens::revoke))
+        .route_layer(from_fn_with_state(state.clone(), limits::per_address));
+    // Not limited: static answers from memory, polled by probes and token verifiers.
+    Router::new()
+        .route("/healthz", get(healthz))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route("/.well-known/openid-configuration", get(tokens::discovery))
+        .merge(public)
         .merge(api)
         .merge(ws)
         .merge(internal)
