@@ -1,10 +1,10 @@
 //! [`AuditLog`]: the request-path queue, the writer task, and the operator operations.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
 use crate::error::AuditError;
 use crate::event::Event;
@@ -32,9 +32,16 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-enum Msg {
-    Event(i64, Event),
-    Flush(oneshot::Sender<Result<(), AuditError>>),
+/// An event and the time it was recorded.
+type Queued = (i64, Event);
+
+/// What the writer has done so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// Events appended since start.
+    written: u64,
+    /// Failed append attempts since start.
+    failures: u64,
 }
 
 #[derive(Debug)]
@@ -43,6 +50,10 @@ struct Shared {
     key: MacKey,
     /// Last time (unix ms) a full queue was reported, to report it at most once a second.
     full_warned: AtomicI64,
+    /// Events handed to the queue since start (counted before they are sent).
+    enqueued: AtomicU64,
+    /// The writer's progress.
+    progress: watch::Receiver<Progress>,
 }
 
 /// The audit log: one HMAC chain in one store, fed by every part of the service.
@@ -55,16 +66,7 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     shared: Arc<Shared>,
-    tx: mpsc::Sender<Msg>,
-}
-
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Msg::Event(..) => f.write_str("Event"),
-            Msg::Flush(_) => f.write_str("Flush"),
-        }
-    }
+    tx: mpsc::Sender<Queued>,
 }
 
 /// Configures an [`AuditLog`].
@@ -104,12 +106,15 @@ impl AuditLogBuilder {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
         self.store.head().await?.check_key(&self.key)?;
         let (tx, rx) = mpsc::channel(self.queue);
+        let (progress_tx, progress) = watch::channel(Progress::default());
         let shared = Arc::new(Shared {
             store: self.store,
             key: self.key,
             full_warned: AtomicI64::new(i64::MIN),
+            enqueued: AtomicU64::new(0),
+            progress,
         });
-        runtime.spawn(writer(shared.clone(), rx, self.batch));
+        runtime.spawn(writer(shared.clone(), rx, progress_tx, self.batch));
         Ok(AuditLog { shared, tx })
     }
 }
@@ -143,7 +148,9 @@ impl AuditLog {
     /// gone (the runtime is shutting down) is the event lost, with an error (code
     /// `audit.writer_closed`) naming its action.
     pub async fn record(&self, event: Event) {
-        let msg = Msg::Event(now_ms(), event);
+        let msg = (now_ms(), event);
+        // Counted before it is sent: see `flush`.
+        self.shared.enqueued.fetch_add(1, Ordering::SeqCst);
         let msg = match self.tx.try_send(msg) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(msg)) => {
@@ -152,14 +159,10 @@ impl AuditLog {
             }
             Err(mpsc::error::TrySendError::Closed(msg)) => msg,
         };
-        if let Err(mpsc::error::SendError(msg)) = self.tx.send(msg).await {
-            let action = match &msg {
-                Msg::Event(_, e) => e.action().to_owned(),
-                Msg::Flush(_) => String::new(),
-            };
+        if let Err(mpsc::error::SendError((_, event))) = self.tx.send(msg).await {
             tracing::error!(
                 code = "audit.writer_closed",
-                action = %action,
+                action = %event.action(),
                 "audit writer stopped: event lost"
             );
         }
@@ -227,12 +230,25 @@ impl AuditLog {
     /// and retries; flush again to wait for it); [`AuditError::Closed`] when the writer
     /// is gone.
     pub async fn flush(&self) -> Result<(), AuditError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Msg::Flush(done))
-            .await
-            .map_err(|_| AuditError::Closed)?;
-        wait.await.map_err(|_| AuditError::Closed)?
+        // Every event whose `record` returned before this point was counted before it
+        // was sent, and the writer appends in queue order: once it has written as many
+        // events as were counted here, those events are all among them.
+        let target = self.shared.enqueued.load(Ordering::SeqCst);
+        let mut progress = self.shared.progress.clone();
+        let failures = progress.borrow_and_update().failures;
+        loop {
+            let now = *progress.borrow_and_update();
+            if now.written >= target {
+                return Ok(());
+            }
+            if now.failures > failures {
+                return Err(AuditError::Unavailable {
+                    operation: "flush",
+                    source: None,
+                });
+            }
+            progress.changed().await.map_err(|_| AuditError::Closed)?;
+        }
     }
 
     /// The newest place of the chain (the head row), to be kept outside the database
@@ -415,30 +431,28 @@ impl AuditLog {
 }
 
 /// The writer task: takes up to `batch` queued events at a time and appends them in one
-/// transaction; on failure keeps them, warns, and retries with a doubling delay.
-async fn writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>, batch: usize) {
-    let mut pending: Vec<(i64, Event)> = Vec::with_capacity(batch);
-    let mut waiters: Vec<oneshot::Sender<Result<(), AuditError>>> = Vec::new();
+/// transaction; on failure keeps them, warns, and retries with a doubling delay. It
+/// stops when every [`AuditLog`] clone is gone and the queue is drained.
+async fn writer(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Queued>,
+    progress: watch::Sender<Progress>,
+    batch: usize,
+) {
+    let mut pending: Vec<Queued> = Vec::with_capacity(batch);
     loop {
-        let Some(first) = rx.recv().await else {
+        if rx.recv_many(&mut pending, batch).await == 0 {
             return;
-        };
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Msg::Event(at, event) => pending.push((at, event)),
-                Msg::Flush(done) => waiters.push(done),
-            }
-            next = if pending.len() < batch {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
         }
         let mut delay = RETRY_MIN;
-        while !pending.is_empty() {
+        loop {
             match shared.store.append(&shared.key, &pending).await {
-                Ok(_) => pending.clear(),
+                Ok(_) => {
+                    let n = u64::try_from(pending.len()).unwrap_or(u64::MAX);
+                    progress.send_modify(|p| p.written = p.written.saturating_add(n));
+                    pending.clear();
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(
                         code = "audit.store_failed",
@@ -448,19 +462,11 @@ async fn writer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>, batch: usize) 
                         retry_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                         "audit store failed: keeping the events and retrying"
                     );
-                    for done in waiters.drain(..) {
-                        let _ = done.send(Err(AuditError::Unavailable {
-                            operation: "flush",
-                            source: None,
-                        }));
-                    }
+                    progress.send_modify(|p| p.failures = p.failures.saturating_add(1));
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(RETRY_MAX);
                 }
             }
-        }
-        for done in waiters.drain(..) {
-            let _ = done.send(Ok(()));
         }
     }
 }
