@@ -61,6 +61,11 @@ pub(crate) const ENV_STEP_UP_SECS: &str = "STRONGROOM_STEP_UP_SECS";
 pub(crate) const ENV_REDIS_URL: &str = "REDIS_URL";
 /// Default step-up window.
 pub(crate) const DEFAULT_STEP_UP_SECS: u64 = 300;
+/// Copy trading: signals one strategy may send per minute (1 to 6000), shared by every
+/// instance on a shared throttle store.
+pub(crate) const ENV_WEBHOOK_SIGNALS_PER_MIN: &str = "STRONGROOM_WEBHOOK_SIGNALS_PER_MIN";
+/// Copy trading: seconds a rotated-out webhook secret keeps verifying (0 to 604800).
+pub(crate) const ENV_WEBHOOK_SECRET_GRACE_SECS: &str = "STRONGROOM_WEBHOOK_SECRET_GRACE_SECS";
 // --- Access and refresh tokens (module `app::tokens`) ---
 /// The access-token issuer (`iss`), an http(s) URL under which the JWKS and discovery
 /// document are served. Default `http://127.0.0.1:<port>` (with a warning): set it to
@@ -185,6 +190,10 @@ pub(crate) struct Config {
     pub(crate) redis_url: Option<Zeroizing<String>>,
     /// Access and refresh tokens (`STRONGROOM_ISSUER` and the token variables).
     pub(crate) tokens: TokenSettings,
+    /// `STRONGROOM_WEBHOOK_SIGNALS_PER_MIN` (default 60).
+    pub(crate) webhook_signals_per_min: u32,
+    /// `STRONGROOM_WEBHOOK_SECRET_GRACE_SECS` (default one day).
+    pub(crate) webhook_secret_grace: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -209,6 +218,8 @@ impl std::fmt::Debug for Config {
             .field("step_up_window", &self.step_up_window)
             .field("redis", &self.redis_url.is_some())
             .field("tokens", &self.tokens)
+            .field("webhook_signals_per_min", &self.webhook_signals_per_min)
+            .field("webhook_secret_grace", &self.webhook_secret_grace)
             .finish_non_exhaustive()
     }
 }
@@ -339,7 +350,10 @@ impl Config {
             });
         }
         let tokens = tokens_from(lookup, listen)?;
+        let (webhook_signals_per_min, webhook_secret_grace) = webhook_from(lookup)?;
         Ok(Self {
+            webhook_signals_per_min,
+            webhook_secret_grace,
             step_up_window,
             redis_url,
             data_dir,
@@ -355,6 +369,37 @@ impl Config {
             tokens,
         })
     }
+}
+
+/// Copy-trading webhook settings: (signals per minute, secret grace).
+fn webhook_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(u32, std::time::Duration), ConfigError> {
+    let per_min = match non_empty(lookup, ENV_WEBHOOK_SIGNALS_PER_MIN) {
+        None => 60,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n @ 1..=6000) => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_WEBHOOK_SIGNALS_PER_MIN,
+                    reason: "expected a whole number from 1 to 6000",
+                });
+            }
+        },
+    };
+    let grace = match non_empty(lookup, ENV_WEBHOOK_SECRET_GRACE_SECS) {
+        None => 86_400,
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs @ 0..=604_800) => secs,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_WEBHOOK_SECRET_GRACE_SECS,
+                    reason: "expected whole seconds from 0 to 604800",
+                });
+            }
+        },
+    };
+    Ok((per_min, std::time::Duration::from_secs(grace)))
 }
 
 fn cookies_from(

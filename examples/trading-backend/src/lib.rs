@@ -11,4 +11,5 @@ mod db;
 pub mod exchange;
 mod keyring;
 mod signing_keys;
+mod strategies;
 mod totp_sealer;
