@@ -616,3 +616,79 @@ async fn only_an_owner_subscribes_a_trading_account() {
         404
     );
 }
+
+/// Two instances on one PostgreSQL database (a fresh schema): the replay guard and the
+/// per-strategy limit are shared.
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+
+    fn pg_url() -> String {
+        std::env::var("DATABASE_URL")
+            .or_else(|_| std::env::var("STRONGROOM_PG_URL"))
+            .expect("DATABASE_URL (postgres://...) must be set for this test")
+    }
+
+    /// The URL of a fresh schema of the test database.
+    async fn fresh_schema() -> String {
+        let url = pg_url();
+        let mut bytes = [0u8; 6];
+        aws_lc_rs::rand::fill(&mut bytes).unwrap();
+        let schema = format!("tb_copy_{}", base16ct::lower::encode_string(&bytes));
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-csearch_path%3D{schema}")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "needs PostgreSQL (DATABASE_URL)"]
+    async fn replay_and_limit_hold_across_two_instances() {
+        let database_url = fresh_schema().await;
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("API_TOKEN", TOKEN),
+            ("DATABASE_URL", database_url.as_str()),
+            ("STRONGROOM_WEBHOOK_SIGNALS_PER_MIN", "3"),
+        ];
+        // One data directory: both instances use its development master key.
+        let one = Server::start(dir.path(), &env);
+        let two = Server::start(dir.path(), &env);
+        create_user(dir.path(), &env, "owner@example.com", Some(PASSWORD), false);
+        create_user(dir.path(), &env, "alice@example.com", Some(PASSWORD), false);
+        let owner = User {
+            token: one.login("owner@example.com", PASSWORD).await,
+        };
+        let alice = User {
+            token: one.login("alice@example.com", PASSWORD).await,
+        };
+        let (id, secret) = strategy(&one, &owner, "shared").await;
+        let a = account(&one, &alice, "alice-pg-key", false).await;
+        go_live(&one, &alice, &a, "1000", "10000").await;
+        assert_eq!(follow(&one, &alice, &id, json!({ "account_id": a })).await.0, 201);
+
+        // Delivered to one instance, replayed to the other: a duplicate, nothing runs.
+        let body = order("0.01");
+        let sig = header(&secret, now(), &body);
+        let (status, _, first) = deliver(&one, &id, Some(&sig), &body).await;
+        assert_eq!(status, 202, "{first}");
+        assert_eq!(result_for(&first, &a)["status"], "placed");
+        let (status, _, again) = deliver(&two, &id, Some(&sig), &body).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again, json!({"duplicate": true, "signal_id": first["signal_id"]}));
+        // The second instance's venue saw no order (it would have opened the key).
+        assert_eq!(trades(&two, &alice, &a).await, 0);
+        assert_eq!(trades(&one, &alice, &a).await, 1);
+
+        // The limit (3 a minute) counts both instances' signals.
+        assert_eq!(signal(&two, &id, &secret, &order("0.02")).await.0, 202);
+        assert_eq!(signal(&one, &id, &secret, &order("0.03")).await.0, 202);
+        let (status, answer) = signal(&two, &id, &secret, &order("0.04")).await;
+        assert_eq!(status, 429, "{answer}");
+        let (_, risk) = one.get("/api/risk", Some(&alice.token)).await;
+        assert_eq!(risk["used_today"], "3000", "{risk}");
+    }
+}
