@@ -130,7 +130,8 @@ impl StrategyStore {
         s: &Strategy,
         sealed_slot_1: &[u8],
     ) -> Result<(), WriteError> {
-        let strategy = "INSERT INTO tb_strategies (id, owner_id, name, created_at) VALUES ($1, $2, $3, $4)";
+        let strategy =
+            "INSERT INTO tb_strategies (id, owner_id, name, created_at) VALUES ($1, $2, $3, $4)";
         let secret = "INSERT INTO tb_strategy_secrets (strategy_id, slot, sealed, created_at, expires_at) \
                       VALUES ($1, 1, $2, $3, NULL)";
         on_pool!(&self.db, pool => {
@@ -200,7 +201,8 @@ impl StrategyStore {
         now: i64,
         previous_until: i64,
     ) -> Result<(), WriteError> {
-        let drop_old = "DELETE FROM tb_strategy_secrets WHERE strategy_id = $1 AND expires_at IS NOT NULL";
+        let drop_old =
+            "DELETE FROM tb_strategy_secrets WHERE strategy_id = $1 AND expires_at IS NOT NULL";
         let expire = "UPDATE tb_strategy_secrets SET expires_at = $2 WHERE strategy_id = $1 AND expires_at IS NULL";
         let insert = "INSERT INTO tb_strategy_secrets (strategy_id, slot, sealed, created_at, expires_at) \
                       VALUES ($1, $2, $3, $4, NULL)";

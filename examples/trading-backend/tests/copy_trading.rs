@@ -86,7 +86,11 @@ async fn deliver(
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
     let text = res.text().await.unwrap();
-    (status, retry, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        status,
+        retry,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 /// Signs `body` now with `secret` and delivers it.
@@ -269,7 +273,10 @@ async fn a_signal_trades_exactly_the_accounts_it_may() {
     assert_eq!(result_for(&answer, &d)["status"], "placed");
     assert_eq!(result_for(&answer, &d)["dry_run"], true);
     assert!(result_for(&answer, &d).get("order_id").is_none());
-    assert_eq!(result_for(&answer, &e)["error"], "follower_max_order_notional");
+    assert_eq!(
+        result_for(&answer, &e)["error"],
+        "follower_max_order_notional"
+    );
 
     // Exactly alice's account traded at the venue.
     assert_eq!(trades(&s, &alice, &a).await, 1);
@@ -351,15 +358,60 @@ async fn bad_signatures_are_401_and_execute_nothing() {
     let wrong_secret = format!("whsec_{}", "A".repeat(43));
     let cases: Vec<(&str, Option<String>, Vec<u8>, String)> = vec![
         ("missing header", None, body.clone(), id.clone()),
-        ("malformed header", Some("garbage".into()), body.clone(), id.clone()),
-        ("wrong secret", Some(header(&wrong_secret, t, &body)), body.clone(), id.clone()),
-        ("another strategy's secret", Some(header(&other_secret, t, &body)), body.clone(), id.clone()),
-        ("stale timestamp", Some(header(&secret, t - 3600, &body)), body.clone(), id.clone()),
-        ("future timestamp", Some(header(&secret, t + 3600, &body)), body.clone(), id.clone()),
-        ("tampered body", Some(header(&secret, t, &body)), tampered.clone(), id.clone()),
-        ("unknown strategy", Some(header(&secret, t, &body)), body.clone(), format!("stg_{}", "0".repeat(32))),
-        ("malformed strategy id", Some(header(&secret, t, &body)), body.clone(), "x".into()),
-        ("signature of another body", Some(header(&secret, t, b"{}")), body.clone(), id.clone()),
+        (
+            "malformed header",
+            Some("garbage".into()),
+            body.clone(),
+            id.clone(),
+        ),
+        (
+            "wrong secret",
+            Some(header(&wrong_secret, t, &body)),
+            body.clone(),
+            id.clone(),
+        ),
+        (
+            "another strategy's secret",
+            Some(header(&other_secret, t, &body)),
+            body.clone(),
+            id.clone(),
+        ),
+        (
+            "stale timestamp",
+            Some(header(&secret, t - 3600, &body)),
+            body.clone(),
+            id.clone(),
+        ),
+        (
+            "future timestamp",
+            Some(header(&secret, t + 3600, &body)),
+            body.clone(),
+            id.clone(),
+        ),
+        (
+            "tampered body",
+            Some(header(&secret, t, &body)),
+            tampered.clone(),
+            id.clone(),
+        ),
+        (
+            "unknown strategy",
+            Some(header(&secret, t, &body)),
+            body.clone(),
+            format!("stg_{}", "0".repeat(32)),
+        ),
+        (
+            "malformed strategy id",
+            Some(header(&secret, t, &body)),
+            body.clone(),
+            "x".into(),
+        ),
+        (
+            "signature of another body",
+            Some(header(&secret, t, b"{}")),
+            body.clone(),
+            id.clone(),
+        ),
     ];
     for (what, sig, bytes, target) in &cases {
         let (status, _, answer) = deliver(&s, target, sig.as_deref(), bytes).await;
@@ -373,8 +425,8 @@ async fn bad_signatures_are_401_and_execute_nothing() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"], "invalid_json");
     // A market order without its reference price is refused: its value is unbounded.
-    let unbounded = json!({"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "1"})
-        .to_string();
+    let unbounded =
+        json!({"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "1"}).to_string();
     let (status, answer) = signal(&s, &id, &secret, unbounded.as_bytes()).await;
     assert_eq!((status, answer["field"].as_str()), (400, Some("price")));
 
@@ -388,9 +440,16 @@ async fn bad_signatures_are_401_and_execute_nothing() {
         .iter()
         .map(|s| s["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["invalid", "invalid"], "only signed deliveries are recorded");
+    assert_eq!(
+        statuses,
+        ["invalid", "invalid"],
+        "only signed deliveries are recorded"
+    );
     let (_, list) = s
-        .get(&format!("/api/strategies/{other_id}/signals"), Some(&owner.token))
+        .get(
+            &format!("/api/strategies/{other_id}/signals"),
+            Some(&owner.token),
+        )
         .await;
     assert_eq!(list["signals"], json!([]));
 
@@ -462,7 +521,10 @@ async fn rotation_keeps_the_previous_secret_for_the_grace_only() {
                 .await
                 .unwrap();
             let status = res.status().as_u16();
-            let no_store = res.headers().get("cache-control").map(|v| v.to_str().unwrap().to_owned());
+            let no_store = res
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap().to_owned());
             let body: Value = res.json().await.unwrap_or(Value::Null);
             (status, no_store, body)
         }
@@ -485,7 +547,11 @@ async fn rotation_keeps_the_previous_secret_for_the_grace_only() {
     assert_eq!(signal(&s, &id, &second, &order("0.02")).await.0, 202);
     let body = order("0.03");
     let t = now();
-    let both = format!("t={t},v1={},v1={}", v1(&first, t, &body), v1(&second, t, &body));
+    let both = format!(
+        "t={t},v1={},v1={}",
+        v1(&first, t, &body),
+        v1(&second, t, &body)
+    );
     assert_eq!(deliver(&s, &id, Some(&both), &body).await.0, 202);
 
     // A second rotation ends the first secret at once; the second is now the previous.
@@ -514,7 +580,11 @@ async fn with_no_grace_the_previous_secret_stops_at_rotation() {
     let (id, first) = strategy(&s, &owner, "strict").await;
     assert_eq!(signal(&s, &id, &first, &order("0.01")).await.0, 202);
     let (status, body) = s
-        .post(&format!("/api/strategies/{id}/secret"), Some(&owner.token), json!({}))
+        .post(
+            &format!("/api/strategies/{id}/secret"),
+            Some(&owner.token),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let second = body["webhook_secret"].as_str().unwrap();
@@ -538,7 +608,10 @@ async fn each_strategy_has_its_own_signal_limit() {
     let retry: u64 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
     // The other strategy is not affected.
-    assert_eq!(signal(&s, &other, &other_secret, &order("0.01")).await.0, 202);
+    assert_eq!(
+        signal(&s, &other, &other_secret, &order("0.01")).await.0,
+        202
+    );
     let (_, list) = s
         .get(&format!("/api/strategies/{id}/signals"), Some(&owner.token))
         .await;
@@ -574,45 +647,90 @@ async fn only_an_owner_subscribes_a_trading_account() {
     assert_eq!(status, 201);
 
     let (status, body) = follow(&s, &alice, &id, json!({ "account_id": ro })).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("read_only_account")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("read_only_account"))
+    );
     for acc in [&traded, &a] {
         let (status, body) = follow(&s, &bob, &id, json!({ "account_id": acc })).await;
-        assert_eq!((status, body["error"].as_str()), (403, Some("not_account_owner")));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("not_account_owner"))
+        );
     }
     let (status, _) = follow(&s, &bob, &id, json!({ "account_id": "acc_nope" })).await;
     assert_eq!(status, 404);
     let missing = format!("stg_{}", "f".repeat(32));
-    assert_eq!(follow(&s, &alice, &missing, json!({ "account_id": a })).await.0, 404);
-    let (status, body) = follow(&s, &alice, &id, json!({ "account_id": a, "max_order_notional": "-1" })).await;
-    assert_eq!((status, body["field"].as_str()), (400, Some("max_order_notional")));
+    assert_eq!(
+        follow(&s, &alice, &missing, json!({ "account_id": a }))
+            .await
+            .0,
+        404
+    );
+    let (status, body) = follow(
+        &s,
+        &alice,
+        &id,
+        json!({ "account_id": a, "max_order_notional": "-1" }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("max_order_notional"))
+    );
     // Not with an API key, nor the bootstrap token: interactive only.
     let (status, key) = s.post("/api/keys", Some(&alice.token), json!({})).await;
     assert_eq!(status, 201);
     let key = key["api_key"].as_str().unwrap();
     let (status, body) = s
-        .post(&format!("/api/strategies/{id}/followers"), Some(key), json!({ "account_id": a }))
+        .post(
+            &format!("/api/strategies/{id}/followers"),
+            Some(key),
+            json!({ "account_id": a }),
+        )
         .await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("interactive_session_required")));
     assert_eq!(
-        s.post("/api/strategies", Some(TOKEN), json!({"name": "x"})).await.0,
+        (status, body["error"].as_str()),
+        (403, Some("interactive_session_required"))
+    );
+    assert_eq!(
+        s.post("/api/strategies", Some(TOKEN), json!({"name": "x"}))
+            .await
+            .0,
         403
     );
     // A user with a second factor steps up first.
     let (_secret, _) = enable_mfa(&s, &alice.token).await;
     let (status, body) = follow(&s, &alice, &id, json!({ "account_id": a })).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("mfa_required")));
-    let (status, body) = s.post("/api/strategies", Some(&alice.token), json!({"name": "x"})).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("mfa_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("mfa_required"))
+    );
+    let (status, body) = s
+        .post("/api/strategies", Some(&alice.token), json!({"name": "x"}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("mfa_required"))
+    );
     // Nothing was granted along the way.
     let (_, strategies) = s.get("/api/strategies", Some(&owner.token)).await;
     assert_eq!(strategies["strategies"][0]["followers"], 0);
     // Unsubscribing what is not subscribed, or someone else's account: 404.
     assert_eq!(
-        s.delete(&format!("/api/strategies/{id}/followers/{a}"), Some(&alice.token)).await,
+        s.delete(
+            &format!("/api/strategies/{id}/followers/{a}"),
+            Some(&alice.token)
+        )
+        .await,
         404
     );
     assert_eq!(
-        s.delete(&format!("/api/strategies/{id}/followers/{a}"), Some(&bob.token)).await,
+        s.delete(
+            &format!("/api/strategies/{id}/followers/{a}"),
+            Some(&bob.token)
+        )
+        .await,
         404
     );
 }
@@ -668,7 +786,12 @@ mod postgres {
         let (id, secret) = strategy(&one, &owner, "shared").await;
         let a = account(&one, &alice, "alice-pg-key", false).await;
         go_live(&one, &alice, &a, "1000", "10000").await;
-        assert_eq!(follow(&one, &alice, &id, json!({ "account_id": a })).await.0, 201);
+        assert_eq!(
+            follow(&one, &alice, &id, json!({ "account_id": a }))
+                .await
+                .0,
+            201
+        );
 
         // Delivered to one instance, replayed to the other: a duplicate, nothing runs.
         let body = order("0.01");
@@ -678,7 +801,10 @@ mod postgres {
         assert_eq!(result_for(&first, &a)["status"], "placed");
         let (status, _, again) = deliver(&two, &id, Some(&sig), &body).await;
         assert_eq!(status, 200, "{again}");
-        assert_eq!(again, json!({"duplicate": true, "signal_id": first["signal_id"]}));
+        assert_eq!(
+            again,
+            json!({"duplicate": true, "signal_id": first["signal_id"]})
+        );
         // The second instance's venue saw no order (it would have opened the key).
         assert_eq!(trades(&two, &alice, &a).await, 0);
         assert_eq!(trades(&one, &alice, &a).await, 1);

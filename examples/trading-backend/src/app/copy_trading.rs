@@ -72,8 +72,8 @@ impl CopyTrading {
     ) -> Result<Self, &'static str> {
         let quota = throttle::Quota::new(signals_per_minute, Duration::from_secs(60))
             .map_err(|_| "webhook signal limit")?;
-        let limiter =
-            throttle::RateLimiter::new(store, LIMITER, quota).map_err(|_| "webhook signal limit")?;
+        let limiter = throttle::RateLimiter::new(store, LIMITER, quota)
+            .map_err(|_| "webhook signal limit")?;
         Ok(Self {
             verifier: webhook::Verifier::default(),
             limiter,
@@ -329,7 +329,11 @@ async fn mark(state: &AppState, signal_id: &str, status: &str) {
         .await
         .is_err()
     {
-        tracing::warn!(code = "copy.signal_record_failed", signal_id, "signal status not recorded");
+        tracing::warn!(
+            code = "copy.signal_record_failed",
+            signal_id,
+            "signal status not recorded"
+        );
     }
 }
 
@@ -417,7 +421,11 @@ pub(crate) async fn webhook(
         }
         Err(e) => {
             mark(&state, &signal_id, "unavailable").await;
-            tracing::warn!(code = "webhook.limiter_unavailable", store = e.store(), "signal limiter store unavailable");
+            tracing::warn!(
+                code = "webhook.limiter_unavailable",
+                store = e.store(),
+                "signal limiter store unavailable"
+            );
             return Err(ApiError::UNAVAILABLE);
         }
     }
@@ -431,7 +439,13 @@ pub(crate) async fn webhook(
     let request = order.summary().to_string();
     // Its own task: a sender that hangs up does not cancel the loop half-way, nor the
     // recording of its results.
-    let task = tokio::spawn(run(state.clone(), strategy_id, signal_id.clone(), order, request));
+    let task = tokio::spawn(run(
+        state.clone(),
+        strategy_id,
+        signal_id.clone(),
+        order,
+        request,
+    ));
     let results = task.await.map_err(|_| ApiError::UNAVAILABLE)??;
     Ok((
         StatusCode::ACCEPTED,

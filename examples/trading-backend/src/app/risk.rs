@@ -41,9 +41,7 @@ pub(crate) fn guard(db: &Db, grants: Arc<dyn grant_policy::store::GrantStore>) -
         #[cfg(feature = "sqlite")]
         Db::Sqlite(pool) => Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
         #[cfg(feature = "postgres")]
-        Db::Postgres(pool) => {
-            Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone()))
-        }
+        Db::Postgres(pool) => Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
     };
     RiskGuard::builder(store, grants).build()
 }
@@ -116,11 +114,7 @@ fn risk_error(e: &RiskError) -> ApiError {
 }
 
 async fn limits_json(state: &Shared, user: &grant_policy::UserId) -> Result<Value, ApiError> {
-    let limits = state
-        .risk
-        .limits(user)
-        .await
-        .map_err(|e| risk_error(&e))?;
+    let limits = state.risk.limits(user).await.map_err(|e| risk_error(&e))?;
     let usage = state
         .risk
         .usage_today(user)
@@ -230,8 +224,19 @@ mod tests {
         assert_eq!(parse_decimal("0.00000001"), Some(1));
         assert_eq!(parse_decimal("0"), Some(0));
         for bad in [
-            "", ".5", "1.", "-1", "+1", "1e3", " 1", "1 ", "0.000000001", "1,5", "١",
-            "92233720368.54775808", "99999999999999999999",
+            "",
+            ".5",
+            "1.",
+            "-1",
+            "+1",
+            "1e3",
+            " 1",
+            "1 ",
+            "0.000000001",
+            "1,5",
+            "١",
+            "92233720368.54775808",
+            "99999999999999999999",
         ] {
             assert_eq!(parse_decimal(bad), None, "{bad}");
         }

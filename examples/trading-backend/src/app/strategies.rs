@@ -27,7 +27,7 @@ use super::accounts::{account_id, user_id};
 use super::body::Body;
 use super::error::ApiError;
 use super::webhook_shim as webhook;
-use crate::strategies::{Follower, SealedSecret, Strategy, StoreDown, WriteError};
+use crate::strategies::{Follower, SealedSecret, StoreDown, Strategy, WriteError};
 
 /// The `purpose` of a sealed webhook secret's encryption context.
 pub(crate) const SECRET_PURPOSE: &str = "trading-backend.webhook-secret";
@@ -66,7 +66,10 @@ pub(crate) fn principal(id: &str) -> Result<UserId, ApiError> {
 fn random_hex(prefix: &str) -> Result<String, ApiError> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| ApiError::UNAVAILABLE)?;
-    Ok(format!("{prefix}{}", base16ct::lower::encode_string(&bytes)))
+    Ok(format!(
+        "{prefix}{}",
+        base16ct::lower::encode_string(&bytes)
+    ))
 }
 
 /// A new signal id (`sig_` and 32 hex digits).
@@ -119,7 +122,12 @@ pub(crate) async fn open_secrets(
                 .map_err(|_| ApiError::UNAVAILABLE)?,
             Err(e) if e.is_unavailable() => return Err(ApiError::UNAVAILABLE),
             Err(_) => {
-                tracing::warn!(code = "webhook.secret_unseal_refused", strategy_id, slot = row.slot, "stored webhook secret does not open under its context; ignored");
+                tracing::warn!(
+                    code = "webhook.secret_unseal_refused",
+                    strategy_id,
+                    slot = row.slot,
+                    "stored webhook secret does not open under its context; ignored"
+                );
                 continue;
             }
         };
@@ -133,9 +141,12 @@ pub(crate) async fn open_secrets(
         (Some(c), Some((p, until))) => Some(webhook::ActiveSecrets::new(c).with_previous(p, until)),
         (Some(c), None) => Some(webhook::ActiveSecrets::new(c)),
         // Only the previous one opens: it keeps verifying until its own expiry.
-        (None, Some((p, until))) => {
-            Some(webhook::ActiveSecrets::new(webhook::WebhookSecret::generate().map_err(|_| ApiError::UNAVAILABLE)?).with_previous(p, until))
-        }
+        (None, Some((p, until))) => Some(
+            webhook::ActiveSecrets::new(
+                webhook::WebhookSecret::generate().map_err(|_| ApiError::UNAVAILABLE)?,
+            )
+            .with_previous(p, until),
+        ),
         (None, None) => None,
     })
 }
@@ -214,11 +225,16 @@ pub(crate) async fn rotate(
 ) -> Result<Response, ApiError> {
     let strategy = owned(&state, &id, principal.user_id()).await?;
     state.step_up(&principal).await?;
-    let slot = state.strategies.next_slot(&strategy.id).await.map_err(down)?;
+    let slot = state
+        .strategies
+        .next_slot(&strategy.id)
+        .await
+        .map_err(down)?;
     let secret = webhook::WebhookSecret::generate().map_err(|_| ApiError::UNAVAILABLE)?;
     let sealed = seal(&state, &strategy.id, slot, &secret).await?;
     let now = now();
-    let until = now.saturating_add(i64::try_from(state.copy.secret_grace.as_secs()).unwrap_or(i64::MAX));
+    let until =
+        now.saturating_add(i64::try_from(state.copy.secret_grace.as_secs()).unwrap_or(i64::MAX));
     match state
         .strategies
         .rotate(&strategy.id, slot, &sealed, now, until)
@@ -309,7 +325,13 @@ pub(crate) async fn follow(
     let strategy_principal = principal_of(&id)?;
     match state
         .policy
-        .share(&owner, &account, &strategy_principal, Level::Trade, expires_at)
+        .share(
+            &owner,
+            &account,
+            &strategy_principal,
+            Level::Trade,
+            expires_at,
+        )
         .await
     {
         Ok(()) => {}
@@ -450,9 +472,7 @@ pub(crate) async fn following_signals(
     for row in rows {
         let result = parse_json(Some(&row.results));
         if last.as_deref() == Some(row.id.as_str()) {
-            if let Some(Value::Array(results)) =
-                out.last_mut().and_then(|v| v.get_mut("results"))
-            {
+            if let Some(Value::Array(results)) = out.last_mut().and_then(|v| v.get_mut("results")) {
                 results.push(result);
             }
             continue;

@@ -76,8 +76,14 @@ impl ActiveSecrets {
 
 #[derive(Debug)]
 pub(crate) enum Delivery {
-    Accepted { delivery_id: String, timestamp: i64 },
-    Duplicate { delivery_id: String, reference: String },
+    Accepted {
+        delivery_id: String,
+        timestamp: i64,
+    },
+    Duplicate {
+        delivery_id: String,
+        reference: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
