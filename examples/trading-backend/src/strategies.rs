@@ -295,6 +295,18 @@ impl StrategyStore {
             .execute(pool).await.map(|_| ()).map_err(|e| write_error(&e)))
     }
 
+    /// The id of the signal recorded for `delivery_id` of the strategy, if any.
+    pub(crate) async fn signal_of_delivery(
+        &self,
+        strategy_id: &str,
+        delivery_id: &str,
+    ) -> Result<Option<String>, StoreDown> {
+        let sql = "SELECT id FROM tb_signals WHERE strategy_id = $1 AND delivery_id = $2";
+        let row: Option<(String,)> = on_pool!(&self.db, pool => sqlx::query_as(sql)
+            .bind(strategy_id).bind(delivery_id).fetch_optional(pool).await.map_err(|_| StoreDown))?;
+        Ok(row.map(|(id,)| id))
+    }
+
     /// Stores the outcome of signal `id`: its status, the request summary, all results, and each follower's
     /// own result (`(account_id, follower_id, result JSON)`), in one transaction.
     pub(crate) async fn finish_signal(

@@ -409,7 +409,18 @@ pub(crate) async fn webhook(
     };
     match state.strategies.insert_signal(&record, &delivery_id).await {
         Ok(()) => {}
-        Err(WriteError::Conflict) => return Ok(duplicate(&signal_id)),
+        // Defence in depth: the replay guard let through a delivery already recorded
+        // (its claim was lost): still a duplicate, answered with the recorded signal.
+        Err(WriteError::Conflict) => {
+            let first = state
+                .strategies
+                .signal_of_delivery(&strategy_id, &delivery_id)
+                .await
+                .map_err(|_| ApiError::UNAVAILABLE)?
+                .ok_or(ApiError::UNAVAILABLE)?;
+            tracing::warn!(code = "webhook.duplicate_recorded", strategy_id = %strategy_id, signal_id = %first, "delivery already recorded: nothing executed");
+            return Ok(duplicate(&first));
+        }
         Err(WriteError::Down) => return Err(ApiError::UNAVAILABLE),
     }
     match state.copy.limiter.check(&strategy_id).await {
