@@ -42,7 +42,7 @@ pub use future::MaybeReady;
 pub use internal::InternalSecretResolver;
 pub use mfa::{
     Enrollment, LoginKind, MemorySealer, Mfa, MfaChallenge, MfaConfig, MfaError, MfaStore,
-    RecoveryCodes, SealError, SecondFactor, StepUpError, TotpSealer,
+    RecoveryCodes, SealError, SealedTotpSecret, SecondFactor, StepUpError, TotpSealer,
 };
 pub use password::{Password, PasswordConfig, PasswordHasher, PasswordPolicy, Verification};
 pub use principal::{AuthMethod, Principal};

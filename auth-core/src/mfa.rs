@@ -504,6 +504,54 @@ pub trait MfaStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError`].
     async fn delete_expired_challenges(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Key rotation: up to `limit` sealed secrets (pending and active factors alike) of
+    /// the users whose id sorts after `after` (`None`: from the first), in ascending
+    /// user-id order, so that a caller can walk every sealed secret in pages and re-wrap
+    /// it under a new key (the reference backend's `rewrap`). What it returns is sealed,
+    /// never a secret.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    async fn sealed_secrets_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SealedTotpSecret>, StoreError>;
+
+    /// Key rotation: replaces the user's sealed secret by `new` only if it still holds
+    /// exactly `old` (a compare-and-set), so that an enrolment that replaced it meanwhile
+    /// is never overwritten. Returns whether it did (`false`: changed or deleted
+    /// meanwhile; read it again). `new` must be the same secret sealed for the same user
+    /// (nothing else of the factor changes: state, replay guard, recovery codes).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    async fn replace_sealed_secret(
+        &self,
+        user_id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
+}
+
+/// One user's sealed TOTP secret, as [`MfaStore::sealed_secrets_page`] lists it for a key
+/// rotation. Holds no secret (the value is sealed by the [`TotpSealer`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedTotpSecret {
+    /// The user (the context the secret is sealed for).
+    pub user_id: String,
+    /// The sealed secret, as stored.
+    pub sealed_secret: Vec<u8>,
+}
+
+impl fmt::Debug for SealedTotpSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedTotpSecret")
+            .field("user_id", &self.user_id)
+            .field("sealed_len", &self.sealed_secret.len())
+            .finish()
+    }
 }
 
 // ---------------------------------------------------------------------------------------

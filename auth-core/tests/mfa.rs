@@ -108,7 +108,93 @@ async fn mfa_suite<S: MfaFullStore>(store: Arc<S>) {
     token_expires(store.clone()).await;
     step_up(store.clone()).await;
     login_kind(store.clone()).await;
+    sealed_secrets_for_rotation(store.clone()).await;
     sha256_eight_digits(store).await;
+}
+
+/// Key rotation: every sealed secret (pending ones too) is listed in pages in user-id
+/// order, and replaced only by a compare-and-set on the bytes read; the factor keeps its
+/// state and replay guard, and works with the re-sealed secret.
+async fn sealed_secrets_for_rotation<S: MfaFullStore>(store: Arc<S>) {
+    use auth_core::TotpSealer as _;
+    let sealer = Arc::new(MemorySealer::generate().unwrap());
+    let mfa = Mfa::new(store.clone(), sealer.clone(), MfaConfig::new("Strongroom"));
+    let mut mine = Vec::new();
+    for i in 0..3 {
+        let user = support::ensure_user(store.as_ref(), &format!("rotation-user-{i}")).await;
+        let e = mfa.enroll(&user.id, &user.email).await.unwrap();
+        let secret = e.secret_base32().to_owned();
+        if i < 2 {
+            mfa.confirm(&user.id, &code(&secret, now() - 30))
+                .await
+                .unwrap();
+        }
+        mine.push((user.id, secret));
+    }
+    // Walked in pages of two: every user once, ascending.
+    let (mut after, mut seen) = (None::<String>, Vec::new());
+    loop {
+        let page = store
+            .sealed_secrets_page(after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.user_id.clone());
+        seen.extend(page);
+    }
+    let ids: Vec<&str> = seen.iter().map(|s| s.user_id.as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "ascending, each user once");
+    for (id, _) in &mine {
+        let listed = seen.iter().find(|s| &s.user_id == id).unwrap();
+        let record = store.mfa_record(id).await.unwrap().unwrap();
+        assert_eq!(listed.sealed_secret, record.sealed_secret);
+        assert!(format!("{listed:?}").contains("sealed_len"));
+    }
+
+    let (id, secret) = &mine[0];
+    let before = store.mfa_record(id).await.unwrap().unwrap();
+    let resealed = sealer
+        .seal(id, &TotpSecret::from_base32(secret).unwrap())
+        .await
+        .unwrap();
+    assert_ne!(resealed, before.sealed_secret);
+    // A stale read is not written over what the store holds.
+    assert!(
+        !store
+            .replace_sealed_secret(id, b"not what is stored", &resealed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_sealed_secret("no-such-user", &before.sealed_secret, &resealed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .replace_sealed_secret(id, &before.sealed_secret, &resealed)
+            .await
+            .unwrap()
+    );
+    let after = store.mfa_record(id).await.unwrap().unwrap();
+    assert_eq!(after.sealed_secret, resealed);
+    assert_eq!(after.state, MfaState::Active);
+    assert_eq!(after.last_step, before.last_step);
+    assert_eq!(after.enrollment_id, before.enrollment_id);
+    // The old bytes are gone: the same compare-and-set again does nothing.
+    assert!(
+        !store
+            .replace_sealed_secret(id, &before.sealed_secret, &resealed)
+            .await
+            .unwrap()
+    );
+    // The factor works with the re-sealed secret.
+    mfa.verify(id, &code(secret, now())).await.unwrap();
 }
 
 /// The challenge remembers what the login finishes into (session or token pair).

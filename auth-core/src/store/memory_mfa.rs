@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{MemoryStore, StoreError};
-use crate::mfa::{ChallengeRecord, MfaRecord, MfaState, MfaStore};
+use crate::mfa::{ChallengeRecord, MfaRecord, MfaState, MfaStore, SealedTotpSecret};
 use crate::secret::Digest;
 
 /// The MFA tables of a [`MemoryStore`].
@@ -162,5 +162,43 @@ impl MfaStore for MemoryStore {
         t.challenges
             .retain(|_, (c, consumed)| !*consumed && now < c.expires_at);
         Ok(u64::try_from(before - t.challenges.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn sealed_secrets_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SealedTotpSecret>, StoreError> {
+        let t = self.mfa.lock()?;
+        let mut page: Vec<&MfaRecord> = t
+            .factors
+            .values()
+            .filter(|r| after.is_none_or(|a| r.user_id.as_str() > a))
+            .collect();
+        page.sort_unstable_by(|a, b| a.user_id.cmp(&b.user_id));
+        Ok(page
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| SealedTotpSecret {
+                user_id: r.user_id.clone(),
+                sealed_secret: r.sealed_secret.clone(),
+            })
+            .collect())
+    }
+
+    async fn replace_sealed_secret(
+        &self,
+        user_id: &str,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut t = self.mfa.lock()?;
+        match t.factors.get_mut(user_id) {
+            Some(r) if r.sealed_secret == old => {
+                new.clone_into(&mut r.sealed_secret);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }

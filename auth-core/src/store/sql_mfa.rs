@@ -14,8 +14,8 @@ macro_rules! impl_sql_mfa_store {
             use async_trait::async_trait;
 
             use crate::mfa::{
-                ChallengeRecord, LoginKind, MfaRecord, MfaState, MfaStore, algorithm_from_name,
-                algorithm_name,
+                ChallengeRecord, LoginKind, MfaRecord, MfaState, MfaStore, SealedTotpSecret,
+                algorithm_from_name, algorithm_name,
             };
             use crate::secret::Digest;
             use crate::store::{StoreError, digest_from_column};
@@ -243,6 +243,49 @@ macro_rules! impl_sql_mfa_store {
                     .execute(&self.pool)
                     .await?;
                     Ok(done.rows_affected())
+                }
+
+                async fn sealed_secrets_page(
+                    &self,
+                    after: Option<&str>,
+                    limit: u32,
+                ) -> Result<Vec<SealedTotpSecret>, StoreError> {
+                    // `$1 IS NULL` starts from the first user; the primary key orders the
+                    // walk (the same collation for the comparison and the order).
+                    let rows = sqlx::query(
+                        "SELECT user_id, sealed_secret FROM auth_mfa \
+                         WHERE ($1 IS NULL OR user_id > $1) ORDER BY user_id LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(SealedTotpSecret {
+                                user_id: row.try_get("user_id")?,
+                                sealed_secret: row.try_get("sealed_secret")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn replace_sealed_secret(
+                    &self,
+                    user_id: &str,
+                    old: &[u8],
+                    new: &[u8],
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE auth_mfa SET sealed_secret = $1 \
+                         WHERE user_id = $2 AND sealed_secret = $3",
+                    )
+                    .bind(new)
+                    .bind(user_id)
+                    .bind(old)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() > 0)
                 }
             }
         }

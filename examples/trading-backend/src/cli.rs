@@ -1,12 +1,11 @@
 //! The operator command line: `serve` and the maintenance subcommands.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use auth_core::{AccountError, Password, normalize_email};
 use clap::{Parser, Subcommand};
-use crypto_envelope::{MasterKey, RewrapProgress, Rewrapper};
+use crypto_envelope::MasterKey;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
@@ -43,9 +42,10 @@ pub enum Command {
         #[arg(long)]
         base64: bool,
     },
-    /// Open every stored value and re-wrap its data key under the current primary master
-    /// key (resumable). Exits non-zero unless the run is complete: every row opened and
-    /// no row left under another key.
+    /// Open every sealed value (exchange credentials and user secrets, access-token
+    /// signing keys, TOTP secrets: every kind listed in `src/sealed.rs`) and re-wrap its
+    /// data key under the current primary master key (resumable). Exits non-zero unless
+    /// the run is complete: every value opened and none left under another key.
     Rewrap {
         /// Ignore a saved cursor and start from the beginning.
         #[arg(long)]
@@ -138,6 +138,8 @@ enum CliError {
     Serve,
     #[error("rewrap: {0}")]
     Rewrap(&'static str),
+    #[error("rewrap: {0}")]
+    RewrapStopped(#[from] crate::rewrap::RewrapError),
 }
 
 /// Runs the command line; the process exit code.
@@ -397,61 +399,8 @@ async fn issue_api_key(
     Ok(())
 }
 
-const CURSOR_FILE: &str = "rewrap.cursor";
-
-fn save_cursor(dir: &Path, cursor: i64) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{CURSOR_FILE}.tmp"));
-    std::fs::write(&tmp, cursor.to_string())?;
-    std::fs::rename(tmp, dir.join(CURSOR_FILE))
-}
-
-fn progress_line(p: &RewrapProgress) {
-    let mut err = std::io::stderr();
-    let _ = write!(
-        err,
-        "\rrewrap: scanned {} | rewrapped {} | current {} | raced {} | failed {} | cursor {} | pass {}",
-        p.scanned,
-        p.rewrapped,
-        p.current,
-        p.raced,
-        p.failed.len(),
-        p.cursor,
-        p.pass
-    );
-    let _ = err.flush();
-}
-
-/// The end of a run: a summary on stdout; row ids, reasons and key labels only.
-fn report(progress: &RewrapProgress) -> Result<(), CliError> {
-    if progress.complete {
-        println!(
-            "rewrap complete: {} re-wrapped, {} already current, {} retried after a \
-             concurrent change; every row opened and is under the primary key",
-            progress.rewrapped, progress.current, progress.raced
-        );
-        return Ok(());
-    }
-    println!(
-        "rewrap INCOMPLETE: {} re-wrapped, {} already current",
-        progress.rewrapped, progress.current
-    );
-    for failure in &progress.failed {
-        println!(
-            "  row {}: {} ({})",
-            failure.row_id,
-            failure.reason,
-            failure.reason.code()
-        );
-    }
-    for count in &progress.remaining {
-        println!("  {} row(s) still under {}", count.rows, count.key);
-    }
-    Err(CliError::Rewrap(
-        "rows remain under an old key or did not open: keep the old key (do not raise \
-         STRONGROOM_MASTER_KEY_MIN_VERSION) until they are resolved and a run reports complete",
-    ))
-}
-
+/// `rewrap`: every sealed value (the secret store and each kind `sealed.rs` lists), then
+/// the summary on stdout; non-zero unless complete.
 async fn rewrap(
     data_dir: &Path,
     stores: &crate::db::Stores,
@@ -460,48 +409,16 @@ async fn rewrap(
     batch_size: u32,
 ) -> Result<(), CliError> {
     let core = crate::app::core(stores, ring)?;
-    let cursor_path = data_dir.join(CURSOR_FILE);
-    let start = if restart {
-        0
-    } else {
-        match std::fs::read_to_string(&cursor_path) {
-            Ok(text) => text.trim().parse::<i64>().map_err(|_| {
-                CliError::Rewrap("the saved cursor file is unreadable (use --restart)")
-            })?,
-            Err(_) => 0,
-        }
-    };
-    if start > 0 {
-        eprintln!(
-            "rewrap: resuming after row {start} (rows before it are opened again at the end)"
-        );
+    let kinds = crate::sealed::sealed_values(stores);
+    let report = crate::rewrap::run(data_dir, &core.secrets, &kinds, restart, batch_size).await?;
+    report.print();
+    if report.complete() {
+        return Ok(());
     }
-    std::fs::create_dir_all(data_dir)
-        .map_err(|_| CliError::Rewrap("cannot create the data directory"))?;
-    let mut rewrapper = Rewrapper::new(&core.secrets)
-        .resume_after(start)
-        .batch_size(batch_size);
-    loop {
-        let progress = match rewrapper.next_batch().await {
-            Ok(p) => p.clone(),
-            Err(_) => {
-                eprintln!();
-                return Err(CliError::Rewrap(
-                    "the store or key backend is unavailable; run again to resume from the saved cursor",
-                ));
-            }
-        };
-        progress_line(&progress);
-        if progress.done {
-            eprintln!();
-            let _ = std::fs::remove_file(&cursor_path);
-            return report(&progress);
-        }
-        if save_cursor(data_dir, progress.cursor).is_err() {
-            eprintln!();
-            return Err(CliError::Rewrap("cannot save the cursor file"));
-        }
-    }
+    Err(CliError::Rewrap(
+        "rows remain under an old key or did not open: keep the old key (do not raise \
+         STRONGROOM_MASTER_KEY_MIN_VERSION) until they are resolved and a run reports complete",
+    ))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ mod config;
 mod db;
 pub mod exchange;
 mod keyring;
+mod rewrap;
+mod sealed;
 mod signing_keys;
 mod strategies;
 mod totp_sealer;

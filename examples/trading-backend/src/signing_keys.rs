@@ -13,8 +13,9 @@
 //!   signs and verifies nothing; a fresh key is made when no current key is left. A
 //!   master-key backend outage is a store error (the issuer keeps its current keys).
 //!
-//! After a master-key rotation, run `trading-backend rotate-signing-key`: the new key is
-//! sealed under the new primary master key and the old one is deleted once retired.
+//! After a master-key rotation, `trading-backend rewrap` re-wraps these rows with the
+//! rest (the table is listed in `sealed.rs`): the keys stay the same, tokens they signed
+//! keep verifying, and the old master key may be dropped once `rewrap` reports complete.
 
 use async_trait::async_trait;
 use auth_core::StoreError;
@@ -52,6 +53,13 @@ fn context(kid: &str, alg: SigningAlgorithm) -> Result<EncryptionContext, StoreE
         .and_then(|c| c.with("kid", kid))
         .and_then(|c| c.with("alg", alg.as_str()))
         .map_err(|_| StoreError::Corrupt { field: "kid" })
+}
+
+/// The context of a stored row for `rewrap` (`sealed.rs`): the row's `kid` and its `alg`
+/// column; `None` when the algorithm is unknown or the `kid` does not validate.
+pub(crate) fn rewrap_context(kid: &str, columns: &[String]) -> Option<EncryptionContext> {
+    let [alg] = columns else { return None };
+    context(kid, SigningAlgorithm::from_name(alg)?).ok()
 }
 
 impl SealedSigningKeyStore {

@@ -26,7 +26,9 @@ impl EnvelopeSealer {
     }
 }
 
-fn context(user_id: &str) -> Result<EncryptionContext, SealError> {
+/// The encryption context of `user_id`'s sealed secret (also rebuilt by `rewrap`, through
+/// `sealed.rs`).
+pub(crate) fn context(user_id: &str) -> Result<EncryptionContext, SealError> {
     EncryptionContext::new()
         .with("purpose", PURPOSE)
         .and_then(|c| c.with("user_id", user_id))

@@ -1,6 +1,16 @@
-//! `trading-backend rewrap` with the key unchanged: it opens every row, reports the rows
-//! that do not validate or do not open by id (never a value), finishes the rest, and
-//! exits non-zero; after the rows are fixed it reports complete and exits zero.
+//! `trading-backend rewrap`.
+//!
+//! * With the key unchanged: it opens every row, reports the rows that do not validate or
+//!   do not open by id (never a value), finishes the rest, and exits non-zero; after the
+//!   rows are fixed it reports complete and exits zero.
+//! * After a master-key rotation it re-wraps **every** sealed value, not only the secret
+//!   store: a restart with only the new key keeps the second factor (TOTP secrets in
+//!   auth-core's table), the access-token signing keys (a token issued before the
+//!   rotation still verifies) and the exchange credentials. On SQLite, and on PostgreSQL
+//!   (ignored unless `DATABASE_URL` is set; `--features postgres`).
+//! * A resumed run starts at the kind of sealed value named in its cursor file and still
+//!   opens every value; a value outside the secret store that does not open makes the run
+//!   incomplete, reported by table and id.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
@@ -8,8 +18,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{cli, create_user, stderr, stdout};
+use common::{Server, cli, create_user, enable_mfa, now, stderr, stdout, token_login, totp};
 use crypto_envelope::{Envelope, LocalKeyRing, SecretRef, SecretStore, Secrets, SqliteStore};
+use serde_json::json;
 
 const CANARY_A: &str = "CANARY-rewrap-a-91e2";
 const CANARY_B: &str = "CANARY-rewrap-b-4c07";
@@ -96,4 +107,253 @@ async fn rewrap_reports_rows_that_do_not_open_or_validate_and_exits_non_zero() {
     let out = cli(dir.path(), &[], &["rewrap"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("rewrap complete"), "{}", stdout(&out));
+}
+
+const EMAIL: &str = "rotate@example.com";
+const PASSWORD: &str = "rotation-password-1";
+
+fn gen_key(dir: &std::path::Path) -> String {
+    let out = cli(dir, &[], &["gen-master-key"]);
+    assert!(out.status.success());
+    stdout(&out).trim().to_owned()
+}
+
+/// What the service holds before the rotation.
+struct Before {
+    access_token: String,
+    account_id: String,
+    totp_secret: String,
+}
+
+/// Under the first key: an access token (the signing key is made and sealed at start),
+/// an exchange credential, and an active second factor.
+async fn populate(dir: &std::path::Path, env: &[(&str, &str)]) -> Before {
+    create_user(dir, env, EMAIL, Some(PASSWORD), false);
+    let s = Server::start(dir, env);
+    let (status, body) = token_login(&s, EMAIL, PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let access_token = body["access_token"].as_str().unwrap().to_owned();
+    let session = s.login(EMAIL, PASSWORD).await;
+    let (status, account) = s
+        .post(
+            "/api/accounts",
+            Some(&session),
+            json!({"exchange": "paper", "label": "main", "api_key": "rk", "secret": "rs", "read_only": false}),
+        )
+        .await;
+    assert_eq!(status, 201, "{account}");
+    let (totp_secret, _) = enable_mfa(&s, &session).await;
+    Before {
+        access_token,
+        account_id: account["id"].as_str().unwrap().to_owned(),
+        totp_secret,
+    }
+}
+
+/// With only the new key: the second factor, the signing key and the credential open.
+async fn everything_opens_with_only_the_new_key(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    before: &Before,
+) {
+    let mut s = Server::start(dir, env);
+    // The token signed before the rotation verifies: its signing key opened.
+    let (status, body) = s.get("/api/auth/me", Some(&before.access_token)).await;
+    assert_eq!(status, 200, "{body}\n{}", s.logs());
+    // Login with the second factor: the TOTP secret opened.
+    let (status, body) = s
+        .post(
+            "/api/auth/token",
+            None,
+            json!({ "email": EMAIL, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["mfa_required"]),
+        (200, &json!(true)),
+        "{body}"
+    );
+    let (status, body) = s
+        .post(
+            "/api/auth/mfa",
+            None,
+            json!({ "mfa_token": body["mfa_token"], "code": totp(&before.totp_secret, now()) }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        200,
+        "second factor after the rotation: {body}\n{}",
+        s.logs()
+    );
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    // Issued after the restart, it verifies.
+    assert_eq!(s.get("/api/auth/me", Some(&access)).await.0, 200);
+    // The credential opens.
+    let (status, body) = s
+        .post(
+            "/api/exchange/balance",
+            Some(&access),
+            json!({"account_id": before.account_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    s.stop();
+    let logs = s.logs();
+    assert!(!logs.contains("signing_key.unseal_refused"), "{logs}");
+}
+
+/// Rotate (new key primary, old key kept for opening), rewrap, restart with only the new
+/// key. Fails when `rewrap` leaves the signing keys or the TOTP secrets under the old key.
+async fn rotation_covers_every_sealed_value(dir: &std::path::Path, base: &[(&str, &str)]) {
+    fn env<'a>(
+        base: &[(&'a str, &'a str)],
+        extra: &'a [(&'a str, String)],
+    ) -> Vec<(&'a str, &'a str)> {
+        // A fixed issuer: the default names the bound port, which changes at restart.
+        base.iter()
+            .copied()
+            .chain([("STRONGROOM_ISSUER", "https://strongroom.test")])
+            .chain(extra.iter().map(|(k, v)| (*k, v.as_str())))
+            .collect()
+    }
+    let (k1, k2) = (gen_key(dir), gen_key(dir));
+    let first = [("STRONGROOM_MASTER_KEY", k1.clone())];
+    let rotated = [
+        ("STRONGROOM_MASTER_KEY", k2.clone()),
+        ("STRONGROOM_MASTER_KEY_VERSION", "2".to_owned()),
+        ("STRONGROOM_MASTER_KEYS_OLD", format!("1:{k1}")),
+    ];
+    let only_new = [
+        ("STRONGROOM_MASTER_KEY", k2.clone()),
+        ("STRONGROOM_MASTER_KEY_VERSION", "2".to_owned()),
+    ];
+    let (first, rotated, only_new) = (env(base, &first), env(base, &rotated), env(base, &only_new));
+
+    let before = populate(dir, &first).await;
+    let out = cli(dir, &rotated, &["rewrap", "--batch-size", "1"]);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(o.contains("rewrap complete: 3 re-wrapped"), "{o}");
+    assert!(
+        o.contains("tb_signing_keys (access-token signing keys): 1 re-wrapped"),
+        "{o}"
+    );
+    assert!(
+        o.contains("auth_mfa (TOTP second-factor secrets): 1 re-wrapped"),
+        "{o}"
+    );
+    for text in [&o, &e] {
+        assert!(!text.contains(&before.totp_secret), "{text}");
+        assert!(!text.contains(&k1) && !text.contains(&k2), "{text}");
+    }
+    // Nothing left to do.
+    let out = cli(dir, &rotated, &["rewrap"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("0 re-wrapped, 3 already current"),
+        "{}",
+        stdout(&out)
+    );
+    everything_opens_with_only_the_new_key(dir, &only_new, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_rotate_and_rewrap_only_the_new_key_opens_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    rotation_covers_every_sealed_value(dir.path(), &[]).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (DATABASE_URL)"]
+async fn after_rotate_and_rewrap_only_the_new_key_opens_everything_on_postgres() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let mut bytes = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let schema = format!("tb_rewrap_{}", base16ct::lower::encode_string(&bytes));
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let database_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    rotation_covers_every_sealed_value(dir.path(), &[("DATABASE_URL", database_url.as_str())])
+        .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+/// A resumed run starts at the kind its cursor file names (here auth-core's TOTP
+/// secrets, after the first user id) and then walks the others, so every value is still
+/// re-wrapped; a cursor that names nothing known is refused. A signing key that does not
+/// open is reported by table and id and the run is incomplete.
+#[tokio::test(flavor = "multi_thread")]
+async fn resumed_run_covers_every_kind_and_a_bad_column_row_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k1, k2) = (gen_key(dir.path()), gen_key(dir.path()));
+    let first = [("STRONGROOM_MASTER_KEY", k1.as_str())];
+    let old = format!("1:{k1}");
+    let rotated = [
+        ("STRONGROOM_MASTER_KEY", k2.as_str()),
+        ("STRONGROOM_MASTER_KEY_VERSION", "2"),
+        ("STRONGROOM_MASTER_KEYS_OLD", old.as_str()),
+    ];
+    populate(dir.path(), &first).await;
+
+    let cursor = dir.path().join("rewrap.cursor");
+    std::fs::write(&cursor, "no_such_table 00").unwrap();
+    let out = cli(dir.path(), &rotated, &["rewrap"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cursor file is unreadable"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Resume inside auth_mfa, after the id "\0" (hex 00: before every user id).
+    std::fs::write(&cursor, "auth_mfa 00").unwrap();
+    let out = cli(dir.path(), &rotated, &["rewrap"]);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(e.contains("resuming"), "{e}");
+    assert!(o.contains("rewrap complete: 3 re-wrapped"), "{o}");
+    assert!(!cursor.exists());
+
+    // A signing key sealed for another kid: reported by table and id, exit non-zero.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("strongroom.db").display()
+    ))
+    .await
+    .unwrap();
+    let (kid, alg, sealed): (String, String, Vec<u8>) =
+        sqlx::query_as("SELECT kid, alg, sealed FROM tb_signing_keys")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    sqlx::query(
+        "INSERT INTO tb_signing_keys (kid, alg, sealed, created_at, retire_at) \
+         VALUES ('moved-key', $1, $2, 0, 1)",
+    )
+    .bind(&alg)
+    .bind(&sealed)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let out = cli(dir.path(), &rotated, &["rewrap"]);
+    let o = stdout(&out);
+    assert!(!out.status.success(), "{o}");
+    assert!(o.contains("rewrap INCOMPLETE"), "{o}");
+    assert!(
+        o.contains("tb_signing_keys row moved-key: ") && o.contains("envelope.rewrap.row_refused"),
+        "{o}"
+    );
+    assert!(!o.contains(&format!("row {kid}:")), "{o}");
+    assert!(stderr(&out).contains("keep the old key"));
 }
