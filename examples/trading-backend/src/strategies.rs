@@ -6,10 +6,42 @@
 //! trade level to the strategy's principal); the follower rows only say which accounts to
 //! ask grant-policy about, and carry the follower's own per-order maximum. Webhook
 //! secrets are sealed by crypto-envelope under the context
-//! `{purpose: "trading-backend.webhook-secret", strategy_id, slot}` (module
-//! `app::strategies` seals and opens them): this module stores opaque blobs only.
+//! `{purpose: "trading-backend.webhook-secret", strategy_id, slot}` ([`secret_context`];
+//! module `app::strategies` seals and opens them, `rewrap` re-wraps them after a
+//! master-key rotation: `tb_strategy_secrets` is listed in `sealed.rs`).
+
+use crypto_envelope::EncryptionContext;
 
 use crate::db::{Db, on_pool};
+
+/// The `purpose` of a sealed webhook secret's encryption context.
+pub(crate) const SECRET_PURPOSE: &str = "trading-backend.webhook-secret";
+
+/// The encryption context of strategy `strategy_id`'s webhook secret in `slot`:
+/// `{purpose: "trading-backend.webhook-secret", strategy_id, slot}` (`slot` in decimal).
+pub(crate) fn secret_context(strategy_id: &str, slot: i64) -> Option<EncryptionContext> {
+    EncryptionContext::new()
+        .with("purpose", SECRET_PURPOSE)
+        .and_then(|c| c.with("strategy_id", strategy_id))
+        .and_then(|c| c.with("slot", &slot.to_string()))
+        .ok()
+}
+
+/// The row id of a secret: `<strategy_id>.<slot>`.
+fn secret_row_id(strategy_id: &str, slot: i64) -> String {
+    format!("{strategy_id}.{slot}")
+}
+
+/// [`secret_context`] from a `tb_strategy_secrets` row as `rewrap` reads it (`id`, then
+/// the columns `strategy_id` and `slot` as text); `None` unless they agree.
+pub(crate) fn rewrap_context(id: &str, columns: &[String]) -> Option<EncryptionContext> {
+    let [strategy_id, slot] = columns else {
+        return None;
+    };
+    let slot: i64 = slot.parse().ok().filter(|s| *s >= 1)?;
+    (id == secret_row_id(strategy_id, slot)).then_some(())?;
+    secret_context(strategy_id, slot)
+}
 
 /// A database failure (the caller answers 503).
 #[derive(Debug, thiserror::Error)]
@@ -132,13 +164,13 @@ impl StrategyStore {
     ) -> Result<(), WriteError> {
         let strategy =
             "INSERT INTO tb_strategies (id, owner_id, name, created_at) VALUES ($1, $2, $3, $4)";
-        let secret = "INSERT INTO tb_strategy_secrets (strategy_id, slot, sealed, created_at, expires_at) \
-                      VALUES ($1, 1, $2, $3, NULL)";
+        let secret = "INSERT INTO tb_strategy_secrets (id, strategy_id, slot, sealed, created_at, expires_at) \
+                      VALUES ($4, $1, 1, $2, $3, NULL)";
         on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await.map_err(|_| WriteError::Down)?;
             sqlx::query(strategy).bind(&s.id).bind(&s.owner_id).bind(&s.name).bind(s.created_at)
                 .execute(&mut *tx).await.map_err(|e| write_error(&e))?;
-            sqlx::query(secret).bind(&s.id).bind(sealed_slot_1).bind(s.created_at)
+            sqlx::query(secret).bind(&s.id).bind(sealed_slot_1).bind(s.created_at).bind(secret_row_id(&s.id, 1))
                 .execute(&mut *tx).await.map_err(|e| write_error(&e))?;
             tx.commit().await.map_err(|_| WriteError::Down)
         })
@@ -204,8 +236,8 @@ impl StrategyStore {
         let drop_old =
             "DELETE FROM tb_strategy_secrets WHERE strategy_id = $1 AND expires_at IS NOT NULL";
         let expire = "UPDATE tb_strategy_secrets SET expires_at = $2 WHERE strategy_id = $1 AND expires_at IS NULL";
-        let insert = "INSERT INTO tb_strategy_secrets (strategy_id, slot, sealed, created_at, expires_at) \
-                      VALUES ($1, $2, $3, $4, NULL)";
+        let insert = "INSERT INTO tb_strategy_secrets (id, strategy_id, slot, sealed, created_at, expires_at) \
+                      VALUES ($5, $1, $2, $3, $4, NULL)";
         on_pool!(&self.db, pool => {
             let mut tx = pool.begin().await.map_err(|_| WriteError::Down)?;
             sqlx::query(drop_old).bind(strategy_id)
@@ -213,6 +245,7 @@ impl StrategyStore {
             sqlx::query(expire).bind(strategy_id).bind(previous_until)
                 .execute(&mut *tx).await.map_err(|e| write_error(&e))?;
             sqlx::query(insert).bind(strategy_id).bind(slot).bind(sealed).bind(now)
+                .bind(secret_row_id(strategy_id, slot))
                 .execute(&mut *tx).await.map_err(|e| write_error(&e))?;
             tx.commit().await.map_err(|e| write_error(&e))
         })
@@ -359,5 +392,27 @@ impl StrategyStore {
         let rows: Vec<SignalRow> = on_pool!(&self.db, pool => sqlx::query_as(sql)
             .bind(follower).bind(limit).fetch_all(pool).await.map_err(|_| StoreDown))?;
         Ok(rows.into_iter().map(signal).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrap_rebuilds_the_sealing_context_and_nothing_else() {
+        let id = "stg_0123456789abcdef0123456789abcdef";
+        let row = |slot: &str| vec![id.to_owned(), slot.to_owned()];
+        assert_eq!(
+            rewrap_context(&format!("{id}.3"), &row("3")),
+            secret_context(id, 3)
+        );
+        assert!(rewrap_context(&format!("{id}.3"), &row("3")).is_some());
+        // The row id must agree with its columns; slots are positive numbers.
+        assert_eq!(rewrap_context(&format!("{id}.2"), &row("3")), None);
+        assert_eq!(rewrap_context(&format!("{id}.0"), &row("0")), None);
+        assert_eq!(rewrap_context(&format!("{id}.x"), &row("x")), None);
+        assert_eq!(rewrap_context(id, &[id.to_owned()]), None);
+        assert_ne!(secret_context(id, 3), secret_context(id, 4));
     }
 }

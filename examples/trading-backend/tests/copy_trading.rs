@@ -742,6 +742,61 @@ async fn only_an_owner_subscribes_a_trading_account() {
     );
 }
 
+/// Master-key rotation: `rewrap` re-seals the webhook secrets (current and previous)
+/// under the new key; with only the new key, both still verify. Fails when
+/// `tb_strategy_secrets` is left out of `rewrap`.
+#[tokio::test]
+async fn webhook_secrets_survive_a_master_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = || {
+        let out = common::cli(dir.path(), &[], &["gen-master-key"]);
+        assert!(out.status.success());
+        common::stdout(&out).trim().to_owned()
+    };
+    let (k1, k2) = (key(), key());
+    let old = format!("1:{k1}");
+    let issuer = ("STRONGROOM_ISSUER", "https://strongroom.test");
+    let first = [("STRONGROOM_MASTER_KEY", k1.as_str()), issuer];
+    let rotated = [
+        ("STRONGROOM_MASTER_KEY", k2.as_str()),
+        ("STRONGROOM_MASTER_KEY_VERSION", "2"),
+        ("STRONGROOM_MASTER_KEYS_OLD", old.as_str()),
+        issuer,
+    ];
+    let only_new = [
+        ("STRONGROOM_MASTER_KEY", k2.as_str()),
+        ("STRONGROOM_MASTER_KEY_VERSION", "2"),
+        issuer,
+    ];
+    let mut s = start(dir.path(), &first);
+    let owner = user(&s, "owner@example.com").await;
+    let (id, previous) = strategy(&s, &owner, "durable").await;
+    let (status, body) = s
+        .post(
+            &format!("/api/strategies/{id}/secret"),
+            Some(&owner.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let current = body["webhook_secret"].as_str().unwrap().to_owned();
+    s.stop();
+
+    let out = common::cli(dir.path(), &rotated, &["rewrap"]);
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}{}", common::stderr(&out));
+    assert!(
+        text.contains("tb_strategy_secrets (copy-trading webhook secrets): 2 re-wrapped"),
+        "{text}"
+    );
+    assert!(!text.contains(&current) && !text.contains(&previous));
+
+    let s = start(dir.path(), &only_new);
+    assert_eq!(signal(&s, &id, &current, &order("0.01")).await.0, 202);
+    assert_eq!(signal(&s, &id, &previous, &order("0.02")).await.0, 202);
+    assert!(!s.logs().contains("webhook.secret_unseal_refused"));
+}
+
 /// Two instances on one PostgreSQL database (a fresh schema): the replay guard and the
 /// per-strategy limit are shared.
 #[cfg(feature = "postgres")]

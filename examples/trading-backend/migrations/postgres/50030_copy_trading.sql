@@ -13,15 +13,17 @@ CREATE TABLE IF NOT EXISTS tb_strategies (
 );
 CREATE INDEX IF NOT EXISTS tb_strategies_owner ON tb_strategies (owner_id);
 
--- One row per secret generation (`slot` counts up from 1). The current secret has
--- expires_at NULL; after a rotation the previous one keeps verifying until expires_at.
+-- One row per secret generation (`slot` counts up from 1; `id` is "<strategy_id>.<slot>",
+-- the one-column key `rewrap` walks). The current secret has expires_at NULL; after a
+-- rotation the previous one keeps verifying until expires_at.
 CREATE TABLE IF NOT EXISTS tb_strategy_secrets (
+    id          TEXT NOT NULL PRIMARY KEY,
     strategy_id TEXT NOT NULL REFERENCES tb_strategies (id) ON DELETE CASCADE,
     slot        BIGINT NOT NULL CHECK (slot >= 1),
     sealed      BYTEA NOT NULL,
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT,
-    PRIMARY KEY (strategy_id, slot)
+    UNIQUE (strategy_id, slot)
 );
 
 -- max_order_notional: integer minor units (1e-8 of the quote currency); NULL: none of

@@ -29,8 +29,6 @@ use super::error::ApiError;
 use super::webhook_shim as webhook;
 use crate::strategies::{Follower, SealedSecret, StoreDown, Strategy, WriteError};
 
-/// The `purpose` of a sealed webhook secret's encryption context.
-pub(crate) const SECRET_PURPOSE: &str = "trading-backend.webhook-secret";
 /// Prefix of a strategy's grant-policy principal.
 const PRINCIPAL_PREFIX: &str = "strategy:";
 /// Longest strategy name, bytes.
@@ -82,11 +80,7 @@ fn down(_: StoreDown) -> ApiError {
 }
 
 fn context(strategy_id: &str, slot: i64) -> Result<EncryptionContext, ApiError> {
-    EncryptionContext::new()
-        .with("purpose", SECRET_PURPOSE)
-        .and_then(|c| c.with("strategy_id", strategy_id))
-        .and_then(|c| c.with("slot", &slot.to_string()))
-        .map_err(|_| ApiError::UNAVAILABLE)
+    crate::strategies::secret_context(strategy_id, slot).ok_or(ApiError::UNAVAILABLE)
 }
 
 async fn seal(
