@@ -25,8 +25,10 @@
 //!    settled after, live-trading switch), the credential through cred-cache at trade
 //!    level, the order at the venue. 202 `{signal_id, results}`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use auth_core::webhook;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -41,15 +43,15 @@ use super::risk::{notional, parse_decimal, render_decimal};
 use super::strategies::{
     MAX_FOLLOWERS, new_signal_id, now, open_secrets, principal, valid_strategy_id,
 };
-use super::webhook_shim as webhook;
 use super::{AppState, Shared};
+use crate::db::Db;
 use crate::exchange::ExchangeError;
 use crate::strategies::{Follower, Signal, WriteError};
 
 /// Largest webhook body, bytes.
 pub(crate) const MAX_WEBHOOK_BODY: usize = 16 * 1024;
-/// The signature header.
-pub(crate) const SIGNATURE_HEADER: &str = "x-strongroom-signature";
+/// How often expired replay claims are deleted (decisions never depend on it).
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// The per-strategy limiter's name in the shared throttle store.
 const LIMITER: &str = "webhook.strategy";
 
@@ -63,19 +65,41 @@ pub(crate) struct CopyTrading {
 }
 
 impl CopyTrading {
-    /// `signals_per_minute` per strategy, in `store` (shared across instances unless it
-    /// is the memory store).
+    /// The replay guard in the service database (auth-core's table
+    /// `auth_webhook_replay`: shared by every instance on PostgreSQL), with a task that
+    /// deletes expired claims every [`SWEEP_EVERY`]; `signals_per_minute` per strategy,
+    /// in `store` (shared across instances unless it is the memory store).
     pub(crate) fn new(
+        db: &Db,
         store: &throttle::Store,
         signals_per_minute: u32,
         secret_grace: Duration,
     ) -> Result<Self, &'static str> {
+        let guard: Arc<dyn webhook::ReplayGuard> = match db {
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite(pool) => Arc::new(auth_core::SqliteStore::new(pool.clone())),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pool) => Arc::new(auth_core::PgStore::new(pool.clone())),
+        };
+        let verifier = webhook::Verifier::builder(guard)
+            .build()
+            .map_err(|_| "webhook verifier")?;
         let quota = throttle::Quota::new(signals_per_minute, Duration::from_secs(60))
             .map_err(|_| "webhook signal limit")?;
         let limiter = throttle::RateLimiter::new(store, LIMITER, quota)
             .map_err(|_| "webhook signal limit")?;
+        let sweeper = verifier.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(e) = sweeper.sweep(now()).await {
+                    tracing::warn!(code = e.code(), "webhook replay guard sweep failed");
+                }
+            }
+        });
         Ok(Self {
-            verifier: webhook::Verifier::default(),
+            verifier,
             limiter,
             secret_grace,
         })
@@ -357,7 +381,7 @@ pub(crate) async fn webhook(
         .map_err(|_| ApiError::Code(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"))?;
     let unauthorized = ApiError::Status(StatusCode::UNAUTHORIZED);
     // One signature header, visible ASCII (several, or bytes outside ASCII: 401).
-    let mut values = headers.get_all(SIGNATURE_HEADER).iter();
+    let mut values = headers.get_all(webhook::SIGNATURE_HEADER).iter();
     let header = match (values.next(), values.next()) {
         (None, _) => None,
         (Some(v), None) => Some(v.to_str().map_err(|_| unauthorized)?),
@@ -396,7 +420,7 @@ pub(crate) async fn webhook(
         }
         Err(e) => {
             tracing::info!(code = e.code(), strategy_id = %strategy_id, "webhook refused");
-            return Err(ApiError::from_u16(e.status()));
+            return Err(ApiError::from_u16(e.status().as_u16()));
         }
     };
     let record = Signal {

@@ -14,7 +14,6 @@ mod risk;
 mod secrets;
 mod strategies;
 mod tokens;
-mod webhook_shim;
 mod ws;
 
 use std::collections::{BTreeMap, HashMap};
@@ -217,6 +216,7 @@ pub(crate) async fn build(
     let grants = stores.grants.clone();
     let policy = Policy::builder(grants.clone()).build();
     let copy = copy_trading::CopyTrading::new(
+        &stores.db,
         &limiter_store,
         config.webhook_signals_per_min,
         config.webhook_secret_grace,

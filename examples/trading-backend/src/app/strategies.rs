@@ -13,6 +13,7 @@
 //! strategy's row or another slot does not open.
 
 use auth_core::http::Authenticated;
+use auth_core::webhook;
 use axum::Json;
 use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -26,7 +27,6 @@ use super::Shared;
 use super::accounts::{account_id, user_id};
 use super::body::Body;
 use super::error::ApiError;
-use super::webhook_shim as webhook;
 use crate::strategies::{Follower, SealedSecret, StoreDown, Strategy, WriteError};
 
 /// Prefix of a strategy's grant-policy principal.
