@@ -61,6 +61,11 @@ pub(crate) const ENV_STEP_UP_SECS: &str = "STRONGROOM_STEP_UP_SECS";
 pub(crate) const ENV_REDIS_URL: &str = "REDIS_URL";
 /// Default step-up window.
 pub(crate) const DEFAULT_STEP_UP_SECS: u64 = 300;
+/// Copy trading: signals one strategy may send per minute (1 to 6000), shared by every
+/// instance on a shared throttle store.
+pub(crate) const ENV_WEBHOOK_SIGNALS_PER_MIN: &str = "STRONGROOM_WEBHOOK_SIGNALS_PER_MIN";
+/// Copy trading: seconds a rotated-out webhook secret keeps verifying (0 to 604800).
+pub(crate) const ENV_WEBHOOK_SECRET_GRACE_SECS: &str = "STRONGROOM_WEBHOOK_SECRET_GRACE_SECS";
 // --- Access and refresh tokens (module `app::tokens`) ---
 /// The access-token issuer (`iss`), an http(s) URL under which the JWKS and discovery
 /// document are served. Default `http://127.0.0.1:<port>` (with a warning): set it to
@@ -212,6 +217,10 @@ pub(crate) struct Config {
     pub(crate) tokens: TokenSettings,
     /// Request limits; `None` with `STRONGROOM_RATE_LIMITS=0`.
     pub(crate) rate_limits: Option<RateLimitSettings>,
+    /// `STRONGROOM_WEBHOOK_SIGNALS_PER_MIN` (default 60).
+    pub(crate) webhook_signals_per_min: u32,
+    /// `STRONGROOM_WEBHOOK_SECRET_GRACE_SECS` (default one day).
+    pub(crate) webhook_secret_grace: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -237,6 +246,8 @@ impl std::fmt::Debug for Config {
             .field("redis", &self.redis_url.is_some())
             .field("tokens", &self.tokens)
             .field("rate_limits", &self.rate_limits)
+            .field("webhook_signals_per_min", &self.webhook_signals_per_min)
+            .field("webhook_secret_grace", &self.webhook_secret_grace)
             .finish_non_exhaustive()
     }
 }
@@ -368,8 +379,11 @@ impl Config {
         }
         let tokens = tokens_from(lookup, listen)?;
         let rate_limits = rate_limits_from(lookup)?;
+        let (webhook_signals_per_min, webhook_secret_grace) = webhook_from(lookup)?;
         Ok(Self {
             rate_limits,
+            webhook_signals_per_min,
+            webhook_secret_grace,
             step_up_window,
             redis_url,
             data_dir,
@@ -442,6 +456,37 @@ fn rate_limits_from(
         account: quota(lookup, ENV_RATE_LIMIT_ACCOUNT, (120, 60))?,
         address: quota(lookup, ENV_RATE_LIMIT_ADDRESS, (60, 60))?,
     }))
+}
+
+/// Copy-trading webhook settings: (signals per minute, secret grace).
+fn webhook_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(u32, std::time::Duration), ConfigError> {
+    let per_min = match non_empty(lookup, ENV_WEBHOOK_SIGNALS_PER_MIN) {
+        None => 60,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n @ 1..=6000) => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_WEBHOOK_SIGNALS_PER_MIN,
+                    reason: "expected a whole number from 1 to 6000",
+                });
+            }
+        },
+    };
+    let grace = match non_empty(lookup, ENV_WEBHOOK_SECRET_GRACE_SECS) {
+        None => 86_400,
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs @ 0..=604_800) => secs,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_WEBHOOK_SECRET_GRACE_SECS,
+                    reason: "expected whole seconds from 0 to 604800",
+                });
+            }
+        },
+    };
+    Ok((per_min, std::time::Duration::from_secs(grace)))
 }
 
 fn cookies_from(

@@ -13,4 +13,5 @@ mod keyring;
 mod rewrap;
 mod sealed;
 mod signing_keys;
+mod strategies;
 mod totp_sealer;

@@ -58,14 +58,24 @@ pub(crate) enum RowId {
 }
 
 /// **The sealed columns of this service's tables.** Add a new sealed table here.
-pub(crate) const SEALED_COLUMNS: &[SealedColumn] = &[SealedColumn {
-    table: "tb_signing_keys",
-    id: RowId::Text("kid"),
-    sealed: "sealed",
-    context_columns: &["alg"],
-    context: crate::signing_keys::rewrap_context,
-    holds: "access-token signing keys",
-}];
+pub(crate) const SEALED_COLUMNS: &[SealedColumn] = &[
+    SealedColumn {
+        table: "tb_signing_keys",
+        id: RowId::Text("kid"),
+        sealed: "sealed",
+        context_columns: &["alg"],
+        context: crate::signing_keys::rewrap_context,
+        holds: "access-token signing keys",
+    },
+    SealedColumn {
+        table: "tb_strategy_secrets",
+        id: RowId::Text("id"),
+        sealed: "sealed",
+        context_columns: &["strategy_id", "slot"],
+        context: crate::strategies::rewrap_context,
+        holds: "copy-trading webhook secrets",
+    },
+];
 
 /// auth-core's sealed TOTP secrets (`auth_mfa.sealed_secret`), reached through its store.
 const MFA_TABLE: (&str, &str) = ("auth_mfa", "sealed_secret");
