@@ -124,7 +124,7 @@ impl Db for PgDb {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL (DATABASE_URL)"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_triggers_refuse_changes() {
     let db = fresh().await;
     // TRUNCATE skips row triggers: a statement trigger refuses it.
@@ -141,31 +141,31 @@ async fn postgres_triggers_refuse_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL (DATABASE_URL)"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_tampering_is_named() {
     support::tampering(fresh).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL (DATABASE_URL)"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_retention_keeps_the_chain_verifiable() {
     support::retention(fresh).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL (DATABASE_URL)"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_queue_subject_view_and_export() {
     support::reading(fresh().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs PostgreSQL (DATABASE_URL)"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_two_instances_one_chain() {
     support::two_instances(fresh().await, 200).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL (DATABASE_URL)"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_migrate_twice_and_beside_other_migrations() {
     let db = fresh().await;
     // Another crate's migration already recorded in the same database is left alone.

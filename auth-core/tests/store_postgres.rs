@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_store_suites() {
     let pg = support::PgSchema::create("auth_core_test", 4).await;
     // Migrating twice is a no-op.

@@ -316,7 +316,7 @@ mod postgres {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+    #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn two_instances_on_one_postgres_share_the_limit() {
         let pg = support::PgSchema::create("auth_throttle", 1).await;
         let mut throttles = Vec::new();

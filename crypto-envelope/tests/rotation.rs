@@ -451,7 +451,7 @@ mod postgres {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+    #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn concurrent_writer_on_the_old_primary_postgres() {
         let (pool, schema) = isolated_pool().await;
         let store = PgStore::from_pool(pool);
@@ -461,7 +461,7 @@ mod postgres {
     }
 
     #[tokio::test]
-    #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+    #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn row_rewritten_behind_the_cursor_postgres() {
         let (pool, schema) = isolated_pool().await;
         let store = PgStore::from_pool(pool);
@@ -473,7 +473,7 @@ mod postgres {
     /// An old-primary instance's insert takes its id, the walk passes that id, then the
     /// insert commits: the row lands behind the cursor. The final count finds it.
     #[tokio::test]
-    #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+    #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn row_committed_behind_the_cursor_postgres() {
         let (pool, schema) = isolated_pool().await;
         let pg = PgStore::from_pool(pool.clone());

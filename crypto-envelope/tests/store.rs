@@ -348,7 +348,7 @@ mod postgres {
     }
 
     #[tokio::test]
-    #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+    #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn postgres_store_holds_no_plaintext() {
         with_isolated_pool(|pool| async move {
             let store = PgStore::from_pool(pool);
@@ -367,7 +367,7 @@ mod postgres {
     }
 
     #[tokio::test]
-    #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+    #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn postgres_outage_is_unavailable_not_empty() {
         with_isolated_pool(|pool| async move {
             let store = PgStore::from_pool(pool.clone());

@@ -299,7 +299,7 @@ async fn sqlite_store() {
 
 #[cfg(feature = "postgres")]
 #[tokio::test]
-#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_store() {
     common::with_pg_store(|store| scenario(store)).await;
 }

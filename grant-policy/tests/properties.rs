@@ -302,7 +302,7 @@ proptest! {
 /// The same model check on PostgreSQL (fewer cases: each uses a fresh schema).
 #[cfg(feature = "postgres")]
 #[test]
-#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 fn postgres_store_matches_the_model() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 12,

@@ -52,7 +52,7 @@ async fn drop_schema(admin: &sqlx::PgPool, schema: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_suites_and_two_instances_share_the_limit() {
     let (admin, name, stores) = schema(2).await;
     common::gcra_suite(&stores[0], "g").await;

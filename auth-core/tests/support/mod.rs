@@ -909,7 +909,7 @@ macro_rules! on_every_store {
 
         #[cfg(feature = "postgres")]
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        #[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+        #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
         async fn $postgres() {
             let pg = support::PgSchema::create($schema, 8).await;
             $all(std::sync::Arc::new(pg.store.clone())).await;

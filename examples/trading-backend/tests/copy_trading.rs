@@ -802,32 +802,12 @@ async fn webhook_secrets_survive_a_master_key_rotation() {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-
-    fn pg_url() -> String {
-        std::env::var("DATABASE_URL")
-            .or_else(|_| std::env::var("STRONGROOM_PG_URL"))
-            .expect("DATABASE_URL (postgres://...) must be set for this test")
-    }
-
-    /// The URL of a fresh schema of the test database.
-    async fn fresh_schema() -> String {
-        let url = pg_url();
-        let mut bytes = [0u8; 6];
-        aws_lc_rs::rand::fill(&mut bytes).unwrap();
-        let schema = format!("tb_copy_{}", base16ct::lower::encode_string(&bytes));
-        let admin = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}options=-csearch_path%3D{schema}")
-    }
+    use common::pg_fresh_schema;
 
     #[tokio::test(flavor = "multi_thread")]
-    #[ignore = "needs PostgreSQL (DATABASE_URL)"]
+    #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn replay_and_limit_hold_across_two_instances() {
-        let database_url = fresh_schema().await;
+        let database_url = pg_fresh_schema("tb_copy").await.database_url;
         let dir = tempfile::tempdir().unwrap();
         let env = [
             ("API_TOKEN", TOKEN),

@@ -13,16 +13,12 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{Server, cli, create_user, stderr};
+use common::{Server, cli, create_user, pg_url, stderr};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 const TOKEN: &str = "static-bootstrap-token-0123456789abcdef";
-
-fn pg_url() -> String {
-    std::env::var("STRONGROOM_PG_URL").expect("STRONGROOM_PG_URL must be set for this test")
-}
 
 /// Splits `postgres://auth@host:port/db?query` into (prefix up to `@`, host:port, rest).
 fn split_url(url: &str) -> (String, String, String) {
@@ -93,7 +89,7 @@ impl Proxy {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_outage_is_503_never_200() {
     let url = pg_url();
     let mut bytes = [0u8; 6];

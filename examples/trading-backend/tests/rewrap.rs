@@ -18,6 +18,8 @@ mod common;
 
 use std::sync::Arc;
 
+#[cfg(feature = "postgres")]
+use common::pg_fresh_schema;
 use common::{Server, cli, create_user, enable_mfa, now, stderr, stdout, token_login, totp};
 use crypto_envelope::{Envelope, LocalKeyRing, SecretRef, SecretStore, Secrets, SqliteStore};
 use serde_json::json;
@@ -266,26 +268,12 @@ async fn after_rotate_and_rewrap_only_the_new_key_opens_everything() {
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs PostgreSQL (DATABASE_URL)"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn after_rotate_and_rewrap_only_the_new_key_opens_everything_on_postgres() {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let mut bytes = [0u8; 6];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    let schema = format!("tb_rewrap_{}", base16ct::lower::encode_string(&bytes));
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let database_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let database_url = pg_fresh_schema("tb_rewrap").await.database_url;
     let dir = tempfile::tempdir().unwrap();
     rotation_covers_every_sealed_value(dir.path(), &[("DATABASE_URL", database_url.as_str())])
         .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
 }
 
 /// A resumed run starts at the kind its cursor file names (here auth-core's TOTP

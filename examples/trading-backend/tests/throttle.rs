@@ -101,10 +101,7 @@ async fn throttle_store_down_is_503_never_unlimited() {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
-
-    fn pg_url() -> String {
-        std::env::var("STRONGROOM_PG_URL").expect("STRONGROOM_PG_URL must be set for this test")
-    }
+    use common::pg_fresh_schema;
 
     /// Two backend processes on one PostgreSQL schema: wrong passwords alternate
     /// between them, and the account's limit (5 free failures) still holds, because the
@@ -113,17 +110,11 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread")]
     #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn throttling_holds_across_two_instances() {
-        let url = pg_url();
-        let mut bytes = [0u8; 6];
-        aws_lc_rs::rand::fill(&mut bytes).unwrap();
-        let schema = format!("tb_thr_{}", base16ct::lower::encode_string(&bytes));
-        let admin = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let database_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+        let common::PgSchema {
+            name: schema,
+            database_url,
+            admin,
+        } = pg_fresh_schema("tb_thr").await;
         let dir = tempfile::tempdir().unwrap();
         let env = [("DATABASE_URL", database_url.as_str())];
         create_user(dir.path(), &env, "pg.throttle@example.com", Some(PW), false);

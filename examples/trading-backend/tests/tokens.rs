@@ -10,6 +10,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "postgres")]
+use common::pg_fresh_schema;
 use common::{Server, cli, create_user, file_contains, stderr, stdout, token_login};
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
@@ -453,19 +455,13 @@ async fn instance_b_trusts_instance_a_across_a_key_rotation() {
 /// `tb_signing_keys` there; refresh rotation and reuse detection run on PostgreSQL.
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs PostgreSQL: set STRONGROOM_PG_URL"]
+#[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn tokens_on_postgres() {
-    let url = std::env::var("STRONGROOM_PG_URL").expect("STRONGROOM_PG_URL");
-    let mut bytes = [0u8; 6];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    let schema = format!("tb_tok_{}", base16ct::lower::encode_string(&bytes));
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let database_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let common::PgSchema {
+        name: schema,
+        database_url,
+        admin,
+    } = pg_fresh_schema("tb_tok").await;
     let dir = tempfile::tempdir().unwrap();
     let env = [("DATABASE_URL", database_url.as_str())];
     create_user(dir.path(), &env, "pg@example.com", Some(PASSWORD), false);

@@ -98,7 +98,7 @@ async fn pg_store() -> (grant_policy::store::PostgresStore, String) {
     use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
     let url = std::env::var("STRONGROOM_PG_URL")
-        .expect("needs PostgreSQL: set STRONGROOM_PG_URL (this test must not pass without it)");
+        .expect("needs PostgreSQL (STRONGROOM_PG_URL) (this test must not pass without it)");
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()

@@ -332,3 +332,41 @@ pub async fn token_login(server: &Server, email: &str, password: &str) -> (u16, 
         )
         .await
 }
+
+/// The PostgreSQL test server (`STRONGROOM_PG_URL`, which `.ci/run` sets).
+#[cfg(feature = "postgres")]
+pub fn pg_url() -> String {
+    std::env::var("STRONGROOM_PG_URL").expect("STRONGROOM_PG_URL must be set for this test")
+}
+
+/// A fresh schema of the PostgreSQL test server, one per test.
+#[cfg(feature = "postgres")]
+pub struct PgSchema {
+    /// `<prefix>_<12 hex>`.
+    pub name: String,
+    /// The `DATABASE_URL` that puts the schema first on the search path.
+    pub database_url: String,
+    /// A pool on the server's default search path, for the test's own queries.
+    pub admin: sqlx::PgPool,
+}
+
+/// Creates a fresh schema `<prefix>_<12 hex>` on the test server, so that each test has
+/// its own tables.
+#[cfg(feature = "postgres")]
+pub async fn pg_fresh_schema(prefix: &str) -> PgSchema {
+    let url = pg_url();
+    let mut bytes = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let name = format!("{prefix}_{}", base16ct::lower::encode_string(&bytes));
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    PgSchema {
+        database_url: format!("{url}{sep}options=-csearch_path%3D{name}"),
+        name,
+        admin,
+    }
+}
