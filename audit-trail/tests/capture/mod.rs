@@ -1,0 +1,46 @@
+//! The canary test's log capture: a TRACE-level subscriber writing every line into
+//! memory, so a test can assert that no secret reached the logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helper: a panic is a failed test.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Everything logged since [`Capture::install`].
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    /// Installs the subscriber as the process-wide default (once per test binary).
+    pub fn install() -> Self {
+        let capture = Self::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(capture.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        capture
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

@@ -1,0 +1,114 @@
+//! The SQLite store: guards, tampering, retention, reading and two writers on one file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(feature = "sqlite")]
+mod support;
+
+use audit_trail::{AuditError, AuditLog, Checkpoint, MacKey, Record, SqliteStore};
+use sqlx::AssertSqlSafe;
+use support::Db;
+
+struct SqliteDb {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: SqliteStore,
+    log: AuditLog,
+}
+
+async fn fresh() -> SqliteDb {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let log = AuditLog::new(store.clone(), support::key()).await.unwrap();
+    SqliteDb {
+        _dir: dir,
+        path,
+        store,
+        log,
+    }
+}
+
+impl Db for SqliteDb {
+    fn log(&self) -> &AuditLog {
+        &self.log
+    }
+
+    async fn sql(&self, sql: &str) -> Result<(), String> {
+        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(self.store.pool())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn admin(&self) {
+        self.sql(
+            "DROP TRIGGER audit_records_no_update; DROP TRIGGER audit_records_prefix_delete; \
+             DROP TRIGGER audit_checkpoints_no_update; DROP TRIGGER audit_checkpoints_no_delete; \
+             DROP TRIGGER audit_head_no_delete; DROP TRIGGER audit_head_forward;",
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn insert(&self, record: &Record) -> Result<(), String> {
+        bind_record!(sqlx::query(support::INSERT_ROW), record)
+            .execute(self.store.pool())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn insert_checkpoint(&self, c: &Checkpoint) -> Result<(), String> {
+        sqlx::query(support::INSERT_CHECKPOINT)
+            .bind(i64::try_from(c.seq).unwrap())
+            .bind(c.mac.to_vec())
+            .bind(c.at)
+            .bind(c.checkpoint_mac.to_vec())
+            .execute(self.store.pool())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn open(&self, key: MacKey) -> Result<AuditLog, AuditError> {
+        // A second pool on the same file: another process, as far as locking goes.
+        let store = SqliteStore::open(&self.path).await?;
+        AuditLog::new(store, key).await
+    }
+
+    async fn cleanup(self) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_triggers_refuse_changes() {
+    support::guards(fresh().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_tampering_is_named() {
+    support::tampering(fresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_retention_keeps_the_chain_verifiable() {
+    support::retention(fresh).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_queue_subject_view_and_export() {
+    support::reading(fresh().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_writers_one_chain() {
+    support::two_instances(fresh().await, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migrate_twice_is_a_no_op() {
+    let db = fresh().await;
+    db.store.migrate().await.unwrap();
+    support::seed(&db).await;
+    db.store.migrate().await.unwrap();
+    assert!(db.log.verify().await.unwrap().is_intact());
+}
