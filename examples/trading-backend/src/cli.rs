@@ -262,12 +262,15 @@ async fn serve(
         .local_addr()
         .map_err(|_| CliError::Bind(config.listen))?;
     // Built once bound: the default token issuer names the bound port.
-    let app = crate::app::build(config, stores, ring, addr).await?;
+    let (app, audit) = crate::app::build(config, stores, ring, addr).await?;
     eprintln!("listening on http://{addr}");
     tracing::info!(code = "server.listening", %addr, registration_open = config.registration_open, api_token = config.api_token.is_some(), internal_secret = config.internal_secret.is_some(), sso = config.sso.is_some(), "listening");
-    crate::app::serve(listener, app)
-        .await
-        .map_err(|_| CliError::Serve)
+    let served = crate::app::serve(listener, app).await;
+    // What was queued for the audit log before the shutdown is written.
+    if let Err(e) = audit.flush().await {
+        tracing::error!(code = "audit.flush_failed", error = e.code(), "audit events not written at shutdown");
+    }
+    served.map_err(|_| CliError::Serve)
 }
 
 fn random_password() -> Result<Zeroizing<String>, CliError> {

@@ -65,6 +65,13 @@ pub(crate) const SEALED_COLUMNS: &[SealedColumn] = &[SealedColumn {
     context_columns: &["alg"],
     context: crate::signing_keys::rewrap_context,
     holds: "access-token signing keys",
+}, SealedColumn {
+    table: "tb_audit_key",
+    id: RowId::Text("id"),
+    sealed: "sealed",
+    context_columns: &[],
+    context: crate::audit::rewrap_context,
+    holds: "the audit log's MAC key",
 }];
 
 /// auth-core's sealed TOTP secrets (`auth_mfa.sealed_secret`), reached through its store.
@@ -407,8 +414,9 @@ mod tests {
                 checked += 1;
             }
         }
-        // tb_signing_keys.sealed and auth_mfa.sealed_secret, on SQLite and PostgreSQL.
-        assert!(checked >= 4, "{checked}");
+        // tb_signing_keys.sealed, tb_audit_key.sealed and auth_mfa.sealed_secret, on
+        // SQLite and PostgreSQL.
+        assert!(checked >= 6, "{checked}");
         // And every listed column exists.
         let sqlite = sealed_columns_in(&root.join("migrations/sqlite"));
         for c in SEALED_COLUMNS {

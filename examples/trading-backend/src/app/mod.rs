@@ -1,6 +1,7 @@
 //! The HTTP service: shared state, the router and its layers, and `serve`.
 
 mod accounts;
+pub(crate) mod audit;
 mod auth;
 mod body;
 mod browser;
@@ -69,6 +70,8 @@ pub(crate) struct AppState {
     pub(crate) step_up_window: std::time::Duration,
     /// Access tokens and refresh-token families (module `tokens`).
     pub(crate) tokens: tokens::Tokens,
+    /// The audit log (module `audit`).
+    pub(crate) audit: audit::Audit,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -183,13 +186,14 @@ pub(crate) async fn rotate_signing_key(
     })
 }
 
-/// Builds the state and the router for a service listening on `bound`.
+/// Builds the state and the router for a service listening on `bound`, and the audit log
+/// (to flush at shutdown).
 pub(crate) async fn build(
     config: &Config,
     stores: &Stores,
     ring: LocalKeyRing,
     bound: std::net::SocketAddr,
-) -> Result<Router, BuildError> {
+) -> Result<(Router, audit::Audit), BuildError> {
     let Core {
         accounts,
         mfa,
@@ -210,7 +214,18 @@ pub(crate) async fn build(
         .build()
         .map_err(|_| BuildError::Component("credential cache"))?;
     let grants = stores.grants.clone();
-    let policy = Policy::builder(grants.clone()).build();
+    // The audit log (sealed key, retention) and grant-policy's sink into it.
+    let audit = audit::Audit::new(crate::audit::open(&stores.db, secrets.envelope()).await?);
+    if let Some(retention) =
+        crate::audit::retention_from_env().map_err(|_| BuildError::Component(
+            "STRONGROOM_AUDIT_RETENTION_DAYS: a whole number of days, 1..=36500",
+        ))?
+    {
+        crate::audit::spawn_retention(audit.log.clone(), retention);
+    }
+    let policy = Policy::builder(grants.clone())
+        .audit(audit.policy_sink())
+        .build();
     let paper: Arc<dyn ExchangeAdapter> = Arc::new(PaperExchange::new());
     let mut exchanges = BTreeMap::new();
     exchanges.insert(paper.name(), paper);
@@ -290,10 +305,11 @@ pub(crate) async fn build(
         mfa,
         step_up_window: config.step_up_window,
         tokens,
+        audit: audit.clone(),
         exchange_of: RwLock::new(HashMap::new()),
     });
     let rfc6750 = config.bearer_challenge;
-    Ok(router(state, chain, internal, rfc6750))
+    Ok((router(state, chain, internal, rfc6750), audit))
 }
 
 /// `SSO_DANGER_ALLOW_HTTP=1`: said loudly at start, on stderr and in the log.
@@ -380,6 +396,9 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             "/api/secrets/{name}",
             delete(secrets::remove).route_layer(MANAGE),
         )
+        .route("/api/audit", get(audit::mine).route_layer(READ))
+        // Who authenticated, for audit events (inside the auth layer).
+        .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(layer(AuthLayer::new(chain.clone())));
     // The one route that accepts `?token=` (browsers cannot set headers on a WebSocket).
     let ws = Router::new()
@@ -391,6 +410,7 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             "/internal/exchange-credentials",
             post(internal::credentials),
         )
+        .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(AuthLayer::new(internal));
     Router::new()
         .route("/healthz", get(healthz))
@@ -405,6 +425,8 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
         .merge(api)
         .merge(ws)
         .merge(internal)
+        // Outermost: every answer carries its request id (module `audit`).
+        .layer(axum::middleware::from_fn(audit::request_id))
         .with_state(state)
 }
 
