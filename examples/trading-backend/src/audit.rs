@@ -174,7 +174,7 @@ pub(crate) fn retention_from_env() -> Result<Option<Duration>, String> {
 }
 
 /// The newest time (unix ms) a record may have and still be dropped under `retention`.
-fn cutoff_ms(retention: Duration) -> i64 {
+pub(crate) fn cutoff_ms(retention: Duration) -> i64 {
     let now_ms = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -174,10 +174,10 @@ pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildErr
 pub(crate) async fn rotate_signing_key(
     config: &Config,
     stores: &Stores,
-    ring: LocalKeyRing,
+    core: &Core,
 ) -> Result<String, BuildError> {
-    let Core { secrets, .. } = core(stores, ring)?;
-    let tokens = tokens::Tokens::build(&config.tokens, stores, secrets.envelope().clone()).await?;
+    let envelope = core.secrets.envelope().clone();
+    let tokens = tokens::Tokens::build(&config.tokens, stores, envelope).await?;
     tokens.issuer.rotate().await.map_err(|e| match e {
         auth_core::token::IssuerError::RotationUnsupported => BuildError::Component(
             "STRONGROOM_TOKEN_HS256_SECRET is set: HS256 has no signing keys to rotate",
