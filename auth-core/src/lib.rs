@@ -29,6 +29,7 @@ pub mod throttle;
 pub mod token;
 pub mod totp;
 pub mod user;
+pub mod webhook;
 
 pub use crate::throttle::{LoginThrottle, LoginThrottleConfig, ThrottleError};
 pub use accounts::{AccountError, Accounts, Authentication, FirstFactor, Login, LoginStep};
@@ -65,3 +66,4 @@ pub use token::{
 };
 pub use totp::{Totp, TotpAlgorithm, TotpConfig, TotpError, TotpSecret};
 pub use user::{SsoIdentity, User, UserStore, normalize_email};
+pub use webhook::{WebhookConfigError, WebhookError, WebhookSecret};
