@@ -301,7 +301,10 @@ mod tests {
 
     #[test]
     fn text_cannot_break_a_line_and_is_cut_on_a_boundary() {
-        assert_eq!(text("a\nb\r\u{1b}[31m", 256), "a\u{FFFD}b\u{FFFD}\u{FFFD}[31m");
+        assert_eq!(
+            text("a\nb\r\u{1b}[31m", 256),
+            "a\u{FFFD}b\u{FFFD}\u{FFFD}[31m"
+        );
         assert_eq!(text("x\u{202E}y\u{2028}", 256), "x\u{FFFD}y\u{FFFD}");
         let long = "é".repeat(200); // 400 bytes
         let cut = text(&long, MAX_TEXT_LEN);

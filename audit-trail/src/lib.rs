@@ -22,9 +22,9 @@ pub use log::{
     RETRY_MIN,
 };
 pub use record::{Anchor, AnchorParseError, Checkpoint, GENESIS, MAC_LEN, Record};
+pub use store::AuditStore;
 #[cfg(feature = "postgres")]
 pub use store::PgStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::AuditStore;
 pub use verify::{Fault, FaultKind, Report, verify_records};

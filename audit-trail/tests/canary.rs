@@ -13,7 +13,12 @@ const EVENT_CANARY: &str = "CANARY-event-target";
 
 fn assert_clean(what: &str, text: &str) {
     let hex = base16ct::lower::encode_string(KEY);
-    for needle in ["CANARY-audit-key", hex.as_str(), &hex[..16], "0123456789abcd!"] {
+    for needle in [
+        "CANARY-audit-key",
+        hex.as_str(),
+        &hex[..16],
+        "0123456789abcd!",
+    ] {
         assert!(!text.contains(needle), "{what} leaks the key: {text}");
     }
 }
@@ -22,7 +27,9 @@ fn assert_clean(what: &str, text: &str) {
 async fn the_key_never_leaks_and_failures_log_codes_only() {
     let capture = capture::Capture::install();
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("audit.db")).await.unwrap();
+    let store = SqliteStore::open(dir.path().join("audit.db"))
+        .await
+        .unwrap();
     let key = MacKey::from_bytes(*KEY);
     assert_clean("MacKey Debug", &format!("{key:?} {key:#?}"));
     let id = key.id().to_owned();
@@ -31,8 +38,12 @@ async fn the_key_never_leaks_and_failures_log_codes_only() {
     let log = builder.build().await.unwrap();
     assert_clean("AuditLog Debug", &format!("{log:?}"));
 
-    let event = Event::new(Actor::new("user-1", "session"), "login.success", Outcome::Success)
-        .with_target(EVENT_CANARY);
+    let event = Event::new(
+        Actor::new("user-1", "session"),
+        "login.success",
+        Outcome::Success,
+    )
+    .with_target(EVENT_CANARY);
     let record = log.append(event.clone()).await.unwrap();
     assert_clean("Record Debug", &format!("{record:?}"));
     let report = log.verify().await.unwrap();

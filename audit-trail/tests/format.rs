@@ -98,11 +98,20 @@ fn pass_vectors_match_an_independent_encoder_and_the_crate() {
 
     let mut records = Vec::new();
     for line in v["records"].as_array().unwrap() {
-        assert_eq!(line["mac"].as_str().unwrap(), independent_record_mac(&raw, line));
+        assert_eq!(
+            line["mac"].as_str().unwrap(),
+            independent_record_mac(&raw, line)
+        );
         let record: Record = serde_json::from_value(line.clone()).unwrap();
         assert!(record.verify(&key));
         // The crate seals the same event to the same bytes, and writes the same line.
-        let sealed = Record::seal(&key, record.seq, record.at, record.event.clone(), record.prev_mac);
+        let sealed = Record::seal(
+            &key,
+            record.seq,
+            record.at,
+            record.event.clone(),
+            record.prev_mac,
+        );
         assert_eq!(sealed, record);
         assert_eq!(serde_json::to_value(&sealed).unwrap(), *line);
         records.push(record);
@@ -110,9 +119,13 @@ fn pass_vectors_match_an_independent_encoder_and_the_crate() {
     assert!(verify_records(&key, Anchor::EMPTY, &records, &[]).is_intact());
 
     // The events as a service would build them.
-    let first = Event::new(Actor::new("user-42", "session"), "login.success", Outcome::Success)
-        .with_subject("user-42")
-        .with_request_id("req-1");
+    let first = Event::new(
+        Actor::new("user-42", "session"),
+        "login.success",
+        Outcome::Success,
+    )
+    .with_subject("user-42")
+    .with_request_id("req-1");
     let second = Event::new(Actor::anonymous(), "login.failure", Outcome::Refused)
         .with_target("alice@example.com")
         .with_reason("bad_password");
@@ -120,14 +133,20 @@ fn pass_vectors_match_an_independent_encoder_and_the_crate() {
     assert_eq!(records[1].event, second);
 
     let c = &v["checkpoint"];
-    assert_eq!(c["checkpoint_mac"].as_str().unwrap(), independent_checkpoint_mac(&raw, c));
+    assert_eq!(
+        c["checkpoint_mac"].as_str().unwrap(),
+        independent_checkpoint_mac(&raw, c)
+    );
     let checkpoint = Checkpoint::seal(
         &key,
         c["seq"].as_u64().unwrap(),
         records[1].mac,
         c["at"].as_i64().unwrap(),
     );
-    assert_eq!(hex(&checkpoint.checkpoint_mac), c["checkpoint_mac"].as_str().unwrap());
+    assert_eq!(
+        hex(&checkpoint.checkpoint_mac),
+        c["checkpoint_mac"].as_str().unwrap()
+    );
     assert!(checkpoint.verify(&key));
 
     let d = &v["derive"];
@@ -150,7 +169,9 @@ fn fail_vectors_do_not_verify() {
     for case in cases["checkpoints"].as_array().unwrap() {
         let c = &case["checkpoint"];
         let mac: [u8; 32] = unhex(c["mac"].as_str().unwrap()).try_into().unwrap();
-        let cmac: [u8; 32] = unhex(c["checkpoint_mac"].as_str().unwrap()).try_into().unwrap();
+        let cmac: [u8; 32] = unhex(c["checkpoint_mac"].as_str().unwrap())
+            .try_into()
+            .unwrap();
         let checkpoint = Checkpoint {
             seq: c["seq"].as_u64().unwrap(),
             mac,

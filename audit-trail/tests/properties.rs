@@ -95,7 +95,13 @@ fn chain(key: &MacKey, all: &[Fields]) -> Vec<Record> {
     let mut out = Vec::new();
     for (i, f) in all.iter().enumerate() {
         let seq = u64::try_from(i).unwrap() + 1;
-        let r = Record::seal(key, seq, 1_700_000_000_000 + i64::try_from(i).unwrap(), f.event(), prev);
+        let r = Record::seal(
+            key,
+            seq,
+            1_700_000_000_000 + i64::try_from(i).unwrap(),
+            f.event(),
+            prev,
+        );
         prev = r.mac;
         out.push(r);
     }
@@ -112,8 +118,8 @@ fn mutate(record: &mut Record, f: &Fields, which: u8, salt: &str) {
     match which {
         0 => record.seq += 1,
         1 => record.at += 1,
-        2 => record.prev_mac[usize::from(salt.len() % 32)] ^= 1,
-        3 => record.mac[usize::from(salt.len() % 32)] ^= 0x80,
+        2 => record.prev_mac[salt.len() % 32] ^= 1,
+        3 => record.mac[salt.len() % 32] ^= 0x80,
         4 => {
             g.principal = Some(format!("{}z", g.principal.clone().unwrap_or_default()));
             if g.method == "anonymous" {

@@ -33,9 +33,7 @@ pub(super) fn subject_sql() -> String {
 }
 
 pub(super) fn since_sql() -> String {
-    format!(
-        "SELECT {COLUMNS} FROM audit_records WHERE at >= $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    )
+    format!("SELECT {COLUMNS} FROM audit_records WHERE at >= $1 AND seq > $2 ORDER BY seq LIMIT $3")
 }
 
 pub(super) const CHECKPOINT: &str = "SELECT seq, mac, at, checkpoint_mac FROM audit_checkpoints \
@@ -117,12 +115,18 @@ impl Columns {
 macro_rules! sql_store_impls {
     ($store:ty, $db:ty, $begin:literal, $lock:literal) => {
         impl $store {
-            async fn read_head<'c, E>(exec: E, lock: bool) -> Result<$crate::store::Head, AuditError>
+            async fn read_head<'c, E>(
+                exec: E,
+                lock: bool,
+            ) -> Result<$crate::store::Head, AuditError>
             where
                 E: sqlx::Executor<'c, Database = $db>,
             {
                 let sql = if lock {
-                    concat!("SELECT seq, mac, key_id FROM audit_head WHERE id = 1", $lock)
+                    concat!(
+                        "SELECT seq, mac, key_id FROM audit_head WHERE id = 1",
+                        $lock
+                    )
                 } else {
                     $crate::store::sql::HEAD
                 };
@@ -130,7 +134,10 @@ macro_rules! sql_store_impls {
                     .fetch_optional(exec)
                     .await
                     .map_err(unavailable("head"))?
-                    .ok_or(AuditError::Corrupt { seq: 0, field: "head" })?;
+                    .ok_or(AuditError::Corrupt {
+                        seq: 0,
+                        field: "head",
+                    })?;
                 let seq: i64 = row.try_get("seq").map_err(unavailable("head"))?;
                 let mac: Vec<u8> = row.try_get("mac").map_err(unavailable("head"))?;
                 let key_id: Option<String> = row.try_get("key_id").map_err(unavailable("head"))?;
@@ -144,9 +151,10 @@ macro_rules! sql_store_impls {
                 })
             }
 
-            fn slots(rows: Vec<<$db as sqlx::Database>::Row>, op: &'static str)
-                -> Result<Vec<$crate::verify::Slot>, AuditError>
-            {
+            fn slots(
+                rows: Vec<<$db as sqlx::Database>::Row>,
+                op: &'static str,
+            ) -> Result<Vec<$crate::verify::Slot>, AuditError> {
                 rows.into_iter()
                     .map(|row| {
                         Ok($crate::store::sql::Columns {
@@ -174,7 +182,11 @@ macro_rules! sql_store_impls {
                 events: &[(i64, $crate::event::Event)],
             ) -> Result<Vec<$crate::record::Record>, AuditError> {
                 let op = "append";
-                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable(op))?;
+                let mut tx = self
+                    .pool
+                    .begin_with($begin)
+                    .await
+                    .map_err(unavailable(op))?;
                 let head = Self::read_head(&mut *tx, true).await?;
                 head.check_key(key)?;
                 let mut prev = head.anchor;
@@ -307,17 +319,25 @@ macro_rules! sql_store_impls {
                 now: i64,
             ) -> Result<Option<$crate::record::Checkpoint>, AuditError> {
                 let op = "prune";
-                let mut tx = self.pool.begin_with($begin).await.map_err(unavailable(op))?;
+                let mut tx = self
+                    .pool
+                    .begin_with($begin)
+                    .await
+                    .map_err(unavailable(op))?;
                 let head = Self::read_head(&mut *tx, true).await?;
                 head.check_key(key)?;
-                let floor = Self::newest_checkpoint(&mut *tx).await?.map_or(0, |c| c.seq);
+                let floor = Self::newest_checkpoint(&mut *tx)
+                    .await?
+                    .map_or(0, |c| c.seq);
                 let first_kept: Option<i64> = sqlx::query_scalar($crate::store::sql::FIRST_KEPT)
                     .bind(cutoff)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(unavailable(op))?;
                 let last = first_kept
-                    .map_or(head.anchor.seq, |s| $crate::store::sql::seq_of(s).saturating_sub(1))
+                    .map_or(head.anchor.seq, |s| {
+                        $crate::store::sql::seq_of(s).saturating_sub(1)
+                    })
                     .min(verified);
                 if last <= floor {
                     return Ok(None);
@@ -327,7 +347,10 @@ macro_rules! sql_store_impls {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(unavailable(op))?;
-                let mac = mac.ok_or(AuditError::Corrupt { seq: last, field: "seq" })?;
+                let mac = mac.ok_or(AuditError::Corrupt {
+                    seq: last,
+                    field: "seq",
+                })?;
                 let mac = $crate::store::sql::mac_of(last, "mac", &mac)?;
                 let checkpoint = $crate::record::Checkpoint::seal(key, last, mac, now);
                 sqlx::query($crate::store::sql::INSERT_CHECKPOINT)

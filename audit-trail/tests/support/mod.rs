@@ -22,10 +22,14 @@ pub fn other_key() -> MacKey {
 
 pub fn event(i: u32) -> Event {
     let user = format!("user-{}", i % 2);
-    Event::new(Actor::new(&user, "session"), "login.success", Outcome::Success)
-        .with_subject(&user)
-        .with_target(format!("target-{i}"))
-        .with_request_id(format!("req-{i}"))
+    Event::new(
+        Actor::new(&user, "session"),
+        "login.success",
+        Outcome::Success,
+    )
+    .with_subject(&user)
+    .with_target(format!("target-{i}"))
+    .with_request_id(format!("req-{i}"))
 }
 
 /// A fresh database with the audit migration and a log on it, and raw access to it.
@@ -175,11 +179,9 @@ pub async fn tampering<D: Db>(fresh: impl AsyncFn() -> D) {
     expect(&db, 9, FaultKind::Deleted).await;
     // Rewind the head too: undetectable from the database alone (README), caught by an
     // anchor kept outside.
-    db.sql(
-        "UPDATE audit_head SET seq = 8, mac = (SELECT mac FROM audit_records WHERE seq = 8)",
-    )
-    .await
-    .unwrap();
+    db.sql("UPDATE audit_head SET seq = 8, mac = (SELECT mac FROM audit_records WHERE seq = 8)")
+        .await
+        .unwrap();
     let report = db.log().verify().await.unwrap();
     assert!(report.is_intact(), "{report}");
     let report = db.log().verify_against(anchor).await.unwrap();
@@ -258,16 +260,28 @@ pub async fn retention<D: Db>(fresh: impl AsyncFn() -> D) {
     // Nothing more to drop at the same cutoff.
     assert_eq!(db.log().prune_before(cutoff).await.unwrap(), None);
     // A record after the checkpoint cannot be deleted; the checkpoint cannot either.
-    assert!(db.sql("DELETE FROM audit_records WHERE seq = 12").await.is_err());
+    assert!(
+        db.sql("DELETE FROM audit_records WHERE seq = 12")
+            .await
+            .is_err()
+    );
     assert!(db.sql("DELETE FROM audit_checkpoints").await.is_err());
     // Appends continue the chain.
     db.log().append(event(16)).await.unwrap();
     assert!(db.log().verify().await.unwrap().is_intact());
     // An anchor older than the checkpoint cannot be checked and is accepted.
-    let old = Anchor { seq: 3, mac: [1; 32] };
+    let old = Anchor {
+        seq: 3,
+        mac: [1; 32],
+    };
     assert!(db.log().verify_against(old).await.unwrap().is_intact());
     // Everything old: the whole chain goes, the head stays.
-    let all = db.log().prune_before(now_ms() + 1000).await.unwrap().unwrap();
+    let all = db
+        .log()
+        .prune_before(now_ms() + 1000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(all.seq, 16);
     let report = db.log().verify().await.unwrap();
     assert!(report.is_intact(), "{report}");
@@ -399,7 +413,10 @@ pub async fn two_instances<D: Db>(db: D, per_instance: u32) {
     let report = db.log().verify().await.unwrap();
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.checked, u64::from(2 * per_instance));
-    assert_eq!(db.log().head().await.unwrap().seq, u64::from(2 * per_instance));
+    assert_eq!(
+        db.log().head().await.unwrap().seq,
+        u64::from(2 * per_instance)
+    );
     db.cleanup().await;
 }
 
