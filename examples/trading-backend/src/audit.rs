@@ -84,7 +84,8 @@ pub(crate) async fn load_or_create_key(db: &Db, envelope: &Envelope) -> Result<M
     let sealed = match read_sealed(db).await? {
         Some(sealed) => sealed,
         None => {
-            let key = MacKey::generate().map_err(|_| BuildError::Component("no system randomness"))?;
+            let key =
+                MacKey::generate().map_err(|_| BuildError::Component("no system randomness"))?;
             let sealed = envelope
                 .seal(key.expose_secret(), &ctx)
                 .await
@@ -295,7 +296,11 @@ fn rfc3339_ms(text: &str) -> Option<i64> {
         return None;
     }
     // Days from 1970-01-01 to the civil date (proleptic Gregorian).
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + day - 1;
@@ -315,8 +320,14 @@ mod tests {
         assert_eq!(parse_time("1700000000"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
-        assert_eq!(parse_time("2023-11-14T23:13:20.25+01:00"), Ok(1_700_000_000_250));
-        assert_eq!(parse_time("2024-02-29T00:00:00-00:30"), Ok(1_709_166_600_000));
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20.25+01:00"),
+            Ok(1_700_000_000_250)
+        );
+        assert_eq!(
+            parse_time("2024-02-29T00:00:00-00:30"),
+            Ok(1_709_166_600_000)
+        );
         for bad in [
             "",
             "-1",

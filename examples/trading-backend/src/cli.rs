@@ -239,17 +239,7 @@ async fn run(command: Command) -> Result<(), CliError> {
             email,
             password,
             no_reset,
-        } => {
-            create_user(
-                &stores,
-                &core,
-                &email,
-                password.map(|p| p.0),
-                no_reset,
-                &mut done,
-            )
-            .await
-        }
+        } => create_user(&core, &email, password.map(|p| p.0), no_reset, &mut done).await,
         Command::IssueApiKey { email, name } => {
             issue_api_key(&stores, &core, &email, &name, &mut done).await
         }
@@ -269,7 +259,10 @@ async fn run(command: Command) -> Result<(), CliError> {
         } => {
             // The start is on record before anything is re-wrapped.
             audit
-                .append(crate::audit::cli_event("cli.rewrap.start", Outcome::Success))
+                .append(crate::audit::cli_event(
+                    "cli.rewrap.start",
+                    Outcome::Success,
+                ))
                 .await
                 .map_err(|_| CliError::Unavailable("audit log"))?;
             rewrap(&config.data_dir, &stores, &core, restart, batch_size).await
@@ -405,7 +398,10 @@ async fn audit_command(
 ) -> Result<(), CliError> {
     match command {
         AuditCommand::Verify => {
-            let report = audit.verify().await.map_err(|e| CliError::Audit(e.code()))?;
+            let report = audit
+                .verify()
+                .await
+                .map_err(|e| CliError::Audit(e.code()))?;
             let checkpoint = report
                 .checkpoint
                 .as_ref()
@@ -457,10 +453,7 @@ async fn audit_command(
             };
             match audit.prune_before(before).await {
                 Ok(Some(checkpoint)) => {
-                    println!(
-                        "dropped records 1..={} behind a checkpoint",
-                        checkpoint.seq
-                    );
+                    println!("dropped records 1..={} behind a checkpoint", checkpoint.seq);
                     done.target = Some(checkpoint.seq.to_string());
                     Ok(())
                 }
@@ -496,7 +489,11 @@ async fn serve(
     let served = crate::app::serve(listener, app).await;
     // What was queued for the audit log before the shutdown is written.
     if let Err(e) = audit.flush().await {
-        tracing::error!(code = "audit.flush_failed", error = e.code(), "audit events not written at shutdown");
+        tracing::error!(
+            code = "audit.flush_failed",
+            error = e.code(),
+            "audit events not written at shutdown"
+        );
     }
     served.map_err(|_| CliError::Serve)
 }
@@ -517,14 +514,12 @@ fn random_password() -> Result<Zeroizing<String>, CliError> {
 }
 
 async fn create_user(
-    stores: &crate::db::Stores,
     core: &crate::app::Core,
     email: &str,
     password: Option<Zeroizing<String>>,
     no_reset: bool,
     done: &mut Done,
 ) -> Result<(), CliError> {
-    let _ = stores;
     let email = normalize_email(email).map_err(|e| CliError::Input(format!("email: {e}")))?;
     done.target = Some(email.clone());
     let generated = password.is_none();

@@ -58,21 +58,24 @@ pub(crate) enum RowId {
 }
 
 /// **The sealed columns of this service's tables.** Add a new sealed table here.
-pub(crate) const SEALED_COLUMNS: &[SealedColumn] = &[SealedColumn {
-    table: "tb_signing_keys",
-    id: RowId::Text("kid"),
-    sealed: "sealed",
-    context_columns: &["alg"],
-    context: crate::signing_keys::rewrap_context,
-    holds: "access-token signing keys",
-}, SealedColumn {
-    table: "tb_audit_key",
-    id: RowId::Text("id"),
-    sealed: "sealed",
-    context_columns: &[],
-    context: crate::audit::rewrap_context,
-    holds: "the audit log's MAC key",
-}];
+pub(crate) const SEALED_COLUMNS: &[SealedColumn] = &[
+    SealedColumn {
+        table: "tb_signing_keys",
+        id: RowId::Text("kid"),
+        sealed: "sealed",
+        context_columns: &["alg"],
+        context: crate::signing_keys::rewrap_context,
+        holds: "access-token signing keys",
+    },
+    SealedColumn {
+        table: "tb_audit_key",
+        id: RowId::Text("id"),
+        sealed: "sealed",
+        context_columns: &[],
+        context: crate::audit::rewrap_context,
+        holds: "the audit log's MAC key",
+    },
+];
 
 /// auth-core's sealed TOTP secrets (`auth_mfa.sealed_secret`), reached through its store.
 const MFA_TABLE: (&str, &str) = ("auth_mfa", "sealed_secret");

@@ -129,10 +129,7 @@ async fn journey(server: &Server, env: &[(&str, &str)]) -> Journey {
         .unwrap();
     assert_eq!(res.status(), 201);
     assert_eq!(res.headers()["x-request-id"], "journey-req-42");
-    assert_eq!(
-        server.delete("/api/secrets/note", Some(&alice)).await,
-        204
-    );
+    assert_eq!(server.delete("/api/secrets/note", Some(&alice)).await, 204);
 
     // An account alice cannot see: a policy denial in alice's log.
     let (status, _) = server
@@ -163,7 +160,13 @@ fn actions(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .rev()
-        .map(|e| format!("{}:{}", e["action"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -190,7 +193,10 @@ async fn the_journey_is_in_the_users_own_log() {
         "policy.deny:refused",
     ];
     for code in expected {
-        assert!(got.contains(&code.to_owned()), "{code} missing from {got:?}");
+        assert!(
+            got.contains(&code.to_owned()),
+            "{code} missing from {got:?}"
+        );
     }
     // Newest first, strictly.
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
@@ -206,7 +212,10 @@ async fn the_journey_is_in_the_users_own_log() {
         .unwrap();
     assert_eq!(failure["reason"], "invalid_credentials");
     assert_eq!(failure["actor"]["method"], "anonymous");
-    let deny = events.iter().find(|e| e["action"] == "policy.deny").unwrap();
+    let deny = events
+        .iter()
+        .find(|e| e["action"] == "policy.deny")
+        .unwrap();
     assert_eq!(deny["reason"], "grant.deny.not_visible");
     assert_eq!(
         deny["target"],
@@ -227,9 +236,20 @@ async fn the_journey_is_in_the_users_own_log() {
     // bob sees his own: his login and the denial, none of alice's.
     let bob_events = my_events(&server, &j.bob).await;
     let bob_got = actions(&bob_events);
-    assert!(bob_got.contains(&"login.success:success".to_owned()), "{bob_got:?}");
-    assert!(bob_got.contains(&"policy.deny:refused".to_owned()), "{bob_got:?}");
-    assert!(!bob_got.iter().any(|a| a.starts_with("api_key") || a.starts_with("secret")), "{bob_got:?}");
+    assert!(
+        bob_got.contains(&"login.success:success".to_owned()),
+        "{bob_got:?}"
+    );
+    assert!(
+        bob_got.contains(&"policy.deny:refused".to_owned()),
+        "{bob_got:?}"
+    );
+    assert!(
+        !bob_got
+            .iter()
+            .any(|a| a.starts_with("api_key") || a.starts_with("secret")),
+        "{bob_got:?}"
+    );
     let bob_denials: Vec<&Value> = bob_events
         .iter()
         .filter(|e| e["action"] == "policy.deny")
@@ -244,8 +264,14 @@ async fn the_journey_is_in_the_users_own_log() {
     );
 
     // limit bounds.
-    assert_eq!(server.get("/api/audit?limit=0", Some(&j.alice)).await.0, 400);
-    assert_eq!(server.get("/api/audit?limit=201", Some(&j.alice)).await.0, 400);
+    assert_eq!(
+        server.get("/api/audit?limit=0", Some(&j.alice)).await.0,
+        400
+    );
+    assert_eq!(
+        server.get("/api/audit?limit=201", Some(&j.alice)).await.0,
+        400
+    );
     let (status, body) = server.get("/api/audit?limit=2", Some(&j.alice)).await;
     assert_eq!((status, body["events"].as_array().unwrap().len()), (200, 2));
     assert_eq!(server.get("/api/audit", None).await.0, 401);
@@ -274,7 +300,10 @@ async fn sqlite_admin(data_dir: &Path, sql: &str) {
     .execute(&mut conn)
     .await
     .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     conn.close().await.unwrap();
 }
 
@@ -376,7 +405,14 @@ async fn no_secret_reaches_the_log_the_export_or_the_output() {
         conn.close().await.unwrap();
         format!("{rows:?}")
     };
-    for canary in [ALICE_PW, EXCH_KEY, EXCH_SECRET, SECRET_VALUE, j.api_key.as_str(), j.alice.as_str()] {
+    for canary in [
+        ALICE_PW,
+        EXCH_KEY,
+        EXCH_SECRET,
+        SECRET_VALUE,
+        j.api_key.as_str(),
+        j.alice.as_str(),
+    ] {
         for (what, text) in [
             ("audit table", &dump),
             ("export", &lines),
@@ -400,12 +436,20 @@ async fn prune_leaves_verify_green() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = cli(dir.path(), &[], &["audit", "prune", "--before", &before]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("behind a checkpoint"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("behind a checkpoint"),
+        "{}",
+        stdout(&out)
+    );
     let out = cli(dir.path(), &[], &["audit", "verify"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("checkpoint: "), "{}", stdout(&out));
     // Bad times are input errors.
-    let out = cli(dir.path(), &[], &["audit", "export", "--since", "yesterday"]);
+    let out = cli(
+        dir.path(),
+        &[],
+        &["audit", "export", "--since", "yesterday"],
+    );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--since"), "{}", stderr(&out));
     // And every one of those commands is itself on record.
@@ -450,7 +494,10 @@ mod postgres {
         .execute(&mut conn)
         .await
         .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         conn.close().await.unwrap();
     }
 
@@ -469,7 +516,9 @@ mod postgres {
         assert!(!out.status.success(), "{}", stdout(&out));
         let expected = format!("audit record 5 was {kind}");
         assert!(
-            stdout(&out).lines().any(|l| l.starts_with("FAULT: ") && l.contains(&expected)),
+            stdout(&out)
+                .lines()
+                .any(|l| l.starts_with("FAULT: ") && l.contains(&expected)),
             "{}{}",
             stdout(&out),
             stderr(&out)

@@ -240,7 +240,11 @@ impl AppState {
     ) -> Pending<'_> {
         match principal {
             Some(p) => self
-                .audit_as(Actor::new(p.user_id(), p.method().as_str()), action, outcome)
+                .audit_as(
+                    Actor::new(p.user_id(), p.method().as_str()),
+                    action,
+                    outcome,
+                )
                 .subject(p.user_id()),
             None => self.audit_as(Actor::anonymous(), action, outcome),
         }
@@ -418,7 +422,11 @@ pub(crate) async fn mine(
     }
     // What this user just did is in the log before it is read back.
     if let Err(e) = state.audit.flush().await {
-        tracing::warn!(code = "audit.flush_failed", error = e.code(), "audit flush failed");
+        tracing::warn!(
+            code = "audit.flush_failed",
+            error = e.code(),
+            "audit flush failed"
+        );
     }
     let records = state
         .audit
@@ -426,7 +434,11 @@ pub(crate) async fn mine(
         .for_subject(principal.user_id(), limit)
         .await
         .map_err(|e| {
-            tracing::error!(code = "audit.read_failed", error = e.code(), "audit log read failed");
+            tracing::error!(
+                code = "audit.read_failed",
+                error = e.code(),
+                "audit log read failed"
+            );
             ApiError::UNAVAILABLE
         })?;
     let events: Vec<Value> = records

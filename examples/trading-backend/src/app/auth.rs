@@ -2,21 +2,21 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use audit_trail::{Actor, Outcome};
 use auth_core::http::{AllowRestricted, Authenticated};
 use auth_core::{AccountError, AuthMethod, LoginStep, Password, SessionToken};
 use axum::Json;
 use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use audit_trail::{Actor, Outcome};
 use serde_json::json;
 
 use super::audit::{account_refusal, user_for_email};
 use super::body::Body;
-use super::{AppState, Shared};
 use super::browser::{self, Browser};
 use super::error::ApiError;
 use super::mfa::ClientAddr;
+use super::{AppState, Shared};
 
 const MAX_PASSWORD: usize = 1024;
 const MAX_EMAIL: usize = 254;
@@ -185,9 +185,17 @@ pub(crate) async fn login(
 /// Records a completed login (`login.success`; actor the user, method `password` or
 /// `password+otp` from `amr`; target `session` or `token`).
 pub(crate) async fn audit_login(state: &AppState, user_id: &str, amr: &[&str], kind: &str) {
-    let method = if amr.contains(&"otp") { "password+otp" } else { "password" };
+    let method = if amr.contains(&"otp") {
+        "password+otp"
+    } else {
+        "password"
+    };
     state
-        .audit_as(Actor::new(user_id, method), "login.success", Outcome::Success)
+        .audit_as(
+            Actor::new(user_id, method),
+            "login.success",
+            Outcome::Success,
+        )
         .subject(user_id)
         .target(kind)
         .record()

@@ -1,8 +1,8 @@
 //! `/api/keys`: the caller's API keys.
 
-use auth_core::{Principal, ScopeRefusal};
 use auth_core::http::Authenticated;
 use auth_core::scope::{DelegationError, check_delegation};
+use auth_core::{Principal, ScopeRefusal};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};

@@ -107,7 +107,10 @@ pub(crate) async fn enroll(
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
     let result = enroll_inner(&state, &principal).await;
-    state.audit_result(Some(&principal), "mfa.enroll", &result).record().await;
+    state
+        .audit_result(Some(&principal), "mfa.enroll", &result)
+        .record()
+        .await;
     result
 }
 
@@ -140,7 +143,10 @@ pub(crate) async fn confirm(
     body: Body,
 ) -> Result<Response, ApiError> {
     let result = confirm_inner(&state, &principal, body).await;
-    state.audit_result(Some(&principal), "mfa.confirm", &result).record().await;
+    state
+        .audit_result(Some(&principal), "mfa.confirm", &result)
+        .record()
+        .await;
     result
 }
 
@@ -189,13 +195,7 @@ pub(crate) async fn complete(
         LoginKind::Session => "session",
         _ => "token",
     };
-    auth::audit_login(
-        &state,
-        &authentication.user.id,
-        authentication.amr,
-        kind,
-    )
-    .await;
+    auth::audit_login(&state, &authentication.user.id, authentication.amr, kind).await;
     match authentication.kind {
         LoginKind::Session => {
             let login = state
@@ -239,7 +239,10 @@ pub(crate) async fn verify(
     body: Body,
 ) -> Result<Response, ApiError> {
     let result = verify_inner(&state, &principal, body).await;
-    state.audit_result(Some(&principal), "mfa.verify", &result).record().await;
+    state
+        .audit_result(Some(&principal), "mfa.verify", &result)
+        .record()
+        .await;
     result
 }
 
@@ -290,7 +293,10 @@ pub(crate) async fn disable(
     body: Body,
 ) -> Result<Response, ApiError> {
     let result = disable_inner(&state, &principal, body).await;
-    state.audit_result(Some(&principal), "mfa.disable", &result).record().await;
+    state
+        .audit_result(Some(&principal), "mfa.disable", &result)
+        .record()
+        .await;
     result
 }
 

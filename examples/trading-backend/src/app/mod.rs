@@ -216,11 +216,9 @@ pub(crate) async fn build(
     let grants = stores.grants.clone();
     // The audit log (sealed key, retention) and grant-policy's sink into it.
     let audit = audit::Audit::new(crate::audit::open(&stores.db, secrets.envelope()).await?);
-    if let Some(retention) =
-        crate::audit::retention_from_env().map_err(|_| BuildError::Component(
-            "STRONGROOM_AUDIT_RETENTION_DAYS: a whole number of days, 1..=36500",
-        ))?
-    {
+    if let Some(retention) = crate::audit::retention_from_env().map_err(|_| {
+        BuildError::Component("STRONGROOM_AUDIT_RETENTION_DAYS: a whole number of days, 1..=36500")
+    })? {
         crate::audit::spawn_retention(audit.log.clone(), retention);
     }
     let policy = Policy::builder(grants.clone())

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use audit_trail::{Actor, Outcome};
 use auth_core::http::AllowRestricted;
 use auth_core::token::{AccessTokenRequest, AccessTokenResolver, Issuer, IssuerError};
 use auth_core::{
@@ -19,7 +20,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crypto_envelope::Envelope;
-use audit_trail::{Actor, Outcome};
 use serde_json::json;
 
 use super::auth::account_error;
@@ -249,12 +249,12 @@ pub(crate) async fn token(
                 .record()
                 .await;
             Ok(no_store(
-            Json(json!({
-                "mfa_required": true,
-                "mfa_token": challenge.expose_secret(),
-            }))
-            .into_response(),
-        ))
+                Json(json!({
+                    "mfa_required": true,
+                    "mfa_token": challenge.expose_secret(),
+                }))
+                .into_response(),
+            ))
         }
     }
 }
@@ -375,7 +375,10 @@ pub(crate) async fn logout_all(
             .map_err(|e| refresh_error(&e))
     }
     .await;
-    state.audit_result(Some(&principal), "logout_all", &result).record().await;
+    state
+        .audit_result(Some(&principal), "logout_all", &result)
+        .record()
+        .await;
     result?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Some(clear) = super::browser::clear_cookie(state.browser.as_ref()) {
