@@ -397,11 +397,17 @@ async fn no_secret_reaches_the_log_the_export_or_the_output() {
         let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
             .await
             .unwrap();
-        let rows: Vec<(Option<String>, String, String, Option<String>, Option<String>, Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT principal, method, action, target, subject, reason, request_id FROM audit_records")
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
+        // Every text column of every row, one line each.
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT coalesce(principal, '') || '|' || method || '|' || action || '|' || \
+             coalesce(target, '') || '|' || coalesce(subject, '') || '|' || \
+             outcome || '|' || coalesce(reason, '') || '|' || coalesce(request_id, '') \
+             FROM audit_records",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert!(rows.len() >= 12, "{rows:?}");
         conn.close().await.unwrap();
         format!("{rows:?}")
     };
