@@ -218,3 +218,26 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Untrusted text (a CLI argument, an export line) never panics the parsers.
+    #[test]
+    fn parsers_never_panic(text in any::<String>(), seq in any::<u64>(), mac in "[0-9a-fA-F]{0,70}") {
+        let _ = Anchor::parse(&text);
+        if let Ok(a) = Anchor::parse(&format!("{seq}:{mac}")) {
+            prop_assert_eq!(a.seq, seq);
+            prop_assert_eq!(Anchor::parse(&a.to_string()).unwrap(), a);
+        }
+        let _ = serde_json::from_str::<Record>(&text);
+        let line = format!(
+            "{{\"seq\":{seq},\"at\":1,\"actor\":{{\"principal\":null,\"method\":{m:?}}},\
+             \"action\":{m:?},\"target\":null,\"subject\":null,\"outcome\":\"failed\",\
+             \"reason\":null,\"request_id\":null,\"prev_mac\":{mac:?},\"mac\":{mac:?}}}",
+            m = text
+        );
+        if let Ok(r) = serde_json::from_str::<Record>(&line) {
+            let key = MacKey::from_bytes([1; 32]);
+            let _ = verify_records(&key, Anchor::EMPTY, &[r], &[]);
+        }
+    }
+}

@@ -112,3 +112,76 @@ async fn sqlite_migrate_twice_is_a_no_op() {
     db.store.migrate().await.unwrap();
     assert!(db.log.verify().await.unwrap().is_intact());
 }
+
+/// The store is busy (another connection holds the write lock): the writer keeps the
+/// events and retries, `flush` reports the failure, `record` waits once the queue is
+/// full instead of dropping anything, and everything lands once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_outage_keeps_events_and_applies_backpressure() {
+    use std::time::Duration;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    SqliteStore::open(&path).await.unwrap();
+    // The log's pool gives up on a locked database after 20 ms.
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .busy_timeout(Duration::from_millis(20));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    let log = AuditLog::builder(SqliteStore::new(pool), support::key())
+        .queue(2)
+        .batch(2)
+        .build()
+        .await
+        .unwrap();
+
+    // Another writer holds the lock.
+    let blocker = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let mut lock = blocker.begin_with("BEGIN IMMEDIATE").await.unwrap();
+
+    log.record(support::event(1)).await;
+    assert!(matches!(
+        log.flush().await,
+        Err(AuditError::Unavailable { .. })
+    ));
+    // The writer holds a batch of at most two and the queue two more: the fifth record
+    // waits for room.
+    let pending = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            for i in 2..=8 {
+                log.record(support::event(i)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !pending.is_finished(),
+        "record dropped or skipped the queue"
+    );
+
+    sqlx::query("SELECT 1").execute(&mut *lock).await.unwrap();
+    lock.rollback().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while log.flush().await.is_err() {}
+    })
+    .await
+    .unwrap();
+    let report = log.verify().await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.checked, 8);
+}

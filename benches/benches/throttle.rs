@@ -1,6 +1,9 @@
 //! throttle: the memory GCRA check and the memory backoff check beside a raw governor
 //! keyed check (the primitive) on the same key. Goal (issue 10): a throttle check in
-//! memory under 300 ns.
+//! memory under 300 ns. With `REDIS_URL` set, the same group also has the Redis GCRA
+//! check (the backend's request limit across instances) beside a raw `PING` on one
+//! connection (the primitive: one round trip); without it those two are skipped, with a
+//! line on stderr saying so (CI without Redis still runs `cargo bench -- --test`).
 // Benchmark set-up: a failure must abort the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,7 +57,48 @@ fn bench(c: &mut Criterion) {
     group.bench_function("raw_governor_check_key", |b| {
         b.iter(|| raw.check_key(&black_box("203.0.113.7").to_owned()))
     });
+    redis_checks(&mut group, quota);
     group.finish();
+}
+
+/// The Redis GCRA check (one `EVALSHA`) and a raw `PING` on one multiplexed connection.
+fn redis_checks(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    quota: Quota,
+) {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        eprintln!("throttle: REDIS_URL is not set: gcra_redis_check and raw_redis_ping skipped");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = throttle::RedisStore::open(&url).expect("REDIS_URL: a redis:// URL");
+    let limiter = RateLimiter::new(&Store::Redis(store), "bench", quota).unwrap();
+    // Connects and loads the script once, outside the measurement.
+    let first = rt.block_on(limiter.check("bench.user-7"));
+    assert!(
+        first
+            .expect("REDIS_URL is set but Redis does not answer")
+            .is_allowed()
+    );
+    group.bench_function("gcra_redis_check", |b| {
+        b.iter(|| {
+            rt.block_on(limiter.check(black_box("bench.user-7")))
+                .unwrap()
+        })
+    });
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    group.bench_function("raw_redis_ping", |b| {
+        b.iter(|| {
+            rt.block_on(redis::cmd("PING").query_async::<String>(&mut conn))
+                .unwrap()
+        })
+    });
 }
 
 criterion_group!(benches, bench);

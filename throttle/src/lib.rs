@@ -9,6 +9,7 @@ mod postgres;
 mod redis;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -640,6 +641,24 @@ pub(crate) fn gcra_decision(allowed: bool, tat: u64, now: u64, quota: &Quota) ->
                 (tat + quota.interval_us).saturating_sub(now + span),
             ),
         }
+    }
+}
+
+/// The key of a client address for a per-address limit: `4:<dotted quad>` for an IPv4
+/// address (an IPv4-mapped IPv6 address included), `6:<first four groups>::/64` for
+/// any other IPv6 address. One subscriber usually holds a whole IPv6 /64 (RFC 6177), so
+/// keying on the full address would give a single client 2^64 separate limits.
+#[must_use]
+pub fn address_key(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => format!("4:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("4:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 

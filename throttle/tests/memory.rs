@@ -117,3 +117,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn address_keys_group_an_ipv6_slash_64_and_unmap_ipv4() {
+    use std::net::IpAddr;
+    let key = |s: &str| throttle::address_key(s.parse::<IpAddr>().unwrap());
+    assert_eq!(key("192.0.2.1"), "4:192.0.2.1");
+    assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+    assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+    // One /64 is one client; the next /64 is another.
+    assert_eq!(key("2001:db8:1:2::1"), "6:2001:db8:1:2::/64");
+    assert_eq!(
+        key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+        key("2001:db8:1:2::1")
+    );
+    assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+}

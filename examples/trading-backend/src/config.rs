@@ -61,6 +61,11 @@ pub(crate) const ENV_STEP_UP_SECS: &str = "STRONGROOM_STEP_UP_SECS";
 pub(crate) const ENV_REDIS_URL: &str = "REDIS_URL";
 /// Default step-up window.
 pub(crate) const DEFAULT_STEP_UP_SECS: u64 = 300;
+/// Copy trading: signals one strategy may send per minute (1 to 6000), shared by every
+/// instance on a shared throttle store.
+pub(crate) const ENV_WEBHOOK_SIGNALS_PER_MIN: &str = "STRONGROOM_WEBHOOK_SIGNALS_PER_MIN";
+/// Copy trading: seconds a rotated-out webhook secret keeps verifying (0 to 604800).
+pub(crate) const ENV_WEBHOOK_SECRET_GRACE_SECS: &str = "STRONGROOM_WEBHOOK_SECRET_GRACE_SECS";
 // --- Access and refresh tokens (module `app::tokens`) ---
 /// The access-token issuer (`iss`), an http(s) URL under which the JWKS and discovery
 /// document are served. Default `http://127.0.0.1:<port>` (with a warning): set it to
@@ -87,6 +92,19 @@ pub(crate) const ENV_TOKEN_HS256_SECRET: &str = "STRONGROOM_TOKEN_HS256_SECRET";
 pub(crate) const ENV_REFRESH_ABSOLUTE_SECS: &str = "STRONGROOM_REFRESH_ABSOLUTE_SECS";
 /// Idle lifetime of a refresh-token family in seconds (default 7 days).
 pub(crate) const ENV_REFRESH_IDLE_SECS: &str = "STRONGROOM_REFRESH_IDLE_SECS";
+// --- Request limits (module `app::limits`) ---
+/// `1` (default) / `0`: the request limits (per principal, per exchange account, per
+/// client address). Off: no limit and no `RateLimit` fields (the login throttle stays).
+pub(crate) const ENV_RATE_LIMITS: &str = "STRONGROOM_RATE_LIMITS";
+/// Requests per principal (user) on the authenticated routes, `<requests>/<seconds>`
+/// (default `600/60`).
+pub(crate) const ENV_RATE_LIMIT_PRINCIPAL: &str = "STRONGROOM_RATE_LIMIT_PRINCIPAL";
+/// Exchange calls per account on `/api/exchange/*`, `<requests>/<seconds>` (default
+/// `120/60`).
+pub(crate) const ENV_RATE_LIMIT_ACCOUNT: &str = "STRONGROOM_RATE_LIMIT_ACCOUNT";
+/// Requests per client address on the unauthenticated routes, `<requests>/<seconds>`
+/// (default `60/60`).
+pub(crate) const ENV_RATE_LIMIT_ADDRESS: &str = "STRONGROOM_RATE_LIMIT_ADDRESS";
 
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -163,6 +181,18 @@ pub(crate) struct CookieSettings {
     pub(crate) same_site: auth_core::SameSite,
 }
 
+/// The request limits (`STRONGROOM_RATE_LIMIT_*`): each `burst` requests at once,
+/// refilled evenly over the period (a GCRA quota).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateLimitSettings {
+    /// Per principal (user id) on `/api/*` and `/ws`.
+    pub(crate) principal: throttle::Quota,
+    /// Per exchange account on `/api/exchange/*`.
+    pub(crate) account: throttle::Quota,
+    /// Per client address on the unauthenticated routes.
+    pub(crate) address: throttle::Quota,
+}
+
 /// The service configuration.
 pub(crate) struct Config {
     pub(crate) data_dir: PathBuf,
@@ -185,6 +215,12 @@ pub(crate) struct Config {
     pub(crate) redis_url: Option<Zeroizing<String>>,
     /// Access and refresh tokens (`STRONGROOM_ISSUER` and the token variables).
     pub(crate) tokens: TokenSettings,
+    /// Request limits; `None` with `STRONGROOM_RATE_LIMITS=0`.
+    pub(crate) rate_limits: Option<RateLimitSettings>,
+    /// `STRONGROOM_WEBHOOK_SIGNALS_PER_MIN` (default 60).
+    pub(crate) webhook_signals_per_min: u32,
+    /// `STRONGROOM_WEBHOOK_SECRET_GRACE_SECS` (default one day).
+    pub(crate) webhook_secret_grace: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -209,6 +245,9 @@ impl std::fmt::Debug for Config {
             .field("step_up_window", &self.step_up_window)
             .field("redis", &self.redis_url.is_some())
             .field("tokens", &self.tokens)
+            .field("rate_limits", &self.rate_limits)
+            .field("webhook_signals_per_min", &self.webhook_signals_per_min)
+            .field("webhook_secret_grace", &self.webhook_secret_grace)
             .finish_non_exhaustive()
     }
 }
@@ -339,7 +378,12 @@ impl Config {
             });
         }
         let tokens = tokens_from(lookup, listen)?;
+        let rate_limits = rate_limits_from(lookup)?;
+        let (webhook_signals_per_min, webhook_secret_grace) = webhook_from(lookup)?;
         Ok(Self {
+            rate_limits,
+            webhook_signals_per_min,
+            webhook_secret_grace,
             step_up_window,
             redis_url,
             data_dir,
@@ -355,6 +399,94 @@ impl Config {
             tokens,
         })
     }
+}
+
+/// `<requests>/<seconds>`: requests 1 to 1 000 000, seconds 1 to 86 400.
+fn quota(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: (u32, u64),
+) -> Result<throttle::Quota, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        var,
+        reason: "expected <requests>/<seconds> such as 600/60 (requests 1 to 1000000, seconds 1 to 86400)",
+    };
+    let (requests, secs) = match non_empty(lookup, var) {
+        None => default,
+        Some(v) => {
+            let (requests, secs) = v.split_once('/').ok_or_else(invalid)?;
+            match (requests.parse::<u32>(), secs.parse::<u64>()) {
+                (Ok(r @ 1..=1_000_000), Ok(s @ 1..=86_400)) => (r, s),
+                _ => return Err(invalid()),
+            }
+        }
+    };
+    throttle::Quota::new(requests, std::time::Duration::from_secs(secs)).map_err(|_| {
+        ConfigError::Invalid {
+            var,
+            reason: "the quota was refused",
+        }
+    })
+}
+
+fn rate_limits_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<RateLimitSettings>, ConfigError> {
+    let enabled = match non_empty(lookup, ENV_RATE_LIMITS) {
+        Some(v) => parse_bool(ENV_RATE_LIMITS, &v)?,
+        None => true,
+    };
+    let quotas = [
+        ENV_RATE_LIMIT_PRINCIPAL,
+        ENV_RATE_LIMIT_ACCOUNT,
+        ENV_RATE_LIMIT_ADDRESS,
+    ];
+    if !enabled {
+        // A quota with the limits off is a mistake, not silently ignored.
+        if let Some(var) = quotas.into_iter().find(|v| non_empty(lookup, v).is_some()) {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: "has no effect with STRONGROOM_RATE_LIMITS=0",
+            });
+        }
+        return Ok(None);
+    }
+    Ok(Some(RateLimitSettings {
+        principal: quota(lookup, ENV_RATE_LIMIT_PRINCIPAL, (600, 60))?,
+        account: quota(lookup, ENV_RATE_LIMIT_ACCOUNT, (120, 60))?,
+        address: quota(lookup, ENV_RATE_LIMIT_ADDRESS, (60, 60))?,
+    }))
+}
+
+/// Copy-trading webhook settings: (signals per minute, secret grace).
+fn webhook_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(u32, std::time::Duration), ConfigError> {
+    let per_min = match non_empty(lookup, ENV_WEBHOOK_SIGNALS_PER_MIN) {
+        None => 60,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n @ 1..=6000) => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_WEBHOOK_SIGNALS_PER_MIN,
+                    reason: "expected a whole number from 1 to 6000",
+                });
+            }
+        },
+    };
+    let grace = match non_empty(lookup, ENV_WEBHOOK_SECRET_GRACE_SECS) {
+        None => 86_400,
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs @ 0..=604_800) => secs,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_WEBHOOK_SECRET_GRACE_SECS,
+                    reason: "expected whole seconds from 0 to 604800",
+                });
+            }
+        },
+    };
+    Ok((per_min, std::time::Duration::from_secs(grace)))
 }
 
 fn cookies_from(
@@ -1097,6 +1229,52 @@ mod tests {
         }
         let err = with(&[(ENV_REDIS_URL, "http://secret-host:6379")]).unwrap_err();
         assert!(!err.to_string().contains("secret-host"));
+    }
+
+    #[test]
+    fn rate_limits_defaults_switch_and_refusals() {
+        let q = |burst, secs| throttle::Quota::new(burst, std::time::Duration::from_secs(secs));
+        let defaults = with(&[]).unwrap().rate_limits.unwrap();
+        assert_eq!(defaults.principal, q(600, 60).unwrap());
+        assert_eq!(defaults.account, q(120, 60).unwrap());
+        assert_eq!(defaults.address, q(60, 60).unwrap());
+        let set = with(&[
+            (ENV_RATE_LIMITS, "1"),
+            (ENV_RATE_LIMIT_PRINCIPAL, "5/1"),
+            (ENV_RATE_LIMIT_ACCOUNT, "1000000/86400"),
+            (ENV_RATE_LIMIT_ADDRESS, "1/60"),
+        ])
+        .unwrap()
+        .rate_limits
+        .unwrap();
+        assert_eq!(set.principal, q(5, 1).unwrap());
+        assert_eq!(set.account, q(1_000_000, 86_400).unwrap());
+        assert_eq!(set.address, q(1, 60).unwrap());
+        assert!(
+            with(&[(ENV_RATE_LIMITS, "0")])
+                .unwrap()
+                .rate_limits
+                .is_none()
+        );
+        for (var, bad) in [
+            (ENV_RATE_LIMITS, "maybe"),
+            (ENV_RATE_LIMIT_PRINCIPAL, "0/60"),
+            (ENV_RATE_LIMIT_PRINCIPAL, "600"),
+            (ENV_RATE_LIMIT_ACCOUNT, "1000001/60"),
+            (ENV_RATE_LIMIT_ACCOUNT, "10/0"),
+            (ENV_RATE_LIMIT_ADDRESS, "10/86401"),
+            (ENV_RATE_LIMIT_ADDRESS, "CANARY/60"),
+            (ENV_RATE_LIMIT_ADDRESS, " 10/60"),
+        ] {
+            let err = with(&[(var, bad)]).err().unwrap();
+            assert!(err.to_string().contains(var), "{var}={bad}: {err}");
+            assert!(!err.to_string().contains("CANARY"), "{err}");
+        }
+        // A quota with the limits off is refused, naming the quota's variable.
+        let err = with(&[(ENV_RATE_LIMITS, "0"), (ENV_RATE_LIMIT_ADDRESS, "10/60")])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains(ENV_RATE_LIMIT_ADDRESS), "{err}");
     }
 
     #[test]

@@ -14,4 +14,5 @@ mod keyring;
 mod rewrap;
 mod sealed;
 mod signing_keys;
+mod strategies;
 mod totp_sealer;

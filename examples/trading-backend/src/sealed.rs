@@ -75,6 +75,14 @@ pub(crate) const SEALED_COLUMNS: &[SealedColumn] = &[
         context: crate::audit::rewrap_context,
         holds: "the audit log's MAC key",
     },
+    SealedColumn {
+        table: "tb_strategy_secrets",
+        id: RowId::Text("id"),
+        sealed: "sealed",
+        context_columns: &["strategy_id", "slot"],
+        context: crate::strategies::rewrap_context,
+        holds: "copy-trading webhook secrets",
+    },
 ];
 
 /// auth-core's sealed TOTP secrets (`auth_mfa.sealed_secret`), reached through its store.

@@ -27,7 +27,7 @@ use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use grant_policy::{AuditSink, Decision, DecisionEvent, GrantEvent};
+use grant_policy::{AuditSink, Decision, DecisionEvent, GrantEvent, RiskEvent};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
@@ -285,6 +285,7 @@ pub(crate) fn api_outcome<T>(result: &Result<T, ApiError>) -> (Outcome, Option<&
         ApiError::Code(_, code) => code,
         ApiError::Field(_) => "invalid_field",
         ApiError::TooMany(_) => "throttled",
+        ApiError::RateLimited(_) => "rate_limited",
         ApiError::Status(s) if s.is_server_error() => "unavailable",
         ApiError::Status(s) => match s.as_u16() {
             401 => "unauthenticated",
@@ -395,6 +396,24 @@ impl AuditSink for PolicyAudit {
             .with_target(target);
         if outcome != Outcome::Success {
             event = event.with_reason(e.outcome);
+        }
+        self.send(event);
+    }
+
+    /// Risk refusals and live-trading switches (`risk.refuse.*`, `risk.live_trading.*`);
+    /// admissions are not recorded (every order would be).
+    fn risk(&self, e: &RiskEvent<'_>) {
+        let outcome = if e.code.starts_with("risk.refuse") {
+            Outcome::Refused
+        } else if e.code.starts_with("risk.live_trading") {
+            Outcome::Success
+        } else {
+            return;
+        };
+        let user = e.user.as_str();
+        let mut event = Event::new(context_actor(user), e.code, outcome).with_subject(user);
+        if let Some(account) = e.account {
+            event = event.with_target(account.as_str());
         }
         self.send(event);
     }

@@ -20,6 +20,9 @@ pub(crate) enum ApiError {
     Field(&'static str),
     /// 429 with `{"error": "too_many_attempts"}` and `Retry-After` (whole seconds).
     TooMany(u64),
+    /// 429 with `{"error": "rate_limited"}`, `Retry-After` and the `RateLimit` fields
+    /// (module `limits`).
+    RateLimited(super::limits::Refused),
 }
 
 impl ApiError {
@@ -32,7 +35,7 @@ impl ApiError {
         match self {
             Self::Status(s) | Self::Code(s, _) => s,
             Self::Field(_) => StatusCode::BAD_REQUEST,
-            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooMany(_) | Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -66,6 +69,7 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 r
             }
+            Self::RateLimited(refused) => refused.response(),
         };
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -4,8 +4,9 @@
 //! never the body) gives the level; withdraw and transfer are refused (403); the
 //! caller's scope must cover the level (`read` or `trade`, 403). Then, from the body:
 //! `want` may raise the level (and the scope needed); grant-policy decides (404 not visible, 403 too low or never allowed, 503 store down);
-//! only then is the credential fetched through cred-cache at that level; the adapter
-//! signs and runs the call.
+//! then the account's request limit (429 `rate_limited`, module `limits`); only then is
+//! the credential fetched through cred-cache at that level; the adapter signs and runs
+//! the call.
 
 use auth_core::http::{Authenticated, authorize};
 use auth_core::scope::{Requires, Scope};
@@ -21,6 +22,7 @@ use super::Shared;
 use super::accounts::{account_id, user_id};
 use super::body::Body;
 use super::error::ApiError;
+use super::limits::Allowed;
 use crate::exchange::ExchangeError;
 
 fn exchange_error(e: &ExchangeError) -> ApiError {
@@ -83,7 +85,7 @@ pub(crate) async fn run(
     Op(operation): Op,
     Authenticated(principal): Authenticated,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Allowed, Json<Value>), ApiError> {
     let want = body
         .opt_str("want", 8)?
         .map(|w| Level::parse_field(w, "want"))
@@ -114,6 +116,8 @@ pub(crate) async fn run(
         },
         Decision::Deny { reason } => return Err(ApiError::from_u16(reason.http_status())),
     };
+    // Only a caller the grant allowed spends the account's quota.
+    let limit = state.limits.account(account.as_str()).await?;
     let adapter = state.adapter_for(account.as_str()).await?;
     let key = CacheKey::new(
         CacheUser::new(principal.user_id()).map_err(|_| ApiError::FORBIDDEN)?,
@@ -135,8 +139,11 @@ pub(crate) async fn run(
     match result {
         Ok(value) => {
             tracing::info!(code = "exchange.ok", operation = operation.as_str(), account_id = %account, user_id = %principal.user_id(), "exchange call");
-            Ok(Json(
-                json!({ "operation": operation.as_str(), "account_id": account.as_str(), "result": value }),
+            Ok((
+                limit,
+                Json(
+                    json!({ "operation": operation.as_str(), "account_id": account.as_str(), "result": value }),
+                ),
             ))
         }
         Err(e) => {

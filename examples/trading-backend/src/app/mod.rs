@@ -5,12 +5,16 @@ pub(crate) mod audit;
 mod auth;
 mod body;
 mod browser;
+mod copy_trading;
 mod error;
 mod exchange;
 mod internal;
 mod keys;
+mod limits;
 mod mfa;
+mod risk;
 mod secrets;
+mod strategies;
 mod tokens;
 mod ws;
 
@@ -25,7 +29,8 @@ use auth_core::{
     SessionConfig, Sessions, SsoBinder, StaticTokenResolver, UserStore,
 };
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{delete, get, post, put};
 use cred_cache::CredCache;
 use cred_cache::local::LocalSource;
 use crypto_envelope::{Envelope, LocalKeyRing, Secrets};
@@ -72,6 +77,13 @@ pub(crate) struct AppState {
     pub(crate) tokens: tokens::Tokens,
     /// The audit log (module `audit`).
     pub(crate) audit: audit::Audit,
+    /// Request limits (module `limits`).
+    pub(crate) limits: limits::Limits,
+    /// The account owners' risk limits (grant-policy, module `risk`).
+    pub(crate) risk: grant_policy::RiskGuard,
+    /// Copy-trading strategies, followers, signals (modules `strategies`, `copy_trading`).
+    pub(crate) strategies: crate::strategies::StrategyStore,
+    pub(crate) copy: copy_trading::CopyTrading,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -100,6 +112,9 @@ pub(crate) enum BuildError {
     /// The login throttle's store could not be set up (names the variable).
     #[error("{0}: the login throttle store could not be set up")]
     Throttle(&'static str),
+    /// The request limits could not be set up (names the variable).
+    #[error("{0}: the request limits could not be set up")]
+    Limits(&'static str),
 }
 
 /// The account-facing parts (used by the CLI too).
@@ -115,14 +130,12 @@ pub(crate) struct Core {
 /// The issuer shown by authenticator apps (`otpauth://` URI).
 const MFA_ISSUER: &str = "Strongroom";
 
-/// The login throttle's store: Redis when `REDIS_URL` is set, else PostgreSQL when the
-/// database is PostgreSQL (shared by every instance on it), else memory (this process
-/// only: each instance counts on its own). Store errors fail closed (503).
-fn login_throttle(
-    config: &Config,
-    stores: &Stores,
-) -> Result<auth_core::LoginThrottle, BuildError> {
-    let store = if let Some(url) = &config.redis_url {
+/// The store of every limiter (login throttle, webhook signals): Redis when `REDIS_URL`
+/// is set, else PostgreSQL when the database is PostgreSQL (shared by every instance on
+/// it), else memory (this process only: each instance counts on its own). Store errors
+/// fail closed (503).
+fn throttle_store(config: &Config, stores: &Stores) -> Result<throttle::Store, BuildError> {
+    Ok(if let Some(url) = &config.redis_url {
         throttle::Store::Redis(
             throttle::RedisStore::open(url)
                 .map_err(|_| BuildError::Throttle(crate::config::ENV_REDIS_URL))?,
@@ -136,11 +149,7 @@ fn login_throttle(
             #[cfg(feature = "sqlite")]
             crate::db::Db::Sqlite(_) => throttle::Store::memory(),
         }
-    };
-    Ok(auth_core::LoginThrottle::new(
-        &store,
-        auth_core::LoginThrottleConfig::default(),
-    ))
+    })
 }
 
 pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildError> {
@@ -202,7 +211,9 @@ pub(crate) async fn build(
         secrets,
     } = core(stores, ring)?;
     // Second factor with its step-up window; wrong codes and passwords throttled.
-    let throttle = login_throttle(config, stores)?;
+    let limiter_store = throttle_store(config, stores)?;
+    let throttle =
+        auth_core::LoginThrottle::new(&limiter_store, auth_core::LoginThrottleConfig::default());
     let mfa = mfa.with_throttle(throttle.clone());
     let accounts = accounts.with_throttle(throttle).with_mfa(mfa.clone());
     // Access tokens: the issuer over the sealed signing keys, and refresh families.
@@ -224,6 +235,13 @@ pub(crate) async fn build(
     let policy = Policy::builder(grants.clone())
         .audit(audit.policy_sink())
         .build();
+    let copy = copy_trading::CopyTrading::new(
+        &stores.db,
+        &limiter_store,
+        config.webhook_signals_per_min,
+        config.webhook_secret_grace,
+    )
+    .map_err(BuildError::Component)?;
     let paper: Arc<dyn ExchangeAdapter> = Arc::new(PaperExchange::new());
     let mut exchanges = BTreeMap::new();
     exchanges.insert(paper.name(), paper);
@@ -304,6 +322,14 @@ pub(crate) async fn build(
         step_up_window: config.step_up_window,
         tokens,
         audit: audit.clone(),
+        limits: limits::Limits::build(
+            config.rate_limits.as_ref(),
+            config.redis_url.as_ref().map(|u| u.as_str()),
+        )
+        .map_err(BuildError::Limits)?,
+        risk: risk::guard(&stores.db, stores.grants.clone()),
+        strategies: crate::strategies::StrategyStore::new(stores.db.clone()),
+        copy,
         exchange_of: RwLock::new(HashMap::new()),
     });
     let rfc6750 = config.bearer_challenge;
@@ -395,12 +421,48 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             delete(secrets::remove).route_layer(MANAGE),
         )
         .route("/api/audit", get(audit::mine).route_layer(READ))
+        // Per-principal limit: inside the auth layer (after authentication).
+        .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
+        // Risk limits and copy trading (modules `risk`, `strategies`).
+        .route("/api/risk", get(risk::get).route_layer(READ))
+        .route("/api/risk", put(risk::put).route_layer(INTERACTIVE))
+        .route(
+            "/api/accounts/{id}/live-trading",
+            put(risk::live_trading).route_layer(INTERACTIVE),
+        )
+        .route("/api/strategies", get(strategies::list).route_layer(READ))
+        .route(
+            "/api/strategies",
+            post(strategies::create).route_layer(INTERACTIVE),
+        )
+        .route(
+            "/api/strategies/{id}/secret",
+            post(strategies::rotate).route_layer(INTERACTIVE),
+        )
+        .route(
+            "/api/strategies/{id}/followers",
+            post(strategies::follow).route_layer(INTERACTIVE),
+        )
+        .route(
+            "/api/strategies/{id}/followers/{account_id}",
+            delete(strategies::unfollow).route_layer(INTERACTIVE),
+        )
+        .route(
+            "/api/strategies/{id}/signals",
+            get(strategies::signals).route_layer(READ),
+        )
+        .route(
+            "/api/following/signals",
+            get(strategies::following_signals).route_layer(READ),
+        )
         // Who authenticated, for audit events (inside the auth layer).
         .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(layer(AuthLayer::new(chain.clone())));
     // The one route that accepts `?token=` (browsers cannot set headers on a WebSocket).
     let ws = Router::new()
         .route("/ws", get(ws::upgrade).route_layer(READ))
+        .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
+        .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(layer(AuthLayer::websocket(chain)));
     // Only the internal secret resolves here; the handler also checks the method.
     let internal = Router::new()
@@ -410,16 +472,26 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
         )
         .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(AuthLayer::new(internal));
-    Router::new()
-        .route("/healthz", get(healthz))
+    // Unauthenticated routes: limited per client address (fail closed).
+    let public = Router::new()
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/mfa", post(mfa::complete))
         .route("/api/auth/token", post(tokens::token))
         .route("/api/auth/refresh", post(tokens::refresh))
         .route("/api/auth/revoke", post(tokens::revoke))
+        // No credential: the signature is the credential (module `copy_trading`).
+        .route(
+            "/api/webhooks/copy-trading/{strategy_id}",
+            post(copy_trading::webhook),
+        )
+        .route_layer(from_fn_with_state(state.clone(), limits::per_address));
+    // Not limited: static answers from memory, polled by probes and token verifiers.
+    Router::new()
+        .route("/healthz", get(healthz))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route("/.well-known/openid-configuration", get(tokens::discovery))
+        .merge(public)
         .merge(api)
         .merge(ws)
         .merge(internal)

@@ -55,6 +55,23 @@ pub fn command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
     cmd.env("STRONGROOM_DATA_DIR", data_dir)
         .env("RUST_LOG", "trace")
         .env("LISTEN_ADDR", "127.0.0.1:0");
+    // Request limits: never inherited. The per-address limit (60 a minute by default)
+    // would refuse the volume of unauthenticated requests that some tests send from
+    // 127.0.0.1 on purpose; the tests of the limits (tests/limits.rs) set their own.
+    for var in [
+        "STRONGROOM_RATE_LIMITS",
+        "STRONGROOM_RATE_LIMIT_PRINCIPAL",
+        "STRONGROOM_RATE_LIMIT_ACCOUNT",
+        "STRONGROOM_RATE_LIMIT_ADDRESS",
+    ] {
+        cmd.env_remove(var);
+    }
+    if !env
+        .iter()
+        .any(|(k, _)| k.starts_with("STRONGROOM_RATE_LIMIT"))
+    {
+        cmd.env("STRONGROOM_RATE_LIMIT_ADDRESS", "100000/60");
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
