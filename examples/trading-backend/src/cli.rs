@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use crypto_envelope::MasterKey;
 use zeroize::Zeroizing;
 
+use audit_trail::Outcome;
+
 use crate::config::Config;
 
 /// A reference trading backend built on the Strongroom crates.
@@ -95,6 +97,34 @@ pub enum Command {
     /// every instance picks it up at its next reload); the previous key stays published
     /// and accepted until the last token it signed has expired. Prints the new `kid`.
     RotateSigningKey,
+    /// The audit log: verify the chain, export it, drop old records.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `trading-backend audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the whole chain; exits non-zero naming the first record that was edited,
+    /// deleted, inserted or reordered.
+    Verify,
+    /// Write the records since a time as JSON lines to stdout (audit-trail FORMAT.md).
+    Export {
+        /// Unix seconds or an RFC 3339 date-time.
+        #[arg(long)]
+        since: String,
+    },
+    /// Drop the records older than a time (as a whole prefix, behind a signed checkpoint;
+    /// verification keeps working). Without `--before`, the retention
+    /// `STRONGROOM_AUDIT_RETENTION_DAYS`.
+    Prune {
+        /// Unix seconds or an RFC 3339 date-time.
+        #[arg(long)]
+        before: Option<String>,
+    },
 }
 
 /// A secret given on the command line: wiped on drop, and its `Debug` prints nothing of it
@@ -140,6 +170,10 @@ enum CliError {
     Rewrap(&'static str),
     #[error("rewrap: {0}")]
     RewrapStopped(#[from] crate::rewrap::RewrapError),
+    #[error("audit log not intact: {0}")]
+    AuditFault(String),
+    #[error("audit log: {0}")]
+    Audit(&'static str),
 }
 
 /// Runs the command line; the process exit code.
@@ -191,36 +225,63 @@ async fn run(command: Command) -> Result<(), CliError> {
     let config = Config::from_env()?;
     let (ring, _) = crate::keyring::load(&config.data_dir)?;
     let stores = crate::db::open(&config.database).await?;
-    match command {
-        Command::Serve => serve(&config, &stores, ring).await,
+    if let Command::Serve = command {
+        return serve(&config, &stores, ring).await;
+    }
+    let core = crate::app::core(&stores, ring)?;
+    let audit = crate::audit::open(&stores.db, core.secrets.envelope()).await?;
+    let action = command.audit_action();
+    let mut done = Done::default();
+    let result = match command {
+        Command::Serve | Command::GenMasterKey { .. } => Ok(()),
+        Command::Audit { command } => audit_command(&audit, command, &mut done).await,
         Command::CreateUser {
             email,
             password,
             no_reset,
-        } => create_user(&stores, ring, &email, password.map(|p| p.0), no_reset).await,
-        Command::IssueApiKey { email, name } => issue_api_key(&stores, ring, &email, &name).await,
+        } => create_user(&core, &email, password.map(|p| p.0), no_reset, &mut done).await,
+        Command::IssueApiKey { email, name } => {
+            issue_api_key(&stores, &core, &email, &name, &mut done).await
+        }
         Command::SweepSessions => {
-            let core = crate::app::core(&stores, ring)?;
             let n = core
                 .sessions
                 .sweep()
                 .await
                 .map_err(|_| CliError::Unavailable("session store"))?;
             println!("deleted {n} expired session(s)");
+            done.target = Some(format!("{n} sessions"));
             Ok(())
         }
         Command::Rewrap {
             restart,
             batch_size,
-        } => rewrap(&config.data_dir, &stores, ring, restart, batch_size).await,
+        } => {
+            // The start is on record before anything is re-wrapped.
+            audit
+                .append(crate::audit::cli_event(
+                    "cli.rewrap.start",
+                    Outcome::Success,
+                ))
+                .await
+                .map_err(|_| CliError::Unavailable("audit log"))?;
+            rewrap(&config.data_dir, &stores, &core, restart, batch_size).await
+        }
         Command::DisableUser { email } => {
-            user_command(&stores, ring, &email, UserCommand::Disable).await
+            user_command(&stores, &core, &email, UserCommand::Disable, &mut done).await
         }
         Command::EnableUser { email } => {
-            user_command(&stores, ring, &email, UserCommand::Enable).await
+            user_command(&stores, &core, &email, UserCommand::Enable, &mut done).await
         }
         Command::SignOutEverywhere { email } => {
-            user_command(&stores, ring, &email, UserCommand::SignOutEverywhere).await
+            user_command(
+                &stores,
+                &core,
+                &email,
+                UserCommand::SignOutEverywhere,
+                &mut done,
+            )
+            .await
         }
         Command::ResetPassword { email, password } => {
             let generated = password.is_none();
@@ -228,25 +289,185 @@ async fn run(command: Command) -> Result<(), CliError> {
                 Some(p) => p.0,
                 None => random_password()?,
             };
-            user_command(
+            let result = user_command(
                 &stores,
-                ring,
+                &core,
                 &email,
                 UserCommand::Reset(Password::new(password.as_str())),
+                &mut done,
             )
-            .await?;
-            if generated {
+            .await;
+            if result.is_ok() && generated {
                 println!("password: {}", password.as_str());
                 println!("(shown once; store it now)");
             }
-            Ok(())
+            result
         }
         Command::RotateSigningKey => {
-            let kid = crate::app::rotate_signing_key(&config, &stores, ring).await?;
+            let kid = crate::app::rotate_signing_key(&config, &stores, &core).await?;
             println!("new signing key: {kid}");
+            done.target = Some(kid);
             Ok(())
         }
-        Command::GenMasterKey { .. } => Ok(()),
+    };
+    // Every operator action is on record (durably) before the command exits.
+    let (outcome, reason) = match &result {
+        Ok(()) => (done.outcome.unwrap_or(Outcome::Success), done.reason),
+        Err(e) => (
+            match e {
+                CliError::Input(_) => Outcome::Refused,
+                _ => Outcome::Failed,
+            },
+            Some(e.code()),
+        ),
+    };
+    let mut event = crate::audit::cli_event(action, outcome);
+    if let Some(target) = &done.target {
+        event = event.with_target(target);
+    }
+    if let Some(subject) = &done.subject {
+        event = event.with_subject(subject);
+    }
+    if let Some(reason) = reason {
+        event = event.with_reason(reason);
+    }
+    let appended = audit.append(event).await;
+    result?;
+    appended.map_err(|_| {
+        CliError::Unavailable("the action was done, but its audit record could not be written")
+    })?;
+    Ok(())
+}
+
+/// What a command reports for its audit record.
+#[derive(Debug, Default)]
+struct Done {
+    target: Option<String>,
+    subject: Option<String>,
+    /// When the command succeeded but found a problem (`audit verify` found a fault).
+    outcome: Option<Outcome>,
+    reason: Option<&'static str>,
+}
+
+impl Command {
+    /// The stable action code of the command's audit record (README, "Audit trail").
+    fn audit_action(&self) -> &'static str {
+        match self {
+            Command::Serve | Command::GenMasterKey { .. } => "cli.other",
+            Command::CreateUser { .. } => "cli.user.create",
+            Command::IssueApiKey { .. } => "cli.api_key.issue",
+            Command::SweepSessions => "cli.sessions.sweep",
+            Command::Rewrap { .. } => "cli.rewrap",
+            Command::DisableUser { .. } => "cli.user.disable",
+            Command::EnableUser { .. } => "cli.user.enable",
+            Command::SignOutEverywhere { .. } => "cli.user.sign_out_everywhere",
+            Command::ResetPassword { .. } => "cli.user.reset_password",
+            Command::RotateSigningKey => "cli.signing_key.rotate",
+            Command::Audit { command } => match command {
+                AuditCommand::Verify => "cli.audit.verify",
+                AuditCommand::Export { .. } => "cli.audit.export",
+                AuditCommand::Prune { .. } => "cli.audit.prune",
+            },
+        }
+    }
+}
+
+impl CliError {
+    /// A stable reason code for the audit record.
+    fn code(&self) -> &'static str {
+        match self {
+            CliError::Input(_) => "invalid_input",
+            CliError::Config(_) => "configuration",
+            CliError::Key(_) => "master_key",
+            CliError::Db(_) | CliError::Unavailable(_) => "unavailable",
+            CliError::Build(_) => "build",
+            CliError::Bind(_) | CliError::Serve => "serve",
+            CliError::Rewrap(_) => "incomplete",
+            CliError::RewrapStopped(_) => "stopped",
+            CliError::AuditFault(_) => "tampered",
+            CliError::Audit(_) => "audit_unavailable",
+        }
+    }
+}
+
+/// `audit verify | export | prune`.
+async fn audit_command(
+    audit: &audit_trail::AuditLog,
+    command: AuditCommand,
+    done: &mut Done,
+) -> Result<(), CliError> {
+    match command {
+        AuditCommand::Verify => {
+            let report = audit
+                .verify()
+                .await
+                .map_err(|e| CliError::Audit(e.code()))?;
+            let checkpoint = report
+                .checkpoint
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |c| c.seq.to_string());
+            println!(
+                "checked {} record(s); checkpoint: {checkpoint}; last: {}",
+                report.checked, report.last.seq
+            );
+            match report.fault {
+                None => {
+                    println!("audit log intact");
+                    Ok(())
+                }
+                Some(fault) => {
+                    println!("FAULT: {fault}");
+                    done.target = Some(fault.seq.to_string());
+                    Err(CliError::AuditFault(fault.to_string()))
+                }
+            }
+        }
+        AuditCommand::Export { since } => {
+            let since = crate::audit::parse_time(&since)
+                .map_err(|e| CliError::Input(format!("--since: {e}")))?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = audit
+                .export_since(since, &mut out)
+                .await
+                .map_err(|e| CliError::Audit(e.code()))?;
+            drop(out);
+            eprintln!("exported {n} record(s)");
+            done.target = Some(format!("{n} records since {since} ms"));
+            Ok(())
+        }
+        AuditCommand::Prune { before } => {
+            let before = match before {
+                Some(t) => crate::audit::parse_time(&t)
+                    .map_err(|e| CliError::Input(format!("--before: {e}")))?,
+                None => {
+                    let retention = crate::audit::retention_from_env().map_err(CliError::Input)?;
+                    let Some(retention) = retention else {
+                        return Err(CliError::Input(format!(
+                            "--before not given and {} not set: nothing to prune",
+                            crate::audit::ENV_AUDIT_RETENTION_DAYS
+                        )));
+                    };
+                    crate::audit::cutoff_ms(retention)
+                }
+            };
+            match audit.prune_before(before).await {
+                Ok(Some(checkpoint)) => {
+                    println!("dropped records 1..={} behind a checkpoint", checkpoint.seq);
+                    done.target = Some(checkpoint.seq.to_string());
+                    Ok(())
+                }
+                Ok(None) => {
+                    println!("nothing older than the cutoff");
+                    Ok(())
+                }
+                Err(audit_trail::AuditError::Tampered(fault)) => {
+                    println!("FAULT: {fault}; nothing dropped");
+                    Err(CliError::AuditFault(fault.to_string()))
+                }
+                Err(e) => Err(CliError::Audit(e.code())),
+            }
+        }
     }
 }
 
@@ -262,12 +483,19 @@ async fn serve(
         .local_addr()
         .map_err(|_| CliError::Bind(config.listen))?;
     // Built once bound: the default token issuer names the bound port.
-    let app = crate::app::build(config, stores, ring, addr).await?;
+    let (app, audit) = crate::app::build(config, stores, ring, addr).await?;
     eprintln!("listening on http://{addr}");
     tracing::info!(code = "server.listening", %addr, registration_open = config.registration_open, api_token = config.api_token.is_some(), internal_secret = config.internal_secret.is_some(), sso = config.sso.is_some(), "listening");
-    crate::app::serve(listener, app)
-        .await
-        .map_err(|_| CliError::Serve)
+    let served = crate::app::serve(listener, app).await;
+    // What was queued for the audit log before the shutdown is written.
+    if let Err(e) = audit.flush().await {
+        tracing::error!(
+            code = "audit.flush_failed",
+            error = e.code(),
+            "audit events not written at shutdown"
+        );
+    }
+    served.map_err(|_| CliError::Serve)
 }
 
 fn random_password() -> Result<Zeroizing<String>, CliError> {
@@ -286,14 +514,14 @@ fn random_password() -> Result<Zeroizing<String>, CliError> {
 }
 
 async fn create_user(
-    stores: &crate::db::Stores,
-    ring: crypto_envelope::LocalKeyRing,
+    core: &crate::app::Core,
     email: &str,
     password: Option<Zeroizing<String>>,
     no_reset: bool,
+    done: &mut Done,
 ) -> Result<(), CliError> {
     let email = normalize_email(email).map_err(|e| CliError::Input(format!("email: {e}")))?;
-    let core = crate::app::core(stores, ring)?;
+    done.target = Some(email.clone());
     let generated = password.is_none();
     let password = match password {
         Some(p) => p,
@@ -313,6 +541,7 @@ async fn create_user(
         AccountError::Email(e) => CliError::Input(format!("email: {e}")),
         _ => CliError::Unavailable("user store"),
     })?;
+    done.subject = Some(user.id.clone());
     println!("created user {} ({})", user.id, user.email);
     if generated {
         println!("password: {}", password.as_str());
@@ -334,18 +563,20 @@ enum UserCommand {
 
 async fn user_command(
     stores: &crate::db::Stores,
-    ring: crypto_envelope::LocalKeyRing,
+    core: &crate::app::Core,
     email: &str,
     command: UserCommand,
+    done: &mut Done,
 ) -> Result<(), CliError> {
     let email = normalize_email(email).map_err(|e| CliError::Input(format!("email: {e}")))?;
-    let core = crate::app::core(stores, ring)?;
+    done.target = Some(email.clone());
     let user = stores
         .users
         .user_by_email(&email)
         .await
         .map_err(|_| CliError::Unavailable("user store"))?
         .ok_or_else(|| CliError::Input("email: no such user".into()))?;
+    done.subject = Some(user.id.clone());
     let accounts = &core.accounts;
     let (result, done) = match &command {
         UserCommand::Disable => (
@@ -373,18 +604,20 @@ async fn user_command(
 
 async fn issue_api_key(
     stores: &crate::db::Stores,
-    ring: crypto_envelope::LocalKeyRing,
+    core: &crate::app::Core,
     email: &str,
     name: &str,
+    done: &mut Done,
 ) -> Result<(), CliError> {
     let email = normalize_email(email).map_err(|e| CliError::Input(format!("email: {e}")))?;
-    let core = crate::app::core(stores, ring)?;
+    done.target = Some(email.clone());
     let user = stores
         .users
         .user_by_email(&email)
         .await
         .map_err(|_| CliError::Unavailable("user store"))?
         .ok_or_else(|| CliError::Input("email: no such user".into()))?;
+    done.subject = Some(user.id.clone());
     let key = core
         .api_keys
         .create(&user.id, name, Vec::new())
@@ -393,6 +626,7 @@ async fn issue_api_key(
             auth_core::api_key::ApiKeyError::InvalidName => CliError::Input("name: invalid".into()),
             _ => CliError::Unavailable("api key store"),
         })?;
+    done.target = Some(key.key_id().to_owned());
     println!("api key id: {}", key.key_id());
     println!("api key: {}", key.expose_secret());
     println!("(shown once; send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`)");
@@ -404,11 +638,10 @@ async fn issue_api_key(
 async fn rewrap(
     data_dir: &Path,
     stores: &crate::db::Stores,
-    ring: crypto_envelope::LocalKeyRing,
+    core: &crate::app::Core,
     restart: bool,
     batch_size: u32,
 ) -> Result<(), CliError> {
-    let core = crate::app::core(stores, ring)?;
     let kinds = crate::sealed::sealed_values(stores);
     let report = crate::rewrap::run(data_dir, &core.secrets, &kinds, restart, batch_size).await?;
     report.print();

@@ -1,6 +1,6 @@
 //! One database for the whole service: a SQLite file (default) or PostgreSQL. One pool is
 //! shared by every crate's store; each crate applies its own migrations (version ranges
-//! 10001.. crypto-envelope, 20001.. auth-core, 30001.. grant-policy, 50001.. this crate).
+//! 10001.. crypto-envelope, 20001.. auth-core, 30001.. grant-policy, 50001.. this crate, 60001.. audit-trail).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,6 +136,10 @@ impl Db {
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("grant-policy"))?;
+                audit_trail::SqliteStore::new(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("audit-trail"))?;
                 let mut own = sqlx::migrate!("./migrations/sqlite");
                 own.set_ignore_missing(true);
                 own.run(pool)
@@ -161,6 +165,10 @@ impl Db {
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("throttle"))?;
+                audit_trail::PgStore::new(pool.clone())
+                    .migrate()
+                    .await
+                    .map_err(|_| DbError::Migration("audit-trail"))?;
                 let mut own = sqlx::migrate!("./migrations/postgres");
                 own.set_ignore_missing(true);
                 own.run(pool)

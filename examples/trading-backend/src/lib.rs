@@ -5,6 +5,7 @@
 
 mod accounts;
 mod app;
+mod audit;
 pub mod cli;
 mod config;
 mod db;

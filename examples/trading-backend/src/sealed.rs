@@ -68,6 +68,14 @@ pub(crate) const SEALED_COLUMNS: &[SealedColumn] = &[
         holds: "access-token signing keys",
     },
     SealedColumn {
+        table: "tb_audit_key",
+        id: RowId::Text("id"),
+        sealed: "sealed",
+        context_columns: &[],
+        context: crate::audit::rewrap_context,
+        holds: "the audit log's MAC key",
+    },
+    SealedColumn {
         table: "tb_strategy_secrets",
         id: RowId::Text("id"),
         sealed: "sealed",
@@ -417,8 +425,9 @@ mod tests {
                 checked += 1;
             }
         }
-        // tb_signing_keys.sealed and auth_mfa.sealed_secret, on SQLite and PostgreSQL.
-        assert!(checked >= 4, "{checked}");
+        // tb_signing_keys.sealed, tb_audit_key.sealed and auth_mfa.sealed_secret, on
+        // SQLite and PostgreSQL.
+        assert!(checked >= 6, "{checked}");
         // And every listed column exists.
         let sqlite = sealed_columns_in(&root.join("migrations/sqlite"));
         for c in SEALED_COLUMNS {

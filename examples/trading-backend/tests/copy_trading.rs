@@ -104,7 +104,13 @@ struct User {
 }
 
 async fn user(s: &Server, email: &str) -> User {
-    create_user(&s.data_dir, &[], email, Some(PASSWORD), false);
+    user_with(s, &[], email).await
+}
+
+/// [`user`] for a server started with `env` (the CLI needs the same master key: it
+/// opens the audit log, sealed under it, to record the command).
+async fn user_with(s: &Server, env: &[(&str, &str)], email: &str) -> User {
+    create_user(&s.data_dir, env, email, Some(PASSWORD), false);
     User {
         token: s.login(email, PASSWORD).await,
     }
@@ -769,7 +775,7 @@ async fn webhook_secrets_survive_a_master_key_rotation() {
         issuer,
     ];
     let mut s = start(dir.path(), &first);
-    let owner = user(&s, "owner@example.com").await;
+    let owner = user_with(&s, &first, "owner@example.com").await;
     let (id, previous) = strategy(&s, &owner, "durable").await;
     let (status, body) = s
         .post(

@@ -236,9 +236,13 @@ async fn rotation_covers_every_sealed_value(dir: &std::path::Path, base: &[(&str
     let out = cli(dir, &rotated, &["rewrap", "--batch-size", "1"]);
     let (o, e) = (stdout(&out), stderr(&out));
     assert!(out.status.success(), "{o}\n{e}");
-    assert!(o.contains("rewrap complete: 3 re-wrapped"), "{o}");
+    assert!(o.contains("rewrap complete: 4 re-wrapped"), "{o}");
     assert!(
         o.contains("tb_signing_keys (access-token signing keys): 1 re-wrapped"),
+        "{o}"
+    );
+    assert!(
+        o.contains("tb_audit_key (the audit log's MAC key): 1 re-wrapped"),
         "{o}"
     );
     assert!(
@@ -253,11 +257,20 @@ async fn rotation_covers_every_sealed_value(dir: &std::path::Path, base: &[(&str
     let out = cli(dir, &rotated, &["rewrap"]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(
-        stdout(&out).contains("0 re-wrapped, 3 already current"),
+        stdout(&out).contains("0 re-wrapped, 4 already current"),
         "{}",
         stdout(&out)
     );
     everything_opens_with_only_the_new_key(dir, &only_new, &before).await;
+    // The audit records written before the rotation verify with the old master key gone:
+    // the audit MAC key was re-sealed, not replaced.
+    let out = cli(dir, &only_new, &["audit", "verify"]);
+    assert!(
+        out.status.success() && stdout(&out).contains("audit log intact"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -309,7 +322,7 @@ async fn resumed_run_covers_every_kind_and_a_bad_column_row_is_reported() {
     let (o, e) = (stdout(&out), stderr(&out));
     assert!(out.status.success(), "{o}\n{e}");
     assert!(e.contains("resuming"), "{e}");
-    assert!(o.contains("rewrap complete: 3 re-wrapped"), "{o}");
+    assert!(o.contains("rewrap complete: 4 re-wrapped"), "{o}");
     assert!(!cursor.exists());
 
     // A signing key sealed for another kid: reported by table and id, exit non-zero.

@@ -307,15 +307,16 @@ async fn dev_key_is_reused_and_rewrap_moves_to_a_new_key() {
     let out = cli(dir.path(), &rotated, &["rewrap"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        // The two stored secrets and the access-token signing key made at start.
-        stdout(&out).contains("rewrap complete: 3 re-wrapped"),
+        // The two stored secrets, and the access-token signing key and the audit key
+        // made at start.
+        stdout(&out).contains("rewrap complete: 4 re-wrapped"),
         "{}",
         stdout(&out)
     );
     assert!(stderr(&out).contains("rewrap: scanned 2"));
     let again = cli(dir.path(), &rotated, &["rewrap"]);
     assert!(
-        stdout(&again).contains("0 re-wrapped, 3 already current"),
+        stdout(&again).contains("0 re-wrapped, 4 already current"),
         "{}",
         stdout(&again)
     );

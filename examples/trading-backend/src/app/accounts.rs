@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth_core::http::Authenticated;
-use auth_core::normalize_email;
+use auth_core::{Principal, normalize_email};
 use axum::Json;
 use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::StatusCode;
@@ -72,7 +72,22 @@ pub(crate) async fn create(
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.step_up(&principal).await?;
+    let result = create_inner(&state, &principal, body).await;
+    let mut event = state.audit_result(Some(&principal), "account.create", &result);
+    if let Ok((_, id)) = &result {
+        event = event.target(id);
+    }
+    event.record().await;
+    result.map(|(response, _)| response)
+}
+
+/// The answer and the new account's id.
+async fn create_inner(
+    state: &Shared,
+    principal: &Principal,
+    body: Body,
+) -> Result<(Response, String), ApiError> {
+    state.step_up(principal).await?;
     let exchange_name = body.str("exchange", 32)?;
     let adapter = state
         .exchanges
@@ -154,10 +169,13 @@ pub(crate) async fn create(
     }
     tracing::info!(code = "account.registered", account_id = %id, user_id = %principal.user_id(), read_only, "exchange account registered");
     Ok((
-        StatusCode::CREATED,
-        Json(meta_json(&meta, capability, false)),
-    )
-        .into_response())
+        (
+            StatusCode::CREATED,
+            Json(meta_json(&meta, capability, false)),
+        )
+            .into_response(),
+        id,
+    ))
 }
 
 /// `GET /api/accounts`: the caller's own accounts and those shared with the caller
@@ -207,6 +225,21 @@ pub(crate) async fn remove(
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let result = remove_inner(&state, &principal, &id).await;
+    state
+        .audit_result(Some(&principal), "account.delete", &result)
+        .target(&id)
+        .record()
+        .await;
+    result
+}
+
+async fn remove_inner(
+    state: &Shared,
+    principal: &Principal,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
+    let id = id.to_owned();
     let owner = user_id(principal.user_id())?;
     let account = account_id(&id)?;
     match state.policy.deregister_account(&owner, &account).await {

@@ -2,6 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use audit_trail::{Actor, Outcome};
 use auth_core::http::{AllowRestricted, Authenticated};
 use auth_core::{AccountError, AuthMethod, LoginStep, Password, SessionToken};
 use axum::Json;
@@ -10,11 +11,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::Shared;
+use super::audit::{account_refusal, user_for_email};
 use super::body::Body;
 use super::browser::{self, Browser};
 use super::error::ApiError;
 use super::mfa::ClientAddr;
+use super::{AppState, Shared};
 
 const MAX_PASSWORD: usize = 1024;
 const MAX_EMAIL: usize = 254;
@@ -90,16 +92,34 @@ pub(crate) async fn register(
     request: Request,
 ) -> Result<Response, ApiError> {
     if !state.registration_open {
+        state
+            .audit(None, "user.register", Outcome::Refused)
+            .reason("registration_closed")
+            .record()
+            .await;
         return Err(ApiError::Code(StatusCode::FORBIDDEN, "registration_closed"));
     }
     let body = Body::from_request(request, &state).await?;
     let email = body.str("email", MAX_EMAIL)?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
-    let user = state
-        .accounts
-        .register(email, &password)
-        .await
-        .map_err(|e| account_error(&e, "password"))?;
+    let user = match state.accounts.register(email, &password).await {
+        Ok(user) => user,
+        Err(e) => {
+            let (outcome, reason) = account_refusal(&e);
+            state
+                .audit(None, "user.register", outcome)
+                .reason(reason)
+                .record()
+                .await;
+            return Err(account_error(&e, "password"));
+        }
+    };
+    state
+        .audit(None, "user.register", Outcome::Success)
+        .target(&user.id)
+        .subject(&user.id)
+        .record()
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "user_id": user.id, "email": user.email })),
@@ -124,18 +144,31 @@ pub(crate) async fn login(
     let cookie = browser::wants_cookie(state.browser.as_ref(), &headers, &body)?;
     let email = body.str("email", MAX_EMAIL)?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
-    let step = state
-        .accounts
-        .login_from(email, &password, client)
-        .await
-        .map_err(|e| account_error(&e, "password"))?;
+    let step = match state.accounts.login_from(email, &password, client).await {
+        Ok(step) => step,
+        Err(e) => {
+            audit_login_refused(&state, email, &e, "session").await;
+            return Err(account_error(&e, "password"));
+        }
+    };
     match step {
         LoginStep::Session(login) => {
+            audit_login(&state, &login.user.id, login.amr, "session").await;
             token_response(&login.token, login.password_change_required, cookie)
         }
         // The user has a second factor: no session yet; the client finishes the login
         // with the mfa_token and a code (`POST /api/auth/mfa`).
         LoginStep::SecondFactorRequired(challenge) => {
+            state
+                .audit_as(
+                    Actor::new(challenge.user_id(), "password"),
+                    "login.mfa_required",
+                    Outcome::Success,
+                )
+                .subject(challenge.user_id())
+                .target("session")
+                .record()
+                .await;
             let mut response = Json(json!({
                 "mfa_required": true,
                 "mfa_token": challenge.expose_secret(),
@@ -147,6 +180,50 @@ pub(crate) async fn login(
             Ok(response)
         }
     }
+}
+
+/// Records a completed login (`login.success`; actor the user, method `password` or
+/// `password+otp` from `amr`; target `session` or `token`).
+pub(crate) async fn audit_login(state: &AppState, user_id: &str, amr: &[&str], kind: &str) {
+    let method = if amr.contains(&"otp") {
+        "password+otp"
+    } else {
+        "password"
+    };
+    state
+        .audit_as(
+            Actor::new(user_id, method),
+            "login.success",
+            Outcome::Success,
+        )
+        .subject(user_id)
+        .target(kind)
+        .record()
+        .await;
+}
+
+/// Records a refused login: `login.throttled` or `login.failure` (`login.error` when a
+/// store failed), in the log of the user the email names, if any.
+pub(crate) async fn audit_login_refused(
+    state: &AppState,
+    email: &str,
+    e: &AccountError,
+    kind: &str,
+) {
+    let (outcome, reason) = account_refusal(e);
+    let action = match (outcome, e) {
+        (_, AccountError::Throttled { .. }) => "login.throttled",
+        (Outcome::Failed, _) => "login.error",
+        _ => "login.failure",
+    };
+    let mut pending = state
+        .audit(None, action, outcome)
+        .reason(reason)
+        .target(kind);
+    if let Some(user_id) = user_for_email(state, email).await {
+        pending = pending.subject(user_id);
+    }
+    pending.record().await;
 }
 
 /// `POST /api/auth/logout`: 204; the session used is revoked (and the session cookie
@@ -168,6 +245,11 @@ pub(crate) async fn logout(
             .revoke_family(principal.user_id(), family_id)
             .await
             .map_err(|_| ApiError::UNAVAILABLE)?;
+        state
+            .audit(Some(&principal), "logout", Outcome::Success)
+            .target(family_id)
+            .record()
+            .await;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     if principal.method() != AuthMethod::Session {
@@ -179,6 +261,11 @@ pub(crate) async fn logout(
         .revoke(principal.user_id(), session_id)
         .await
         .map_err(|_| ApiError::UNAVAILABLE)?;
+    state
+        .audit(Some(&principal), "logout", Outcome::Success)
+        .target(session_id)
+        .record()
+        .await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Some(clear) = browser::clear_cookie(state.browser.as_ref()) {
         response.headers_mut().insert(header::SET_COOKIE, clear);
@@ -220,11 +307,23 @@ pub(crate) async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     let old = Password::new(body.str("old_password", MAX_PASSWORD)?);
     let new = Password::new(body.str("new_password", MAX_PASSWORD)?);
-    match state
+    let result = state
         .accounts
         .change_password(principal.user_id(), &old, &new)
-        .await
-    {
+        .await;
+    let (outcome, reason) = match &result {
+        Ok(()) => (Outcome::Success, None),
+        Err(e) => {
+            let (outcome, reason) = account_refusal(e);
+            (outcome, Some(reason))
+        }
+    };
+    let mut pending = state.audit(Some(&principal), "password.change", outcome);
+    if let Some(reason) = reason {
+        pending = pending.reason(reason);
+    }
+    pending.record().await;
+    match result {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(AccountError::InvalidCredentials) => {
             Err(ApiError::Code(StatusCode::FORBIDDEN, "invalid_credentials"))

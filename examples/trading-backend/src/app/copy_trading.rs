@@ -28,6 +28,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit_trail::{Actor, Outcome};
 use auth_core::webhook;
 use axum::Json;
 use axum::body::Bytes;
@@ -413,13 +414,42 @@ pub(crate) async fn webhook(
         .await;
     drop(secrets);
     let delivery_id = match delivery {
-        Ok(webhook::Delivery::Accepted { delivery_id, .. }) => delivery_id,
+        Ok(webhook::Delivery::Accepted { delivery_id, .. }) => {
+            state
+                .audit_as(
+                    Actor::new(format!("strategy:{strategy_id}"), "webhook"),
+                    "webhook.accepted",
+                    Outcome::Success,
+                )
+                .target(format!("{strategy_id}/{signal_id}"))
+                .record()
+                .await;
+            delivery_id
+        }
         Ok(webhook::Delivery::Duplicate { reference, .. }) => {
             tracing::info!(code = "webhook.duplicate", strategy_id = %strategy_id, signal_id = %reference, "replayed delivery: nothing executed");
+            state
+                .audit_as(
+                    Actor::new(format!("strategy:{strategy_id}"), "webhook"),
+                    "webhook.duplicate",
+                    Outcome::Refused,
+                )
+                .target(format!("{strategy_id}/{reference}"))
+                .reason("duplicate")
+                .record()
+                .await;
             return Ok(duplicate(&reference));
         }
         Err(e) => {
             tracing::info!(code = e.code(), strategy_id = %strategy_id, "webhook refused");
+            // Not authenticated: the sender is anonymous; the target is the strategy
+            // the URL names (a bounded, validated-or-not path segment, never a secret).
+            state
+                .audit(None, "webhook.refused", Outcome::Refused)
+                .target(&strategy_id)
+                .reason(e.code())
+                .record()
+                .await;
             return Err(ApiError::from_u16(e.status().as_u16()));
         }
     };

@@ -1,8 +1,8 @@
 //! `/api/keys`: the caller's API keys.
 
-use auth_core::ScopeRefusal;
 use auth_core::http::Authenticated;
 use auth_core::scope::{DelegationError, check_delegation};
+use auth_core::{Principal, ScopeRefusal};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -26,7 +26,22 @@ pub(crate) async fn create(
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.step_up(&principal).await?;
+    let result = create_inner(&state, &principal, body).await;
+    let mut event = state.audit_result(Some(&principal), "api_key.create", &result);
+    if let Ok((_, id)) = &result {
+        event = event.target(id);
+    }
+    event.record().await;
+    result.map(|(response, _)| response)
+}
+
+/// The answer and the new key's id.
+async fn create_inner(
+    state: &Shared,
+    principal: &Principal,
+    body: Body,
+) -> Result<(Response, String), ApiError> {
+    state.step_up(principal).await?;
     let name = body.opt_str("name", 64)?.unwrap_or("default").to_owned();
     let scopes = match body.0.get("scopes") {
         None | Some(Value::Null) => Vec::new(),
@@ -40,13 +55,13 @@ pub(crate) async fn create(
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(ApiError::Field("scopes")),
     };
-    check_delegation(&principal, &scopes).map_err(|e| match e {
+    check_delegation(principal, &scopes).map_err(|e| match e {
         DelegationError::Exceeds => ApiError::from(ScopeRefusal::Insufficient),
         _ => ApiError::Field("scopes"),
     })?;
     let key = state
         .api_keys
-        .create_for(&principal, &name, scopes)
+        .create_for(principal, &name, scopes)
         .await
         .map_err(|e| match e {
             auth_core::api_key::ApiKeyError::InvalidName => ApiError::Field("name"),
@@ -65,7 +80,7 @@ pub(crate) async fn create(
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((response, key.key_id().to_owned()))
 }
 
 /// `GET /api/keys`: metadata only.
@@ -100,12 +115,19 @@ pub(crate) async fn revoke(
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if id.len() > 64 {
-        return Err(ApiError::NOT_FOUND);
-    }
-    match state.api_keys.revoke(principal.user_id(), &id).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
-        Ok(false) => Err(ApiError::NOT_FOUND),
-        Err(_) => Err(ApiError::UNAVAILABLE),
-    }
+    let result = if id.len() > 64 {
+        Err(ApiError::NOT_FOUND)
+    } else {
+        match state.api_keys.revoke(principal.user_id(), &id).await {
+            Ok(true) => Ok(StatusCode::NO_CONTENT),
+            Ok(false) => Err(ApiError::NOT_FOUND),
+            Err(_) => Err(ApiError::UNAVAILABLE),
+        }
+    };
+    state
+        .audit_result(Some(&principal), "api_key.revoke", &result)
+        .target(&id)
+        .record()
+        .await;
+    result
 }

@@ -106,9 +106,18 @@ pub(crate) async fn enroll(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
+    let result = enroll_inner(&state, &principal).await;
+    state
+        .audit_result(Some(&principal), "mfa.enroll", &result)
+        .record()
+        .await;
+    result
+}
+
+async fn enroll_inner(state: &Shared, principal: &Principal) -> Result<Response, ApiError> {
     let user = state
         .accounts
-        .me(&principal)
+        .me(principal)
         .await
         .map_err(|_| ApiError::UNAVAILABLE)?;
     let enrollment = state
@@ -131,6 +140,19 @@ pub(crate) async fn enroll(
 pub(crate) async fn confirm(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let result = confirm_inner(&state, &principal, body).await;
+    state
+        .audit_result(Some(&principal), "mfa.confirm", &result)
+        .record()
+        .await;
+    result
+}
+
+async fn confirm_inner(
+    state: &Shared,
+    principal: &Principal,
     body: Body,
 ) -> Result<Response, ApiError> {
     let code = body.str("code", MAX_CODE)?;
@@ -157,11 +179,23 @@ pub(crate) async fn complete(
     let cookie = browser::wants_cookie(state.browser.as_ref(), &headers, &body)?;
     let mfa_token = body.str("mfa_token", MAX_MFA_TOKEN)?;
     let code = body.str("code", MAX_CODE)?;
-    let authentication = state
-        .accounts
-        .complete_mfa(mfa_token, code)
-        .await
-        .map_err(|e| auth::account_error(&e, "password"))?;
+    let authentication = match state.accounts.complete_mfa(mfa_token, code).await {
+        Ok(authentication) => authentication,
+        Err(e) => {
+            let (outcome, reason) = super::audit::account_refusal(&e);
+            state
+                .audit(None, "mfa.complete", outcome)
+                .reason(reason)
+                .record()
+                .await;
+            return Err(auth::account_error(&e, "password"));
+        }
+    };
+    let kind = match authentication.kind {
+        LoginKind::Session => "session",
+        _ => "token",
+    };
+    auth::audit_login(&state, &authentication.user.id, authentication.amr, kind).await;
     match authentication.kind {
         LoginKind::Session => {
             let login = state
@@ -204,6 +238,19 @@ pub(crate) async fn verify(
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let result = verify_inner(&state, &principal, body).await;
+    state
+        .audit_result(Some(&principal), "mfa.verify", &result)
+        .record()
+        .await;
+    result
+}
+
+async fn verify_inner(
+    state: &Shared,
+    principal: &Principal,
+    body: Body,
+) -> Result<Response, ApiError> {
     let code = body.str("code", MAX_CODE)?;
     let user_id = principal.user_id();
     match principal.method() {
@@ -230,7 +277,7 @@ pub(crate) async fn verify(
                 .step_up(user_id, code)
                 .await
                 .map_err(|e| auth::account_error(&e, "password"))?;
-            super::tokens::token_pair(&state, authentication).await
+            super::tokens::token_pair(state, authentication).await
         }
         _ => Err(ApiError::Code(StatusCode::BAD_REQUEST, "not_a_session")),
     }
@@ -245,7 +292,20 @@ pub(crate) async fn disable(
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.step_up(&principal).await?;
+    let result = disable_inner(&state, &principal, body).await;
+    state
+        .audit_result(Some(&principal), "mfa.disable", &result)
+        .record()
+        .await;
+    result
+}
+
+async fn disable_inner(
+    state: &Shared,
+    principal: &Principal,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.step_up(principal).await?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
     let code = body.str("code", MAX_CODE)?;
     match state

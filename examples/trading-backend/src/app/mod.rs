@@ -1,6 +1,7 @@
 //! The HTTP service: shared state, the router and its layers, and `serve`.
 
 mod accounts;
+pub(crate) mod audit;
 mod auth;
 mod body;
 mod browser;
@@ -74,6 +75,8 @@ pub(crate) struct AppState {
     pub(crate) step_up_window: std::time::Duration,
     /// Access tokens and refresh-token families (module `tokens`).
     pub(crate) tokens: tokens::Tokens,
+    /// The audit log (module `audit`).
+    pub(crate) audit: audit::Audit,
     /// Request limits (module `limits`).
     pub(crate) limits: limits::Limits,
     /// The account owners' risk limits (grant-policy, module `risk`).
@@ -180,10 +183,10 @@ pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildErr
 pub(crate) async fn rotate_signing_key(
     config: &Config,
     stores: &Stores,
-    ring: LocalKeyRing,
+    core: &Core,
 ) -> Result<String, BuildError> {
-    let Core { secrets, .. } = core(stores, ring)?;
-    let tokens = tokens::Tokens::build(&config.tokens, stores, secrets.envelope().clone()).await?;
+    let envelope = core.secrets.envelope().clone();
+    let tokens = tokens::Tokens::build(&config.tokens, stores, envelope).await?;
     tokens.issuer.rotate().await.map_err(|e| match e {
         auth_core::token::IssuerError::RotationUnsupported => BuildError::Component(
             "STRONGROOM_TOKEN_HS256_SECRET is set: HS256 has no signing keys to rotate",
@@ -192,13 +195,14 @@ pub(crate) async fn rotate_signing_key(
     })
 }
 
-/// Builds the state and the router for a service listening on `bound`.
+/// Builds the state and the router for a service listening on `bound`, and the audit log
+/// (to flush at shutdown).
 pub(crate) async fn build(
     config: &Config,
     stores: &Stores,
     ring: LocalKeyRing,
     bound: std::net::SocketAddr,
-) -> Result<Router, BuildError> {
+) -> Result<(Router, audit::Audit), BuildError> {
     let Core {
         accounts,
         mfa,
@@ -221,7 +225,16 @@ pub(crate) async fn build(
         .build()
         .map_err(|_| BuildError::Component("credential cache"))?;
     let grants = stores.grants.clone();
-    let policy = Policy::builder(grants.clone()).build();
+    // The audit log (sealed key, retention) and grant-policy's sink into it.
+    let audit = audit::Audit::new(crate::audit::open(&stores.db, secrets.envelope()).await?);
+    if let Some(retention) = crate::audit::retention_from_env().map_err(|_| {
+        BuildError::Component("STRONGROOM_AUDIT_RETENTION_DAYS: a whole number of days, 1..=36500")
+    })? {
+        crate::audit::spawn_retention(audit.log.clone(), retention);
+    }
+    let policy = Policy::builder(grants.clone())
+        .audit(audit.policy_sink())
+        .build();
     let copy = copy_trading::CopyTrading::new(
         &stores.db,
         &limiter_store,
@@ -308,6 +321,7 @@ pub(crate) async fn build(
         mfa,
         step_up_window: config.step_up_window,
         tokens,
+        audit: audit.clone(),
         limits: limits::Limits::build(
             config.rate_limits.as_ref(),
             config.redis_url.as_ref().map(|u| u.as_str()),
@@ -319,7 +333,7 @@ pub(crate) async fn build(
         exchange_of: RwLock::new(HashMap::new()),
     });
     let rfc6750 = config.bearer_challenge;
-    Ok(router(state, chain, internal, rfc6750))
+    Ok((router(state, chain, internal, rfc6750), audit))
 }
 
 /// `SSO_DANGER_ALLOW_HTTP=1`: said loudly at start, on stderr and in the log.
@@ -406,6 +420,7 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             "/api/secrets/{name}",
             delete(secrets::remove).route_layer(MANAGE),
         )
+        .route("/api/audit", get(audit::mine).route_layer(READ))
         // Per-principal limit: inside the auth layer (after authentication).
         .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
         // Risk limits and copy trading (modules `risk`, `strategies`).
@@ -440,11 +455,14 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             "/api/following/signals",
             get(strategies::following_signals).route_layer(READ),
         )
+        // Who authenticated, for audit events (inside the auth layer).
+        .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(layer(AuthLayer::new(chain.clone())));
     // The one route that accepts `?token=` (browsers cannot set headers on a WebSocket).
     let ws = Router::new()
         .route("/ws", get(ws::upgrade).route_layer(READ))
         .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
+        .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(layer(AuthLayer::websocket(chain)));
     // Only the internal secret resolves here; the handler also checks the method.
     let internal = Router::new()
@@ -452,6 +470,7 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             "/internal/exchange-credentials",
             post(internal::credentials),
         )
+        .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(AuthLayer::new(internal));
     // Unauthenticated routes: limited per client address (fail closed).
     let public = Router::new()
@@ -476,6 +495,8 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
         .merge(api)
         .merge(ws)
         .merge(internal)
+        // Outermost: every answer carries its request id (module `audit`).
+        .layer(axum::middleware::from_fn(audit::request_id))
         .with_state(state)
 }
 

@@ -2,6 +2,7 @@
 //! the user id). Listings show names and metadata only; values never leave the store
 //! through this API.
 
+use auth_core::Principal;
 use auth_core::http::Authenticated;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -39,6 +40,21 @@ pub(crate) async fn put(
     body: Body,
 ) -> Result<Response, ApiError> {
     let name = body.str("name", 128)?;
+    let result = put_inner(&state, &principal, &body, name).await;
+    state
+        .audit_result(Some(&principal), "secret.put", &result)
+        .target(name)
+        .record()
+        .await;
+    result
+}
+
+async fn put_inner(
+    state: &Shared,
+    principal: &Principal,
+    body: &Body,
+    name: &str,
+) -> Result<Response, ApiError> {
     let secret = reference(principal.user_id(), name)?;
     let value = body.secret("value", MAX_VALUE)?;
     state
@@ -81,10 +97,18 @@ pub(crate) async fn remove(
     Authenticated(principal): Authenticated,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let secret = reference(principal.user_id(), &name).map_err(|_| ApiError::NOT_FOUND)?;
-    match state.secrets.delete(&secret).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
-        Ok(false) => Err(ApiError::NOT_FOUND),
-        Err(e) => Err(secrets_error(&e)),
-    }
+    let result = match reference(principal.user_id(), &name) {
+        Err(_) => Err(ApiError::NOT_FOUND),
+        Ok(secret) => match state.secrets.delete(&secret).await {
+            Ok(true) => Ok(StatusCode::NO_CONTENT),
+            Ok(false) => Err(ApiError::NOT_FOUND),
+            Err(e) => Err(secrets_error(&e)),
+        },
+    };
+    state
+        .audit_result(Some(&principal), "secret.delete", &result)
+        .target(&name)
+        .record()
+        .await;
+    result
 }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use audit_trail::{Actor, Outcome};
 use auth_core::http::AllowRestricted;
 use auth_core::token::{AccessTokenRequest, AccessTokenResolver, Issuer, IssuerError};
 use auth_core::{
@@ -196,16 +197,33 @@ pub(crate) async fn token(
 ) -> Result<Response, ApiError> {
     let email = body.str("email", MAX_EMAIL)?;
     let password = Password::new(body.str("password", MAX_PASSWORD)?);
-    let first = state
+    let first = match state
         .accounts
         // The kind is stored with a second-factor challenge: `POST /api/auth/mfa`
         // then finishes this login into a token pair, never a session.
         .authenticate_for(email, &password, client, auth_core::LoginKind::TokenPair)
         .await
-        .map_err(|e| account_error(&e, "password"))?;
+    {
+        Ok(first) => first,
+        Err(e) => {
+            super::auth::audit_login_refused(&state, email, &e, "token").await;
+            return Err(account_error(&e, "password"));
+        }
+    };
     match first {
         FirstFactor::Complete(auth) => {
             if auth.user.must_change_password {
+                state
+                    .audit_as(
+                        Actor::new(&auth.user.id, "password"),
+                        "login.failure",
+                        Outcome::Refused,
+                    )
+                    .subject(&auth.user.id)
+                    .target("token")
+                    .reason(auth_core::http::PASSWORD_CHANGE_REQUIRED)
+                    .record()
+                    .await;
                 tracing::info!(
                     code = "token.password_change_required",
                     user_id = %auth.user.id,
@@ -216,15 +234,28 @@ pub(crate) async fn token(
                     auth_core::http::PASSWORD_CHANGE_REQUIRED,
                 ));
             }
+            super::auth::audit_login(&state, &auth.user.id, auth.amr, "token").await;
             token_pair(&state, auth).await
         }
-        FirstFactor::SecondFactorRequired(challenge) => Ok(no_store(
-            Json(json!({
-                "mfa_required": true,
-                "mfa_token": challenge.expose_secret(),
-            }))
-            .into_response(),
-        )),
+        FirstFactor::SecondFactorRequired(challenge) => {
+            state
+                .audit_as(
+                    Actor::new(challenge.user_id(), "password"),
+                    "login.mfa_required",
+                    Outcome::Success,
+                )
+                .subject(challenge.user_id())
+                .target("token")
+                .record()
+                .await;
+            Ok(no_store(
+                Json(json!({
+                    "mfa_required": true,
+                    "mfa_token": challenge.expose_secret(),
+                }))
+                .into_response(),
+            ))
+        }
     }
 }
 
@@ -239,12 +270,40 @@ pub(crate) async fn refresh(State(state): State<Shared>, body: Body) -> Result<R
         );
         INVALID_GRANT
     })?;
-    let (next, family) = state
-        .tokens
-        .refresh
-        .rotate(&presented)
-        .await
-        .map_err(|e| refresh_error(&e))?;
+    let (next, family) = match state.tokens.refresh.rotate(&presented).await {
+        Ok(rotated) => rotated,
+        Err(e) => {
+            // A reuse revoked the whole family (a stolen token in two hands): its own
+            // code. auth-core does not say whose family it was, so no subject.
+            let (action, outcome, reason) = match &e {
+                RefreshError::Reused => ("token.refresh_reuse", Outcome::Refused, "reused"),
+                RefreshError::Unknown => ("token.refresh", Outcome::Refused, "unknown"),
+                RefreshError::Revoked => ("token.refresh", Outcome::Refused, "revoked"),
+                RefreshError::Expired => ("token.refresh", Outcome::Refused, "expired"),
+                RefreshError::UserRefused { code } => ("token.refresh", Outcome::Refused, *code),
+                RefreshError::Store(StoreError::UserRefused) => {
+                    ("token.refresh", Outcome::Refused, "user_refused")
+                }
+                _ => ("token.refresh", Outcome::Failed, "unavailable"),
+            };
+            state
+                .audit(None, action, outcome)
+                .reason(reason)
+                .record()
+                .await;
+            return Err(refresh_error(&e));
+        }
+    };
+    state
+        .audit_as(
+            Actor::new(family.user_id(), "refresh_token"),
+            "token.refresh",
+            Outcome::Success,
+        )
+        .subject(family.user_id())
+        .target(family.id())
+        .record()
+        .await;
     let request = AccessTokenRequest::new(
         family.user_id(),
         family.epoch(),
@@ -276,12 +335,20 @@ pub(crate) async fn refresh(State(state): State<Shared>, body: Body) -> Result<R
 pub(crate) async fn revoke(State(state): State<Shared>, body: Body) -> Result<Response, ApiError> {
     // A missing or oversized field is still 400: the request itself is malformed.
     let token = body.str("token", MAX_TOKEN)?;
+    let revoked = state.tokens.refresh.revoke(token).await;
+    // Anonymous by design (RFC 7009: whoever holds the token may revoke it); the
+    // outcome says whether a family was found.
+    let (outcome, reason) = match &revoked {
+        Ok(true) => (Outcome::Success, None),
+        Ok(false) => (Outcome::Refused, Some("unknown")),
+        Err(_) => (Outcome::Failed, Some("unavailable")),
+    };
     state
-        .tokens
-        .refresh
-        .revoke(token)
-        .await
-        .map_err(|e| refresh_error(&e))?;
+        .audit(None, "token.revoke", outcome)
+        .maybe_reason(reason)
+        .record()
+        .await;
+    revoked.map_err(|e| refresh_error(&e))?;
     Ok(no_store(StatusCode::OK.into_response()))
 }
 
@@ -294,17 +361,25 @@ pub(crate) async fn logout_all(
     AllowRestricted(principal): AllowRestricted,
 ) -> Result<Response, ApiError> {
     let user_id = principal.user_id();
+    let result = async {
+        state
+            .accounts
+            .sign_out_everywhere(user_id)
+            .await
+            .map_err(|e| account_error(&e, "password"))?;
+        state
+            .tokens
+            .refresh
+            .revoke_user(user_id)
+            .await
+            .map_err(|e| refresh_error(&e))
+    }
+    .await;
     state
-        .accounts
-        .sign_out_everywhere(user_id)
-        .await
-        .map_err(|e| account_error(&e, "password"))?;
-    state
-        .tokens
-        .refresh
-        .revoke_user(user_id)
-        .await
-        .map_err(|e| refresh_error(&e))?;
+        .audit_result(Some(&principal), "logout_all", &result)
+        .record()
+        .await;
+    result?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Some(clear) = super::browser::clear_cookie(state.browser.as_ref()) {
         response.headers_mut().insert(header::SET_COOKIE, clear);
