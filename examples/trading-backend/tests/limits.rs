@@ -162,6 +162,35 @@ async fn new_account(s: &Server, session: &str, label: &str) -> String {
     a.body["id"].as_str().unwrap().to_owned()
 }
 
+/// Every authenticated route is under the per-principal limit, including the ones added
+/// to the router last (a `route_layer` wraps only the routes added before it: the risk,
+/// strategy and signal routes once came after the limit's layer and were unlimited).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_authenticated_route_carries_the_principal_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    create_user(dir.path(), &[], "alice@example.com", Some(ALICE_PW), false);
+    let s = start(dir.path(), &limits("1000/60", "1000/60", "1000/60"));
+    let alice = s.login("alice@example.com", ALICE_PW).await;
+    for path in [
+        "/api/auth/me",
+        "/api/keys",
+        "/api/accounts",
+        "/api/secrets",
+        "/api/audit",
+        "/api/risk",
+        "/api/strategies",
+        "/api/following/signals",
+    ] {
+        let a = send(&s, reqwest::Method::GET, path, Some(&alice), None).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert_eq!(
+            a.all("ratelimit-policy"),
+            ["\"principal\";q=1000;w=60"],
+            "{path}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn principal_limit_answers_429_with_the_fields_and_users_are_independent() {
     let dir = tempfile::tempdir().unwrap();

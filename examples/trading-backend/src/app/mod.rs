@@ -327,7 +327,7 @@ pub(crate) async fn build(
             config.redis_url.as_ref().map(|u| u.as_str()),
         )
         .map_err(BuildError::Limits)?,
-        risk: risk::guard(&stores.db, stores.grants.clone()),
+        risk: risk::guard(&stores.db, stores.grants.clone(), audit.policy_sink()),
         strategies: crate::strategies::StrategyStore::new(stores.db.clone()),
         copy,
         exchange_of: RwLock::new(HashMap::new()),
@@ -421,8 +421,6 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             delete(secrets::remove).route_layer(MANAGE),
         )
         .route("/api/audit", get(audit::mine).route_layer(READ))
-        // Per-principal limit: inside the auth layer (after authentication).
-        .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
         // Risk limits and copy trading (modules `risk`, `strategies`).
         .route("/api/risk", get(risk::get).route_layer(READ))
         .route("/api/risk", put(risk::put).route_layer(INTERACTIVE))
@@ -456,6 +454,9 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             get(strategies::following_signals).route_layer(READ),
         )
         // Who authenticated, for audit events (inside the auth layer).
+        // Layers last: a `route_layer` wraps only the routes added before it. Per-principal
+        // limit inside the auth layer (after authentication).
+        .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
         .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(layer(AuthLayer::new(chain.clone())));
     // The one route that accepts `?token=` (browsers cannot set headers on a WebSocket).

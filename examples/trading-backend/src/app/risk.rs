@@ -36,14 +36,18 @@ const PLACES: usize = 8;
 const MAX_DECIMAL: usize = 32;
 
 /// The risk guard over the service database (grant-policy's risk tables).
-pub(crate) fn guard(db: &Db, grants: Arc<dyn grant_policy::store::GrantStore>) -> RiskGuard {
+pub(crate) fn guard(
+    db: &Db,
+    grants: Arc<dyn grant_policy::store::GrantStore>,
+    audit: Arc<dyn grant_policy::AuditSink>,
+) -> RiskGuard {
     let store: Arc<dyn RiskStore> = match db {
         #[cfg(feature = "sqlite")]
         Db::Sqlite(pool) => Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
         #[cfg(feature = "postgres")]
         Db::Postgres(pool) => Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
     };
-    RiskGuard::builder(store, grants).build()
+    RiskGuard::builder(store, grants).audit(audit).build()
 }
 
 /// Parses a non-negative decimal string (`"12"`, `"0.5"`, `"1500.12345678"`) into minor

@@ -45,6 +45,7 @@ const OWN_VARS: [&str; 29] = [
     "STRONGROOM_MASTER_KEY",
     "STRONGROOM_MASTER_KEYS_OLD",
     "STRONGROOM_MASTER_KEY_VERSION",
+    "STRONGROOM_AUDIT_RETENTION_DAYS",
 ];
 
 pub fn command(data_dir: &Path, env: &[(&str, &str)]) -> Command {
