@@ -61,6 +61,8 @@ const LIMITER: &str = "webhook.strategy";
 pub(crate) struct CopyTrading {
     pub(crate) verifier: webhook::Verifier,
     pub(crate) limiter: throttle::RateLimiter,
+    /// The limiter's quota (named in a 429's `RateLimit-Policy`).
+    pub(crate) quota: throttle::Quota,
     pub(crate) secret_grace: Duration,
 }
 
@@ -101,6 +103,7 @@ impl CopyTrading {
         Ok(Self {
             verifier,
             limiter,
+            quota,
             secret_grace,
         })
     }
@@ -452,7 +455,10 @@ pub(crate) async fn webhook(
         Ok(throttle::Decision::Deny { retry_after }) => {
             mark(&state, &signal_id, "rate_limited").await;
             tracing::info!(code = "webhook.rate_limited", strategy_id = %strategy_id, "signal over the strategy's limit");
-            return Err(ApiError::TooMany(super::mfa::retry_secs(retry_after)));
+            return Err(super::limits::strategy_refused(
+                state.copy.quota,
+                retry_after,
+            ));
         }
         Err(e) => {
             mark(&state, &signal_id, "unavailable").await;
