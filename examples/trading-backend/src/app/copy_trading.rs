@@ -180,15 +180,20 @@ impl Order {
     }
 
     /// The venue's parameters: validated fields only, re-rendered.
+    ///
+    /// Always a limit order at `price`, also for a signal of type `market`: the price is
+    /// the strategy's own claim and the only bound the risk checks saw (`notional`), so
+    /// the venue must not be able to fill above it. A real market order fills at the
+    /// venue's price: a signal claiming a tiny reference price would pass every limit
+    /// and then spend without bound. A buy thus never costs more than the admitted
+    /// notional; a part that cannot fill at that price rests (and counts in full).
     fn params(&self) -> Map<String, Value> {
         let mut p = Map::new();
         p.insert("symbol".into(), json!(self.symbol));
         p.insert("side".into(), json!(self.side));
-        p.insert("type".into(), json!(self.kind));
+        p.insert("type".into(), json!("limit"));
         p.insert("amount".into(), json!(render_decimal(self.amount)));
-        if self.kind == "limit" {
-            p.insert("price".into(), json!(render_decimal(self.price)));
-        }
+        p.insert("price".into(), json!(render_decimal(self.price)));
         p
     }
 }
