@@ -835,6 +835,40 @@ async fn a_sell_cannot_trade_past_the_followers_maximum() {
     assert_eq!(trades(&s, &alice, &a).await, 0, "{}", r.text);
 }
 
+/// Concurrent rotations: each answers 200 (a secret that verifies now) or a clean
+/// refusal; never a 5xx other than 503, and the newest secret shown verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_leave_a_working_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), &[]);
+    let (owner, id, _secret, alice, a) = scene(&s, "10000").await;
+    let path = format!("/api/strategies/{id}/secret");
+    let answers =
+        futures::future::join_all((0..4).map(|_| s.post(&path, Some(&owner.token), json!({}))))
+            .await;
+    let mut shown = Vec::new();
+    for (status, body) in &answers {
+        assert!([200, 409, 503].contains(status), "{status} {body}");
+        if *status == 200 {
+            shown.push(body["webhook_secret"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(!shown.is_empty(), "{answers:?}");
+    let mut ok = 0;
+    for (i, sec) in shown.iter().enumerate() {
+        let body = order(&format!("0.0{}", i + 1));
+        if deliver(&s, &id, &header(sec, now_i(), &body), &body)
+            .await
+            .status
+            == 202
+        {
+            ok += 1;
+        }
+    }
+    assert!(ok >= 1, "no shown secret verifies");
+    assert!(trades(&s, &alice, &a).await >= 1);
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
