@@ -62,6 +62,8 @@ const LIMITER: &str = "webhook.strategy";
 pub(crate) struct CopyTrading {
     pub(crate) verifier: webhook::Verifier,
     pub(crate) limiter: throttle::RateLimiter,
+    /// The limiter's quota (named in a 429's `RateLimit-Policy`).
+    pub(crate) quota: throttle::Quota,
     pub(crate) secret_grace: Duration,
 }
 
@@ -102,6 +104,7 @@ impl CopyTrading {
         Ok(Self {
             verifier,
             limiter,
+            quota,
             secret_grace,
         })
     }
@@ -178,15 +181,20 @@ impl Order {
     }
 
     /// The venue's parameters: validated fields only, re-rendered.
+    ///
+    /// Always a limit order at `price`, also for a signal of type `market`: the price is
+    /// the strategy's own claim and the only bound the risk checks saw (`notional`), so
+    /// the venue must not be able to fill above it. A real market order fills at the
+    /// venue's price: a signal claiming a tiny reference price would pass every limit
+    /// and then spend without bound. A buy thus never costs more than the admitted
+    /// notional; a part that cannot fill at that price rests (and counts in full).
     fn params(&self) -> Map<String, Value> {
         let mut p = Map::new();
         p.insert("symbol".into(), json!(self.symbol));
         p.insert("side".into(), json!(self.side));
-        p.insert("type".into(), json!(self.kind));
+        p.insert("type".into(), json!("limit"));
         p.insert("amount".into(), json!(render_decimal(self.amount)));
-        if self.kind == "limit" {
-            p.insert("price".into(), json!(render_decimal(self.price)));
-        }
+        p.insert("price".into(), json!(render_decimal(self.price)));
         p
     }
 }
@@ -482,7 +490,10 @@ pub(crate) async fn webhook(
         Ok(throttle::Decision::Deny { retry_after }) => {
             mark(&state, &signal_id, "rate_limited").await;
             tracing::info!(code = "webhook.rate_limited", strategy_id = %strategy_id, "signal over the strategy's limit");
-            return Err(ApiError::TooMany(super::mfa::retry_secs(retry_after)));
+            return Err(super::limits::strategy_refused(
+                state.copy.quota,
+                retry_after,
+            ));
         }
         Err(e) => {
             mark(&state, &signal_id, "unavailable").await;

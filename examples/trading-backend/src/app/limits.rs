@@ -63,6 +63,10 @@ enum Policy {
     Principal,
     Account,
     Address,
+    /// The per-strategy signal limit of the copy-trading webhook (module
+    /// `copy_trading`, its own limiter `webhook.strategy`): only its refusals are
+    /// answered here ([`strategy_refused`]).
+    Strategy,
 }
 
 impl Policy {
@@ -71,6 +75,7 @@ impl Policy {
             Self::Principal => "principal",
             Self::Account => "account",
             Self::Address => "address",
+            Self::Strategy => "strategy",
         }
     }
 
@@ -80,6 +85,7 @@ impl Policy {
             Self::Principal => "request.principal",
             Self::Account => "request.account",
             Self::Address => "request.address",
+            Self::Strategy => "webhook.strategy",
         }
     }
 
@@ -111,6 +117,18 @@ impl Refused {
         append_fields(headers, self.policy, self.quota, 0, self.retry_secs);
         response
     }
+}
+
+/// The refusal of a copy-trading signal over its strategy's limit (`quota`, refused
+/// for `retry_after`): the same 429 as every request limit (`{"error":"rate_limited"}`,
+/// `Retry-After`, and a `"strategy"` item with `r=0`), so that a sender reading the
+/// fields sees which quota is spent, never only the address item with room left.
+pub(crate) fn strategy_refused(quota: Quota, retry_after: Duration) -> ApiError {
+    ApiError::RateLimited(Refused {
+        policy: Policy::Strategy,
+        quota,
+        retry_secs: retry_secs(retry_after),
+    })
 }
 
 /// An allowed request's fields, added to its answer (nothing when limits are off).
