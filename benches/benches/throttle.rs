@@ -1,8 +1,8 @@
 //! throttle: the memory GCRA check and the memory backoff check beside a raw governor
 //! keyed check (the primitive) on the same key. Goal (issue 10): a throttle check in
-//! memory under 300 ns. With `REDIS_URL` set, the same group also has the Redis GCRA
-//! check (the backend's request limit across instances) beside a raw `PING` on one
-//! connection (the primitive: one round trip); without it those two are skipped, with a
+//! memory under 300 ns. With `STRONGROOM_REDIS_URL` (or `REDIS_URL`) set, the same group
+//! also has the Redis GCRA check (the backend's request limit across instances) beside a
+//! raw `PING` on one connection (the primitive: one round trip); without it those two are skipped, with a
 //! line on stderr saying so (CI without Redis still runs `cargo bench -- --test`).
 // Benchmark set-up: a failure must abort the run loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -66,21 +66,24 @@ fn redis_checks(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     quota: Quota,
 ) {
-    let Ok(url) = std::env::var("REDIS_URL") else {
-        eprintln!("throttle: REDIS_URL is not set: gcra_redis_check and raw_redis_ping skipped");
+    let Ok(url) = std::env::var("STRONGROOM_REDIS_URL").or_else(|_| std::env::var("REDIS_URL"))
+    else {
+        eprintln!(
+            "throttle: STRONGROOM_REDIS_URL is not set: gcra_redis_check and raw_redis_ping skipped"
+        );
         return;
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let store = throttle::RedisStore::open(&url).expect("REDIS_URL: a redis:// URL");
+    let store = throttle::RedisStore::open(&url).expect("STRONGROOM_REDIS_URL: a redis:// URL");
     let limiter = RateLimiter::new(&Store::Redis(store), "bench", quota).unwrap();
     // Connects and loads the script once, outside the measurement.
     let first = rt.block_on(limiter.check("bench.user-7"));
     assert!(
         first
-            .expect("REDIS_URL is set but Redis does not answer")
+            .expect("STRONGROOM_REDIS_URL is set but Redis does not answer")
             .is_allowed()
     );
     group.bench_function("gcra_redis_check", |b| {

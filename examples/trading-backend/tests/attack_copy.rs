@@ -817,21 +817,62 @@ async fn a_market_order_cannot_spend_past_its_claimed_price() {
     assert_eq!(bal["result"]["balances"]["BTC"]["total"], "1", "{bal}");
 }
 
-/// The sell side of the same attack: a "sell" claiming a tiny price is admitted as a
-/// tiny notional; the venue fills it at its own (higher) price, so the value sold passes
-/// the follower's maximum order. Open: bounding it needs a price the strategy does not
-/// choose (a venue ticker); see the review report.
+/// The sell side of the same attack: a "sell" claiming a tiny price would be admitted as
+/// a tiny notional while the venue fills it at its own (higher) price. A sell is valued
+/// at the venue's reference price when that is higher than the claim: 0.1 BTC (5000 at
+/// the paper venue's 50 000) is over the follower's order maximum (1000) and refused;
+/// 0.01 BTC (500) is placed and counts 500 against the daily cap, not 1e-8.
 #[tokio::test]
-#[ignore = "open finding: copy-trading sells are bounded only by the strategy's claimed price"]
 async fn a_sell_cannot_trade_past_the_followers_maximum() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path(), &[]);
     let (_owner, id, secret, alice, a) = scene(&s, "100000").await;
-    let body = json!({"symbol": "BTC/USDT", "side": "sell", "type": "market", "amount": "0.1", "price": "0.00000001"})
+    let sell = |amount: &str| {
+        json!({"symbol": "BTC/USDT", "side": "sell", "type": "market", "amount": amount, "price": "0.00000001"})
+            .to_string()
+            .into_bytes()
+    };
+    let body = sell("0.1");
+    let r = deliver(&s, &id, &header(&secret, now_i(), &body), &body).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json()["results"][0]["status"], "refused", "{}", r.text);
+    assert_eq!(
+        r.json()["results"][0]["error"],
+        "max_order_notional",
+        "{}",
+        r.text
+    );
+    assert_eq!(trades(&s, &alice, &a).await, 0, "{}", r.text);
+
+    let body = sell("0.01");
+    let r = deliver(&s, &id, &header(&secret, now_i(), &body), &body).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json()["results"][0]["status"], "placed", "{}", r.text);
+    assert_eq!(trades(&s, &alice, &a).await, 1, "{}", r.text);
+    let (status, risk) = s.get("/api/risk", Some(&alice.token)).await;
+    assert_eq!(status, 200, "{risk}");
+    assert_eq!(risk["used_today"], "500", "{risk}");
+}
+
+/// A sell on a market the venue does not list has no reference price: refused, nothing
+/// traded (the claimed price alone never values a sell).
+#[tokio::test]
+async fn a_sell_without_a_reference_price_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), &[]);
+    let (_owner, id, secret, alice, a) = scene(&s, "100000").await;
+    let body = json!({"symbol": "DOGE/USDT", "side": "sell", "type": "limit", "amount": "1", "price": "0.1"})
         .to_string()
         .into_bytes();
     let r = deliver(&s, &id, &header(&secret, now_i(), &body), &body).await;
     assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json()["results"][0]["status"], "refused", "{}", r.text);
+    assert_eq!(
+        r.json()["results"][0]["error"],
+        "unknown_symbol",
+        "{}",
+        r.text
+    );
     assert_eq!(trades(&s, &alice, &a).await, 0, "{}", r.text);
 }
 
@@ -873,26 +914,12 @@ async fn concurrent_rotations_leave_a_working_secret() {
 mod postgres {
     use super::*;
 
-    async fn fresh_schema() -> String {
-        let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set for this test");
-        let mut bytes = [0u8; 6];
-        aws_lc_rs::rand::fill(&mut bytes).unwrap();
-        let schema = format!("tb_attack_{}", hex(&bytes));
-        let admin = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}options=-csearch_path%3D{schema}")
-    }
-
     /// Two instances on one PostgreSQL: the same delivery raced to both executes once,
     /// and distinct concurrent signals split across both never pass the daily cap.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    #[ignore = "needs PostgreSQL (DATABASE_URL)"]
+    #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn races_across_two_instances() {
-        let database_url = fresh_schema().await;
+        let database_url = common::pg_fresh_schema("tb_attack").await.database_url;
         let dir = tempfile::tempdir().unwrap();
         let env = [
             ("API_TOKEN", TOKEN),

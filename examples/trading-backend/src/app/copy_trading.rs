@@ -228,6 +228,27 @@ fn spent(reserved: Notional, placed: &Value) -> Notional {
     actual.map_or(reserved, |a| a.max(reserved))
 }
 
+/// The value the follower's maximum and the risk limits are checked against.
+///
+/// A buy is sent as a limit order at the signal's price, so it never costs more than
+/// `amount * price`: the claimed notional bounds it. A sell fills at the venue's price or
+/// better, whatever the strategy claims, so it is valued at `amount * max(claimed price,
+/// venue reference price)`: a sell signal claiming a tiny price cannot pass the limits
+/// and then trade at the market. Without a reference price a sell is refused (fails
+/// closed). The reference is the price at admission; [`spent`] settles the reservation
+/// with what the venue reports.
+async fn valued(
+    adapter: &dyn crate::exchange::ExchangeAdapter,
+    order: &Order,
+) -> Result<Notional, ExchangeError> {
+    if order.side == "buy" {
+        return Ok(order.notional);
+    }
+    let reference = adapter.reference_price(&order.symbol).await?;
+    notional(order.amount, order.price.max(reference))
+        .ok_or(ExchangeError::InvalidParameter { field: "amount" })
+}
+
 /// One follower account: every check, then the order.
 async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &Order) -> Value {
     let account_text = follower.account_id.as_str();
@@ -245,12 +266,24 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
         }
         Decision::Deny { .. } => return refused(account_text, "not_permitted"),
     }
+    let adapter = match state.adapter_for(account_text).await {
+        Ok(a) => a,
+        Err(_) => return failed(account_text, "unavailable"),
+    };
+    let notional = match valued(adapter.as_ref(), order).await {
+        Ok(n) => n,
+        Err(ExchangeError::Unavailable) => return failed(account_text, "exchange_unavailable"),
+        Err(ExchangeError::InvalidParameter { .. }) => {
+            return refused(account_text, "unknown_symbol");
+        }
+        Err(_) => return refused(account_text, "no_reference_price"),
+    };
     if let Some(max) = follower.max_order_notional
-        && order.notional.minor_units() > max.unsigned_abs()
+        && notional.minor_units() > max.unsigned_abs()
     {
         return refused(account_text, "follower_max_order_notional");
     }
-    let reservation = match state.risk.admit(trader, &account, order.notional).await {
+    let reservation = match state.risk.admit(trader, &account, notional).await {
         Admission::Live(r) => r,
         Admission::DryRun => {
             let mut v = outcome(account_text, "placed", None);
@@ -272,13 +305,6 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
     let release = |r| async {
         if state.risk.release(r).await.is_err() {
             tracing::warn!(code = "copy.release_failed", account_id = %account_text, "reservation not released (stays held: fails closed)");
-        }
-    };
-    let adapter = match state.adapter_for(account_text).await {
-        Ok(a) => a,
-        Err(_) => {
-            release(reservation).await;
-            return failed(account_text, "unavailable");
         }
     };
     let (Ok(user), Ok(credential_id)) = (

@@ -94,4 +94,22 @@ pub trait ExchangeAdapter: Send + Sync + fmt::Debug {
         operation: Operation,
         params: &Map<String, Value>,
     ) -> Result<Value, ExchangeError>;
+
+    /// The venue's current price of `symbol` (units of the quote asset per unit of the
+    /// base asset, in minor units of 1e-8), from its public market data: no credential.
+    ///
+    /// The service values an order with it when the order's price is a third party's
+    /// claim (a copy-trading signal): a sell is bounded by nothing else, since it fills
+    /// at the venue's price or better.
+    ///
+    /// # Errors
+    ///
+    /// [`ExchangeError::InvalidParameter`] (`symbol`) for a market the venue does not
+    /// list, [`ExchangeError::Unavailable`] when the venue cannot be reached, and
+    /// [`ExchangeError::Unsupported`] (the default) when the adapter has no price feed:
+    /// the service then refuses such orders (fails closed).
+    async fn reference_price(&self, symbol: &str) -> Result<u64, ExchangeError> {
+        let _ = symbol;
+        Err(ExchangeError::Unsupported)
+    }
 }

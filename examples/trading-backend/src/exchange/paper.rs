@@ -569,6 +569,14 @@ impl ExchangeAdapter for PaperExchange {
         self.venue
             .handle(&Self::signed(credential, operation.as_str(), params))
     }
+
+    async fn reference_price(&self, symbol: &str) -> Result<u64, ExchangeError> {
+        MARKETS
+            .iter()
+            .find(|m| m.0 == symbol)
+            .and_then(|m| u64::try_from(m.3 * SCALE).ok())
+            .ok_or(ExchangeError::InvalidParameter { field: "symbol" })
+    }
 }
 
 #[cfg(test)]
