@@ -644,10 +644,13 @@ where
 }
 
 impl IntoResponse for ScopeRefusal {
-    /// 403, `Cache-Control: no-store`, body `{"error": <ScopeRefusal::error>}`.
+    /// 403, `Cache-Control: no-store`, body `{"error": <ScopeRefusal::error>}`. The
+    /// refusal itself rides in the response's extensions, so that an outer middleware
+    /// can record it (an audit trail) without parsing the body.
     fn into_response(self) -> AxumResponse {
         let body = format!(r#"{{"error":"{}"}}"#, self.error());
         let mut response = (StatusCode::FORBIDDEN, body).into_response();
+        response.extensions_mut().insert(self);
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -1,8 +1,8 @@
 //! Time-based one-time passwords: the RFC 6238 TOTP core over RFC 4226 HOTP.
 //!
 //! This is the computation and constant-time check only. Enrolment, storage of the
-//! last accepted time step (the replay guard), recovery codes and the login flow are
-//! not built yet.
+//! last accepted time step (the replay guard), recovery codes and the login flow are in
+//! [`crate::mfa`].
 //!
 //! - [`TotpSecret`]: the shared key, wiped on drop, base32 (RFC 4648) in and out.
 //! - [`TotpConfig`]: HMAC algorithm, number of digits, time step and allowed skew.

@@ -843,6 +843,22 @@ async fn a_sell_cannot_trade_past_the_followers_maximum() {
         r.text
     );
     assert_eq!(trades(&s, &alice, &a).await, 0, "{}", r.text);
+    // The risk guard's refusal is in the audit trail (its sink is wired; the writer
+    // batches, so give it a moment).
+    let mut exported = String::new();
+    for _ in 0..50 {
+        let export = common::cli(dir.path(), &[], &["audit", "export", "--since", "0"]);
+        assert!(export.status.success(), "{}", common::stderr(&export));
+        exported = common::stdout(&export);
+        if exported.contains("\"risk.refuse.order_too_large\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        exported.contains("\"risk.refuse.order_too_large\""),
+        "{exported}"
+    );
 
     let body = sell("0.01");
     let r = deliver(&s, &id, &header(&secret, now_i(), &body), &body).await;

@@ -63,6 +63,30 @@ async fn journey(server: &Server, env: &[(&str, &str)]) -> Journey {
     assert_eq!(status, 201, "{key}");
     let api_key = key["api_key"].as_str().unwrap().to_owned();
     assert_eq!(server.get("/api/keys", Some(&api_key)).await.0, 200);
+    // A read-only key on a manage route and on a trade operation: refused by the route's
+    // requirement (auth-core's layer, and the exchange route's own check), recorded.
+    let (status, ro) = server
+        .post(
+            "/api/keys",
+            Some(&alice),
+            json!({"name": "ro", "scopes": ["read"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ro}");
+    let ro_key = ro["api_key"].as_str().unwrap();
+    assert_eq!(
+        server.delete("/api/secrets/nothing", Some(ro_key)).await,
+        403
+    );
+    let (status, body) = server
+        .post(
+            "/api/exchange/create_order",
+            Some(ro_key),
+            json!({"account_id": "nothing"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "insufficient_scope", "{body}");
     let key_id = key["id"].as_str().unwrap();
     assert_eq!(
         server
@@ -205,6 +229,26 @@ async fn the_journey_is_in_the_users_own_log() {
     // failed login), never bob.
     for e in &events {
         assert_ne!(e["actor"]["principal"], j.bob_id.as_str(), "{e}");
+    }
+    // Both scope refusals, with the key's actor, the path and the refusal's code.
+    let scope: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "authz.scope_refused")
+        .collect();
+    let targets: Vec<&str> = scope
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        ["/api/exchange/create_order", "/api/secrets/nothing"],
+        "{scope:?}"
+    );
+    for e in &scope {
+        assert_eq!(e["outcome"], "refused", "{e}");
+        assert_eq!(e["reason"], "scope.insufficient", "{e}");
+        assert_eq!(e["actor"]["method"], "api_key", "{e}");
+        assert_eq!(e["actor"]["principal"], j.alice_id.as_str(), "{e}");
     }
     let failure = events
         .iter()

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use audit_trail::{Actor, AuditLog, Event, Outcome};
-use auth_core::Principal;
 use auth_core::http::Authenticated;
+use auth_core::{Principal, ScopeRefusal};
 use axum::Json;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderName, HeaderValue};
@@ -111,6 +111,37 @@ pub(crate) async fn capture_principal(request: Request, next: Next) -> Response 
         });
     }
     next.run(request).await
+}
+
+/// Middleware (inside [`capture_principal`], around every route's requirement): records
+/// each refusal by a route's declared requirement (auth-core's [`ScopeRefusal`]: an API
+/// key without the scope, a non-interactive credential on an interactive route) as
+/// `authz.scope_refused`, reason the refusal's code, target the path. grant-policy's
+/// denials are recorded by its own sink ([`PolicyAudit`]).
+pub(crate) async fn record_scope_refusals(
+    State(state): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let target = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(refusal) = response.extensions().get::<ScopeRefusal>().copied() {
+        let actor = CONTEXT.try_with(|c| c.actor.get().cloned()).ok().flatten();
+        if let Some((user, method)) = actor {
+            state
+                .audit_as(
+                    Actor::new(&user, method),
+                    "authz.scope_refused",
+                    Outcome::Refused,
+                )
+                .subject(&user)
+                .target(&target)
+                .reason(refusal.code())
+                .record()
+                .await;
+        }
+    }
+    response
 }
 
 /// The actor of an event raised without a principal at hand: the request's authenticated
@@ -286,6 +317,7 @@ pub(crate) fn api_outcome<T>(result: &Result<T, ApiError>) -> (Outcome, Option<&
         ApiError::Field(_) => "invalid_field",
         ApiError::TooMany(_) => "throttled",
         ApiError::RateLimited(_) => "rate_limited",
+        ApiError::Scope(refusal) => refusal.error(),
         ApiError::Status(s) if s.is_server_error() => "unavailable",
         ApiError::Status(s) => match s.as_u16() {
             401 => "unauthenticated",

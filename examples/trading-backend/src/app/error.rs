@@ -23,6 +23,9 @@ pub(crate) enum ApiError {
     /// 429 with `{"error": "rate_limited"}`, `Retry-After` and the `RateLimit` fields
     /// (module `limits`).
     RateLimited(super::limits::Refused),
+    /// 403 from a route's requirement, answered by auth-core (the refusal rides in the
+    /// response's extensions, for the audit trail).
+    Scope(auth_core::ScopeRefusal),
 }
 
 impl ApiError {
@@ -34,6 +37,7 @@ impl ApiError {
     pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::Status(s) | Self::Code(s, _) => s,
+            Self::Scope(_) => StatusCode::FORBIDDEN,
             Self::Field(_) => StatusCode::BAD_REQUEST,
             Self::TooMany(_) | Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -70,6 +74,7 @@ impl IntoResponse for ApiError {
                 r
             }
             Self::RateLimited(refused) => refused.response(),
+            Self::Scope(refusal) => refusal.into_response(),
         };
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -87,7 +92,7 @@ impl IntoResponse for ApiError {
 impl From<auth_core::ScopeRefusal> for ApiError {
     /// 403 with the stable code (`insufficient_scope`, `interactive_session_required`).
     fn from(refusal: auth_core::ScopeRefusal) -> Self {
-        Self::Code(StatusCode::FORBIDDEN, refusal.error())
+        Self::Scope(refusal)
     }
 }
 

@@ -8,6 +8,7 @@ mod browser;
 mod copy_trading;
 mod error;
 mod exchange;
+mod housekeeping;
 mod internal;
 mod keys;
 mod limits;
@@ -219,6 +220,14 @@ pub(crate) async fn build(
     // Access tokens: the issuer over the sealed signing keys, and refresh families.
     let token_settings = config.tokens.bound_to(bound);
     let tokens = tokens::Tokens::build(&token_settings, stores, secrets.envelope().clone()).await?;
+    // Expired sessions, refresh families, challenges and limiter rows, hourly.
+    housekeeping::Housekeeping {
+        sessions: sessions.clone(),
+        refresh: tokens.refresh.clone(),
+        mfa: mfa.clone(),
+        limiters: limiter_store.clone(),
+    }
+    .spawn();
     let source = Arc::new(LocalSource::new(secrets.clone()));
     let cache = CredCache::builder(source.clone())
         .max_capacity(10_000)
@@ -454,8 +463,13 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
             get(strategies::following_signals).route_layer(READ),
         )
         // Who authenticated, for audit events (inside the auth layer).
-        // Layers last: a `route_layer` wraps only the routes added before it. Per-principal
-        // limit inside the auth layer (after authentication).
+        // Layers last: a `route_layer` wraps only the routes added before it. Refusals by
+        // a route's requirement to the audit trail; the per-principal limit; both inside
+        // the auth layer (after authentication).
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            audit::record_scope_refusals,
+        ))
         .route_layer(from_fn_with_state(state.clone(), limits::per_principal))
         .route_layer(axum::middleware::from_fn(audit::capture_principal))
         .route_layer(layer(AuthLayer::new(chain.clone())));
