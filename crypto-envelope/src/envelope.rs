@@ -187,7 +187,9 @@ impl Envelope {
     /// payload decrypted and its tag verified, the plaintext wiped at once), whether or
     /// not it is already under the primary key: so [`Rewrap::Current`] means "opens
     /// under this context and needs nothing", never only "the header names the primary
-    /// key", and nothing that would not open is ever re-wrapped.
+    /// key", and nothing that would not open is ever re-wrapped. A value the primary
+    /// backend wrapped under an older key is re-wrapped inside that backend when it
+    /// supports it ([`KekBackend::rewrap`]), otherwise wrapped afresh.
     ///
     /// # Errors
     /// As [`Envelope::open`].
@@ -206,7 +208,21 @@ impl Envelope {
         if sealed.backend == self.primary.id() && self.primary.is_current(&sealed.key) {
             return Ok(Rewrap::Current);
         }
-        let wrapped = self.wrap_dek(&dek, &aad, context).await?;
+        let in_backend = if sealed.backend == self.primary.id() {
+            self.primary
+                .rewrap(&sealed.key, &sealed.wrapped_key, &aad, context)
+                .await
+                .map_err(|e| match e {
+                    BackendError::Refused => Error::Refused,
+                    other => Error::Backend(other),
+                })?
+        } else {
+            None
+        };
+        let wrapped = match in_backend {
+            Some(wrapped) => self.check_wrapped(wrapped)?,
+            None => self.wrap_dek(&dek, &aad, context).await?,
+        };
         sealed.backend = self.primary.id().to_owned();
         sealed.key = wrapped.key;
         sealed.wrapped_key = wrapped.bytes;
@@ -228,6 +244,11 @@ impl Envelope {
         context: &EncryptionContext,
     ) -> Result<Wrapped, Error> {
         let wrapped = self.primary.wrap(dek, aad, context).await?;
+        self.check_wrapped(wrapped)
+    }
+
+    /// Checks that a wrap the primary backend gave back fits the format.
+    fn check_wrapped(&self, wrapped: Wrapped) -> Result<Wrapped, Error> {
         let misbehaved = |reason| BackendError::Misbehaved {
             backend: self.primary.id().to_owned(),
             reason,

@@ -120,4 +120,26 @@ pub trait KekBackend: Send + Sync + fmt::Debug {
     fn is_current(&self, key: &KeyRef<'_>) -> bool {
         *key == self.primary_key()
     }
+
+    /// Re-wraps, inside the backend, a data key this backend wrapped under an older key,
+    /// so that it ends under the primary key without leaving the backend (Vault
+    /// Transit's `rewrap` endpoint, a KMS `ReEncrypt`).
+    ///
+    /// [`Envelope::rewrap`](crate::Envelope::rewrap) calls it only for a value this
+    /// backend wrapped, after the value has opened in full and [`KekBackend::is_current`]
+    /// said no. `Ok(None)`, the default, means "not supported": the envelope then wraps
+    /// the data key it unwrapped afresh with [`KekBackend::wrap`].
+    ///
+    /// # Errors
+    /// As [`KekBackend::unwrap`].
+    async fn rewrap(
+        &self,
+        key: &KeyRef<'_>,
+        wrapped: &[u8],
+        aad: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Option<Wrapped>, BackendError> {
+        let _ = (key, wrapped, aad, context);
+        Ok(None)
+    }
 }
