@@ -400,74 +400,29 @@ async fn an_invalid_row_is_skipped_and_reported_not_a_wall() {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
+    use crate::common::pg::PgSchema;
     use crypto_envelope::PgStore;
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-    /// A pool whose search path is a fresh schema, and the schema's name.
-    async fn isolated_pool() -> (sqlx::PgPool, String) {
-        let url = std::env::var("STRONGROOM_PG_URL")
-            .expect("STRONGROOM_PG_URL must be set to run the PostgreSQL tests");
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        let mut suffix = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut suffix).unwrap();
-        let schema = format!(
-            "envelope_rot_{}",
-            suffix
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let options = url
-            .parse::<PgConnectOptions>()
-            .unwrap()
-            .options([("search_path", schema.as_str())]);
-        let pool = PgPoolOptions::new()
-            .max_connections(6)
-            .connect_with(options)
-            .await
-            .unwrap();
-        (pool, schema)
-    }
-
-    async fn drop_schema(schema: &str) {
-        let url = std::env::var("STRONGROOM_PG_URL").unwrap();
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn concurrent_writer_on_the_old_primary_postgres() {
-        let (pool, schema) = isolated_pool().await;
+        let schema = PgSchema::create("envelope_rot", 6).await;
+        let pool = schema.pool.clone();
         let store = PgStore::from_pool(pool);
         store.migrate().await.unwrap();
         concurrent_writer_on_the_old_primary(Arc::new(store)).await;
-        drop_schema(&schema).await;
+        schema.drop_schema().await;
     }
 
     #[tokio::test]
     #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn row_rewritten_behind_the_cursor_postgres() {
-        let (pool, schema) = isolated_pool().await;
+        let schema = PgSchema::create("envelope_rot", 6).await;
+        let pool = schema.pool.clone();
         let store = PgStore::from_pool(pool);
         store.migrate().await.unwrap();
         row_rewritten_behind_the_cursor(Arc::new(store)).await;
-        drop_schema(&schema).await;
+        schema.drop_schema().await;
     }
 
     /// An old-primary instance's insert takes its id, the walk passes that id, then the
@@ -475,7 +430,8 @@ mod postgres {
     #[tokio::test]
     #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn row_committed_behind_the_cursor_postgres() {
-        let (pool, schema) = isolated_pool().await;
+        let schema = PgSchema::create("envelope_rot", 6).await;
+        let pool = schema.pool.clone();
         let pg = PgStore::from_pool(pool.clone());
         pg.migrate().await.unwrap();
         let store: Arc<dyn SecretStore> = Arc::new(pg);
@@ -539,7 +495,7 @@ mod postgres {
         let progress = run_to_end(rewrapper).await;
         assert!(!progress.complete, "{progress:?}");
         assert_eq!(progress.remaining_rows(), 1);
-        drop_schema(&schema).await;
+        schema.drop_schema().await;
     }
 }
 

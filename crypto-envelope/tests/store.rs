@@ -296,55 +296,15 @@ fn ids_are_checked() {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
+    use crate::common::pg::PgSchema;
     use crypto_envelope::PgStore;
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
     /// Runs `test` on a pool whose search path is a fresh schema, then drops the schema
     /// (a test that panics leaves it behind for inspection).
     async fn with_isolated_pool<F: Future<Output = ()>>(test: impl FnOnce(sqlx::PgPool) -> F) {
-        let (pool, schema) = isolated_pool().await;
-        test(pool.clone()).await;
-        let url = std::env::var("STRONGROOM_PG_URL").unwrap();
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-
-    async fn isolated_pool() -> (sqlx::PgPool, String) {
-        let url = std::env::var("STRONGROOM_PG_URL")
-            .expect("STRONGROOM_PG_URL must be set to run the PostgreSQL tests");
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .unwrap();
-        let mut suffix = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut suffix).unwrap();
-        let schema = format!("envelope_test_{}", hex(&suffix));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let options: PgConnectOptions = url
-            .parse::<PgConnectOptions>()
-            .unwrap()
-            .options([("search_path", schema.as_str())]);
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .unwrap();
-        (pool, schema)
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        let schema = PgSchema::create("envelope_test", 4).await;
+        test(schema.pool.clone()).await;
+        schema.drop_schema().await;
     }
 
     #[tokio::test]

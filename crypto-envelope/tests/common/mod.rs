@@ -5,6 +5,10 @@
 // Each test file uses only some of the helpers.
 #![allow(dead_code)]
 
+pub(crate) mod migration;
+#[cfg(feature = "postgres")]
+pub(crate) mod pg;
+
 use crypto_envelope::{EncryptionContext, Envelope, LocalKeyRing, MasterKey};
 
 /// A master key of 32 equal bytes.
