@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::backend::{KekBackend, Wrapped};
+use crate::cache::{DataKeyCache, Fingerprint};
 use crate::context::EncryptionContext;
 use crate::error::{BackendError, ConfigError, Error};
 use crate::format::{
@@ -37,6 +38,7 @@ const PURPOSE_OFFSET: usize = MAGIC.len() + 2;
 pub struct Envelope {
     primary: Arc<dyn KekBackend>,
     backends: Arc<[Arc<dyn KekBackend>]>,
+    cache: Option<Arc<DataKeyCache>>,
 }
 
 /// What [`Envelope::rewrap`] did.
@@ -68,6 +70,7 @@ impl Envelope {
         Ok(Self {
             backends: Arc::from(vec![Arc::clone(&primary)]),
             primary,
+            cache: None,
         })
     }
 
@@ -93,7 +96,28 @@ impl Envelope {
         Ok(Self {
             primary: self.primary,
             backends: Arc::from(backends),
+            cache: self.cache,
         })
+    }
+
+    /// Caches unwrapped data keys for opens (off by default), so that a value opened
+    /// often costs one backend call per cache lifetime rather than one per open.
+    ///
+    /// Only opens use the cache; seals draw a fresh data key every time and
+    /// [`Envelope::rewrap`] always asks the backend. A data key is cached only after its
+    /// value opened in full, and a hit still checks the key commitment and the payload
+    /// tag. The price: for up to [`CacheLimits::max_age`](crate::CacheLimits) after a
+    /// key-encryption key is retired, disabled or its grant revoked in the backend,
+    /// values whose data key is cached keep opening here. With a credential cache in
+    /// front (cred-cache), this cache is rarely worth it: see the crate README.
+    pub fn with_data_key_cache(mut self, cache: DataKeyCache) -> Self {
+        self.cache = Some(Arc::new(cache));
+        self
+    }
+
+    /// The data-key cache, when one is configured.
+    pub fn data_key_cache(&self) -> Option<&DataKeyCache> {
+        self.cache.as_deref()
     }
 
     /// Seals `plaintext` under a fresh data key, bound to `context`.
@@ -173,11 +197,31 @@ impl Envelope {
         context: &EncryptionContext,
     ) -> Result<Plaintext, Error> {
         let mut aad = wrap_aad(context);
-        let dek = self.unwrap_dek(sealed, &aad, context).await?;
+        let Some(cache) = &self.cache else {
+            let dek = self.unwrap_dek(sealed, &aad, context).await?;
+            let key = committed_key(&dek, sealed)?;
+            // The payload's associated data differs from the wrap's only in the purpose
+            // byte.
+            aad[PURPOSE_OFFSET] = PURPOSE_PAYLOAD;
+            return open_payload(&key, sealed, &aad);
+        };
+        let fingerprint: Fingerprint =
+            DataKeyCache::fingerprint(sealed.backend, &sealed.key, sealed.wrapped_key, &aad);
+        let bytes = sealed.ciphertext.len();
+        let (dek, cached) = match cache.get(&fingerprint, bytes) {
+            Some(dek) => (dek, true),
+            None => (
+                Arc::new(self.unwrap_dek(sealed, &aad, context).await?),
+                false,
+            ),
+        };
         let key = committed_key(&dek, sealed)?;
-        // The payload's associated data differs from the wrap's only in the purpose byte.
         aad[PURPOSE_OFFSET] = PURPOSE_PAYLOAD;
-        open_payload(&key, sealed, &aad)
+        let plaintext = open_payload(&key, sealed, &aad)?;
+        if !cached {
+            cache.insert(fingerprint, dek, bytes);
+        }
+        Ok(plaintext)
     }
 
     /// Re-wraps a value's data key under the primary backend's primary key, leaving the
@@ -293,6 +337,7 @@ impl fmt::Debug for Envelope {
                 "backends",
                 &self.backends.iter().map(|b| b.id()).collect::<Vec<_>>(),
             )
+            .field("data_key_cache", &self.cache.as_ref().map(|c| c.limits()))
             .finish()
     }
 }

@@ -4,6 +4,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod cache;
 mod context;
 mod envelope;
 mod error;
@@ -17,6 +18,7 @@ pub mod store;
 pub use backend::local::{LocalKeyRing, MasterKey};
 pub use backend::passphrase::{Argon2Params, PassphraseKek};
 pub use backend::{KekBackend, KeyRef, Wrapped};
+pub use cache::{CacheLimits, CacheStats, DataKeyCache};
 pub use context::EncryptionContext;
 pub use envelope::{Envelope, Rewrap};
 pub use error::{BackendError, ConfigError, ContextError, Error};

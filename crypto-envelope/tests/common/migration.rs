@@ -60,7 +60,10 @@ pub(crate) async fn local_to(store: Arc<dyn SecretStore>, target: Arc<dyn KekBac
     let mut before = Vec::with_capacity(ROWS);
     for i in 0..ROWS {
         let stored = store.get(&secret(i)).await.unwrap().unwrap();
-        assert_eq!(Sealed::from_bytes(&stored.sealed).unwrap().backend(), "local");
+        assert_eq!(
+            Sealed::from_bytes(&stored.sealed).unwrap().backend(),
+            "local"
+        );
         before.push(payload(&stored.sealed));
     }
 
@@ -78,8 +81,14 @@ pub(crate) async fn local_to(store: Arc<dyn SecretStore>, target: Arc<dyn KekBac
             first.next_batch().await.unwrap();
         }
         let progress = first.progress();
-        assert!(!progress.done, "the first run must be cut short: {progress:?}");
-        assert_eq!(progress.rewrapped, (BATCH as u64) * BATCHES_BEFORE_KILL as u64);
+        assert!(
+            !progress.done,
+            "the first run must be cut short: {progress:?}"
+        );
+        assert_eq!(
+            progress.rewrapped,
+            (BATCH as u64) * BATCHES_BEFORE_KILL as u64
+        );
         progress.cursor
     };
     let report = Rewrapper::new(&new)
@@ -90,7 +99,10 @@ pub(crate) async fn local_to(store: Arc<dyn SecretStore>, target: Arc<dyn KekBac
         .unwrap();
     assert!(report.complete, "{report:?}");
     assert!(report.failed.is_empty(), "{report:?}");
-    assert_eq!(report.rewrapped as usize, ROWS - BATCH as usize * BATCHES_BEFORE_KILL);
+    assert_eq!(
+        report.rewrapped as usize,
+        ROWS - BATCH as usize * BATCHES_BEFORE_KILL
+    );
 
     // The final count: every row under the target's primary key.
     let primary = key_label(target.id(), &target.primary_key());
