@@ -769,6 +769,38 @@ fn read_attributes(session: &Session, handle: ObjectHandle) -> Result<KeyAttribu
     Ok(out)
 }
 
+/// Whether the token, on this session, still encrypts and decrypts a random block under
+/// `key` and gets it back: tells a refusal from a fault when the token's answer to a
+/// failed decryption is ambiguous.
+fn healthy(session: &Session, key: ObjectHandle) -> bool {
+    let probe = || -> Option<bool> {
+        let mut block = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        let mut iv = [0u8; IV_LEN];
+        aws_lc_rs::rand::fill(block.as_mut_slice()).ok()?;
+        aws_lc_rs::rand::fill(&mut iv).ok()?;
+        let aad = b"strongroom pkcs11 health probe";
+        let mut enc_iv = iv;
+        let sealed = session
+            .encrypt(
+                &Mechanism::AesGcm(gcm_params(&mut enc_iv, aad).ok()?),
+                key,
+                block.as_slice(),
+            )
+            .ok()?;
+        let opened = Zeroizing::new(
+            session
+                .decrypt(
+                    &Mechanism::AesGcm(gcm_params(&mut enc_iv, aad).ok()?),
+                    key,
+                    &sealed,
+                )
+                .ok()?,
+        );
+        Some(opened.as_slice() == block.as_slice())
+    };
+    probe().unwrap_or(false)
+}
+
 fn gcm_params<'a>(iv: &'a mut [u8; IV_LEN], aad: &'a [u8]) -> Result<GcmParams<'a>, Fail> {
     let tag_bits = Ulong::try_from(GCM_TAG_BITS).map_err(|e| Fail::Fatal(describe(&e)))?;
     GcmParams::new(iv, aad, tag_bits).map_err(|e| Fail::Fatal(describe(&e)))
@@ -1038,11 +1070,26 @@ impl Pkcs11Kek {
             let mut iv = [0u8; IV_LEN];
             iv.copy_from_slice(&wrapped[..IV_LEN]);
             let params = gcm_params(&mut iv, &aad)?;
-            let plain = session
-                .session
-                .decrypt(&Mechanism::AesGcm(params), key, &wrapped[IV_LEN..])
-                .map(Zeroizing::new)
-                .map_err(|e| classify(&e))?;
+            let plain =
+                match session
+                    .session
+                    .decrypt(&Mechanism::AesGcm(params), key, &wrapped[IV_LEN..])
+                {
+                    Ok(plain) => Zeroizing::new(plain),
+                    Err(
+                        e @ CkError::Pkcs11(RvError::GeneralError | RvError::FunctionFailed, _),
+                    ) => {
+                        // Ambiguous: SoftHSM2 before 2.7 answers CKR_GENERAL_ERROR to a tag
+                        // mismatch. A token that still wraps and unwraps a fresh key under
+                        // the same KEK is healthy, and refused this value.
+                        return Err(if healthy(&session.session, key) {
+                            Fail::Refused
+                        } else {
+                            Fail::Lost(describe(&e))
+                        });
+                    }
+                    Err(e) => return Err(classify(&e)),
+                };
             DataKey::from_slice(&plain).map_err(|_| Fail::Refused)
         })
         .await
