@@ -3,8 +3,11 @@
 //! and `SOFTHSM2_CONF`. Every test makes its own key labels.
 //!
 //! PKCS#11 logs in a whole process, not a session, so the tests that need a process
-//! where nobody is logged in (a wrong PIN) or a token of their own (the outage) run
-//! themselves again as a child process.
+//! where nobody is logged in (a wrong PIN, a logout) or a token to break (the outage, a
+//! hung call) run themselves again as a child process, each on its own copy of the CI
+//! token: SoftHSM2 does not stand two processes writing one token (a process whose
+//! refresh of the token directory fails while another writes it marks the token
+//! absent until it restarts).
 
 #![cfg(feature = "pkcs11")]
 // Test helpers outside #[test] functions may panic: a panic is a failed test.
@@ -657,33 +660,6 @@ async fn many_concurrent_opens_through_a_small_pool() {
     }
 }
 
-#[tokio::test]
-#[ignore = "needs SoftHSM2 (STRONGROOM_PKCS11_MODULE)"]
-async fn a_call_past_its_timeout_is_unavailable() {
-    let label = unique_label("timeout");
-    let setup = builder(&label).build().unwrap();
-    setup.generate_key(&label).await.unwrap();
-    // No token answers within a nanosecond (the call runs on another thread).
-    let hasty = builder(&label)
-        .timeout(Duration::from_nanos(1))
-        .build()
-        .unwrap();
-    let envelope = Envelope::new(hasty).unwrap();
-    let err = envelope
-        .seal(b"x", &common::ctx("u", "f"))
-        .await
-        .unwrap_err();
-    assert!(err.is_unavailable(), "{err:?}");
-    assert!(format!("{err:?}").contains("within"), "{err:?}");
-    // The same key through a backend with the default timeout works.
-    let sealed = Envelope::new(builder(&label).build().unwrap())
-        .unwrap()
-        .seal(b"x", &common::ctx("u", "f"))
-        .await
-        .unwrap();
-    assert_eq!(sealed.backend(), "pkcs11");
-}
-
 /// A wrong PIN, in a process where nobody is logged in: a clear `Unavailable` naming
 /// `CKR_PIN_INCORRECT`, and the PIN (a canary) nowhere in any error or `Debug`.
 #[tokio::test]
@@ -691,7 +667,7 @@ async fn a_call_past_its_timeout_is_unavailable() {
 async fn wrong_pin_is_a_clear_error_and_the_pin_never_shows() {
     const NAME: &str = "wrong_pin_is_a_clear_error_and_the_pin_never_shows";
     if !in_child(NAME) {
-        let out = run_child(NAME, &[]);
+        let out = TokenCopy::new().run_child(NAME);
         assert!(out.contains("CKR_PIN_INCORRECT"), "{out}");
         assert!(!out.contains(CANARY_PIN), "{out}");
         return;
@@ -752,42 +728,12 @@ async fn wrong_pin_is_a_clear_error_and_the_pin_never_shows() {
 #[ignore = "needs SoftHSM2 (STRONGROOM_PKCS11_MODULE)"]
 async fn outage_is_unavailable_and_recovers() {
     const NAME: &str = "outage_is_unavailable_and_recovers";
-    const DIR: &str = "STRONGROOM_PKCS11_TEST_TOKENS";
     if !in_child(NAME) {
-        let conf = PathBuf::from(env("SOFTHSM2_CONF"));
-        let text = std::fs::read_to_string(&conf).unwrap();
-        let tokens = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("directories.tokendir"))
-            .map(|rest| PathBuf::from(rest.trim().trim_start_matches('=').trim()))
-            .expect("tokendir in SOFTHSM2_CONF");
-        let dir = tempfile::tempdir().unwrap();
-        let copy = dir.path().join("tokens");
-        copy_dir(&tokens, &copy);
-        let copy_conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &copy_conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                copy.display()
-            ),
-        )
-        .unwrap();
-        let out = run_child(
-            NAME,
-            &[
-                ("SOFTHSM2_CONF", copy_conf.to_str().unwrap()),
-                (DIR, copy.to_str().unwrap()),
-            ],
-        );
-        println!("{out}");
+        let copy = TokenCopy::new();
+        println!("{}", copy.run_child(NAME));
         return;
     }
-    let tokens = std::fs::read_dir(PathBuf::from(env(DIR)))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap();
+    let tokens = token_dir();
     let away = tokens.with_extension("away");
     let kek = fresh("outage").await;
     let envelope = Envelope::new(kek).unwrap();
@@ -854,7 +800,7 @@ async fn outage_is_unavailable_and_recovers() {
 async fn recovers_after_the_login_is_lost() {
     const NAME: &str = "recovers_after_the_login_is_lost";
     if !in_child(NAME) {
-        run_child(NAME, &[]);
+        TokenCopy::new().run_child(NAME);
         return;
     }
     let kek = fresh("relogin").await;
@@ -902,6 +848,123 @@ async fn logout_everywhere() {
     })
     .await
     .unwrap();
+}
+
+/// Set in a child process to the token directory of its own copy of the CI token.
+const TOKENS: &str = "STRONGROOM_PKCS11_TEST_TOKENS";
+
+/// A copy of the CI token (its directory and a `softhsm2.conf` naming it), for a child
+/// process that breaks its token without disturbing the other tests.
+struct TokenCopy {
+    dir: tempfile::TempDir,
+}
+
+impl TokenCopy {
+    fn new() -> Self {
+        let conf = PathBuf::from(env("SOFTHSM2_CONF"));
+        let text = std::fs::read_to_string(&conf).unwrap();
+        let tokens = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("directories.tokendir"))
+            .map(|rest| PathBuf::from(rest.trim().trim_start_matches('=').trim()))
+            .expect("tokendir in SOFTHSM2_CONF");
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&tokens, &dir.path().join("tokens"));
+        std::fs::write(
+            dir.path().join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn run_child(&self, test: &str) -> String {
+        let conf = self.dir.path().join("softhsm2.conf");
+        let tokens = self.dir.path().join("tokens");
+        run_child(
+            test,
+            &[
+                ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+                (TOKENS, tokens.to_str().unwrap()),
+            ],
+        )
+    }
+}
+
+/// In a child on a [`TokenCopy`]: the directory of the (one) token.
+fn token_dir() -> PathBuf {
+    std::fs::read_dir(PathBuf::from(env(TOKENS)))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap()
+}
+
+/// A token call that hangs: another process holds an fcntl write lock on the token's
+/// `generation` file, which SoftHSM2 read-locks (blocking) before it uses an object. The
+/// caller gets `Unavailable` after the timeout, the hung call finishes once the lock is
+/// released, and the backend then works again. The lock holder is a python3 one-liner
+/// (the Rust standard library only has flock(2), which fcntl locks do not see).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SoftHSM2 (STRONGROOM_PKCS11_MODULE)"]
+async fn a_hung_token_call_times_out_as_unavailable() {
+    const NAME: &str = "a_hung_token_call_times_out_as_unavailable";
+    if !in_child(NAME) {
+        let copy = TokenCopy::new();
+        println!("{}", copy.run_child(NAME));
+        return;
+    }
+    let label = unique_label("hang");
+    let kek = builder(&label)
+        .timeout(Duration::from_millis(700))
+        .pool_size(1)
+        .build()
+        .unwrap();
+    kek.generate_key(&label).await.unwrap();
+    let envelope = Envelope::new(kek).unwrap();
+    let ctx = common::ctx("user-1", "f");
+    let sealed = envelope.seal(b"slow", &ctx).await.unwrap();
+
+    let generation = token_dir().join("generation");
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys,time\n\
+             f=open(sys.argv[1],'r+')\n\
+             fcntl.lockf(f,fcntl.LOCK_EX)\n\
+             print('locked',flush=True)\n\
+             time.sleep(30)",
+            generation.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to hold an fcntl lock on the token");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "locked");
+    }
+    let started = std::time::Instant::now();
+    let err = envelope.open_sealed(&sealed, &ctx).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(format!("{err:?}").contains("within"), "{err:?}");
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+    // The one session is still held by the hung call: the next caller times out too,
+    // waiting for it, rather than piling up another blocked thread.
+    let err = envelope.open_sealed(&sealed, &ctx).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let opened = envelope.open_sealed(&sealed, &ctx).await.unwrap();
+    assert_eq!(opened.expose_secret(), b"slow");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -653,12 +653,20 @@ impl Shared {
         }
     }
 
-    fn take_session(&self) -> Result<PooledSession, Fail> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+    fn take_session(&self, fresh: bool) -> Result<PooledSession, Fail> {
+        let idle = if fresh {
+            // After a lost session the idle ones are suspect too (a token reset, a
+            // logout): close them all and start over.
+            let stale =
+                std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+            drop(stale);
+            None
+        } else {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop()
+        };
         match idle {
             Some(session) => Ok(session),
             None => Ok(PooledSession {
@@ -684,7 +692,7 @@ impl Shared {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.take_session().and_then(|mut session| {
+            let result = self.take_session(attempt > 1).and_then(|mut session| {
                 let result = op(&mut session);
                 match &result {
                     Ok(_) | Err(Fail::Refused | Fail::KeyNotFound(_) | Fail::Exists(_)) => {
