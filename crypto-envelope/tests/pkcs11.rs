@@ -474,31 +474,11 @@ async fn generate_refuses_a_taken_label_and_the_key_is_not_extractable() {
     assert_eq!(attributes.value_len, 32);
 
     // Straight through the PKCS#11 API: the key value cannot be read, nor wrapped out.
-    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     use cryptoki::error::{Error as CkError, RvError};
     use cryptoki::mechanism::Mechanism;
     use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
-    use cryptoki::session::UserType;
-    use cryptoki::types::AuthPin;
     let label_bytes = label.clone().into_bytes();
-    tokio::task::spawn_blocking(move || {
-        let ctx = Pkcs11::new(env(ENV_MODULE)).unwrap();
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => panic!("{e}"),
-        }
-        let token = env(ENV_TOKEN_LABEL);
-        let slot = ctx
-            .get_slots_with_token()
-            .unwrap()
-            .into_iter()
-            .find(|s| ctx.get_token_info(*s).unwrap().label() == token)
-            .unwrap();
-        let session = ctx.open_rw_session(slot).unwrap();
-        match session.login(UserType::User, Some(&AuthPin::from(env(ENV_PIN).as_str()))) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => panic!("{e}"),
-        }
+    with_token_session(move |session| {
         let key = session
             .find_objects(&[Attribute::Label(label_bytes)])
             .unwrap()[0];
@@ -536,8 +516,7 @@ async fn generate_refuses_a_taken_label_and_the_key_is_not_extractable() {
                 .is_err()
         );
     })
-    .await
-    .unwrap();
+    .await;
 }
 
 #[tokio::test]
@@ -828,26 +807,7 @@ async fn recovers_after_the_login_is_lost() {
 
 /// Logs the CI token out for this whole process (`C_Logout` from a session of our own).
 async fn logout_everywhere() {
-    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-    use cryptoki::error::{Error as CkError, RvError};
-    tokio::task::spawn_blocking(|| {
-        let ctx = Pkcs11::new(env(ENV_MODULE)).unwrap();
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(e) => panic!("{e}"),
-        }
-        let token = env(ENV_TOKEN_LABEL);
-        let slot = ctx
-            .get_slots_with_token()
-            .unwrap()
-            .into_iter()
-            .find(|s| ctx.get_token_info(*s).unwrap().label() == token)
-            .unwrap();
-        let session = ctx.open_ro_session(slot).unwrap();
-        session.logout().unwrap();
-    })
-    .await
-    .unwrap();
+    with_token_session(|session| session.logout().unwrap()).await;
 }
 
 /// Set in a child process to the token directory of its own copy of the CI token.
@@ -996,4 +956,120 @@ async fn from_env_reads_the_ci_token() {
     kek.check().await.unwrap();
     assert_eq!(kek.token_label(), env(ENV_TOKEN_LABEL));
     assert_eq!(pkcs11::BACKEND_ID, kek.id());
+}
+
+/// The known-answer vector of FORMAT.md's `pkcs11` backend
+/// (`tests/data/envelope_v1_pkcs11_pass.txt`) opens through a real token: its test KEK
+/// is imported into the CI token under the vector's label (sensitive, not extractable),
+/// and the token's `CKM_AES_GCM` unwraps the vector's wrapped key to its DEK.
+#[tokio::test]
+#[ignore = "needs SoftHSM2 (STRONGROOM_PKCS11_MODULE)"]
+async fn the_format_vector_opens_through_the_token() {
+    let path = format!(
+        "{}/tests/data/envelope_v1_pkcs11_pass.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let fields: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(':'))
+        .map(|l| {
+            let (k, v) = l.split_once(':').unwrap();
+            (k.to_owned(), v.trim_start().to_owned())
+        })
+        .collect();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let mut ctx = crypto_envelope::EncryptionContext::new();
+    for (_, pair) in fields.iter().filter(|(k, _)| k == "context") {
+        let (n, v) = pair.split_once('=').unwrap();
+        ctx.insert(n, v).unwrap();
+    }
+    let label = field("key_id");
+    let kek_value = hex(&field("kek"));
+
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    let import_label = label.clone();
+    with_token_session(move |session| {
+        let existing = session
+            .find_objects(&[Attribute::Label(import_label.as_bytes().to_vec())])
+            .unwrap();
+        if existing.is_empty() {
+            session
+                .create_object(&[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::Value(kek_value),
+                    Attribute::Label(import_label.into_bytes()),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::Encrypt(true),
+                    Attribute::Decrypt(true),
+                ])
+                .unwrap();
+        }
+    })
+    .await;
+
+    let kek = builder(&label).build().unwrap();
+    let wrapped = hex(&field("wrapped"));
+    let dek = kek
+        .unwrap(
+            &KeyRef::new(label.clone(), 1),
+            &wrapped,
+            &wrap_aad(&ctx),
+            &ctx,
+        )
+        .await
+        .unwrap();
+    assert_eq!(dek.expose_secret().as_slice(), hex(&field("dek")));
+    let envelope = Envelope::new(kek).unwrap();
+    let opened = envelope.open_text(&field("text"), &ctx).await.unwrap();
+    assert_eq!(opened.expose_secret(), hex(&field("plaintext")));
+    let opened = envelope.open(&hex(&field("sealed")), &ctx).await.unwrap();
+    assert_eq!(opened.expose_secret(), hex(&field("plaintext")));
+}
+
+/// Runs `f` on a logged-in R/W session of the CI token, opened straight through
+/// `cryptoki` (not through the backend).
+async fn with_token_session(f: impl FnOnce(&cryptoki::session::Session) + Send + 'static) {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::error::{Error as CkError, RvError};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    tokio::task::spawn_blocking(move || {
+        let ctx = Pkcs11::new(env(ENV_MODULE)).unwrap();
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => panic!("{e}"),
+        }
+        let token = env(ENV_TOKEN_LABEL);
+        let slot = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).unwrap().label() == token)
+            .unwrap();
+        let session = ctx.open_rw_session(slot).unwrap();
+        match session.login(UserType::User, Some(&AuthPin::from(env(ENV_PIN).as_str()))) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => panic!("{e}"),
+        }
+        f(&session);
+    })
+    .await
+    .unwrap();
 }

@@ -353,3 +353,57 @@ async fn passphrase_fail_vectors_are_refused_as_stated() {
         assert_eq!(error_name(&err), field(v, "expect"), "{name}");
     }
 }
+
+/// The `pkcs11` backend's vector (FORMAT.md, section 6): the header names the backend,
+/// the key label and version 1; the wrapped key is IV || AES-256-GCM(KEK, IV, wrap AAD,
+/// DEK), 60 bytes; an independent implementation produces the same bytes. That a real
+/// token produces and opens this form is checked in `tests/pkcs11.rs`.
+#[test]
+fn pkcs11_vector_by_an_independent_implementation() {
+    let vectors = load("envelope_v1_pkcs11_pass.txt");
+    assert_eq!(vectors.len(), 1);
+    let v = &vectors[0];
+    let ctx = context(v);
+    assert_eq!(
+        hex(field(v, "context_canonical")),
+        hazmat::wrap_aad(&ctx)[6..].to_vec()
+    );
+    assert_eq!(hex(field(v, "wrap_aad")), hazmat::wrap_aad(&ctx));
+    assert_eq!(hex(field(v, "payload_aad")), hazmat::payload_aad(&ctx));
+    let dek = DataKey::from_slice(&hex(field(v, "dek"))).unwrap();
+    assert_eq!(
+        hex(field(v, "commitment")),
+        hazmat::commitment(&dek).unwrap().to_vec()
+    );
+
+    let sealed = hex(field(v, "sealed"));
+    assert_eq!(
+        independent_seal_with(v, "pkcs11", &hex(field(v, "kek"))),
+        sealed
+    );
+    let parsed = Sealed::from_bytes(&sealed).unwrap();
+    assert_eq!(parsed.backend(), "pkcs11");
+    assert_eq!(parsed.key().id, field(v, "key_id"));
+    assert_eq!(parsed.key().version, 1);
+    assert_eq!(parsed.to_text(), field(v, "text"));
+    assert_eq!(Sealed::from_text(field(v, "text")).unwrap(), parsed);
+
+    // The wrapped key where section 4 puts it: 60 bytes, IV first, and it opens to the
+    // DEK under the KEK and the wrap AAD.
+    let wrapped = hex(field(v, "wrapped"));
+    assert_eq!(wrapped.len(), 60);
+    assert_eq!(wrapped[..12], hex(field(v, "wrap_nonce"))[..]);
+    let offset = 3 + 1 + 1 + 1 + "pkcs11".len() + 1 + field(v, "key_id").len() + 4 + 2;
+    assert_eq!(sealed[offset - 2..offset], [0, 60]);
+    assert_eq!(sealed[offset..offset + 60], wrapped[..]);
+    let kek = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &hex(field(v, "kek"))).unwrap());
+    let mut buf = wrapped[12..].to_vec();
+    let opened = kek
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(&wrapped[..12]).unwrap(),
+            Aad::from(hazmat::wrap_aad(&ctx)),
+            &mut buf,
+        )
+        .unwrap();
+    assert_eq!(opened, dek.expose_secret());
+}

@@ -2,6 +2,17 @@
 //! key inside a hardware security module (or any PKCS#11 token, SoftHSM2 in the tests),
 //! and every data key is wrapped and unwrapped **inside the token**.
 //!
+//! ```no_run
+//! use crypto_envelope::{Envelope, Pkcs11Kek};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // STRONGROOM_PKCS11_MODULE, _TOKEN_LABEL, _PIN (or _PIN_FILE), _KEY_LABEL
+//! let kek = Pkcs11Kek::from_env()?;
+//! kek.check().await?; // load the module, log in, find the key: fail at start-up
+//! let envelope = Envelope::new(kek)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Shapes
 //!
 //! - **Key id**: the KEK's `CKA_LABEL`, 1 to 255 bytes of visible ASCII (`!` to `~`),
@@ -47,6 +58,7 @@
 //! | --- | --- |
 //! | the wrapped key is not 60 bytes | [`BackendError::Refused`] (the token is not asked) |
 //! | the token refuses the decryption (`CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`: a wrong context, a tampered wrap, a wrap made under another key with the same label) | [`BackendError::Refused`] |
+//! | the decryption fails with the ambiguous `CKR_GENERAL_ERROR` or `CKR_FUNCTION_FAILED`, and the token then passes a health probe | [`BackendError::Refused`] |
 //! | the value names a label not configured, or a version other than 1 | [`BackendError::KeyNotFound`] |
 //! | a configured label that the token does not hold | [`BackendError::KeyNotFound`] |
 //! | the module does not load, the token is absent, the session is lost (`CKR_DEVICE_ERROR`, `CKR_DEVICE_REMOVED`, `CKR_TOKEN_NOT_PRESENT`, `CKR_SESSION_HANDLE_INVALID`, `CKR_SESSION_CLOSED`, ...), a call outlives the timeout, the login is refused | [`BackendError::Unavailable`] |
@@ -56,6 +68,15 @@
 //! success, never taken for a refusal of the value). A session that failed with
 //! anything but a refusal is closed rather than returned to the pool.
 //!
+//! **The health probe.** SoftHSM2 before 2.7 (Debian 12 ships 2.6.1) answers a GCM tag
+//! mismatch with `CKR_GENERAL_ERROR`, which PKCS#11 also uses for real faults. When
+//! `C_Decrypt` fails that way, the backend encrypts and decrypts a random block under
+//! the same key on the same session: if the token gives it back, the token is healthy
+//! and the value is refused; otherwise the failure is an outage. A forged value
+//! therefore costs three token calls on such a token instead of one. A fault that
+//! clears in the instant between the failed call and the probe would be reported as a
+//! refusal; a later open of the same value succeeds.
+//!
 //! # Sessions, timeouts, recovery
 //!
 //! Up to [`DEFAULT_POOL_SIZE`] (configurable) logged-in user sessions are kept open and
@@ -63,11 +84,20 @@
 //! blocking pool (`spawn_blocking`); the caller waits at most the timeout
 //! ([`DEFAULT_TIMEOUT`], 5 s) for a free session and the call together, then gets
 //! `Unavailable`. A call that timed out keeps its session until the token answers (the
-//! pool never runs more calls than it has sessions). When a call fails because the
-//! session, token or device went away, the session is dropped and the call is retried
-//! once on a freshly opened and logged-in session (the slot is found again by token
-//! label); later calls keep opening fresh sessions, so the backend recovers when the
-//! token returns, without a restart.
+//! pool never runs more calls than it has sessions, so a hung token holds at most
+//! `pool_size` blocking threads). When a call fails because the session, login, token
+//! or device went away, that session and the idle ones are closed and the call is
+//! retried once on a freshly opened and logged-in session (the slot is found again by
+//! token label); later calls keep opening fresh sessions, so the backend recovers when
+//! the token returns, without a restart.
+//!
+//! SoftHSM2 itself does not see a token come back within a process that saw it go: a
+//! token whose directory could not be read stays invalid in that process until
+//! `C_Finalize` (so in practice until a restart), and two processes writing one
+//! SoftHSM2 token can trip this. Hardware tokens report `CKR_DEVICE_REMOVED` or
+//! `CKR_TOKEN_NOT_PRESENT` and are found again by the next session. This backend never
+//! calls `C_Finalize`: the module is initialised once per process and shared by every
+//! backend that names the same module path.
 //!
 //! This backend needs a **Tokio runtime with timers enabled** (`enable_all`, as
 //! `#[tokio::main]` gives): outside any Tokio runtime every call is `Unavailable`.
