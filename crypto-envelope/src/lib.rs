@@ -17,6 +17,8 @@ pub mod store;
 
 pub use backend::local::{LocalKeyRing, MasterKey};
 pub use backend::passphrase::{Argon2Params, PassphraseKek};
+#[cfg(feature = "transit")]
+pub use backend::transit::{TransitBuilder, TransitKek};
 pub use backend::{KekBackend, KeyRef, Wrapped};
 pub use cache::{CacheLimits, CacheStats, DataKeyCache};
 pub use context::EncryptionContext;

@@ -14,6 +14,8 @@ use crate::secret::DataKey;
 pub(crate) mod aes_wrap;
 pub mod local;
 pub mod passphrase;
+#[cfg(feature = "transit")]
+pub mod transit;
 
 /// A key inside a backend: its id and version, as written in every sealed value.
 ///
