@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -17,6 +17,7 @@ use crypto_envelope::{
     BackendError, DataKey, EncryptionContext, Envelope, Error, KekBackend, KeyRef, MemoryStore,
     Rewrap, Sealed, SecretStore, SqliteStore, TransitBuilder, TransitKek,
 };
+use common::openbao::OwnServer;
 use serde_json::{Value, json};
 
 const NEEDS: &str = "needs OpenBao (STRONGROOM_TRANSIT_TEST_ADDR)";
@@ -512,178 +513,10 @@ async fn migration_from_the_local_key_postgres() {
     schema.drop_schema().await;
 }
 
-/// A free loopback port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A free loopback port whose successor is free too (API and cluster ports).
-fn free_port_pair() -> u16 {
-    for _ in 0..50 {
-        let port = free_port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two adjacent free ports");
-}
-
-/// An OpenBao server of this test's own, with integrated storage so that its keys survive
-/// a restart: initialised with one unseal key, unsealed on every start.
-struct OwnServer {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-    unseal_key: String,
-    root_token: String,
-}
-
-impl OwnServer {
-    fn addr(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(dir: &std::path::Path, port: u16) -> Child {
-        // Integrated storage (raft), one node: OpenBao has no plain file storage.
-        let config = dir.join("server.hcl");
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n}}\n\
-                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  \
-                 cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
-                 api_addr = \"http://127.0.0.1:{port}\"\n\
-                 cluster_addr = \"http://127.0.0.1:{cluster}\"\n",
-                data.display(),
-                cluster = port + 1
-            ),
-        )
-        .unwrap();
-        Command::new(env("STRONGROOM_OPENBAO_BIN"))
-            .arg("server")
-            .arg(format!("-config={}", config.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-
-    async fn wait_listening(addr: &str) {
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client
-                .get(format!("{addr}/v1/sys/seal-status"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("OpenBao at {addr} did not start");
-    }
-
-    async fn unseal(&self) {
-        let client = reqwest::Client::new();
-        let answer: Value = client
-            .put(format!("{}/v1/sys/unseal", self.addr()))
-            .json(&json!({ "key": self.unseal_key }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(answer["sealed"], false, "{answer}");
-        // Unsealed is not yet active: the single raft node elects itself first.
-        for _ in 0..100 {
-            let health = client
-                .get(format!("{}/v1/sys/health", self.addr()))
-                .send()
-                .await
-                .unwrap();
-            if health.status().as_u16() == 200 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("OpenBao at {} did not become active", self.addr());
-    }
-
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port_pair();
-        let child = Self::spawn(dir.path(), port);
-        let addr = format!("http://127.0.0.1:{port}");
-        Self::wait_listening(&addr).await;
-        let client = reqwest::Client::new();
-        let init: Value = client
-            .put(format!("{addr}/v1/sys/init"))
-            .json(&json!({"secret_shares": 1, "secret_threshold": 1}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let server = Self {
-            dir,
-            port,
-            child: Some(child),
-            unseal_key: init["keys_base64"][0].as_str().unwrap().to_owned(),
-            root_token: init["root_token"].as_str().unwrap().to_owned(),
-        };
-        server.unseal().await;
-        let mount = client
-            .post(format!("{addr}/v1/sys/mounts/transit"))
-            .header("X-Vault-Token", &server.root_token)
-            .json(&json!({"type": "transit"}))
-            .send()
-            .await
-            .unwrap();
-        assert!(mount.status().is_success(), "{}", mount.status());
-        let key = client
-            .post(format!("{addr}/v1/transit/keys/outage"))
-            .header("X-Vault-Token", &server.root_token)
-            .json(&json!({"type": "aes256-gcm96", "derived": true}))
-            .send()
-            .await
-            .unwrap();
-        assert!(key.status().is_success(), "{}", key.status());
-        server
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    async fn restart(&mut self) {
-        self.stop();
-        self.child = Some(Self::spawn(self.dir.path(), self.port));
-        Self::wait_listening(&self.addr()).await;
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs OpenBao (STRONGROOM_TRANSIT_TEST_ADDR)"]
 async fn an_outage_is_unavailable_and_the_backend_recovers_without_a_restart() {
-    let mut server = OwnServer::start().await;
+    let mut server = OwnServer::start(&env("STRONGROOM_OPENBAO_BIN")).await;
     let kek = TransitBuilder::new(&server.addr(), "outage")
         .token(&server.root_token)
         .attempt_timeout(Duration::from_millis(500))
@@ -720,7 +553,7 @@ async fn an_outage_is_unavailable_and_the_backend_recovers_without_a_restart() {
 #[ignore = "needs OpenBao (STRONGROOM_TRANSIT_TEST_ADDR)"]
 async fn tls_with_a_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::openbao::free_port();
     let token = "strongroom-tls-root";
     let mut child = Command::new(env("STRONGROOM_OPENBAO_BIN"))
         .args([
@@ -809,4 +642,90 @@ async fn tls_with_a_configured_ca() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Reads `name: value` lines of a vector file.
+fn vector(name: &str) -> Vec<(String, String)> {
+    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once(": ").unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+fn field<'a>(v: &'a [(String, String)], name: &str) -> &'a str {
+    &v.iter().find(|(k, _)| k == name).unwrap().1
+}
+
+/// FORMAT.md section 6, `transit`: a value sealed through a real OpenBao
+/// (`tests/data/envelope_v1_transit_header.txt`) names backend `transit`, key id
+/// `<mount>/<name>` and the Transit key version; its wrap's associated data and Transit
+/// context match the vector, whose context was computed independently (Python's
+/// `hashlib.sha256` and `base64.b64encode` over the `wrap_aad` bytes).
+#[test]
+fn header_fields_vector() {
+    let v = vector("envelope_v1_transit_header.txt");
+    let sealed = Sealed::from_text(field(&v, "sealed")).unwrap();
+    assert_eq!(sealed.backend(), field(&v, "backend"));
+    assert_eq!(sealed.key().id, field(&v, "key_id"));
+    assert_eq!(
+        sealed.key().version.to_string(),
+        field(&v, "key_version")
+    );
+    let mut context = EncryptionContext::new();
+    for pair in field(&v, "context").split(',') {
+        let (name, value) = pair.split_once('=').unwrap();
+        context.insert(name, value).unwrap();
+    }
+    let aad = crypto_envelope::hazmat::wrap_aad(&context);
+    assert_eq!(base16ct::lower::encode_string(&aad), field(&v, "wrap_aad"));
+    assert_eq!(
+        crypto_envelope::backend::transit::transit_context(&aad),
+        field(&v, "transit_context")
+    );
+}
+
+/// Produces the header vector's fields from a real server (key `strongroom`, rotated
+/// once), and checks that they have the vector's shape; prints them for the file.
+#[tokio::test]
+#[ignore = "needs OpenBao (STRONGROOM_TRANSIT_TEST_ADDR)"]
+async fn header_fields_from_a_real_server_have_the_vector_shape() {
+    let addr = addr();
+    admin(
+        &addr,
+        "POST",
+        "transit/keys/strongroom",
+        Some(json!({"type": "aes256-gcm96", "derived": true})),
+    )
+    .await;
+    let (_, info) = admin(&addr, "GET", "transit/keys/strongroom", None).await;
+    if info["data"]["latest_version"] == 1 {
+        admin(&addr, "POST", "transit/keys/strongroom/rotate", None).await;
+    }
+    let kek = backend(&addr, "strongroom").await;
+    let envelope = Envelope::new(kek).unwrap();
+    let context = EncryptionContext::new()
+        .with("owner", "alice")
+        .unwrap()
+        .with("venue", "binance")
+        .unwrap()
+        .with("field", "API_SECRET")
+        .unwrap();
+    let sealed = envelope.seal(b"vector", &context).await.unwrap();
+    let aad = crypto_envelope::hazmat::wrap_aad(&context);
+    println!("sealed: {}", sealed.to_text());
+    println!("wrap_aad: {}", base16ct::lower::encode_string(&aad));
+    let v = vector("envelope_v1_transit_header.txt");
+    assert_eq!(sealed.backend(), field(&v, "backend"));
+    assert_eq!(sealed.key().id, field(&v, "key_id"));
+    assert!(sealed.key().version >= 2);
+    assert_eq!(
+        crypto_envelope::backend::transit::transit_context(&aad),
+        field(&v, "transit_context")
+    );
 }

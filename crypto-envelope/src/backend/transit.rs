@@ -482,6 +482,13 @@ impl TransitBuilder {
     }
 }
 
+/// The Transit `context` sent with every wrap, unwrap and rewrap: standard base64 (with
+/// padding) of SHA-256 over `aad`, the envelope's associated data of the wrap (FORMAT.md,
+/// section 6, `transit`).
+pub fn transit_context(aad: &[u8]) -> String {
+    Base64::encode_string(digest(&SHA256, aad).as_ref())
+}
+
 fn sensitive_header(token: &str) -> Option<http::HeaderValue> {
     let mut value = http::HeaderValue::from_str(token).ok()?;
     // Keeps it out of reqwest's and hyper's Debug output and HPACK tables.
@@ -589,10 +596,10 @@ impl TransitKek {
     async fn current_token(&self) -> Result<http::HeaderValue, BackendError> {
         {
             let guard = self.token.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((value, renew_at)) = guard.as_ref() {
-                if renew_at.is_none_or(|at| Instant::now() < at) {
-                    return Ok(value.clone());
-                }
+            if let Some((value, renew_at)) = guard.as_ref()
+                && renew_at.is_none_or(|at| Instant::now() < at)
+            {
+                return Ok(value.clone());
             }
         }
         let Auth::AppRole {
@@ -750,10 +757,6 @@ impl TransitKek {
         Err(last)
     }
 
-    fn context(aad: &[u8]) -> String {
-        Base64::encode_string(digest(&SHA256, aad).as_ref())
-    }
-
     fn check_key(&self, key: &KeyRef<'_>) -> Result<(), BackendError> {
         if key.id != self.key_id || key.version == 0 {
             return Err(BackendError::KeyNotFound {
@@ -806,7 +809,7 @@ impl KekBackend for TransitKek {
         let body = Zeroizing::new(
             serde_json::to_vec(&serde_json::json!({
                 "plaintext": plaintext.as_str(),
-                "context": Self::context(aad),
+                "context": transit_context(aad),
             }))
             .map_err(|_| self.misbehaved("encrypt request cannot be encoded"))?,
         );
@@ -832,7 +835,7 @@ impl KekBackend for TransitKek {
         self.check_key(key)?;
         let body = serde_json::to_vec(&serde_json::json!({
             "ciphertext": Ciphertext::encode(key.version, wrapped),
-            "context": Self::context(aad),
+            "context": transit_context(aad),
         }))
         .map_err(|_| self.misbehaved("decrypt request cannot be encoded"))?;
         let path = format!("/v1/{}/decrypt/{}", self.mount, self.key);
@@ -857,7 +860,7 @@ impl KekBackend for TransitKek {
         self.check_key(key)?;
         let body = serde_json::to_vec(&serde_json::json!({
             "ciphertext": Ciphertext::encode(key.version, wrapped),
-            "context": Self::context(aad),
+            "context": transit_context(aad),
         }))
         .map_err(|_| self.misbehaved("rewrap request cannot be encoded"))?;
         let path = format!("/v1/{}/rewrap/{}", self.mount, self.key);
