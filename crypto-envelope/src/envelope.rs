@@ -83,7 +83,14 @@ impl Envelope {
         self,
         backend: impl KekBackend + 'static,
     ) -> Result<Self, ConfigError> {
-        let backend: Arc<dyn KekBackend> = Arc::new(backend);
+        self.with_decrypt_only_arc(Arc::new(backend))
+    }
+
+    /// As [`Envelope::with_decrypt_only`], for a backend already shared.
+    ///
+    /// # Errors
+    /// As [`Envelope::with_decrypt_only`].
+    pub fn with_decrypt_only_arc(self, backend: Arc<dyn KekBackend>) -> Result<Self, ConfigError> {
         check_backend_id(backend.as_ref())?;
         if self.backends.iter().any(|b| b.id() == backend.id()) {
             return Err(ConfigError::Invalid {

@@ -19,6 +19,8 @@ pub use backend::local::{LocalKeyRing, MasterKey};
 pub use backend::passphrase::{Argon2Params, PassphraseKek};
 #[cfg(feature = "pkcs11")]
 pub use backend::pkcs11::{Pkcs11Kek, Pkcs11KekBuilder};
+#[cfg(feature = "transit")]
+pub use backend::transit::{TransitBuilder, TransitKek};
 pub use backend::{KekBackend, KeyRef, Wrapped};
 pub use cache::{CacheLimits, CacheStats, DataKeyCache};
 pub use context::EncryptionContext;

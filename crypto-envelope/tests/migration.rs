@@ -22,9 +22,7 @@ use crypto_envelope::{
 struct StandIn(LocalKeyRing);
 
 impl StandIn {
-    // A constructor of the trait object the scenario takes.
-    #[allow(clippy::new_ret_no_self)]
-    fn new() -> Arc<dyn KekBackend> {
+    fn shared() -> Arc<dyn KekBackend> {
         Arc::new(Self(common::ring(9)))
     }
 }
@@ -62,14 +60,14 @@ impl KekBackend for StandIn {
 #[tokio::test]
 async fn local_to_another_backend_memory() {
     let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::new());
-    common::migration::local_to(store, StandIn::new()).await;
+    common::migration::local_to(store, StandIn::shared()).await;
 }
 
 #[tokio::test]
 async fn local_to_another_backend_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
-    common::migration::local_to(Arc::new(store), StandIn::new()).await;
+    common::migration::local_to(Arc::new(store), StandIn::shared()).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -77,6 +75,6 @@ async fn local_to_another_backend_sqlite() {
 #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn local_to_another_backend_postgres() {
     let schema = common::pg::PgSchema::create("envelope_migrate", 4).await;
-    common::migration::local_to(Arc::new(schema.store().await), StandIn::new()).await;
+    common::migration::local_to(Arc::new(schema.store().await), StandIn::shared()).await;
     schema.drop_schema().await;
 }

@@ -16,6 +16,8 @@ pub mod local;
 pub mod passphrase;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+#[cfg(feature = "transit")]
+pub mod transit;
 
 /// A key inside a backend: its id and version, as written in every sealed value.
 ///

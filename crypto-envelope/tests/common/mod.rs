@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub(crate) mod migration;
+#[cfg(feature = "transit")]
+pub(crate) mod openbao;
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
 

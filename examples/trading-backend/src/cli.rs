@@ -223,12 +223,18 @@ async fn run(command: Command) -> Result<(), CliError> {
         return Ok(());
     }
     let config = Config::from_env()?;
-    let (ring, _) = crate::keyring::load(&config.data_dir)?;
+    let (envelope, kek) = crate::kek::envelope(&config.data_dir).await?;
+    tracing::info!(
+        code = "kek.configured",
+        primary = kek.primary,
+        decrypt_only = ?kek.decrypt_only,
+        "key-encryption backends"
+    );
     let stores = crate::db::open(&config.database).await?;
     if let Command::Serve = command {
-        return serve(&config, &stores, ring).await;
+        return serve(&config, &stores, envelope).await;
     }
-    let core = crate::app::core(&stores, ring)?;
+    let core = crate::app::core(&stores, envelope)?;
     let audit = crate::audit::open(&stores.db, core.secrets.envelope()).await?;
     let action = command.audit_action();
     let mut done = Done::default();
@@ -474,7 +480,7 @@ async fn audit_command(
 async fn serve(
     config: &Config,
     stores: &crate::db::Stores,
-    ring: crypto_envelope::LocalKeyRing,
+    envelope: crypto_envelope::Envelope,
 ) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -483,7 +489,7 @@ async fn serve(
         .local_addr()
         .map_err(|_| CliError::Bind(config.listen))?;
     // Built once bound: the default token issuer names the bound port.
-    let (app, audit) = crate::app::build(config, stores, ring, addr).await?;
+    let (app, audit) = crate::app::build(config, stores, envelope, addr).await?;
     eprintln!("listening on http://{addr}");
     tracing::info!(code = "server.listening", %addr, registration_open = config.registration_open, api_token = config.api_token.is_some(), internal_secret = config.internal_secret.is_some(), sso = config.sso.is_some(), "listening");
     let served = crate::app::serve(listener, app).await;

@@ -32,6 +32,10 @@ pub(crate) enum KeyError {
     /// No randomness.
     #[error("could not generate a master key")]
     Random,
+    /// A remote key-encryption backend (`STRONGROOM_KEK`) could not be reached or holds
+    /// no usable key.
+    #[error("key-encryption backend: {0}")]
+    Backend(#[from] crypto_envelope::BackendError),
 }
 
 /// Where the key ring came from.

@@ -10,6 +10,7 @@ pub mod cli;
 mod config;
 mod db;
 pub mod exchange;
+mod kek;
 mod keyring;
 mod rewrap;
 mod sealed;

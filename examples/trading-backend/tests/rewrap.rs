@@ -153,10 +153,13 @@ async fn populate(dir: &std::path::Path, env: &[(&str, &str)]) -> Before {
 }
 
 /// With only the new key: the second factor, the signing key and the credential open.
+/// `code_at` is the time of the second-factor code (Unix seconds): a second call within
+/// one 30 s step must use a later step, or the replay guard refuses the code.
 async fn everything_opens_with_only_the_new_key(
     dir: &std::path::Path,
     env: &[(&str, &str)],
     before: &Before,
+    code_at: u64,
 ) {
     let mut s = Server::start(dir, env);
     // The token signed before the rotation verifies: its signing key opened.
@@ -179,7 +182,7 @@ async fn everything_opens_with_only_the_new_key(
         .post(
             "/api/auth/mfa",
             None,
-            json!({ "mfa_token": body["mfa_token"], "code": totp(&before.totp_secret, now()) }),
+            json!({ "mfa_token": body["mfa_token"], "code": totp(&before.totp_secret, code_at) }),
         )
         .await;
     assert_eq!(
@@ -261,7 +264,7 @@ async fn rotation_covers_every_sealed_value(dir: &std::path::Path, base: &[(&str
         "{}",
         stdout(&out)
     );
-    everything_opens_with_only_the_new_key(dir, &only_new, &before).await;
+    everything_opens_with_only_the_new_key(dir, &only_new, &before, now()).await;
     // The audit records written before the rotation verify with the old master key gone:
     // the audit MAC key was re-sealed, not replaced.
     let out = cli(dir, &only_new, &["audit", "verify"]);
@@ -357,4 +360,89 @@ async fn resumed_run_covers_every_kind_and_a_bad_column_row_is_reported() {
     );
     assert!(!o.contains(&format!("row {kid}:")), "{o}");
     assert!(stderr(&out).contains("keep the old key"));
+}
+
+/// A fresh derived `aes256-gcm96` key in the OpenBao dev server of `.ci/services`.
+async fn transit_key(addr: &str, root: &str) -> String {
+    let name = format!("tb-{}-{}", std::process::id(), now());
+    let answer = reqwest::Client::new()
+        .post(format!("{addr}/v1/transit/keys/{name}"))
+        .header("X-Vault-Token", root)
+        .json(&json!({"type": "aes256-gcm96", "derived": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    name
+}
+
+/// The README's walkthrough: from the local master key to OpenBao Transit and back, each
+/// move a `rewrap` with both backends configured, after which a start with only the new
+/// backend opens everything (second factor, signing key, credential, audit MAC key).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs OpenBao (STRONGROOM_TRANSIT_TEST_ADDR)"]
+async fn local_key_to_transit_and_back() {
+    let addr = std::env::var("STRONGROOM_TRANSIT_TEST_ADDR")
+        .expect("STRONGROOM_TRANSIT_TEST_ADDR is not set: needs OpenBao");
+    let root = std::env::var("STRONGROOM_OPENBAO_ROOT_TOKEN")
+        .expect("STRONGROOM_OPENBAO_ROOT_TOKEN is not set: needs OpenBao");
+    let key = transit_key(&addr, &root).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (k1, k2) = (gen_key(dir), gen_key(dir));
+    let issuer = ("STRONGROOM_ISSUER", "https://strongroom.test");
+    let transit = [
+        ("VAULT_ADDR", addr.as_str()),
+        ("VAULT_TOKEN", root.as_str()),
+        ("STRONGROOM_TRANSIT_KEY", key.as_str()),
+    ];
+    let with = |extra: &[(&'static str, &str)]| -> Vec<(String, String)> {
+        [issuer]
+            .iter()
+            .chain(extra.iter())
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let first = with(&[("STRONGROOM_MASTER_KEY", &k1)]);
+    let mut to_transit = with(&transit);
+    to_transit.push(("STRONGROOM_KEK".into(), "transit".into()));
+    let only_transit = to_transit.clone();
+    to_transit.push(("STRONGROOM_MASTER_KEY".into(), k1.clone()));
+    let mut back = with(&transit);
+    back.push(("STRONGROOM_MASTER_KEY".into(), k2.clone()));
+    back.push(("STRONGROOM_KEK_DECRYPT_ONLY".into(), "transit".into()));
+    let only_k2 = with(&[("STRONGROOM_MASTER_KEY", &k2)]);
+    let before = populate(dir, &borrow(&first)).await;
+    // Transit configured, the local key still opening: every value moves to Transit.
+    let out = cli(dir, &borrow(&to_transit), &["rewrap"]);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(o.contains("rewrap complete: 4 re-wrapped"), "{o}");
+    for text in [&o, &e] {
+        assert!(!text.contains(&k1) && !text.contains(&root), "{text}");
+    }
+    // Only Transit: everything opens, and the audit log verifies.
+    everything_opens_with_only_the_new_key(dir, &borrow(&only_transit), &before, now()).await;
+    let out = cli(dir, &borrow(&only_transit), &["audit", "verify"]);
+    assert!(
+        out.status.success() && stdout(&out).contains("audit log intact"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // With only the old local key, nothing under Transit opens: the move was real.
+    let out = cli(dir, &borrow(&first), &["rewrap"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+
+    // And back: a new local key primary, Transit decrypt-only.
+    let out = cli(dir, &borrow(&back), &["rewrap"]);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{o}\n{e}");
+    assert!(o.contains("rewrap complete: 4 re-wrapped"), "{o}");
+    // The next 30 s step: the code of the first start is spent.
+    everything_opens_with_only_the_new_key(dir, &borrow(&only_k2), &before, now() + 30).await;
+}
+
+fn borrow(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }

@@ -34,7 +34,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post, put};
 use cred_cache::CredCache;
 use cred_cache::local::LocalSource;
-use crypto_envelope::{Envelope, LocalKeyRing, Secrets};
+use crypto_envelope::{Envelope, Secrets};
 use grant_policy::Policy;
 use grant_policy::store::GrantStore;
 
@@ -153,14 +153,13 @@ fn throttle_store(config: &Config, stores: &Stores) -> Result<throttle::Store, B
     })
 }
 
-pub(crate) fn core(stores: &Stores, ring: LocalKeyRing) -> Result<Core, BuildError> {
+pub(crate) fn core(stores: &Stores, envelope: Envelope) -> Result<Core, BuildError> {
     let sessions = Sessions::new(
         stores.sessions.clone(),
         SessionConfig::default().ttl(SESSION_TTL),
     );
     let hasher = PasswordHasher::new(PasswordConfig::default())
         .map_err(|_| BuildError::Component("password hasher"))?;
-    let envelope = Envelope::new(ring).map_err(|_| BuildError::Component("envelope"))?;
     // TOTP secrets sealed under the same key ring, bound to the user (totp_sealer.rs).
     let mfa = auth_core::Mfa::new(
         stores.mfa.clone(),
@@ -201,7 +200,7 @@ pub(crate) async fn rotate_signing_key(
 pub(crate) async fn build(
     config: &Config,
     stores: &Stores,
-    ring: LocalKeyRing,
+    envelope: Envelope,
     bound: std::net::SocketAddr,
 ) -> Result<(Router, audit::Audit), BuildError> {
     let Core {
@@ -210,7 +209,7 @@ pub(crate) async fn build(
         sessions,
         api_keys,
         secrets,
-    } = core(stores, ring)?;
+    } = core(stores, envelope)?;
     // Second factor with its step-up window; wrong codes and passwords throttled.
     let limiter_store = throttle_store(config, stores)?;
     let throttle =

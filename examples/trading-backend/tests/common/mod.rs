@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_trading-backend");
 
-/// The service's configuration variables without the `STRONGROOM_` or `SSO_` prefix.
+/// The service's configuration variables without a `STRONGROOM_`, `SSO_`, `VAULT_` or
+/// `AWS_` prefix.
 /// Every inherited configuration variable is removed from a server the tests start (a
 /// fixed list of names went stale each time a variable was added: the tests then ran
 /// with whatever the developer's shell held).
@@ -30,7 +31,11 @@ const OWN_VARS: &[&str] = &[
 
 /// Whether the variable `name` configures the service (removed when inherited).
 fn configures_the_service(name: &str) -> bool {
-    name.starts_with("STRONGROOM_") || name.starts_with("SSO_") || OWN_VARS.contains(&name)
+    // VAULT_ and AWS_: the key-encryption backends' variables (STRONGROOM_KEK).
+    ["STRONGROOM_", "SSO_", "VAULT_", "AWS_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || OWN_VARS.contains(&name)
 }
 
 pub fn command(data_dir: &Path, env: &[(&str, &str)]) -> Command {

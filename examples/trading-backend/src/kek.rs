@@ -1,0 +1,159 @@
+//! Which key-encryption backend seals new values, and which others open old ones.
+//!
+//! - `STRONGROOM_KEK` names the primary backend: `local` (default: the master key ring of
+//!   `STRONGROOM_MASTER_KEY`, or the development key file), `transit` (OpenBao or Vault
+//!   Transit, configured by `VAULT_ADDR`, `VAULT_TOKEN` or `VAULT_TOKEN_FILE`,
+//!   `VAULT_CACERT`, `STRONGROOM_TRANSIT_KEY` and `STRONGROOM_TRANSIT_MOUNT`; see
+//!   crypto-envelope's README), or another backend built into this binary.
+//! - With a primary other than `local`, the local ring is added as decrypt-only whenever
+//!   `STRONGROOM_MASTER_KEY` is set (or, without it, when the development key file exists
+//!   in the data directory), so values sealed before the move keep opening until
+//!   `trading-backend rewrap` has moved them. No development key is ever created then.
+//! - `STRONGROOM_KEK_DECRYPT_ONLY` lists further backends that only open, comma
+//!   separated (`transit`, to move back from Transit to the local key; `local`, to require
+//!   the local ring).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crypto_envelope::backend::local::ENV_MASTER_KEY;
+use crypto_envelope::{BackendError, ConfigError, Envelope, KekBackend};
+
+use crate::keyring::{self, KeyError};
+
+/// The primary backend's variable.
+pub(crate) const ENV_KEK: &str = "STRONGROOM_KEK";
+/// The decrypt-only backends' variable.
+pub(crate) const ENV_KEK_DECRYPT_ONLY: &str = "STRONGROOM_KEK_DECRYPT_ONLY";
+
+/// A key-encryption backend the configuration can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Local,
+    #[cfg(feature = "transit")]
+    Transit,
+}
+
+impl Kind {
+    fn parse(field: &str, text: &str) -> Result<Self, KeyError> {
+        match text.trim() {
+            "local" => Ok(Self::Local),
+            #[cfg(feature = "transit")]
+            "transit" => Ok(Self::Transit),
+            #[cfg(not(feature = "transit"))]
+            "transit" => Err(invalid(field, "this backend is not built into this binary")),
+            "pkcs11" | "awskms" => {
+                Err(invalid(field, "this backend is not built into this binary"))
+            }
+            _ => Err(invalid(field, "not one of local, transit")),
+        }
+    }
+}
+
+fn invalid(field: &str, reason: &'static str) -> KeyError {
+    KeyError::Config(ConfigError::Invalid {
+        field: field.to_owned(),
+        reason,
+    })
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var_os(name)
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Where the envelope's keys came from, for the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KekSummary {
+    /// The primary backend's id.
+    pub(crate) primary: &'static str,
+    /// The decrypt-only backends' ids.
+    pub(crate) decrypt_only: Vec<&'static str>,
+}
+
+/// Builds the envelope from the environment; see the module documentation.
+pub(crate) async fn envelope(data_dir: &Path) -> Result<(Envelope, KekSummary), KeyError> {
+    let primary = match var(ENV_KEK) {
+        Some(text) => Kind::parse(ENV_KEK, &text)?,
+        None => Kind::Local,
+    };
+    let mut extra = Vec::new();
+    if let Some(list) = var(ENV_KEK_DECRYPT_ONLY) {
+        for item in list.split(',').filter(|s| !s.trim().is_empty()) {
+            let kind = Kind::parse(ENV_KEK_DECRYPT_ONLY, item)?;
+            if kind == primary || extra.contains(&kind) {
+                return Err(invalid(
+                    ENV_KEK_DECRYPT_ONLY,
+                    "names the primary backend or one backend twice",
+                ));
+            }
+            extra.push(kind);
+        }
+    }
+    if primary != Kind::Local && !extra.contains(&Kind::Local) && local_available(data_dir) {
+        extra.push(Kind::Local);
+    }
+
+    let mut envelope = Envelope::from_arc(backend(primary, data_dir, true).await?)?;
+    let mut summary = KekSummary {
+        primary: id(primary),
+        decrypt_only: Vec::new(),
+    };
+    for kind in extra {
+        envelope = envelope.with_decrypt_only_arc(backend(kind, data_dir, false).await?)?;
+        summary.decrypt_only.push(id(kind));
+    }
+    Ok((envelope, summary))
+}
+
+fn id(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Local => crypto_envelope::backend::local::BACKEND_ID,
+        #[cfg(feature = "transit")]
+        Kind::Transit => crypto_envelope::backend::transit::BACKEND_ID,
+    }
+}
+
+/// Whether a local ring can be loaded without creating a development key.
+fn local_available(data_dir: &Path) -> bool {
+    var(ENV_MASTER_KEY).is_some() || data_dir.join(keyring::DEV_KEY_FILE).exists()
+}
+
+/// A backend of `kind`. The local ring creates a development key only as the primary.
+async fn backend(
+    kind: Kind,
+    data_dir: &Path,
+    primary: bool,
+) -> Result<Arc<dyn KekBackend>, KeyError> {
+    match kind {
+        Kind::Local => {
+            if !primary && !local_available(data_dir) {
+                return Err(KeyError::Config(ConfigError::Missing {
+                    field: ENV_MASTER_KEY.to_owned(),
+                }));
+            }
+            let (ring, _) = keyring::load(data_dir)?;
+            Ok(Arc::new(ring) as Arc<dyn KekBackend>)
+        }
+        #[cfg(feature = "transit")]
+        Kind::Transit => {
+            let kek = crypto_envelope::TransitBuilder::from_env()?
+                .connect()
+                .await
+                .map_err(|e| match e {
+                    crypto_envelope::backend::transit::ConnectError::Config(c) => {
+                        KeyError::Config(c)
+                    }
+                    crypto_envelope::backend::transit::ConnectError::Backend(b) => {
+                        KeyError::Backend(b)
+                    }
+                    _ => KeyError::Backend(BackendError::Unavailable {
+                        backend: "transit".to_owned(),
+                        reason: "cannot connect".to_owned(),
+                    }),
+                })?;
+            Ok(Arc::new(kek))
+        }
+    }
+}
