@@ -700,13 +700,15 @@ async fn wrong_pin_is_a_clear_error_and_the_pin_never_shows() {
 }
 
 /// The token's directory disappears mid-run (SoftHSM2 keeps a token as files): calls are
-/// `Unavailable`, never `Refused` or a success, and the same backend recovers when the
-/// directory is back. Runs in a child process on a copy of the CI token, so that no
-/// other test sees the outage.
+/// `Unavailable`, never `Refused` or a success. SoftHSM2 cannot show the token coming
+/// back to the same process (see below), so recovery is tested with a lost login
+/// (`recovers_after_the_login_is_lost`) and a hung call
+/// (`a_hung_token_call_times_out_as_unavailable`). Runs in a child process on a copy of
+/// the CI token, so that no other test sees the outage.
 #[tokio::test]
 #[ignore = "needs SoftHSM2 (STRONGROOM_PKCS11_MODULE)"]
-async fn outage_is_unavailable_and_recovers() {
-    const NAME: &str = "outage_is_unavailable_and_recovers";
+async fn token_directory_gone_is_unavailable_never_refused() {
+    const NAME: &str = "token_directory_gone_is_unavailable_never_refused";
     if !in_child(NAME) {
         let copy = TokenCopy::new();
         println!("{}", copy.run_child(NAME));

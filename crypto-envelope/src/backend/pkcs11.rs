@@ -910,9 +910,9 @@ impl Pkcs11Kek {
     pub async fn key_attributes(&self, label: &str) -> Result<KeyAttributes, BackendError> {
         check_label("label", label).map_err(|_| self.not_found(label))?;
         let label = label.to_owned();
-        self.run(move |shared, session| {
-            // Not through find_key: this reports the attributes of any AES key.
-            let _ = shared;
+        self.run(move |_shared, session| {
+            // Not through find_key: this reports the attributes of any secret key, even
+            // one find_key would refuse.
             let template = [
                 Attribute::Class(ObjectClass::SECRET_KEY),
                 Attribute::Label(label.as_bytes().to_vec()),
