@@ -122,7 +122,10 @@ fn transit(c: &mut Criterion) {
         });
     });
     group.bench_function("envelope_open", |b| {
-        b.iter(|| rt.block_on(envelope.open(black_box(&sealed), &ctx)).unwrap());
+        b.iter(|| {
+            rt.block_on(envelope.open(black_box(&sealed), &ctx))
+                .unwrap()
+        });
     });
     group.finish();
 }

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::openbao::OwnServer;
 use crypto_envelope::backend::transit::ConnectError;
 use crypto_envelope::{
     BackendError, DataKey, EncryptionContext, Envelope, Error, KekBackend, KeyRef, MemoryStore,
     Rewrap, Sealed, SecretStore, SqliteStore, TransitBuilder, TransitKek,
 };
-use common::openbao::OwnServer;
 use serde_json::{Value, json};
 
 const NEEDS: &str = "needs OpenBao (STRONGROOM_TRANSIT_TEST_ADDR)";
@@ -673,10 +673,7 @@ fn header_fields_vector() {
     let sealed = Sealed::from_text(field(&v, "sealed")).unwrap();
     assert_eq!(sealed.backend(), field(&v, "backend"));
     assert_eq!(sealed.key().id, field(&v, "key_id"));
-    assert_eq!(
-        sealed.key().version.to_string(),
-        field(&v, "key_version")
-    );
+    assert_eq!(sealed.key().version.to_string(), field(&v, "key_version"));
     let mut context = EncryptionContext::new();
     for pair in field(&v, "context").split(',') {
         let (name, value) = pair.split_once('=').unwrap();

@@ -186,4 +186,3 @@ impl Drop for OwnServer {
         self.stop();
     }
 }
-

@@ -34,9 +34,7 @@ async fn transit_outage_is_503_and_the_service_recovers_on_its_own() {
     assert!(!dir.path().join("dev-master.key").exists());
     let s = Server::start(dir.path(), &env);
     let session = s.login(EMAIL, PASSWORD).await;
-    let account = |label: &str| {
-        json!({"exchange": "paper", "label": label, "api_key": "ok", "secret": "os", "read_only": false})
-    };
+    let account = |label: &str| json!({"exchange": "paper", "label": label, "api_key": "ok", "secret": "os", "read_only": false});
     let (status, created) = s.post("/api/accounts", Some(&session), account("a")).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
@@ -44,23 +42,45 @@ async fn transit_outage_is_503_and_the_service_recovers_on_its_own() {
     bao.stop();
     // Opening the credential (not cached yet) and sealing a new one: 503.
     let (status, body) = s
-        .post("/api/exchange/balance", Some(&session), json!({"account_id": id}))
+        .post(
+            "/api/exchange/balance",
+            Some(&session),
+            json!({"account_id": id}),
+        )
         .await;
-    assert_eq!(status, 503, "balance with OpenBao down: {body}\n{}", s.logs());
+    assert_eq!(
+        status,
+        503,
+        "balance with OpenBao down: {body}\n{}",
+        s.logs()
+    );
     let (status, body) = s.post("/api/accounts", Some(&session), account("b")).await;
-    assert_eq!(status, 503, "new account with OpenBao down: {body}\n{}", s.logs());
+    assert_eq!(
+        status,
+        503,
+        "new account with OpenBao down: {body}\n{}",
+        s.logs()
+    );
 
     // Back but sealed: OpenBao answers 503 itself; still 503 here.
     bao.restart().await;
     let (status, body) = s
-        .post("/api/exchange/balance", Some(&session), json!({"account_id": id}))
+        .post(
+            "/api/exchange/balance",
+            Some(&session),
+            json!({"account_id": id}),
+        )
         .await;
     assert_eq!(status, 503, "balance with OpenBao sealed: {body}");
 
     // Unsealed: the same process recovers.
     bao.unseal().await;
     let (status, body) = s
-        .post("/api/exchange/balance", Some(&session), json!({"account_id": id}))
+        .post(
+            "/api/exchange/balance",
+            Some(&session),
+            json!({"account_id": id}),
+        )
         .await;
     assert_eq!(status, 200, "balance after recovery: {body}\n{}", s.logs());
     let (status, body) = s.post("/api/accounts", Some(&session), account("c")).await;
@@ -78,5 +98,8 @@ async fn transit_outage_is_503_and_the_service_recovers_on_its_own() {
     assert!(labels.contains(&"a") && labels.contains(&"c"), "{list}");
     assert!(!labels.contains(&"b"), "{list}");
     let logs = s.logs();
-    assert!(!logs.contains(&bao.root_token), "the Vault token was logged");
+    assert!(
+        !logs.contains(&bao.root_token),
+        "the Vault token was logged"
+    );
 }
