@@ -757,13 +757,27 @@ impl TransitKek {
         Err(last)
     }
 
-    fn check_key(&self, key: &KeyRef<'_>) -> Result<(), BackendError> {
+    /// Sends a value's wrapped key to `operation` (`decrypt` or `rewrap`) with its
+    /// context, after checking that it names this backend's key.
+    async fn post_ciphertext(
+        &self,
+        operation: &str,
+        key: &KeyRef<'_>,
+        wrapped: &[u8],
+        aad: &[u8],
+    ) -> Result<Answer, BackendError> {
         if key.id != self.key_id || key.version == 0 {
             return Err(BackendError::KeyNotFound {
                 key: key.borrowed().into_owned(),
             });
         }
-        Ok(())
+        let body = serde_json::to_vec(&serde_json::json!({
+            "ciphertext": Ciphertext::encode(key.version, wrapped),
+            "context": transit_context(aad),
+        }))
+        .map_err(|_| self.misbehaved("request cannot be encoded"))?;
+        let path = format!("/v1/{}/{operation}/{}", self.mount, self.key);
+        self.call(reqwest::Method::POST, &path, Some(&body)).await
     }
 
     /// Maps a 4xx answer to decrypt or rewrap a value under `key`.
@@ -832,14 +846,7 @@ impl KekBackend for TransitKek {
         aad: &[u8],
         _context: &EncryptionContext,
     ) -> Result<DataKey, BackendError> {
-        self.check_key(key)?;
-        let body = serde_json::to_vec(&serde_json::json!({
-            "ciphertext": Ciphertext::encode(key.version, wrapped),
-            "context": transit_context(aad),
-        }))
-        .map_err(|_| self.misbehaved("decrypt request cannot be encoded"))?;
-        let path = format!("/v1/{}/decrypt/{}", self.mount, self.key);
-        let answer = self.call(reqwest::Method::POST, &path, Some(&body)).await?;
+        let answer = self.post_ciphertext("decrypt", key, wrapped, aad).await?;
         match answer.status {
             200 => response::parse_decrypt(&answer.body).map_err(|e| match e {
                 // Decrypted, but not to a data key: not one of ours.
@@ -857,14 +864,7 @@ impl KekBackend for TransitKek {
         aad: &[u8],
         _context: &EncryptionContext,
     ) -> Result<Option<Wrapped>, BackendError> {
-        self.check_key(key)?;
-        let body = serde_json::to_vec(&serde_json::json!({
-            "ciphertext": Ciphertext::encode(key.version, wrapped),
-            "context": transit_context(aad),
-        }))
-        .map_err(|_| self.misbehaved("rewrap request cannot be encoded"))?;
-        let path = format!("/v1/{}/rewrap/{}", self.mount, self.key);
-        let answer = self.call(reqwest::Method::POST, &path, Some(&body)).await?;
+        let answer = self.post_ciphertext("rewrap", key, wrapped, aad).await?;
         match answer.status {
             200 => self
                 .wrapped(response::parse_encrypt(&answer.body))
