@@ -6,12 +6,16 @@
 //!   `VAULT_CACERT`, `STRONGROOM_TRANSIT_KEY` and `STRONGROOM_TRANSIT_MOUNT`; see
 //!   crypto-envelope's README), or another backend built into this binary.
 //! - With a primary other than `local`, the local ring is added as decrypt-only whenever
-//!   `STRONGROOM_MASTER_KEY` is set (or, without it, when the development key file exists
-//!   in the data directory), so values sealed before the move keep opening until
-//!   `trading-backend rewrap` has moved them. No development key is ever created then.
+//!   `STRONGROOM_MASTER_KEY` is set, so values sealed before the move keep opening until
+//!   `trading-backend rewrap` has moved them; a warning says so at every start. The
+//!   development key file is used then only when `STRONGROOM_KEK_DECRYPT_ONLY` names
+//!   `local` explicitly (it lives beside the data, in every backup of it), and no
+//!   development key is ever created.
 //! - `STRONGROOM_KEK_DECRYPT_ONLY` lists further backends that only open, comma
-//!   separated (`transit`, to move back from Transit to the local key; `local`, to require
-//!   the local ring).
+//!   separated (`transit`, to move back from Transit to the local key; `local`, to open
+//!   values under the development key while moving off it).
+//! - A variable that is set but empty or names no backend is refused, never read as the
+//!   default.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,6 +49,7 @@ impl Kind {
             "pkcs11" | "awskms" => {
                 Err(invalid(field, "this backend is not built into this binary"))
             }
+            "" => Err(invalid(field, "is set but empty")),
             _ => Err(invalid(field, "not one of local, transit")),
         }
     }
@@ -58,9 +63,7 @@ fn invalid(field: &str, reason: &'static str) -> KeyError {
 }
 
 fn var(name: &str) -> Option<String> {
-    std::env::var_os(name)
-        .map(|v| v.to_string_lossy().into_owned())
-        .filter(|v| !v.is_empty())
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
 /// Where the envelope's keys came from, for the start-up log.
@@ -80,7 +83,7 @@ pub(crate) async fn envelope(data_dir: &Path) -> Result<(Envelope, KekSummary), 
     };
     let mut extra = Vec::new();
     if let Some(list) = var(ENV_KEK_DECRYPT_ONLY) {
-        for item in list.split(',').filter(|s| !s.trim().is_empty()) {
+        for item in list.split(',') {
             let kind = Kind::parse(ENV_KEK_DECRYPT_ONLY, item)?;
             if kind == primary || extra.contains(&kind) {
                 return Err(invalid(
@@ -91,8 +94,18 @@ pub(crate) async fn envelope(data_dir: &Path) -> Result<(Envelope, KekSummary), 
             extra.push(kind);
         }
     }
-    if primary != Kind::Local && !extra.contains(&Kind::Local) && local_available(data_dir) {
+    if primary != Kind::Local
+        && !extra.contains(&Kind::Local)
+        && var(ENV_MASTER_KEY).is_some_and(|v| !v.is_empty())
+    {
         extra.push(Kind::Local);
+    }
+    if primary != Kind::Local && extra.contains(&Kind::Local) {
+        tracing::warn!(
+            code = "kek.local_decrypt_only",
+            "the local master key still opens values beside the primary backend: run \
+             `trading-backend rewrap` and remove it once the run is complete"
+        );
     }
 
     let mut envelope = Envelope::from_arc(backend(primary, data_dir, true).await?)?;
@@ -117,7 +130,8 @@ fn id(kind: Kind) -> &'static str {
 
 /// Whether a local ring can be loaded without creating a development key.
 fn local_available(data_dir: &Path) -> bool {
-    var(ENV_MASTER_KEY).is_some() || data_dir.join(keyring::DEV_KEY_FILE).exists()
+    var(ENV_MASTER_KEY).is_some_and(|v| !v.is_empty())
+        || data_dir.join(keyring::DEV_KEY_FILE).exists()
 }
 
 /// A backend of `kind`. The local ring creates a development key only as the primary.
