@@ -15,6 +15,8 @@ mod secret;
 mod secrets;
 pub mod store;
 
+#[cfg(feature = "awskms")]
+pub use backend::awskms::{AwsKms, AwsKmsBuilder};
 pub use backend::local::{LocalKeyRing, MasterKey};
 pub use backend::passphrase::{Argon2Params, PassphraseKek};
 pub use backend::{KekBackend, KeyRef, Wrapped};
