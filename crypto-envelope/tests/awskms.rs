@@ -6,7 +6,8 @@
 //! What moto does not do like AWS KMS (so what these tests cannot show): `Decrypt` and
 //! `ReEncrypt` ignore the key state (a disabled key still decrypts; `DescribeKey` does
 //! report it, which `connect` checks for the primary key); `Decrypt` with a `KeyId` that
-//! is not the blob's key answers `AccessDeniedException`, not `IncorrectKeyException`;
+//! is not the blob's key answers `AccessDeniedException`, not `IncorrectKeyException`
+//! (both are refusals here); `DisableKey` and `EnableKey` take a key id, not an ARN;
 //! its encryption-context binding concatenates names and values without lengths (so
 //! `{ab: c}` and `{a: bc}` bind alike: the `strongroom:aad` pair is what tells them
 //! apart here, as a test shows).
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use crypto_envelope::backend::awskms::{ConnectError, kms_context};
+use crypto_envelope::backend::awskms::ConnectError;
 use crypto_envelope::{
     AwsKms, BackendError, EncryptionContext, Envelope, Error, KekBackend, KeyRef, MemoryStore,
     Rewrap, Sealed, SecretStore, SqliteStore,
@@ -62,6 +63,11 @@ async fn create_key(admin: &aws_sdk_kms::Client) -> String {
         .await
         .unwrap();
     out.key_metadata().unwrap().arn().unwrap().to_owned()
+}
+
+/// The key id part of a key ARN (moto's DisableKey and EnableKey take only that).
+fn key_uuid(arn: &str) -> &str {
+    arn.rsplit_once(":key/").unwrap().1
 }
 
 fn builder(key_id: &str) -> crypto_envelope::AwsKmsBuilder {
@@ -268,18 +274,18 @@ async fn a_key_not_configured_or_not_in_kms_is_key_not_found() {
 async fn a_disabled_primary_key_is_retired() {
     let admin = admin().await;
     let arn = create_key(&admin).await;
-    admin.disable_key().key_id(&arn).send().await.unwrap();
+    admin.disable_key().key_id(key_uuid(&arn)).send().await.unwrap();
     let result = builder(&arn).connect().await;
     assert!(
         matches!(&result, Err(ConnectError::Backend(BackendError::KeyRetired { key })) if key.id == arn),
         "{result:?}"
     );
     // Re-enabled, it serves again.
-    admin.enable_key().key_id(&arn).send().await.unwrap();
+    admin.enable_key().key_id(key_uuid(&arn)).send().await.unwrap();
     builder(&arn).connect().await.unwrap();
     // A disabled key is accepted as decrypt-only (values under it are KMS's to refuse).
     let primary = create_key(&admin).await;
-    admin.disable_key().key_id(&arn).send().await.unwrap();
+    admin.disable_key().key_id(key_uuid(&arn)).send().await.unwrap();
     let kms = builder(&primary)
         .decrypt_only_key_id(&arn)
         .connect()
@@ -541,15 +547,23 @@ async fn a_slow_kms_is_unavailable_within_the_operation_timeout() {
 
 const CANARY_SECRET: &str = "Canary/Secret+Access+Key/7h1s-must-never-leak";
 const CANARY_CHILD: &str = "STRONGROOM_KMS_CANARY_CHILD";
+/// A data key the child wraps and unwraps; its base64 (as in KMS's JSON) must not be
+/// logged either.
+const CANARY_DEK: &[u8; 32] = b"data-key-canary-0123456789abcdef";
+
+fn dek_base64() -> String {
+    use base64ct::Encoding;
+    base64ct::Base64::encode_string(CANARY_DEK)
+}
 
 /// Runs [`credential_canary_child`] in a child process whose `AWS_SECRET_ACCESS_KEY` is a
-/// canary (tests cannot change their own environment safely), and checks that nothing
+/// canary (a test cannot safely change its own environment), and checks that nothing
 /// the child printed (every `Debug` and error text it could produce, and the SDK's
-/// trace-level logs) holds it.
-#[test]
+/// trace-level logs) holds the secret or the data key.
+#[tokio::test]
 #[ignore = "needs a KMS server (AWS_ENDPOINT_URL)"]
-fn the_credential_canary_never_appears() {
-    let _ = endpoint();
+async fn the_credential_canary_never_appears() {
+    let arn = create_key(&admin().await).await;
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "credential_canary_child",
@@ -559,17 +573,23 @@ fn the_credential_canary_never_appears() {
             "--test-threads=1",
         ])
         .env(CANARY_CHILD, "1")
+        .env("STRONGROOM_KMS_KEY_ID", &arn)
         .env("AWS_ACCESS_KEY_ID", "AKIDCANARYTEST")
         .env("AWS_SECRET_ACCESS_KEY", CANARY_SECRET)
+        .env_remove("LOG_SENSITIVE_BODIES")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("canary child: done"), "child did not run:\n{stdout}");
-    assert!(stdout.contains("aws_smithy_runtime"), "the SDK's trace logs were not captured");
+    assert!(
+        stdout.contains("KMS.Decrypt"),
+        "the SDK's trace logs were not captured"
+    );
     for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
         assert!(!text.contains(CANARY_SECRET), "the secret leaked to {name}");
+        assert!(!text.contains(&dek_base64()), "the data key leaked to {name}");
     }
 }
 
@@ -587,52 +607,51 @@ async fn credential_canary_child() {
         .with_writer(std::io::stdout)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    {
-        let arn = create_key(&admin().await).await;
-        let builder = crypto_envelope::AwsKmsBuilder::from_env()
-            .unwrap()
-            .key_id(&arn);
-        println!("builder: {builder:?}");
-        let kms = Arc::new(builder.connect().await.unwrap());
-        println!("backend: {kms:?}");
-        let envelope = Envelope::from_arc(kms.clone()).unwrap();
-        let sealed = envelope.seal(b"v", &ctx()).await.unwrap().to_bytes();
-        let mut texts = Vec::new();
-        let wrong = envelope.open(&sealed, &common::ctx("x", "y")).await;
-        texts.push(format!("{wrong:?}"));
-        let missing = envelope
-            .open(&with_key(&sealed, "arn:aws:kms:us-east-1:1:key/x", 0), &ctx())
-            .await;
-        texts.push(format!("{missing:?}"));
-        let unavailable = AwsKms::builder()
-            .region(region())
-            .endpoint_url(format!("http://{}", closed_port().await))
-            .key_id(&arn)
-            .connect()
-            .await;
-        texts.push(format!("{unavailable:?}"));
-        let not_found = builder_from_env("alias/strongroom-canary-missing").connect().await;
-        texts.push(format!("{not_found:?}"));
-        for err in [wrong.err(), missing.err()].into_iter().flatten() {
-            texts.push(err.to_string());
-            if let Some(source) = std::error::Error::source(&err) {
-                texts.push(source.to_string());
-            }
-        }
-        for err in [unavailable.err(), not_found.err()].into_iter().flatten() {
-            texts.push(err.to_string());
-        }
-        texts.push(format!("{:?}", kms_context(b"aad", &ctx()).unwrap()));
-        for text in &texts {
-            println!("text: {text}");
-            assert!(!text.contains(CANARY_SECRET));
+
+    let builder = crypto_envelope::AwsKmsBuilder::from_env().unwrap();
+    println!("builder: {builder:?}");
+    let kms = Arc::new(builder.connect().await.unwrap());
+    println!("backend: {kms:?}");
+    // The data key canary, straight through the backend (Encrypt, then Decrypt).
+    let dek = crypto_envelope::DataKey::from_slice(CANARY_DEK).unwrap();
+    let wrapped = kms.wrap(&dek, b"aad", &ctx()).await.unwrap();
+    let back = kms.unwrap(&wrapped.key, &wrapped.bytes, b"aad", &ctx()).await.unwrap();
+    assert_eq!(back.expose_secret(), CANARY_DEK);
+    println!("wrapped: {wrapped:?}; data key: {back:?}");
+
+    let envelope = Envelope::from_arc(kms.clone()).unwrap();
+    let sealed = envelope.seal(b"v", &ctx()).await.unwrap().to_bytes();
+    let mut texts = Vec::new();
+    let wrong = envelope.open(&sealed, &common::ctx("x", "y")).await;
+    texts.push(format!("{wrong:?}"));
+    let missing = envelope
+        .open(&with_key(&sealed, "arn:aws:kms:us-east-1:1:key/x", 0), &ctx())
+        .await;
+    texts.push(format!("{missing:?}"));
+    let unavailable = crypto_envelope::AwsKmsBuilder::from_env()
+        .unwrap()
+        .endpoint_url(format!("http://{}", closed_port().await))
+        .connect()
+        .await;
+    texts.push(format!("{unavailable:?}"));
+    let not_found = crypto_envelope::AwsKmsBuilder::from_env()
+        .unwrap()
+        .key_id("alias/strongroom-canary-missing")
+        .connect()
+        .await;
+    texts.push(format!("{not_found:?}"));
+    for err in [wrong.err(), missing.err()].into_iter().flatten() {
+        texts.push(err.to_string());
+        if let Some(source) = std::error::Error::source(&err) {
+            texts.push(source.to_string());
         }
     }
+    for err in [unavailable.err(), not_found.err()].into_iter().flatten() {
+        texts.push(err.to_string());
+    }
+    for text in &texts {
+        println!("text: {text}");
+        assert!(!text.contains(CANARY_SECRET));
+    }
     println!("canary child: done");
-}
-
-fn builder_from_env(key_id: &str) -> crypto_envelope::AwsKmsBuilder {
-    crypto_envelope::AwsKmsBuilder::from_env()
-        .unwrap()
-        .key_id(key_id)
 }

@@ -41,11 +41,11 @@
 //!
 //! | KMS answer | error |
 //! | --- | --- |
-//! | `InvalidCiphertextException`, `IncorrectKeyException`, `InvalidKeyUsageException` | [`BackendError::Refused`] |
+//! | `InvalidCiphertextException`, `IncorrectKeyException`, `InvalidKeyUsageException`; `AccessDeniedException` on `Decrypt`/`ReEncrypt` (KMS's answer to a blob naming a key that does not exist or is not accessible; logged as `envelope.awskms.access_denied`) | [`BackendError::Refused`] |
 //! | `NotFoundException` | [`BackendError::KeyNotFound`] |
 //! | `DisabledException`, `KMSInvalidStateException` | [`BackendError::KeyRetired`] |
 //! | throttling, `KMSInternalException`, `DependencyTimeoutException`, `KeyUnavailableException`, any 5xx, timeouts, connection failures | [`BackendError::Unavailable`], after the SDK's bounded retries |
-//! | `AccessDeniedException`, credential errors, any other error | [`BackendError::Unavailable`] naming the kind (a deployment problem, never the value's fault) |
+//! | `AccessDeniedException` on `Encrypt`/`DescribeKey`, credential errors, any other error | [`BackendError::Unavailable`] naming the kind (a deployment problem, never the value's fault) |
 //!
 //! Retries: the SDK's standard mode (exponential backoff with jitter, a client-side
 //! retry quota), at most [`DEFAULT_MAX_ATTEMPTS`] attempts; each attempt is bounded by
@@ -488,7 +488,7 @@ async fn describe(client: &Client, key_id: &str, primary: bool) -> Result<String
         .key_id(key_id)
         .send()
         .await
-        .map_err(|e| map_sdk_error(e, &asked))?;
+        .map_err(|e| map_sdk_error(e, &asked, Op::Other))?;
     let misbehaved = |reason| BackendError::Misbehaved {
         backend: BACKEND_ID.to_owned(),
         reason,
@@ -639,12 +639,30 @@ enum Class {
     Unavailable(&'static str),
 }
 
+/// Which kind of call failed: one that carries a stored (attacker-controlled) ciphertext
+/// blob, or one that does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// `Decrypt` or `ReEncrypt` of a blob read from a value.
+    Blob,
+    /// `Encrypt` or `DescribeKey`: only configuration and fresh data.
+    Other,
+}
+
 /// Classifies a KMS service error by its code and HTTP status.
-fn classify(code: Option<&str>, status: u16) -> Class {
+///
+/// `AccessDeniedException` is ambiguous on `Decrypt`: KMS answers it both when the
+/// caller lacks permission and when the blob names a key that does not exist or that
+/// the caller may not use, which anyone who can write a row can arrange. On a blob it is
+/// therefore a refusal (with a `envelope.awskms.access_denied` warning in the trace, so
+/// that a permission problem is still visible to the operator); elsewhere it is a
+/// deployment problem, reported as unavailable.
+fn classify(code: Option<&str>, status: u16, op: Op) -> Class {
     match code.unwrap_or_default() {
         "InvalidCiphertextException" | "IncorrectKeyException" | "InvalidKeyUsageException" => {
             Class::Refused
         }
+        "AccessDeniedException" if op == Op::Blob => Class::Refused,
         "NotFoundException" => Class::NotFound,
         "DisabledException" | "KMSInvalidStateException" => Class::Retired,
         "ThrottlingException" | "LimitExceededException" | "TooManyRequestsException" => {
@@ -667,11 +685,23 @@ fn classify(code: Option<&str>, status: u16) -> Class {
 }
 
 /// Maps an SDK error to a short, secret-free [`BackendError`] about `key`.
-fn map_sdk_error<E: ProvideErrorMetadata>(err: SdkError<E>, key: &KeyRef<'_>) -> BackendError {
+fn map_sdk_error<E: ProvideErrorMetadata>(
+    err: SdkError<E>,
+    key: &KeyRef<'_>,
+    op: Op,
+) -> BackendError {
     let reason = match &err {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            return match classify(service.err().code(), status) {
+            let code = service.err().code();
+            if op == Op::Blob && code == Some("AccessDeniedException") {
+                tracing::warn!(
+                    code = "envelope.awskms.access_denied",
+                    key = %key,
+                    "KMS denied a decrypt: a blob naming a key that is not accessible, or a missing permission"
+                );
+            }
+            return match classify(code, status, op) {
                 Class::Refused => BackendError::Refused,
                 Class::NotFound => BackendError::KeyNotFound {
                     key: key.clone().into_owned(),
@@ -730,7 +760,7 @@ impl KekBackend for AwsKms {
             .encryption_algorithm(EncryptionAlgorithmSpec::SymmetricDefault)
             .send()
             .await
-            .map_err(|e| map_sdk_error(e, &self.primary_key()))?;
+            .map_err(|e| map_sdk_error(e, &self.primary_key(), Op::Other))?;
         if out.key_id() != Some(self.primary.as_str()) {
             return Err(misbehaved("KMS encrypted under a key other than the primary key"));
         }
@@ -761,7 +791,7 @@ impl KekBackend for AwsKms {
             .encryption_algorithm(EncryptionAlgorithmSpec::SymmetricDefault)
             .send()
             .await
-            .map_err(|e| map_sdk_error(e, key))?;
+            .map_err(|e| map_sdk_error(e, key, Op::Blob))?;
         if out.key_id() != Some(arn) {
             return Err(misbehaved("KMS decrypted under a key other than the one asked"));
         }
@@ -796,7 +826,7 @@ impl KekBackend for AwsKms {
             .destination_encryption_algorithm(EncryptionAlgorithmSpec::SymmetricDefault)
             .send()
             .await
-            .map_err(|e| map_sdk_error(e, key))?;
+            .map_err(|e| map_sdk_error(e, key, Op::Blob))?;
         if out.source_key_id() != Some(source) {
             return Err(misbehaved("KMS re-encrypted from a key other than the one asked"));
         }
@@ -821,29 +851,46 @@ mod tests {
             "IncorrectKeyException",
             "InvalidKeyUsageException",
         ] {
-            assert_eq!(classify(Some(code), 400), Class::Refused, "{code}");
+            for op in [Op::Blob, Op::Other] {
+                assert_eq!(classify(Some(code), 400, op), Class::Refused, "{code}");
+            }
         }
-        assert_eq!(classify(Some("NotFoundException"), 400), Class::NotFound);
-        assert_eq!(classify(Some("DisabledException"), 400), Class::Retired);
-        assert_eq!(classify(Some("KMSInvalidStateException"), 400), Class::Retired);
+        for op in [Op::Blob, Op::Other] {
+            assert_eq!(classify(Some("NotFoundException"), 400, op), Class::NotFound);
+            assert_eq!(classify(Some("DisabledException"), 400, op), Class::Retired);
+            assert_eq!(
+                classify(Some("KMSInvalidStateException"), 400, op),
+                Class::Retired
+            );
+        }
+        // Denied access: the blob's doing on a decrypt, the deployment's elsewhere.
+        assert_eq!(
+            classify(Some("AccessDeniedException"), 400, Op::Blob),
+            Class::Refused
+        );
+        assert!(matches!(
+            classify(Some("AccessDeniedException"), 400, Op::Other),
+            Class::Unavailable(_)
+        ));
         for (code, status) in [
             ("ThrottlingException", 400),
             ("KMSInternalException", 500),
             ("DependencyTimeoutException", 503),
             ("KeyUnavailableException", 500),
-            ("AccessDeniedException", 400),
             ("UnrecognizedClientException", 400),
             ("SomethingNew", 400),
             ("SomethingNew", 502),
         ] {
-            assert!(
-                matches!(classify(Some(code), status), Class::Unavailable(_)),
-                "{code} {status}"
-            );
+            for op in [Op::Blob, Op::Other] {
+                assert!(
+                    matches!(classify(Some(code), status, op), Class::Unavailable(_)),
+                    "{code} {status}"
+                );
+            }
         }
-        assert!(matches!(classify(None, 503), Class::Unavailable(_)));
-        // A refusal code never comes from a server error status alone.
-        assert!(matches!(classify(None, 400), Class::Unavailable(_)));
+        // An answer without a code (a proxy's error page) is never a refusal.
+        assert!(matches!(classify(None, 503, Op::Blob), Class::Unavailable(_)));
+        assert!(matches!(classify(None, 400, Op::Blob), Class::Unavailable(_)));
     }
 
     #[test]
