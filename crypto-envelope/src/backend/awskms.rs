@@ -58,7 +58,9 @@
 //! answer. What this module holds of it is wiped ([`DataKey`], a zeroizing buffer), but
 //! the SDK's request and response buffers (JSON with the key in base64) are not ours to
 //! wipe: they are freed, not zeroed. The SDK's `Debug` of these requests and answers
-//! redacts the key. Credentials are the SDK's (environment, profile, web identity,
+//! redacts the key, and its trace-level log of the `Decrypt` answer is redacted unless
+//! the environment sets `LOG_SENSITIVE_BODIES=true`: **never set it in production**
+//! (the answer holds the data key; the credential-canary test shows both cases). Credentials are the SDK's (environment, profile, web identity,
 //! container or instance metadata, through `aws-config`, or
 //! [`AwsKmsBuilder::static_credentials`]); none of this module's `Debug` output or
 //! errors holds them.
@@ -506,8 +508,12 @@ async fn describe(client: &Client, key_id: &str, primary: bool) -> Result<String
     } else {
         "KMS key (decrypt-only)"
     };
+    // A SYMMETRIC_DEFAULT key is always ENCRYPT_DECRYPT; KMS reports both (moto omits
+    // the usage of a key created without one, so an absent usage is accepted).
     if meta.key_spec() != Some(&KeySpec::SymmetricDefault)
-        || meta.key_usage() != Some(&KeyUsageType::EncryptDecrypt)
+        || meta
+            .key_usage()
+            .is_some_and(|usage| *usage != KeyUsageType::EncryptDecrypt)
     {
         return Err(ConfigError::Invalid {
             field: field.to_owned(),
