@@ -33,7 +33,9 @@ fn context() -> EncryptionContext {
 
 fn bench(c: &mut Criterion) {
     let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
-        eprintln!("kek/awskms: AWS_ENDPOINT_URL is not set: group skipped (source .ci/services/awskms.sh)");
+        eprintln!(
+            "kek/awskms: AWS_ENDPOINT_URL is not set: group skipped (source .ci/services/awskms.sh)"
+        );
         return;
     };
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
@@ -86,7 +88,10 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("kek/awskms");
     group.bench_function("envelope_open_64B", |b| {
-        b.iter(|| rt.block_on(envelope.open(black_box(&sealed), &ctx)).unwrap())
+        b.iter(|| {
+            rt.block_on(envelope.open(black_box(&sealed), &ctx))
+                .unwrap()
+        })
     });
     group.bench_function("backend_unwrap", |b| {
         b.iter(|| {

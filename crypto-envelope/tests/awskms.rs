@@ -195,7 +195,10 @@ async fn a_wrong_context_is_refused() {
     let b = EncryptionContext::new().with("a", "bc").unwrap();
     let sealed = envelope.seal(b"v", &a).await.unwrap().to_bytes();
     assert!(envelope.open(&sealed, &a).await.is_ok());
-    assert!(matches!(envelope.open(&sealed, &b).await, Err(Error::Refused)));
+    assert!(matches!(
+        envelope.open(&sealed, &b).await,
+        Err(Error::Refused)
+    ));
 }
 
 #[tokio::test]
@@ -210,7 +213,10 @@ async fn a_tampered_wrapped_key_is_refused_not_unavailable() {
         let mut bad = sealed.clone();
         bad[index] ^= 0x01;
         let result = envelope.open(&bad, &ctx()).await;
-        assert!(matches!(result, Err(Error::Refused)), "byte {index}: {result:?}");
+        assert!(
+            matches!(result, Err(Error::Refused)),
+            "byte {index}: {result:?}"
+        );
     }
     // Straight to the backend: garbage and a truncated blob are refused too.
     let aad_ctx = ctx();
@@ -244,13 +250,19 @@ async fn a_key_not_configured_or_not_in_kms_is_key_not_found() {
     let other = create_key(&admin).await;
     let result = envelope.open(&with_key(&sealed, &other, 0), &ctx()).await;
     assert!(
-        matches!(result, Err(Error::Backend(BackendError::KeyNotFound { .. }))),
+        matches!(
+            result,
+            Err(Error::Backend(BackendError::KeyNotFound { .. }))
+        ),
         "{result:?}"
     );
     // The right ARN under another version: only version 0 exists.
     let result = envelope.open(&with_key(&sealed, &arn, 1), &ctx()).await;
     assert!(
-        matches!(result, Err(Error::Backend(BackendError::KeyNotFound { .. }))),
+        matches!(
+            result,
+            Err(Error::Backend(BackendError::KeyNotFound { .. }))
+        ),
         "{result:?}"
     );
     assert_eq!(header(&sealed).version, 0);
@@ -274,18 +286,33 @@ async fn a_key_not_configured_or_not_in_kms_is_key_not_found() {
 async fn a_disabled_primary_key_is_retired() {
     let admin = admin().await;
     let arn = create_key(&admin).await;
-    admin.disable_key().key_id(key_uuid(&arn)).send().await.unwrap();
+    admin
+        .disable_key()
+        .key_id(key_uuid(&arn))
+        .send()
+        .await
+        .unwrap();
     let result = builder(&arn).connect().await;
     assert!(
         matches!(&result, Err(ConnectError::Backend(BackendError::KeyRetired { key })) if key.id == arn),
         "{result:?}"
     );
     // Re-enabled, it serves again.
-    admin.enable_key().key_id(key_uuid(&arn)).send().await.unwrap();
+    admin
+        .enable_key()
+        .key_id(key_uuid(&arn))
+        .send()
+        .await
+        .unwrap();
     builder(&arn).connect().await.unwrap();
     // A disabled key is accepted as decrypt-only (values under it are KMS's to refuse).
     let primary = create_key(&admin).await;
-    admin.disable_key().key_id(key_uuid(&arn)).send().await.unwrap();
+    admin
+        .disable_key()
+        .key_id(key_uuid(&arn))
+        .send()
+        .await
+        .unwrap();
     let kms = builder(&primary)
         .decrypt_only_key_id(&arn)
         .connect()
@@ -351,7 +378,10 @@ async fn rotation_to_a_new_key_re_encrypts_inside_kms() {
         panic!("expected a re-wrap");
     };
     assert_eq!(rewrapped.key(), &KeyRef::new(new_arn.clone(), 0));
-    assert_eq!(rewrapped.ciphertext(), Sealed::from_bytes(&sealed).unwrap().ciphertext());
+    assert_eq!(
+        rewrapped.ciphertext(),
+        Sealed::from_bytes(&sealed).unwrap().ciphertext()
+    );
     let only_new = Envelope::new(backend(&new_arn).await).unwrap();
     let opened = only_new.open_sealed(&rewrapped, &ctx()).await.unwrap();
     assert_eq!(opened.expose_secret(), b"rotate me");
@@ -502,7 +532,11 @@ async fn an_outage_mid_run_is_unavailable_and_the_same_backend_recovers() {
         assert!(open.as_ref().is_err_and(Error::is_unavailable), "{open:?}");
         let seal = envelope.seal(b"w", &ctx()).await;
         assert!(seal.as_ref().is_err_and(Error::is_unavailable), "{seal:?}");
-        assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     relay.restore().await;
@@ -582,14 +616,20 @@ async fn the_credential_canary_never_appears() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("canary child: done"), "child did not run:\n{stdout}");
+    assert!(
+        stdout.contains("canary child: done"),
+        "child did not run:\n{stdout}"
+    );
     assert!(
         stdout.contains("KMS.Decrypt"),
         "the SDK's trace logs were not captured"
     );
     for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
         assert!(!text.contains(CANARY_SECRET), "the secret leaked to {name}");
-        assert!(!text.contains(&dek_base64()), "the data key leaked to {name}");
+        assert!(
+            !text.contains(&dek_base64()),
+            "the data key leaked to {name}"
+        );
     }
 }
 
@@ -601,7 +641,10 @@ async fn credential_canary_child() {
     if std::env::var_os(CANARY_CHILD).is_none() {
         return;
     }
-    assert_eq!(std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(), CANARY_SECRET);
+    assert_eq!(
+        std::env::var("AWS_SECRET_ACCESS_KEY").unwrap(),
+        CANARY_SECRET
+    );
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(std::io::stdout)
@@ -615,7 +658,10 @@ async fn credential_canary_child() {
     // The data key canary, straight through the backend (Encrypt, then Decrypt).
     let dek = crypto_envelope::DataKey::from_slice(CANARY_DEK).unwrap();
     let wrapped = kms.wrap(&dek, b"aad", &ctx()).await.unwrap();
-    let back = kms.unwrap(&wrapped.key, &wrapped.bytes, b"aad", &ctx()).await.unwrap();
+    let back = kms
+        .unwrap(&wrapped.key, &wrapped.bytes, b"aad", &ctx())
+        .await
+        .unwrap();
     assert_eq!(back.expose_secret(), CANARY_DEK);
     println!("wrapped: {wrapped:?}; data key: {back:?}");
 
@@ -625,7 +671,10 @@ async fn credential_canary_child() {
     let wrong = envelope.open(&sealed, &common::ctx("x", "y")).await;
     texts.push(format!("{wrong:?}"));
     let missing = envelope
-        .open(&with_key(&sealed, "arn:aws:kms:us-east-1:1:key/x", 0), &ctx())
+        .open(
+            &with_key(&sealed, "arn:aws:kms:us-east-1:1:key/x", 0),
+            &ctx(),
+        )
         .await;
     texts.push(format!("{missing:?}"));
     let unavailable = crypto_envelope::AwsKmsBuilder::from_env()

@@ -375,13 +375,13 @@ impl AwsKmsBuilder {
                 reason: "must be 1 to 10",
             });
         }
-        if let Some(creds) = &self.credentials {
-            if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() {
-                return Err(ConfigError::Invalid {
-                    field: "static_credentials".to_owned(),
-                    reason: "empty access key id or secret",
-                });
-            }
+        if let Some(creds) = &self.credentials
+            && (creds.access_key_id.is_empty() || creds.secret_access_key.is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                field: "static_credentials".to_owned(),
+                reason: "empty access key id or secret",
+            });
         }
         Ok(())
     }
@@ -472,7 +472,9 @@ fn check_endpoint(field: &str, url: &str) -> Result<(), ConfigError> {
 }
 
 fn check_config_key_id(field: &str, key: &str) -> Result<(), ConfigError> {
-    if key.is_empty() || key.len() > MAX_CONFIG_KEY_ID_LEN || !key.bytes().all(|b| b.is_ascii_graphic())
+    if key.is_empty()
+        || key.len() > MAX_CONFIG_KEY_ID_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
     {
         return Err(ConfigError::Invalid {
             field: field.to_owned(),
@@ -584,10 +586,10 @@ impl AwsKms {
 
     /// The configured key a value names, or `KeyNotFound` without asking KMS.
     fn held(&self, key: &KeyRef<'_>) -> Result<&str, BackendError> {
-        if key.version == 0 {
-            if let Some(arn) = self.keys.iter().find(|arn| **arn == key.id) {
-                return Ok(arn);
-            }
+        if key.version == 0
+            && let Some(arn) = self.keys.iter().find(|arn| **arn == key.id)
+        {
+            return Ok(arn);
         }
         Err(BackendError::KeyNotFound {
             key: key.clone().into_owned(),
@@ -735,7 +737,9 @@ fn map_sdk_error<E: ProvideErrorMetadata>(
 fn checked_blob(blob: Option<Blob>) -> Result<Vec<u8>, BackendError> {
     let bytes = blob.map(Blob::into_inner).unwrap_or_default();
     if bytes.is_empty() || bytes.len() > MAX_WRAPPED_LEN {
-        return Err(misbehaved("KMS returned a ciphertext blob that is not 1 to 4096 bytes"));
+        return Err(misbehaved(
+            "KMS returned a ciphertext blob that is not 1 to 4096 bytes",
+        ));
     }
     Ok(bytes)
 }
@@ -768,7 +772,9 @@ impl KekBackend for AwsKms {
             .await
             .map_err(|e| map_sdk_error(e, &self.primary_key(), Op::Other))?;
         if out.key_id() != Some(self.primary.as_str()) {
-            return Err(misbehaved("KMS encrypted under a key other than the primary key"));
+            return Err(misbehaved(
+                "KMS encrypted under a key other than the primary key",
+            ));
         }
         Ok(Wrapped {
             key: KeyRef::new(self.primary.clone(), 0),
@@ -799,7 +805,9 @@ impl KekBackend for AwsKms {
             .await
             .map_err(|e| map_sdk_error(e, key, Op::Blob))?;
         if out.key_id() != Some(arn) {
-            return Err(misbehaved("KMS decrypted under a key other than the one asked"));
+            return Err(misbehaved(
+                "KMS decrypted under a key other than the one asked",
+            ));
         }
         let plaintext = Zeroizing::new(out.plaintext.map(Blob::into_inner).unwrap_or_default());
         if plaintext.len() != DATA_KEY_LEN {
@@ -834,10 +842,14 @@ impl KekBackend for AwsKms {
             .await
             .map_err(|e| map_sdk_error(e, key, Op::Blob))?;
         if out.source_key_id() != Some(source) {
-            return Err(misbehaved("KMS re-encrypted from a key other than the one asked"));
+            return Err(misbehaved(
+                "KMS re-encrypted from a key other than the one asked",
+            ));
         }
         if out.key_id() != Some(self.primary.as_str()) {
-            return Err(misbehaved("KMS re-encrypted under a key other than the primary key"));
+            return Err(misbehaved(
+                "KMS re-encrypted under a key other than the primary key",
+            ));
         }
         Ok(Some(Wrapped {
             key: KeyRef::new(self.primary.clone(), 0),
@@ -862,7 +874,10 @@ mod tests {
             }
         }
         for op in [Op::Blob, Op::Other] {
-            assert_eq!(classify(Some("NotFoundException"), 400, op), Class::NotFound);
+            assert_eq!(
+                classify(Some("NotFoundException"), 400, op),
+                Class::NotFound
+            );
             assert_eq!(classify(Some("DisabledException"), 400, op), Class::Retired);
             assert_eq!(
                 classify(Some("KMSInvalidStateException"), 400, op),
@@ -895,8 +910,14 @@ mod tests {
             }
         }
         // An answer without a code (a proxy's error page) is never a refusal.
-        assert!(matches!(classify(None, 503, Op::Blob), Class::Unavailable(_)));
-        assert!(matches!(classify(None, 400, Op::Blob), Class::Unavailable(_)));
+        assert!(matches!(
+            classify(None, 503, Op::Blob),
+            Class::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify(None, 400, Op::Blob),
+            Class::Unavailable(_)
+        ));
     }
 
     #[test]
@@ -919,13 +940,17 @@ mod tests {
         let other = kms_context(b"SRE\x01\x02\x02", &context).unwrap();
         assert_ne!(pairs[AAD_CONTEXT_NAME], other[AAD_CONTEXT_NAME]);
 
-        let reserved = EncryptionContext::new().with("strongroom:aad", "x").unwrap();
+        let reserved = EncryptionContext::new()
+            .with("strongroom:aad", "x")
+            .unwrap();
         assert!(matches!(
             kms_context(b"", &reserved),
             Err(BackendError::Misbehaved { .. })
         ));
         // The secret store's own name uses a dot, not the reserved colon.
-        let store = EncryptionContext::new().with("strongroom.kind", "secret").unwrap();
+        let store = EncryptionContext::new()
+            .with("strongroom.kind", "secret")
+            .unwrap();
         assert!(kms_context(b"", &store).is_ok());
     }
 
@@ -989,7 +1014,9 @@ mod tests {
             .region("us-east-1")
             .key_id("alias/x")
             .attempt_timeout(Duration::from_secs(10));
-        assert!(matches!(bad.validate(), Err(ConfigError::Invalid { field, .. }) if field == "attempt_timeout"));
+        assert!(
+            matches!(bad.validate(), Err(ConfigError::Invalid { field, .. }) if field == "attempt_timeout")
+        );
         let bad = AwsKms::builder().key_id("alias/x");
         assert_eq!(
             bad.validate(),
@@ -1004,7 +1031,10 @@ mod tests {
         let builder = AwsKms::builder()
             .region("us-east-1")
             .key_id("alias/x")
-            .static_credentials("AKIDCANARY", Zeroizing::new("s3cr3t-canary-value".to_owned()));
+            .static_credentials(
+                "AKIDCANARY",
+                Zeroizing::new("s3cr3t-canary-value".to_owned()),
+            );
         let debug = format!("{builder:?}");
         assert!(debug.contains("AKIDCANARY"), "{debug}");
         assert!(!debug.contains("s3cr3t-canary-value"), "{debug}");
