@@ -84,9 +84,9 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::Region;
 use aws_sdk_kms::Client;
-use aws_sdk_kms::config::Credentials;
 use aws_sdk_kms::config::retry::RetryConfig;
 use aws_sdk_kms::config::timeout::TimeoutConfig;
+use aws_sdk_kms::config::{Credentials, SharedHttpClient};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{EncryptionAlgorithmSpec, KeySpec, KeyState, KeyUsageType};
@@ -197,6 +197,7 @@ pub struct AwsKmsBuilder {
     key_id: Option<String>,
     old_key_ids: Vec<String>,
     credentials: Option<StaticCredentials>,
+    http_client: Option<SharedHttpClient>,
     operation_timeout: Duration,
     attempt_timeout: Duration,
     max_attempts: u32,
@@ -211,6 +212,7 @@ impl Default for AwsKmsBuilder {
             key_id: None,
             old_key_ids: Vec::new(),
             credentials: None,
+            http_client: None,
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
@@ -292,6 +294,15 @@ impl AwsKmsBuilder {
             access_key_id: access_key_id.into(),
             secret_access_key,
         });
+        self
+    }
+
+    /// The HTTP client the SDK sends its requests with, instead of its default (hyper and
+    /// rustls with the platform's trust roots): for a proxy or a private CA in front of a
+    /// VPC endpoint. The client must verify TLS; the timeouts and retries above still
+    /// apply.
+    pub fn http_client(mut self, client: SharedHttpClient) -> Self {
+        self.http_client = Some(client);
         self
     }
 
@@ -427,6 +438,9 @@ impl AwsKmsBuilder {
                 None,
                 "strongroom-static",
             ));
+        }
+        if let Some(client) = &self.http_client {
+            loader = loader.http_client(client.clone());
         }
         let sdk = loader.load().await;
         let client = Client::new(&sdk);
@@ -1038,5 +1052,342 @@ mod tests {
         let debug = format!("{builder:?}");
         assert!(debug.contains("AKIDCANARY"), "{debug}");
         assert!(!debug.contains("s3cr3t-canary-value"), "{debug}");
+    }
+}
+
+/// The backend against scripted KMS answers: what a real server does not answer (wrong
+/// keys, wrong lengths, garbage) must be refused without a panic, and failures must be
+/// retried exactly as configured.
+#[cfg(test)]
+mod canned {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_smithy_runtime_api::client::http::{
+        HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const OTHER: &str =
+        "arn:aws:kms:us-east-1:111122223333:key/0000abcd-12ab-34cd-56ef-1234567890ab";
+
+    type Script = dyn Fn(&str) -> (u16, String) + Send + Sync;
+
+    /// Answers each request by its operation (`Decrypt`, `Encrypt`, ...) and counts them.
+    #[derive(Clone)]
+    struct Canned {
+        script: Arc<Script>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl fmt::Debug for Canned {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Canned")
+        }
+    }
+
+    impl HttpConnector for Canned {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let op = request
+                .headers()
+                .get("x-amz-target")
+                .unwrap_or_default()
+                .trim_start_matches("TrentService.")
+                .to_owned();
+            if op != "DescribeKey" {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+            }
+            let (status, body) = (self.script)(&op);
+            let mut response =
+                HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.1");
+            HttpConnectorFuture::ready(Ok(response))
+        }
+    }
+
+    fn describe_ok() -> (u16, String) {
+        (
+            200,
+            format!(
+                r#"{{"KeyMetadata":{{"KeyId":"1234abcd-12ab-34cd-56ef-1234567890ab","Arn":"{ARN}","KeySpec":"SYMMETRIC_DEFAULT","KeyUsage":"ENCRYPT_DECRYPT","KeyState":"Enabled"}}}}"#
+            ),
+        )
+    }
+
+    fn error(status: u16, code: &str) -> (u16, String) {
+        (
+            status,
+            format!(r#"{{"__type":"{code}","message":"scripted"}}"#),
+        )
+    }
+
+    /// A backend whose KMS answers `DescribeKey` with `describe` and everything else with
+    /// `script`; the call counter counts the latter.
+    async fn connect_with(
+        attempts: u32,
+        describe: fn() -> (u16, String),
+        script: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    ) -> (Result<AwsKms, ConnectError>, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let canned = Canned {
+            script: Arc::new(move |op: &str| {
+                if op == "DescribeKey" {
+                    describe()
+                } else {
+                    script(op)
+                }
+            }),
+            calls: calls.clone(),
+        };
+        let client = http_client_fn(move |_, _| SharedHttpConnector::new(canned.clone()));
+        let kms = AwsKms::builder()
+            .region("us-east-1")
+            .endpoint_url("http://kms.invalid")
+            .key_id("alias/scripted")
+            .static_credentials("AKIDSCRIPTED", Zeroizing::new("scripted".to_owned()))
+            .max_attempts(attempts)
+            .http_client(client)
+            .connect()
+            .await;
+        (kms, calls)
+    }
+
+    async fn scripted(
+        attempts: u32,
+        script: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+    ) -> (AwsKms, Arc<AtomicUsize>) {
+        let (kms, calls) = connect_with(attempts, describe_ok, script).await;
+        (kms.unwrap(), calls)
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64ct::Base64::encode_string(bytes)
+    }
+
+    fn context() -> EncryptionContext {
+        EncryptionContext::new().with("owner", "42").unwrap()
+    }
+
+    async fn unwrap_with(kms: &AwsKms) -> Result<DataKey, BackendError> {
+        kms.unwrap(&KeyRef::new(ARN, 0), b"blob", b"aad", &context())
+            .await
+    }
+
+    #[tokio::test]
+    async fn failures_are_retried_exactly_as_configured_then_unavailable() {
+        for (status, code) in [
+            (503, "DependencyTimeoutException"),
+            (500, "KMSInternalException"),
+            (400, "ThrottlingException"),
+            (502, ""),
+        ] {
+            let (kms, calls) = scripted(3, move |_| error(status, code)).await;
+            let result = unwrap_with(&kms).await;
+            assert!(
+                matches!(result, Err(BackendError::Unavailable { .. })),
+                "{code}: {result:?}"
+            );
+            assert_eq!(calls.load(Ordering::SeqCst), 3, "{code}");
+        }
+        // A refusal is final: no retry.
+        let (kms, calls) = scripted(3, |_| error(400, "InvalidCiphertextException")).await;
+        assert!(matches!(
+            unwrap_with(&kms).await,
+            Err(BackendError::Refused)
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_decrypt_answer_is_misbehaviour_never_a_key() {
+        for body in [
+            format!(r#"{{"KeyId":"{ARN}","Plaintext":"{}"}}"#, b64(&[7; 16])),
+            format!(r#"{{"KeyId":"{ARN}","Plaintext":"{}"}}"#, b64(&[7; 33])),
+            format!(r#"{{"KeyId":"{ARN}"}}"#),
+            format!(r#"{{"KeyId":"{OTHER}","Plaintext":"{}"}}"#, b64(&[7; 32])),
+            format!(r#"{{"Plaintext":"{}"}}"#, b64(&[7; 32])),
+        ] {
+            let (kms, _) = scripted(1, move |_| (200, body.clone())).await;
+            let result = unwrap_with(&kms).await;
+            assert!(
+                matches!(result, Err(BackendError::Misbehaved { .. })),
+                "{result:?}"
+            );
+        }
+        let good = format!(r#"{{"KeyId":"{ARN}","Plaintext":"{}"}}"#, b64(&[7; 32]));
+        let (kms, _) = scripted(1, move |_| (200, good.clone())).await;
+        assert_eq!(unwrap_with(&kms).await.unwrap().expose_secret(), &[7; 32]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_encrypt_or_reencrypt_answer_is_misbehaviour() {
+        let dek = DataKey::generate().unwrap();
+        for body in [
+            format!(r#"{{"KeyId":"{ARN}","CiphertextBlob":""}}"#),
+            format!(r#"{{"KeyId":"{ARN}"}}"#),
+            format!(
+                r#"{{"KeyId":"{ARN}","CiphertextBlob":"{}"}}"#,
+                b64(&[1; 4097])
+            ),
+            format!(
+                r#"{{"KeyId":"{OTHER}","CiphertextBlob":"{}"}}"#,
+                b64(&[1; 100])
+            ),
+        ] {
+            let (kms, _) = scripted(1, move |_| (200, body.clone())).await;
+            let result = kms.wrap(&dek, b"aad", &context()).await;
+            assert!(
+                matches!(result, Err(BackendError::Misbehaved { .. })),
+                "{result:?}"
+            );
+        }
+        let (kms, _) = scripted(1, |_| {
+            (
+                200,
+                format!(
+                    r#"{{"KeyId":"{ARN}","CiphertextBlob":"{}"}}"#,
+                    b64(&[1; 100])
+                ),
+            )
+        })
+        .await;
+        let wrapped = kms.wrap(&dek, b"aad", &context()).await.unwrap();
+        assert_eq!(wrapped.key, KeyRef::new(ARN, 0));
+        assert_eq!(wrapped.bytes, [1; 100]);
+
+        // ReEncrypt from a decrypt-only key: the answer must name both keys right.
+        let (kms, _) = connect_with(1, describe_ok, |_| {
+            (
+                200,
+                format!(
+                    r#"{{"KeyId":"{ARN}","SourceKeyId":"{ARN}","CiphertextBlob":"{}"}}"#,
+                    b64(&[1; 100])
+                ),
+            )
+        })
+        .await;
+        let kms = kms.unwrap();
+        // Only the primary is held here, so the source must be the primary too.
+        let moved = kms
+            .rewrap(&KeyRef::new(ARN, 0), b"blob", b"aad", &context())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(moved.key, KeyRef::new(ARN, 0));
+        let (kms, _) = scripted(1, |_| {
+            (
+                200,
+                format!(
+                    r#"{{"KeyId":"{ARN}","SourceKeyId":"{OTHER}","CiphertextBlob":"{}"}}"#,
+                    b64(&[1; 100])
+                ),
+            )
+        })
+        .await;
+        let result = kms
+            .rewrap(&KeyRef::new(ARN, 0), b"blob", b"aad", &context())
+            .await;
+        assert!(
+            matches!(result, Err(BackendError::Misbehaved { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn describe_key_answers_decide_what_connect_accepts() {
+        fn disabled() -> (u16, String) {
+            (
+                200,
+                format!(
+                    r#"{{"KeyMetadata":{{"KeyId":"k","Arn":"{ARN}","KeySpec":"SYMMETRIC_DEFAULT","KeyUsage":"ENCRYPT_DECRYPT","KeyState":"Disabled"}}}}"#
+                ),
+            )
+        }
+        fn rsa() -> (u16, String) {
+            (
+                200,
+                format!(
+                    r#"{{"KeyMetadata":{{"KeyId":"k","Arn":"{ARN}","KeySpec":"RSA_2048","KeyUsage":"ENCRYPT_DECRYPT","KeyState":"Enabled"}}}}"#
+                ),
+            )
+        }
+        fn no_arn() -> (u16, String) {
+            (
+                200,
+                r#"{"KeyMetadata":{"KeyId":"k","KeySpec":"SYMMETRIC_DEFAULT","KeyState":"Enabled"}}"#
+                    .to_owned(),
+            )
+        }
+        fn denied() -> (u16, String) {
+            error(400, "AccessDeniedException")
+        }
+        fn garbage() -> (u16, String) {
+            (200, "<html>".to_owned())
+        }
+        let none = |_: &str| (500, String::new());
+        let (result, _) = connect_with(1, disabled, none).await;
+        assert!(matches!(
+            result,
+            Err(ConnectError::Backend(BackendError::KeyRetired { .. }))
+        ));
+        let (result, _) = connect_with(1, rsa, none).await;
+        assert!(matches!(result, Err(ConnectError::Config(_))));
+        let (result, _) = connect_with(1, no_arn, none).await;
+        assert!(matches!(
+            result,
+            Err(ConnectError::Backend(BackendError::Misbehaved { .. }))
+        ));
+        // Denied access to configuration is a deployment problem, not a refusal.
+        let (result, _) = connect_with(1, denied, none).await;
+        assert!(matches!(
+            result,
+            Err(ConnectError::Backend(BackendError::Unavailable { .. }))
+        ));
+        let (result, _) = connect_with(1, garbage, none).await;
+        assert!(matches!(
+            result,
+            Err(ConnectError::Backend(BackendError::Unavailable { .. }))
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever KMS answers (any status, any body), unwrap, wrap and rewrap return
+        /// an error or a well-formed result, and never panic.
+        #[test]
+        fn any_answer_is_handled_without_panic(
+            status in prop::sample::select(vec![200u16, 400, 403, 404, 429, 500, 503]),
+            body in prop_oneof![
+                ".{0,64}",
+                Just(String::new()),
+                "\\{\"KeyId\":\"[ -~]{0,80}\",\"Plaintext\":\"[A-Za-z0-9+/=]{0,64}\"\\}",
+                "\\{\"__type\":\"[A-Za-z#]{0,40}\"\\}",
+                "\\{\"KeyId\":\"[ -~]{0,80}\",\"SourceKeyId\":\"[ -~]{0,80}\",\"CiphertextBlob\":\"[A-Za-z0-9+/=]{0,64}\"\\}",
+            ],
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (kms, _) = scripted(1, move |_| (status, body.clone())).await;
+                if let Ok(dek) = unwrap_with(&kms).await {
+                    prop_assert_eq!(dek.expose_secret().len(), DATA_KEY_LEN);
+                }
+                let dek = DataKey::generate().unwrap();
+                if let Ok(wrapped) = kms.wrap(&dek, b"aad", &context()).await {
+                    prop_assert!(!wrapped.bytes.is_empty() && wrapped.bytes.len() <= MAX_WRAPPED_LEN);
+                    prop_assert_eq!(wrapped.key, KeyRef::new(ARN, 0));
+                }
+                let _ = kms.rewrap(&KeyRef::new(ARN, 0), b"blob", b"aad", &context()).await;
+                Ok(())
+            })?;
+        }
     }
 }
