@@ -968,6 +968,36 @@ mod tests {
         assert!(kms_context(b"", &store).is_ok());
     }
 
+    /// The vector of FORMAT.md, section 6, `awskms` (computed there with an independent
+    /// SHA-256 and base64).
+    #[test]
+    fn the_format_vector_of_the_aad_pair() {
+        let context = EncryptionContext::new()
+            .with("strongroom.kind", "secret")
+            .unwrap()
+            .with("owner", "user-1")
+            .unwrap()
+            .with("scope", "")
+            .unwrap()
+            .with("name", "API_SECRET")
+            .unwrap();
+        let mut aad = b"SRE\x01\x01\x02".to_vec();
+        aad.extend_from_slice(&context.canonical_bytes());
+        let expected_aad = concat!(
+            "535245010102000400046e616d65000a4150495f53454352455400056f776e6572",
+            "0006757365722d31000573636f70650000000f7374726f6e67726f6f6d2e6b696e",
+            "640006736563726574"
+        );
+        assert_eq!(base16ct::lower::encode_string(&aad), expected_aad);
+        let pairs = kms_context(&aad, &context).unwrap();
+        assert_eq!(
+            pairs[AAD_CONTEXT_NAME],
+            "y3oLKZOKrDpQ3oXCjKumS/fcaKEUa3scCPVDk2CCGgI"
+        );
+        assert_eq!(pairs.len(), 5);
+        assert_eq!(pairs["scope"], "");
+    }
+
     #[test]
     fn configuration_names_the_variable_and_never_echoes_it() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
