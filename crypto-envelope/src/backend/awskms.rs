@@ -60,10 +60,12 @@
 //! wipe: they are freed, not zeroed. The SDK's `Debug` of these requests and answers
 //! redacts the key, and its trace-level log of the `Decrypt` answer is redacted unless
 //! the environment sets `LOG_SENSITIVE_BODIES=true`: **never set it in production**
-//! (the answer holds the data key; the credential-canary test shows both cases). Credentials are the SDK's (environment, profile, web identity,
-//! container or instance metadata, through `aws-config`, or
-//! [`AwsKmsBuilder::static_credentials`]); none of this module's `Debug` output or
-//! errors holds them.
+//! (the answer holds the data key; the credential-canary test checks the default and
+//! was seen to catch the key with the variable set).
+//!
+//! Credentials are the SDK's (environment, profile, web identity, container or instance
+//! metadata, through `aws-config`, or [`AwsKmsBuilder::static_credentials`]); none of
+//! this module's `Debug` output or errors holds them.
 //!
 //! # AWS KMS API references
 //!
@@ -560,7 +562,8 @@ async fn describe(client: &Client, key_id: &str, primary: bool) -> Result<String
 /// A key-encryption backend over AWS KMS. See the [module documentation](self).
 ///
 /// Cheap to share (`Arc`); the SDK client pools its connections and recovers from an
-/// outage on its own.
+/// outage on its own. Its calls need a tokio runtime with I/O and time enabled (what
+/// `#[tokio::main]` builds).
 pub struct AwsKms {
     client: Client,
     region: String,
