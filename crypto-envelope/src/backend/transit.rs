@@ -159,18 +159,7 @@ impl fmt::Debug for TransitBuilder {
     }
 }
 
-/// Why [`TransitBuilder::connect`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// The configuration is unusable; names the setting, never its value.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The server could not be reached, refused the credentials, or does not hold a
-    /// usable key.
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-}
+pub use crate::error::ConnectError;
 
 fn invalid(field: &str, reason: &'static str) -> ConfigError {
     ConfigError::Invalid {

@@ -4,7 +4,9 @@
 //!   `STRONGROOM_MASTER_KEY`, or the development key file), `transit` (OpenBao or Vault
 //!   Transit, configured by `VAULT_ADDR`, `VAULT_TOKEN` or `VAULT_TOKEN_FILE`,
 //!   `VAULT_CACERT`, `STRONGROOM_TRANSIT_KEY` and `STRONGROOM_TRANSIT_MOUNT`; see
-//!   crypto-envelope's README), or another backend built into this binary.
+//!   crypto-envelope's README), `awskms` (AWS KMS, with the `awskms` feature: `AWS_REGION`,
+//!   `AWS_ENDPOINT_URL`, the standard AWS credential variables and
+//!   `STRONGROOM_KMS_KEY_ID`), or another backend built into this binary.
 //! - With a primary other than `local`, the local ring is added as decrypt-only whenever
 //!   `STRONGROOM_MASTER_KEY` is set, so values sealed before the move keep opening until
 //!   `trading-backend rewrap` has moved them; a warning says so at every start. The
@@ -36,6 +38,8 @@ enum Kind {
     Local,
     #[cfg(feature = "transit")]
     Transit,
+    #[cfg(feature = "awskms")]
+    AwsKms,
 }
 
 impl Kind {
@@ -46,11 +50,13 @@ impl Kind {
             "transit" => Ok(Self::Transit),
             #[cfg(not(feature = "transit"))]
             "transit" => Err(invalid(field, "this backend is not built into this binary")),
-            "pkcs11" | "awskms" => {
-                Err(invalid(field, "this backend is not built into this binary"))
-            }
+            #[cfg(feature = "awskms")]
+            "awskms" => Ok(Self::AwsKms),
+            #[cfg(not(feature = "awskms"))]
+            "awskms" => Err(invalid(field, "this backend is not built into this binary")),
+            "pkcs11" => Err(invalid(field, "this backend is not built into this binary")),
             "" => Err(invalid(field, "is set but empty")),
-            _ => Err(invalid(field, "not one of local, transit")),
+            _ => Err(invalid(field, "not one of local, transit, awskms")),
         }
     }
 }
@@ -125,6 +131,8 @@ fn id(kind: Kind) -> &'static str {
         Kind::Local => crypto_envelope::backend::local::BACKEND_ID,
         #[cfg(feature = "transit")]
         Kind::Transit => crypto_envelope::backend::transit::BACKEND_ID,
+        #[cfg(feature = "awskms")]
+        Kind::AwsKms => crypto_envelope::backend::awskms::BACKEND_ID,
     }
 }
 
@@ -155,19 +163,28 @@ async fn backend(
             let kek = crypto_envelope::TransitBuilder::from_env()?
                 .connect()
                 .await
-                .map_err(|e| match e {
-                    crypto_envelope::backend::transit::ConnectError::Config(c) => {
-                        KeyError::Config(c)
-                    }
-                    crypto_envelope::backend::transit::ConnectError::Backend(b) => {
-                        KeyError::Backend(b)
-                    }
-                    _ => KeyError::Backend(BackendError::Unavailable {
-                        backend: "transit".to_owned(),
-                        reason: "cannot connect".to_owned(),
-                    }),
-                })?;
+                .map_err(connect_error)?;
             Ok(Arc::new(kek))
         }
+        #[cfg(feature = "awskms")]
+        Kind::AwsKms => {
+            let kek = crypto_envelope::AwsKmsBuilder::from_env()?
+                .connect()
+                .await
+                .map_err(connect_error)?;
+            Ok(Arc::new(kek))
+        }
+    }
+}
+
+#[cfg(any(feature = "transit", feature = "awskms"))]
+fn connect_error(e: crypto_envelope::ConnectError) -> KeyError {
+    match e {
+        crypto_envelope::ConnectError::Config(c) => KeyError::Config(c),
+        crypto_envelope::ConnectError::Backend(b) => KeyError::Backend(b),
+        _ => KeyError::Backend(BackendError::Unavailable {
+            backend: "remote".to_owned(),
+            reason: "cannot connect".to_owned(),
+        }),
     }
 }
