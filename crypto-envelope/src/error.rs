@@ -156,3 +156,17 @@ pub enum ConfigError {
         reason: &'static str,
     },
 }
+
+/// Why a remote key-encryption backend could not be set up (`connect` of the Transit and
+/// AWS KMS backends).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// A setting is missing or unusable; names the setting, never its value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The service could not be reached, refused the credentials, does not hold a
+    /// configured key, or holds one unfit for use.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}

@@ -15,6 +15,8 @@ mod secret;
 mod secrets;
 pub mod store;
 
+#[cfg(feature = "awskms")]
+pub use backend::awskms::{AwsKms, AwsKmsBuilder};
 pub use backend::local::{LocalKeyRing, MasterKey};
 pub use backend::passphrase::{Argon2Params, PassphraseKek};
 #[cfg(feature = "pkcs11")]
@@ -25,7 +27,7 @@ pub use backend::{KekBackend, KeyRef, Wrapped};
 pub use cache::{CacheLimits, CacheStats, DataKeyCache};
 pub use context::EncryptionContext;
 pub use envelope::{Envelope, Rewrap};
-pub use error::{BackendError, ConfigError, ContextError, Error};
+pub use error::{BackendError, ConfigError, ConnectError, ContextError, Error};
 pub use format::Sealed;
 pub use rotation::{RewrapFailure, RewrapFailureReason, RewrapProgress, Rewrapper};
 pub use secret::{DATA_KEY_LEN, DataKey, Plaintext};

@@ -9,57 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use crypto_envelope::{
-    BackendError, CacheLimits, ConfigError, DataKey, DataKeyCache, EncryptionContext, Envelope,
-    Error, KekBackend, KeyRef, LocalKeyRing, Rewrap, Wrapped,
-};
-
-/// A local key ring that counts its unwraps.
-#[derive(Debug)]
-struct Counting {
-    ring: LocalKeyRing,
-    unwraps: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl KekBackend for Counting {
-    fn id(&self) -> &str {
-        "counting"
-    }
-
-    fn primary_key(&self) -> KeyRef<'_> {
-        self.ring.primary_key()
-    }
-
-    async fn wrap(
-        &self,
-        dek: &DataKey,
-        aad: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<Wrapped, BackendError> {
-        self.ring.wrap(dek, aad, context).await
-    }
-
-    async fn unwrap(
-        &self,
-        key: &KeyRef<'_>,
-        wrapped: &[u8],
-        aad: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<DataKey, BackendError> {
-        self.unwraps.fetch_add(1, Ordering::SeqCst);
-        self.ring.unwrap(key, wrapped, aad, context).await
-    }
-}
+use crypto_envelope::{CacheLimits, ConfigError, DataKeyCache, Envelope, Error, Rewrap};
 
 fn counting(limits: Option<CacheLimits>) -> (Envelope, Arc<AtomicU64>) {
-    let unwraps = Arc::new(AtomicU64::new(0));
-    let envelope = Envelope::new(Counting {
-        ring: common::ring(7),
-        unwraps: Arc::clone(&unwraps),
-    })
-    .unwrap();
+    let backend = common::Renamed::new("counting", 7);
+    let unwraps = Arc::clone(&backend.unwraps);
+    let envelope = Envelope::new(backend).unwrap();
     let envelope = match limits {
         Some(limits) => envelope.with_data_key_cache(DataKeyCache::new(limits).unwrap()),
         None => envelope,

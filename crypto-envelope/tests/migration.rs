@@ -10,64 +10,23 @@ mod common;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use crypto_envelope::{
-    BackendError, DataKey, EncryptionContext, KekBackend, KeyRef, LocalKeyRing, MemoryStore,
-    SecretStore, SqliteStore, Wrapped,
-};
+use crypto_envelope::{KekBackend, MemoryStore, SecretStore, SqliteStore};
 
-/// A local key ring under another backend id: what a remote backend looks like to the
-/// envelope.
-#[derive(Debug)]
-struct StandIn(LocalKeyRing);
-
-impl StandIn {
-    fn shared() -> Arc<dyn KekBackend> {
-        Arc::new(Self(common::ring(9)))
-    }
-}
-
-#[async_trait]
-impl KekBackend for StandIn {
-    fn id(&self) -> &str {
-        "stand-in"
-    }
-
-    fn primary_key(&self) -> KeyRef<'_> {
-        self.0.primary_key()
-    }
-
-    async fn wrap(
-        &self,
-        dek: &DataKey,
-        aad: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<Wrapped, BackendError> {
-        self.0.wrap(dek, aad, context).await
-    }
-
-    async fn unwrap(
-        &self,
-        key: &KeyRef<'_>,
-        wrapped: &[u8],
-        aad: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<DataKey, BackendError> {
-        self.0.unwrap(key, wrapped, aad, context).await
-    }
+fn stand_in() -> Arc<dyn KekBackend> {
+    Arc::new(common::Renamed::new("stand-in", 9))
 }
 
 #[tokio::test]
 async fn local_to_another_backend_memory() {
     let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::new());
-    common::migration::local_to(store, StandIn::shared()).await;
+    common::migration::local_to(store, stand_in()).await;
 }
 
 #[tokio::test]
 async fn local_to_another_backend_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("s.db")).await.unwrap();
-    common::migration::local_to(Arc::new(store), StandIn::shared()).await;
+    common::migration::local_to(Arc::new(store), stand_in()).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -75,6 +34,6 @@ async fn local_to_another_backend_sqlite() {
 #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn local_to_another_backend_postgres() {
     let schema = common::pg::PgSchema::create("envelope_migrate", 4).await;
-    common::migration::local_to(Arc::new(schema.store().await), StandIn::shared()).await;
+    common::migration::local_to(Arc::new(schema.store().await), stand_in()).await;
     schema.drop_schema().await;
 }

@@ -957,6 +957,24 @@ async fn from_env_reads_the_ci_token() {
     kek.generate_key(&label).await.unwrap();
     kek.check().await.unwrap();
     assert_eq!(kek.token_label(), env(ENV_TOKEN_LABEL));
+    // connect = build + check.
+    let connected = builder(&label).connect().await.unwrap();
+    assert_eq!(connected.primary_label(), label);
+    let err = builder(&unique_label("absent"))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crypto_envelope::ConnectError::Backend(BackendError::KeyNotFound { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        builder("bad label").connect().await.unwrap_err(),
+        crypto_envelope::ConnectError::Config(_)
+    ));
     assert_eq!(pkcs11::BACKEND_ID, kek.id());
 }
 

@@ -12,6 +12,8 @@ use crate::error::BackendError;
 use crate::secret::DataKey;
 
 pub(crate) mod aes_wrap;
+#[cfg(feature = "awskms")]
+pub mod awskms;
 pub mod local;
 pub mod passphrase;
 #[cfg(feature = "pkcs11")]

@@ -140,7 +140,7 @@ use zeroize::Zeroizing;
 
 use super::{KekBackend, KeyRef, Wrapped};
 use crate::context::EncryptionContext;
-use crate::error::{BackendError, ConfigError};
+use crate::error::{BackendError, ConfigError, ConnectError};
 use crate::secret::{DATA_KEY_LEN, DataKey};
 
 /// The backend id this backend writes into sealed values.
@@ -176,8 +176,8 @@ const GCM_TAG_BITS: usize = TAG_LEN * 8;
 const MAX_LABEL_LEN: usize = 255;
 const MAX_TOKEN_LABEL_LEN: usize = 32;
 
-/// A failure of the token administration calls ([`Pkcs11Kek::generate_key`],
-/// [`Pkcs11Kek::check`]). Names settings and PKCS#11 return codes, never the PIN.
+/// A failure of [`Pkcs11Kek::generate_key`]. Names settings and PKCS#11 return codes,
+/// never the PIN.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Pkcs11Error {
@@ -452,9 +452,9 @@ impl Pkcs11KekBuilder {
     /// first open.
     ///
     /// # Errors
-    /// [`Pkcs11Error::Config`] as [`Self::build`]; [`Pkcs11Error::Backend`] as
+    /// [`ConnectError::Config`] as [`Self::build`]; [`ConnectError::Backend`] as
     /// [`Pkcs11Kek::check`].
-    pub async fn connect(self) -> Result<Pkcs11Kek, Pkcs11Error> {
+    pub async fn connect(self) -> Result<Pkcs11Kek, ConnectError> {
         let kek = self.build()?;
         kek.check().await?;
         Ok(kek)

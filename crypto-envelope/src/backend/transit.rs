@@ -21,8 +21,9 @@
 //!   ([`BackendError::KeyRetired`]).
 //!
 //! # Errors
-//! - A ciphertext Transit does not authenticate (wrong context, tampered bytes): 400,
-//!   [`BackendError::Refused`].
+//! - A ciphertext Transit does not authenticate (wrong context, tampered bytes): 400
+//!   with `message authentication failed` or `invalid ciphertext length`,
+//!   [`BackendError::Refused`]. No other answer refuses a value.
 //! - A key or key version the server does not have: [`BackendError::KeyNotFound`]; a
 //!   version below `min_decryption_version`: [`BackendError::KeyRetired`].
 //! - A transport error, a timeout, 412, 429 or 5xx: retried with backoff up to
@@ -30,7 +31,12 @@
 //!   revoked) is retried once after a fresh AppRole login, then also `Unavailable`: the
 //!   service answers 503 and recovers when the token is fixed, and no value is ever
 //!   marked as refused because of it.
-//! - An answer that does not parse: [`BackendError::Misbehaved`].
+//! - Any other error answer (a route or namespace not found, a key type that cannot
+//!   decrypt, text from a proxy): [`BackendError::Unavailable`], a fault of the
+//!   deployment.
+//! - A 200 answer that does not parse, or a key that is not a derived `aes256-gcm96` key,
+//!   is exportable, allows a plaintext backup, or was deleted and re-created under the
+//!   same name (its versions' creation times changed): [`BackendError::Misbehaved`].
 //!
 //! # Secrets
 //! The Vault token, the AppRole secret id and every data key are held in wiping
@@ -43,6 +49,7 @@
 
 pub mod response;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -126,8 +133,21 @@ pub struct TransitBuilder {
 
 impl fmt::Debug for TransitBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The address is not checked yet and may (wrongly) hold user info: show its
+        // scheme, host and port only.
+        let addr = reqwest::Url::parse(&self.addr).map_or_else(
+            |_| "<not a URL>".to_owned(),
+            |u| {
+                format!(
+                    "{}://{}:{}",
+                    u.scheme(),
+                    u.host_str().unwrap_or(""),
+                    u.port_or_known_default().unwrap_or(0)
+                )
+            },
+        );
         f.debug_struct("TransitBuilder")
-            .field("addr", &self.addr)
+            .field("addr", &addr)
             .field("mount", &self.mount)
             .field("key", &self.key)
             .field("auth", &self.auth.as_ref().map(Auth::kind))
@@ -139,18 +159,7 @@ impl fmt::Debug for TransitBuilder {
     }
 }
 
-/// Why [`TransitBuilder::connect`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// The configuration is unusable; names the setting, never its value.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The server could not be reached, refused the credentials, or does not hold a
-    /// usable key.
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-}
+pub use crate::error::ConnectError;
 
 fn invalid(field: &str, reason: &'static str) -> ConfigError {
     ConfigError::Invalid {
@@ -471,7 +480,13 @@ impl TransitBuilder {
             mount: self.mount,
             key: self.key,
             auth,
-            token: Mutex::new(token.map(|value| (value, None))),
+            token: Mutex::new(token.map(|value| CurrentToken {
+                value,
+                renew_at: None,
+                expires_at: None,
+            })),
+            login: tokio::sync::Mutex::new(()),
+            versions: Mutex::new(BTreeMap::new()),
             namespace,
             max_attempts: self.max_attempts,
             attempt_timeout: self.attempt_timeout,
@@ -496,8 +511,17 @@ fn sensitive_header(token: &str) -> Option<http::HeaderValue> {
     Some(value)
 }
 
-/// A token in use, and when an AppRole token must be renewed (`None`: never).
-type CurrentToken = (http::HeaderValue, Option<Instant>);
+/// A token in use: an AppRole token is renewed after four fifths of its lease
+/// (`renew_at`) and used no longer than its lease (`expires_at`); `None`: never.
+struct CurrentToken {
+    value: http::HeaderValue,
+    renew_at: Option<Instant>,
+    expires_at: Option<Instant>,
+}
+
+/// The longest lease taken from a login answer: a year (a larger one, up to `u64::MAX`
+/// seconds, is the server's to give but must not overflow the clock arithmetic).
+const MAX_LEASE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A key-encryption backend on a Transit key of OpenBao or Vault. See the module
 /// documentation for the shapes and errors.
@@ -509,6 +533,10 @@ pub struct TransitKek {
     key_id: String,
     auth: Auth,
     token: Mutex<Option<CurrentToken>>,
+    /// Held while logging in, so that concurrent calls wait for one login.
+    login: tokio::sync::Mutex<()>,
+    /// The key's versions and their creation times, as first read.
+    versions: Mutex<BTreeMap<u32, i64>>,
     namespace: Option<http::HeaderValue>,
     max_attempts: u32,
     attempt_timeout: Duration,
@@ -527,6 +555,27 @@ impl fmt::Debug for TransitKek {
             .field("attempt_timeout", &self.attempt_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// `POST auth/<mount>/login`, borrowing the secret id (no unwiped copy).
+#[derive(serde::Serialize)]
+struct LoginRequest<'a> {
+    role_id: &'a str,
+    secret_id: &'a str,
+}
+
+/// `POST <mount>/encrypt/<key>`, borrowing the base64 data key (no unwiped copy).
+#[derive(serde::Serialize)]
+struct EncryptRequest<'a> {
+    plaintext: &'a str,
+    context: &'a str,
+}
+
+/// `POST <mount>/decrypt/<key>` and `<mount>/rewrap/<key>`.
+#[derive(serde::Serialize)]
+struct CiphertextRequest<'a> {
+    ciphertext: &'a str,
+    context: &'a str,
 }
 
 /// An answer read in full: status and body (wiped on drop).
@@ -559,13 +608,35 @@ impl TransitKek {
         let answer = self.call(reqwest::Method::GET, &path, None).await?;
         match answer.status {
             200 => {}
-            400 | 404 => return Err(self.not_found(1)),
-            _ => return Err(self.unavailable("unexpected status reading the key")),
+            // A key that does not exist: 404 with no message (a missing mount or namespace
+            // says so, and is a fault of the deployment).
+            404 if answer.body.trim_ascii() == br#"{"errors":[]}"#.as_slice() => {
+                return Err(self.not_found(1));
+            }
+            status => return Err(self.unexpected(status)),
         }
         let info = response::parse_key_info(&answer.body)
             .map_err(|_| self.misbehaved("malformed key answer"))?;
         if info.key_type != "aes256-gcm96" || !info.derived {
             return Err(self.misbehaved("the Transit key is not a derived aes256-gcm96 key"));
+        }
+        if info.exportable || info.allow_plaintext_backup {
+            return Err(self.misbehaved(
+                "the Transit key is exportable or allows a plaintext backup: it can leave the server",
+            ));
+        }
+        {
+            let mut known = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+            let recreated = info.latest_version < self.latest.load(Ordering::Relaxed)
+                || info
+                    .versions
+                    .iter()
+                    .any(|(v, created)| known.get(v).is_some_and(|k| k != created));
+            if recreated {
+                return Err(self
+                    .misbehaved("the Transit key was deleted and re-created under the same name"));
+            }
+            known.extend(info.versions);
         }
         self.latest
             .fetch_max(info.latest_version, Ordering::Relaxed);
@@ -592,16 +663,39 @@ impl TransitKek {
         }
     }
 
+    /// The token held, if it is not yet due for renewal (`fresh`) or not yet expired.
+    fn held_token(&self, fresh: bool) -> Option<http::HeaderValue> {
+        let guard = self.token.lock().unwrap_or_else(PoisonError::into_inner);
+        let token = guard.as_ref()?;
+        let until = if fresh {
+            token.renew_at
+        } else {
+            token.expires_at
+        };
+        until
+            .is_none_or(|at| Instant::now() < at)
+            .then(|| token.value.clone())
+    }
+
     /// The token to send, logging in first (AppRole) when there is none or it is due.
+    /// One login at a time; if a renewal fails, the old token serves until it expires.
     async fn current_token(&self) -> Result<http::HeaderValue, BackendError> {
-        {
-            let guard = self.token.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((value, renew_at)) = guard.as_ref()
-                && renew_at.is_none_or(|at| Instant::now() < at)
-            {
-                return Ok(value.clone());
-            }
+        if let Some(value) = self.held_token(true) {
+            return Ok(value);
         }
+        let _login = self.login.lock().await;
+        // Another call may have logged in while this one waited.
+        if let Some(value) = self.held_token(true) {
+            return Ok(value);
+        }
+        match self.login().await {
+            Ok(value) => Ok(value),
+            Err(e) => self.held_token(false).ok_or(e),
+        }
+    }
+
+    /// An AppRole login (`POST auth/<mount>/login`).
+    async fn login(&self) -> Result<http::HeaderValue, BackendError> {
         let Auth::AppRole {
             mount,
             role_id,
@@ -612,10 +706,10 @@ impl TransitKek {
             return Err(self.unavailable("no token"));
         };
         let body = Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({
-                "role_id": role_id,
-                "secret_id": secret_id.as_str(),
-            }))
+            serde_json::to_vec(&LoginRequest {
+                role_id,
+                secret_id: secret_id.as_str(),
+            })
             .map_err(|_| self.unavailable("login request cannot be encoded"))?,
         );
         let url = format!("{}/v1/auth/{mount}/login", self.base);
@@ -629,11 +723,18 @@ impl TransitKek {
             .map_err(|_| self.unavailable("malformed AppRole login answer"))?;
         let value = sensitive_header(&login.token)
             .ok_or_else(|| self.unavailable("malformed AppRole token"))?;
-        // Renew after four fifths of the lease.
-        let renew_at = (login.lease_seconds > 0)
-            .then(|| Instant::now() + Duration::from_secs(login.lease_seconds) * 4 / 5);
-        *self.token.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((value.clone(), renew_at));
+        let now = Instant::now();
+        let lease = Duration::from_secs(login.lease_seconds).min(MAX_LEASE);
+        let (renew_at, expires_at) = if lease.is_zero() {
+            (None, None)
+        } else {
+            (now.checked_add(lease / 5 * 4), now.checked_add(lease))
+        };
+        *self.token.lock().unwrap_or_else(PoisonError::into_inner) = Some(CurrentToken {
+            value: value.clone(),
+            renew_at,
+            expires_at,
+        });
         Ok(value)
     }
 
@@ -757,26 +858,51 @@ impl TransitKek {
         Err(last)
     }
 
-    fn check_key(&self, key: &KeyRef<'_>) -> Result<(), BackendError> {
+    /// Sends a value's wrapped key to `operation` (`decrypt` or `rewrap`) with its
+    /// context, after checking that it names this backend's key.
+    async fn post_ciphertext(
+        &self,
+        operation: &str,
+        key: &KeyRef<'_>,
+        wrapped: &[u8],
+        aad: &[u8],
+    ) -> Result<Answer, BackendError> {
         if key.id != self.key_id || key.version == 0 {
             return Err(BackendError::KeyNotFound {
                 key: key.borrowed().into_owned(),
             });
         }
-        Ok(())
+        let body = serde_json::to_vec(&CiphertextRequest {
+            ciphertext: &Ciphertext::encode(key.version, wrapped),
+            context: &transit_context(aad),
+        })
+        .map_err(|_| self.misbehaved("request cannot be encoded"))?;
+        let path = format!("/v1/{}/{operation}/{}", self.mount, self.key);
+        self.call(reqwest::Method::POST, &path, Some(&body)).await
     }
 
     /// Maps a 4xx answer to decrypt or rewrap a value under `key`.
     fn refusal(&self, key: &KeyRef<'_>, answer: &Answer) -> BackendError {
         let key = || key.borrowed().into_owned();
         match (answer.status, response::classify_error(&answer.body)) {
-            (400 | 404, ErrorKind::KeyNotFound | ErrorKind::VersionUnknown) | (404, _) => {
+            (400 | 404, ErrorKind::KeyNotFound | ErrorKind::VersionUnknown) => {
                 BackendError::KeyNotFound { key: key() }
             }
             (400, ErrorKind::VersionRetired) => BackendError::KeyRetired { key: key() },
-            (400, _) => BackendError::Refused,
-            _ => self.unavailable("unexpected status"),
+            (400, ErrorKind::NotAuthentic) => BackendError::Refused,
+            // A route or namespace not found, a key that can no longer decrypt, a proxy's
+            // answer: a fault of the deployment, never a verdict on the value.
+            (status, _) => self.unexpected(status),
         }
+    }
+
+    fn unexpected(&self, status: u16) -> BackendError {
+        tracing::warn!(
+            code = "envelope.transit.unexpected",
+            status,
+            "Transit answered with an error this backend does not recognise"
+        );
+        self.unavailable("unexpected Transit answer")
     }
 
     fn wrapped(&self, parsed: Result<Ciphertext, ResponseError>) -> Result<Wrapped, BackendError> {
@@ -807,21 +933,20 @@ impl KekBackend for TransitKek {
     ) -> Result<Wrapped, BackendError> {
         let plaintext = Zeroizing::new(Base64::encode_string(dek.expose_secret()));
         let body = Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({
-                "plaintext": plaintext.as_str(),
-                "context": transit_context(aad),
-            }))
+            serde_json::to_vec(&EncryptRequest {
+                plaintext: plaintext.as_str(),
+                context: &transit_context(aad),
+            })
             .map_err(|_| self.misbehaved("encrypt request cannot be encoded"))?,
         );
         let path = format!("/v1/{}/encrypt/{}", self.mount, self.key);
         let answer = self.call(reqwest::Method::POST, &path, Some(&body)).await?;
         match answer.status {
             200 => self.wrapped(response::parse_encrypt(&answer.body)),
-            400 | 404 => match response::classify_error(&answer.body) {
-                ErrorKind::KeyNotFound => Err(self.not_found(self.latest.load(Ordering::Relaxed))),
-                _ => Err(self.misbehaved("Transit refused to encrypt (is the key derived?)")),
-            },
-            _ => Err(self.unavailable("unexpected status")),
+            400 | 404 if response::classify_error(&answer.body) == ErrorKind::KeyNotFound => {
+                Err(self.not_found(self.latest.load(Ordering::Relaxed)))
+            }
+            status => Err(self.unexpected(status)),
         }
     }
 
@@ -832,14 +957,7 @@ impl KekBackend for TransitKek {
         aad: &[u8],
         _context: &EncryptionContext,
     ) -> Result<DataKey, BackendError> {
-        self.check_key(key)?;
-        let body = serde_json::to_vec(&serde_json::json!({
-            "ciphertext": Ciphertext::encode(key.version, wrapped),
-            "context": transit_context(aad),
-        }))
-        .map_err(|_| self.misbehaved("decrypt request cannot be encoded"))?;
-        let path = format!("/v1/{}/decrypt/{}", self.mount, self.key);
-        let answer = self.call(reqwest::Method::POST, &path, Some(&body)).await?;
+        let answer = self.post_ciphertext("decrypt", key, wrapped, aad).await?;
         match answer.status {
             200 => response::parse_decrypt(&answer.body).map_err(|e| match e {
                 // Decrypted, but not to a data key: not one of ours.
@@ -857,14 +975,7 @@ impl KekBackend for TransitKek {
         aad: &[u8],
         _context: &EncryptionContext,
     ) -> Result<Option<Wrapped>, BackendError> {
-        self.check_key(key)?;
-        let body = serde_json::to_vec(&serde_json::json!({
-            "ciphertext": Ciphertext::encode(key.version, wrapped),
-            "context": transit_context(aad),
-        }))
-        .map_err(|_| self.misbehaved("rewrap request cannot be encoded"))?;
-        let path = format!("/v1/{}/rewrap/{}", self.mount, self.key);
-        let answer = self.call(reqwest::Method::POST, &path, Some(&body)).await?;
+        let answer = self.post_ciphertext("rewrap", key, wrapped, aad).await?;
         match answer.status {
             200 => self
                 .wrapped(response::parse_encrypt(&answer.body))

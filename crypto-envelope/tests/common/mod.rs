@@ -11,7 +11,14 @@ pub(crate) mod openbao;
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
 
-use crypto_envelope::{EncryptionContext, Envelope, LocalKeyRing, MasterKey};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use crypto_envelope::{
+    BackendError, DataKey, EncryptionContext, Envelope, KekBackend, KeyRef, LocalKeyRing,
+    MasterKey, Wrapped,
+};
 
 /// A master key of 32 equal bytes.
 pub(crate) fn key(byte: u8) -> MasterKey {
@@ -45,4 +52,58 @@ pub(crate) fn run<F: Future>(f: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(f)
+}
+
+/// A local key ring under another backend id, counting its unwraps: what a remote backend
+/// (an HSM, a KMS, Transit) looks like to the envelope, without a server.
+#[derive(Debug)]
+pub(crate) struct Renamed {
+    /// The backend id it reports.
+    pub(crate) id: &'static str,
+    /// The ring that wraps and unwraps.
+    pub(crate) ring: LocalKeyRing,
+    /// Unwraps so far.
+    pub(crate) unwraps: Arc<AtomicU64>,
+}
+
+impl Renamed {
+    /// A one-key ring of `byte` under the backend id `id`.
+    pub(crate) fn new(id: &'static str, byte: u8) -> Self {
+        Self {
+            id,
+            ring: ring(byte),
+            unwraps: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+#[async_trait]
+impl KekBackend for Renamed {
+    fn id(&self) -> &str {
+        self.id
+    }
+
+    fn primary_key(&self) -> KeyRef<'_> {
+        self.ring.primary_key()
+    }
+
+    async fn wrap(
+        &self,
+        dek: &DataKey,
+        aad: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Wrapped, BackendError> {
+        self.ring.wrap(dek, aad, context).await
+    }
+
+    async fn unwrap(
+        &self,
+        key: &KeyRef<'_>,
+        wrapped: &[u8],
+        aad: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<DataKey, BackendError> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        self.ring.unwrap(key, wrapped, aad, context).await
+    }
 }

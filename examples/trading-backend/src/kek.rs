@@ -4,14 +4,20 @@
 //!   `STRONGROOM_MASTER_KEY`, or the development key file), `transit` (OpenBao or Vault
 //!   Transit, configured by `VAULT_ADDR`, `VAULT_TOKEN` or `VAULT_TOKEN_FILE`,
 //!   `VAULT_CACERT`, `STRONGROOM_TRANSIT_KEY` and `STRONGROOM_TRANSIT_MOUNT`; see
-//!   crypto-envelope's README), or another backend built into this binary.
+//!   crypto-envelope's README), `awskms` (AWS KMS, with the `awskms` feature: `AWS_REGION`,
+//!   `AWS_ENDPOINT_URL`, the standard AWS credential variables and
+//!   `STRONGROOM_KMS_KEY_ID`), or another backend built into this binary.
 //! - With a primary other than `local`, the local ring is added as decrypt-only whenever
-//!   `STRONGROOM_MASTER_KEY` is set (or, without it, when the development key file exists
-//!   in the data directory), so values sealed before the move keep opening until
-//!   `trading-backend rewrap` has moved them. No development key is ever created then.
+//!   `STRONGROOM_MASTER_KEY` is set, so values sealed before the move keep opening until
+//!   `trading-backend rewrap` has moved them; a warning says so at every start. The
+//!   development key file is used then only when `STRONGROOM_KEK_DECRYPT_ONLY` names
+//!   `local` explicitly (it lives beside the data, in every backup of it), and no
+//!   development key is ever created.
 //! - `STRONGROOM_KEK_DECRYPT_ONLY` lists further backends that only open, comma
-//!   separated (`transit`, to move back from Transit to the local key; `local`, to require
-//!   the local ring).
+//!   separated (`transit`, to move back from Transit to the local key; `local`, to open
+//!   values under the development key while moving off it).
+//! - A variable that is set but empty or names no backend is refused, never read as the
+//!   default.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +38,8 @@ enum Kind {
     Local,
     #[cfg(feature = "transit")]
     Transit,
+    #[cfg(feature = "awskms")]
+    AwsKms,
 }
 
 impl Kind {
@@ -42,10 +50,13 @@ impl Kind {
             "transit" => Ok(Self::Transit),
             #[cfg(not(feature = "transit"))]
             "transit" => Err(invalid(field, "this backend is not built into this binary")),
-            "pkcs11" | "awskms" => {
-                Err(invalid(field, "this backend is not built into this binary"))
-            }
-            _ => Err(invalid(field, "not one of local, transit")),
+            #[cfg(feature = "awskms")]
+            "awskms" => Ok(Self::AwsKms),
+            #[cfg(not(feature = "awskms"))]
+            "awskms" => Err(invalid(field, "this backend is not built into this binary")),
+            "pkcs11" => Err(invalid(field, "this backend is not built into this binary")),
+            "" => Err(invalid(field, "is set but empty")),
+            _ => Err(invalid(field, "not one of local, transit, awskms")),
         }
     }
 }
@@ -58,9 +69,7 @@ fn invalid(field: &str, reason: &'static str) -> KeyError {
 }
 
 fn var(name: &str) -> Option<String> {
-    std::env::var_os(name)
-        .map(|v| v.to_string_lossy().into_owned())
-        .filter(|v| !v.is_empty())
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
 /// Where the envelope's keys came from, for the start-up log.
@@ -80,7 +89,7 @@ pub(crate) async fn envelope(data_dir: &Path) -> Result<(Envelope, KekSummary), 
     };
     let mut extra = Vec::new();
     if let Some(list) = var(ENV_KEK_DECRYPT_ONLY) {
-        for item in list.split(',').filter(|s| !s.trim().is_empty()) {
+        for item in list.split(',') {
             let kind = Kind::parse(ENV_KEK_DECRYPT_ONLY, item)?;
             if kind == primary || extra.contains(&kind) {
                 return Err(invalid(
@@ -91,8 +100,18 @@ pub(crate) async fn envelope(data_dir: &Path) -> Result<(Envelope, KekSummary), 
             extra.push(kind);
         }
     }
-    if primary != Kind::Local && !extra.contains(&Kind::Local) && local_available(data_dir) {
+    if primary != Kind::Local
+        && !extra.contains(&Kind::Local)
+        && var(ENV_MASTER_KEY).is_some_and(|v| !v.is_empty())
+    {
         extra.push(Kind::Local);
+    }
+    if primary != Kind::Local && extra.contains(&Kind::Local) {
+        tracing::warn!(
+            code = "kek.local_decrypt_only",
+            "the local master key still opens values beside the primary backend: run \
+             `trading-backend rewrap` and remove it once the run is complete"
+        );
     }
 
     let mut envelope = Envelope::from_arc(backend(primary, data_dir, true).await?)?;
@@ -112,12 +131,15 @@ fn id(kind: Kind) -> &'static str {
         Kind::Local => crypto_envelope::backend::local::BACKEND_ID,
         #[cfg(feature = "transit")]
         Kind::Transit => crypto_envelope::backend::transit::BACKEND_ID,
+        #[cfg(feature = "awskms")]
+        Kind::AwsKms => crypto_envelope::backend::awskms::BACKEND_ID,
     }
 }
 
 /// Whether a local ring can be loaded without creating a development key.
 fn local_available(data_dir: &Path) -> bool {
-    var(ENV_MASTER_KEY).is_some() || data_dir.join(keyring::DEV_KEY_FILE).exists()
+    var(ENV_MASTER_KEY).is_some_and(|v| !v.is_empty())
+        || data_dir.join(keyring::DEV_KEY_FILE).exists()
 }
 
 /// A backend of `kind`. The local ring creates a development key only as the primary.
@@ -141,19 +163,28 @@ async fn backend(
             let kek = crypto_envelope::TransitBuilder::from_env()?
                 .connect()
                 .await
-                .map_err(|e| match e {
-                    crypto_envelope::backend::transit::ConnectError::Config(c) => {
-                        KeyError::Config(c)
-                    }
-                    crypto_envelope::backend::transit::ConnectError::Backend(b) => {
-                        KeyError::Backend(b)
-                    }
-                    _ => KeyError::Backend(BackendError::Unavailable {
-                        backend: "transit".to_owned(),
-                        reason: "cannot connect".to_owned(),
-                    }),
-                })?;
+                .map_err(connect_error)?;
             Ok(Arc::new(kek))
         }
+        #[cfg(feature = "awskms")]
+        Kind::AwsKms => {
+            let kek = crypto_envelope::AwsKmsBuilder::from_env()?
+                .connect()
+                .await
+                .map_err(connect_error)?;
+            Ok(Arc::new(kek))
+        }
+    }
+}
+
+#[cfg(any(feature = "transit", feature = "awskms"))]
+fn connect_error(e: crypto_envelope::ConnectError) -> KeyError {
+    match e {
+        crypto_envelope::ConnectError::Config(c) => KeyError::Config(c),
+        crypto_envelope::ConnectError::Backend(b) => KeyError::Backend(b),
+        _ => KeyError::Backend(BackendError::Unavailable {
+            backend: "remote".to_owned(),
+            reason: "cannot connect".to_owned(),
+        }),
     }
 }

@@ -9,7 +9,7 @@ mod common;
 #[path = "../../../crypto-envelope/tests/common/openbao.rs"]
 mod openbao;
 
-use common::{Server, create_user};
+use common::{Server, cli, create_user, stderr};
 use serde_json::json;
 
 const EMAIL: &str = "kek@example.com";
@@ -102,4 +102,66 @@ async fn transit_outage_is_503_and_the_service_recovers_on_its_own() {
         !logs.contains(&bao.root_token),
         "the Vault token was logged"
     );
+}
+
+/// A key-encryption setting that is set but empty or unknown is refused by name, never
+/// read as the default (`local`, which would create a development key).
+#[test]
+fn empty_or_unknown_kek_settings_are_refused() {
+    for (name, value) in [
+        ("STRONGROOM_KEK", ""),
+        ("STRONGROOM_KEK", "hsm"),
+        ("STRONGROOM_KEK_DECRYPT_ONLY", "transit,,local"),
+        ("STRONGROOM_KEK_DECRYPT_ONLY", "local"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = cli(dir.path(), &[(name, value)], &["audit", "verify"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{name}={value:?}: {err}");
+        assert!(err.contains(name), "{name}={value:?}: {err}");
+        assert!(
+            !dir.path().join("dev-master.key").exists(),
+            "{name}={value:?} created a development key"
+        );
+    }
+}
+
+/// With Transit primary, a development key file beside the data is not used unless
+/// `STRONGROOM_KEK_DECRYPT_ONLY=local` says so: a value sealed under it does not open.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs OpenBao (STRONGROOM_OPENBAO_BIN)"]
+async fn the_development_key_opens_beside_transit_only_when_named() {
+    let bin = std::env::var("STRONGROOM_OPENBAO_BIN")
+        .expect("STRONGROOM_OPENBAO_BIN is not set: needs OpenBao");
+    let bao = openbao::OwnServer::start(&bin).await;
+    let addr = bao.addr();
+    let dir = tempfile::tempdir().unwrap();
+    // Under the development key (created now): a user with a sealed TOTP-free account.
+    create_user(dir.path(), &[], EMAIL, Some(PASSWORD), false);
+    let s = Server::start(dir.path(), &[]);
+    let session = s.login(EMAIL, PASSWORD).await;
+    let (status, created) = s
+        .post(
+            "/api/accounts",
+            Some(&session),
+            json!({"exchange": "paper", "label": "d", "api_key": "dk", "secret": "ds", "read_only": false}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    drop(s);
+    let transit = [
+        ("STRONGROOM_KEK", "transit"),
+        ("VAULT_ADDR", addr.as_str()),
+        ("VAULT_TOKEN", bao.root_token.as_str()),
+        ("STRONGROOM_TRANSIT_KEY", openbao::KEY),
+    ];
+    let out = cli(dir.path(), &transit, &["rewrap"]);
+    assert!(
+        !out.status.success(),
+        "the development key was used unasked"
+    );
+    let mut named = transit.to_vec();
+    named.push(("STRONGROOM_KEK_DECRYPT_ONLY", "local"));
+    let out = cli(dir.path(), &named, &["rewrap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

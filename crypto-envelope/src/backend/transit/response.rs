@@ -11,6 +11,8 @@
 //!
 //! Base64 is the standard alphabet with padding (RFC 4648, section 4).
 
+use std::collections::BTreeMap;
+
 use base64ct::{Base64, Encoding};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -158,6 +160,13 @@ pub struct KeyInfo {
     pub latest_version: u32,
     /// The lowest version that still decrypts.
     pub min_decryption_version: u32,
+    /// Whether the key may be exported (then it can leave the server).
+    pub exportable: bool,
+    /// Whether a plaintext backup of the key may be taken.
+    pub allow_plaintext_backup: bool,
+    /// Each version held and its creation time (Unix seconds), which tells a key deleted
+    /// and re-created under the same name from the one first read.
+    pub versions: BTreeMap<u32, i64>,
 }
 
 #[derive(Deserialize)]
@@ -169,23 +178,41 @@ struct KeyData {
     latest_version: u32,
     #[serde(default)]
     min_decryption_version: u32,
+    #[serde(default)]
+    exportable: bool,
+    #[serde(default)]
+    allow_plaintext_backup: bool,
+    #[serde(default)]
+    keys: BTreeMap<String, serde_json::Value>,
 }
 
 /// Parses the answer to reading a key (`GET <mount>/keys/<name>`).
 ///
 /// # Errors
-/// [`ResponseError::Malformed`] naming `data` or `latest_version` (zero).
+/// [`ResponseError::Malformed`] naming `data`, `latest_version` (zero) or `keys` (a
+/// version that is not a number of 1 or more, or a creation time that is not a number).
 pub fn parse_key_info(body: &[u8]) -> Result<KeyInfo, ResponseError> {
     let answer: Envelope<KeyData> = serde_json::from_slice(body).map_err(|_| malformed("data"))?;
     let data = answer.data;
     if data.latest_version == 0 {
         return Err(malformed("latest_version"));
     }
+    let mut versions = BTreeMap::new();
+    for (version, created) in &data.keys {
+        // Symmetric keys list each version's creation time as a number.
+        let (Some(version), Some(created)) = (parse_version(version), created.as_i64()) else {
+            return Err(malformed("keys"));
+        };
+        versions.insert(version, created);
+    }
     Ok(KeyInfo {
         key_type: data.key_type,
         derived: data.derived,
         latest_version: data.latest_version,
         min_decryption_version: data.min_decryption_version,
+        exportable: data.exportable,
+        allow_plaintext_backup: data.allow_plaintext_backup,
+        versions,
     })
 }
 
@@ -237,7 +264,11 @@ pub enum ErrorKind {
     VersionRetired,
     /// The ciphertext's version is above the key's latest version.
     VersionUnknown,
-    /// Anything else (an authentication failure of the ciphertext, a bad request).
+    /// The ciphertext does not authenticate under the key and context, or is too short
+    /// to be one: the only answer that refuses a value.
+    NotAuthentic,
+    /// Anything else (a route or namespace not found, a key type that cannot decrypt, a
+    /// body that is not a Transit error, a proxy's answer): never taken as a refusal.
     Other,
 }
 
@@ -247,8 +278,10 @@ struct ErrorBody {
     errors: Vec<String>,
 }
 
-/// Classifies a 4xx answer by its `errors` messages (Transit has no error codes). The
-/// messages are never passed on: they may echo input.
+/// Classifies a 4xx answer by its `errors` messages (Transit has no error codes). Only
+/// the messages listed are recognised; everything else is [`ErrorKind::Other`], so that
+/// an unexpected answer is never taken for a refusal of the value. The messages are
+/// never passed on: they may echo input.
 pub fn classify_error(body: &[u8]) -> ErrorKind {
     let Ok(answer) = serde_json::from_slice::<ErrorBody>(body) else {
         return ErrorKind::Other;
@@ -260,8 +293,16 @@ pub fn classify_error(body: &[u8]) -> ErrorKind {
         if message.contains("version is too new") {
             return ErrorKind::VersionUnknown;
         }
-        if message.contains("encryption key not found") || message.contains("key not found") {
+        if message.contains("encryption key not found") {
             return ErrorKind::KeyNotFound;
+        }
+        // OpenBao and Vault: the AEAD tag check failed, or the bytes are shorter than a
+        // nonce and a tag; Vault also words it "unable to decrypt".
+        if message.contains("message authentication failed")
+            || message.contains("invalid ciphertext length")
+            || message.contains("unable to decrypt")
+        {
+            return ErrorKind::NotAuthentic;
         }
     }
     ErrorKind::Other
@@ -355,7 +396,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!((info.latest_version, info.min_decryption_version), (3, 2));
-        assert!(info.derived);
+        assert!(info.derived && !info.exportable && !info.allow_plaintext_backup);
+        assert_eq!(info.versions, BTreeMap::from([(1, 1)]));
+        assert!(
+            parse_key_info(br#"{"data":{"type":"x","latest_version":1,"keys":{"0":1}}}"#).is_err()
+        );
+        assert!(
+            parse_key_info(br#"{"data":{"type":"x","latest_version":1,"keys":{"1":"t"}}}"#)
+                .is_err()
+        );
         assert!(parse_key_info(br#"{"data":{"type":"x","latest_version":0}}"#).is_err());
         let login =
             parse_login(br#"{"auth":{"client_token":"s.abc","lease_duration":60}}"#).unwrap();
@@ -382,8 +431,21 @@ mod tests {
         );
         assert_eq!(
             classify_error(br#"{"errors":["cipher: message authentication failed"]}"#),
-            ErrorKind::Other
+            ErrorKind::NotAuthentic
         );
-        assert_eq!(classify_error(b"not json"), ErrorKind::Other);
+        assert_eq!(
+            classify_error(br#"{"errors":["invalid ciphertext length"]}"#),
+            ErrorKind::NotAuthentic
+        );
+        // Answers seen from OpenBao 2.7.2 that must not refuse a value.
+        for other in [
+            &br#"{"errors":["message decryption not supported for key type ed25519"]}"#[..],
+            br#"{"errors":["no handler for route \"nomount/decrypt/k\". route entry not found."]}"#,
+            br#"{"errors":["namespace not found"]}"#,
+            b"Client sent an HTTP request to an HTTPS server.",
+            b"not json",
+        ] {
+            assert_eq!(classify_error(other), ErrorKind::Other);
+        }
     }
 }
