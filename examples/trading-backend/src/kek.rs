@@ -6,7 +6,9 @@
 //!   `VAULT_CACERT`, `STRONGROOM_TRANSIT_KEY` and `STRONGROOM_TRANSIT_MOUNT`; see
 //!   crypto-envelope's README), `awskms` (AWS KMS, with the `awskms` feature: `AWS_REGION`,
 //!   `AWS_ENDPOINT_URL`, the standard AWS credential variables and
-//!   `STRONGROOM_KMS_KEY_ID`), or another backend built into this binary.
+//!   `STRONGROOM_KMS_KEY_ID`) or `pkcs11` (an HSM, with the `pkcs11` feature:
+//!   `STRONGROOM_PKCS11_MODULE`, `STRONGROOM_PKCS11_TOKEN_LABEL`, `STRONGROOM_PKCS11_PIN`
+//!   or `STRONGROOM_PKCS11_PIN_FILE`, `STRONGROOM_PKCS11_KEY_LABEL`).
 //! - With a primary other than `local`, the local ring is added as decrypt-only whenever
 //!   `STRONGROOM_MASTER_KEY` is set, so values sealed before the move keep opening until
 //!   `trading-backend rewrap` has moved them; a warning says so at every start. The
@@ -40,6 +42,8 @@ enum Kind {
     Transit,
     #[cfg(feature = "awskms")]
     AwsKms,
+    #[cfg(feature = "pkcs11")]
+    Pkcs11,
 }
 
 impl Kind {
@@ -54,9 +58,12 @@ impl Kind {
             "awskms" => Ok(Self::AwsKms),
             #[cfg(not(feature = "awskms"))]
             "awskms" => Err(invalid(field, "this backend is not built into this binary")),
+            #[cfg(feature = "pkcs11")]
+            "pkcs11" => Ok(Self::Pkcs11),
+            #[cfg(not(feature = "pkcs11"))]
             "pkcs11" => Err(invalid(field, "this backend is not built into this binary")),
             "" => Err(invalid(field, "is set but empty")),
-            _ => Err(invalid(field, "not one of local, transit, awskms")),
+            _ => Err(invalid(field, "not one of local, transit, awskms, pkcs11")),
         }
     }
 }
@@ -133,6 +140,8 @@ fn id(kind: Kind) -> &'static str {
         Kind::Transit => crypto_envelope::backend::transit::BACKEND_ID,
         #[cfg(feature = "awskms")]
         Kind::AwsKms => crypto_envelope::backend::awskms::BACKEND_ID,
+        #[cfg(feature = "pkcs11")]
+        Kind::Pkcs11 => crypto_envelope::backend::pkcs11::BACKEND_ID,
     }
 }
 
@@ -174,10 +183,18 @@ async fn backend(
                 .map_err(connect_error)?;
             Ok(Arc::new(kek))
         }
+        #[cfg(feature = "pkcs11")]
+        Kind::Pkcs11 => {
+            let kek = crypto_envelope::backend::pkcs11::Pkcs11KekBuilder::from_env()?
+                .connect()
+                .await
+                .map_err(connect_error)?;
+            Ok(Arc::new(kek))
+        }
     }
 }
 
-#[cfg(any(feature = "transit", feature = "awskms"))]
+#[cfg(any(feature = "transit", feature = "awskms", feature = "pkcs11"))]
 fn connect_error(e: crypto_envelope::ConnectError) -> KeyError {
     match e {
         crypto_envelope::ConnectError::Config(c) => KeyError::Config(c),

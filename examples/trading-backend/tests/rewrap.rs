@@ -376,9 +376,68 @@ async fn transit_key(addr: &str, root: &str) -> String {
     name
 }
 
-/// The README's walkthrough: from the local master key to OpenBao Transit and back, each
-/// move a `rewrap` with both backends configured, after which a start with only the new
-/// backend opens everything (second factor, signing key, credential, audit MAC key).
+/// The README's walkthrough, for any remote backend: from the local master key to
+/// `backend` (configured by `vars`) and back, each move a `rewrap` with both backends
+/// configured, after which a start with only the new backend opens everything (second
+/// factor, signing key, credential, audit MAC key). `secret` must appear in no output.
+async fn local_key_to_and_back(backend: &str, vars: &[(&str, &str)], secret: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (k1, k2) = (gen_key(dir), gen_key(dir));
+    let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        [("STRONGROOM_ISSUER", "https://strongroom.test")]
+            .iter()
+            .chain(extra.iter())
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let first = with(&[("STRONGROOM_MASTER_KEY", &k1)]);
+    let mut only_remote = with(vars);
+    only_remote.push(("STRONGROOM_KEK".into(), backend.into()));
+    let mut to_remote = only_remote.clone();
+    to_remote.push(("STRONGROOM_MASTER_KEY".into(), k1.clone()));
+    let mut back = with(vars);
+    back.push(("STRONGROOM_MASTER_KEY".into(), k2.clone()));
+    back.push(("STRONGROOM_KEK_DECRYPT_ONLY".into(), backend.into()));
+    let only_k2 = with(&[("STRONGROOM_MASTER_KEY", &k2)]);
+
+    let before = populate(dir, &borrow(&first)).await;
+    // The remote backend primary, the local key still opening: every value moves.
+    let out = cli(dir, &borrow(&to_remote), &["rewrap"]);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{backend}: {o}\n{e}");
+    assert!(
+        o.contains("rewrap complete: 4 re-wrapped"),
+        "{backend}: {o}"
+    );
+    for text in [&o, &e] {
+        assert!(!text.contains(&k1) && !text.contains(secret), "{text}");
+    }
+    // Only the remote backend: everything opens, and the audit log verifies.
+    everything_opens_with_only_the_new_key(dir, &borrow(&only_remote), &before, now()).await;
+    let out = cli(dir, &borrow(&only_remote), &["audit", "verify"]);
+    assert!(
+        out.status.success() && stdout(&out).contains("audit log intact"),
+        "{backend}: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // With only the old local key, nothing moved opens: the move was real.
+    let out = cli(dir, &borrow(&first), &["rewrap"]);
+    assert!(!out.status.success(), "{backend}: {}", stdout(&out));
+
+    // And back: a new local key primary, the remote backend decrypt-only.
+    let out = cli(dir, &borrow(&back), &["rewrap"]);
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{backend}: {o}\n{e}");
+    assert!(
+        o.contains("rewrap complete: 4 re-wrapped"),
+        "{backend}: {o}"
+    );
+    // The next 30 s step: the code of the first start is spent.
+    everything_opens_with_only_the_new_key(dir, &borrow(&only_k2), &before, now() + 30).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs OpenBao (STRONGROOM_TRANSIT_TEST_ADDR)"]
 async fn local_key_to_transit_and_back() {
@@ -387,60 +446,77 @@ async fn local_key_to_transit_and_back() {
     let root = std::env::var("STRONGROOM_OPENBAO_ROOT_TOKEN")
         .expect("STRONGROOM_OPENBAO_ROOT_TOKEN is not set: needs OpenBao");
     let key = transit_key(&addr, &root).await;
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let (k1, k2) = (gen_key(dir), gen_key(dir));
-    let issuer = ("STRONGROOM_ISSUER", "https://strongroom.test");
-    let transit = [
+    let vars = [
         ("VAULT_ADDR", addr.as_str()),
         ("VAULT_TOKEN", root.as_str()),
         ("STRONGROOM_TRANSIT_KEY", key.as_str()),
     ];
-    let with = |extra: &[(&'static str, &str)]| -> Vec<(String, String)> {
-        [issuer]
-            .iter()
-            .chain(extra.iter())
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    };
-    let first = with(&[("STRONGROOM_MASTER_KEY", &k1)]);
-    let mut to_transit = with(&transit);
-    to_transit.push(("STRONGROOM_KEK".into(), "transit".into()));
-    let only_transit = to_transit.clone();
-    to_transit.push(("STRONGROOM_MASTER_KEY".into(), k1.clone()));
-    let mut back = with(&transit);
-    back.push(("STRONGROOM_MASTER_KEY".into(), k2.clone()));
-    back.push(("STRONGROOM_KEK_DECRYPT_ONLY".into(), "transit".into()));
-    let only_k2 = with(&[("STRONGROOM_MASTER_KEY", &k2)]);
-    let before = populate(dir, &borrow(&first)).await;
-    // Transit configured, the local key still opening: every value moves to Transit.
-    let out = cli(dir, &borrow(&to_transit), &["rewrap"]);
-    let (o, e) = (stdout(&out), stderr(&out));
-    assert!(out.status.success(), "{o}\n{e}");
-    assert!(o.contains("rewrap complete: 4 re-wrapped"), "{o}");
-    for text in [&o, &e] {
-        assert!(!text.contains(&k1) && !text.contains(&root), "{text}");
-    }
-    // Only Transit: everything opens, and the audit log verifies.
-    everything_opens_with_only_the_new_key(dir, &borrow(&only_transit), &before, now()).await;
-    let out = cli(dir, &borrow(&only_transit), &["audit", "verify"]);
-    assert!(
-        out.status.success() && stdout(&out).contains("audit log intact"),
-        "{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    // With only the old local key, nothing under Transit opens: the move was real.
-    let out = cli(dir, &borrow(&first), &["rewrap"]);
-    assert!(!out.status.success(), "{}", stdout(&out));
+    local_key_to_and_back("transit", &vars, &root).await;
+}
 
-    // And back: a new local key primary, Transit decrypt-only.
-    let out = cli(dir, &borrow(&back), &["rewrap"]);
-    let (o, e) = (stdout(&out), stderr(&out));
-    assert!(out.status.success(), "{o}\n{e}");
-    assert!(o.contains("rewrap complete: 4 re-wrapped"), "{o}");
-    // The next 30 s step: the code of the first start is spent.
-    everything_opens_with_only_the_new_key(dir, &borrow(&only_k2), &before, now() + 30).await;
+/// The same walkthrough to AWS KMS (moto): the key is made with a raw `CreateKey` (moto
+/// does not check request signatures).
+#[cfg(feature = "awskms")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a KMS server (AWS_ENDPOINT_URL)"]
+async fn local_key_to_awskms_and_back() {
+    let endpoint = std::env::var("STRONGROOM_KMS_ENDPOINT")
+        .expect("STRONGROOM_KMS_ENDPOINT is not set: needs a KMS server");
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(&endpoint)
+        .header("X-Amz-Target", "TrentService.CreateKey")
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    let vars = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "CANARY-kms-secret-access-key"),
+        ("STRONGROOM_KMS_KEY_ID", arn.as_str()),
+    ];
+    local_key_to_and_back("awskms", &vars, "CANARY-kms-secret-access-key").await;
+}
+
+/// The same walkthrough to a PKCS#11 token (SoftHSM2): the key is generated in the token
+/// first, and the library is unloaded before the service's processes use the token
+/// (`SOFTHSM2_CONF` is inherited by them).
+#[cfg(feature = "pkcs11")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs SoftHSM2 (STRONGROOM_PKCS11_MODULE)"]
+async fn local_key_to_pkcs11_and_back() {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: needs SoftHSM2"))
+    };
+    let (module, token, pin) = (
+        var("STRONGROOM_PKCS11_MODULE"),
+        var("STRONGROOM_PKCS11_TOKEN_LABEL"),
+        var("STRONGROOM_PKCS11_PIN"),
+    );
+    let label = format!("tb-rewrap-{}-{}", std::process::id(), now());
+    {
+        let kek = crypto_envelope::Pkcs11Kek::builder()
+            .module(module.as_str())
+            .token_label(token.as_str())
+            .pin(pin.as_str())
+            .key_label(label.as_str())
+            .build()
+            .unwrap();
+        kek.generate_key(&label).await.unwrap();
+    }
+    let vars = [
+        ("STRONGROOM_PKCS11_MODULE", module.as_str()),
+        ("STRONGROOM_PKCS11_TOKEN_LABEL", token.as_str()),
+        ("STRONGROOM_PKCS11_PIN", pin.as_str()),
+        ("STRONGROOM_PKCS11_KEY_LABEL", label.as_str()),
+    ];
+    local_key_to_and_back("pkcs11", &vars, &pin).await;
 }
 
 fn borrow(vars: &[(String, String)]) -> Vec<(&str, &str)> {
