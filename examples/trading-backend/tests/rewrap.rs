@@ -454,8 +454,8 @@ async fn local_key_to_transit_and_back() {
     local_key_to_and_back("transit", &vars, &root).await;
 }
 
-/// The same walkthrough to AWS KMS (moto): the key is made with a raw `CreateKey` (moto
-/// does not check request signatures).
+/// The same walkthrough to AWS KMS (moto): the key is made with a raw, unsigned
+/// `CreateKey`.
 #[cfg(feature = "awskms")]
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs a KMS server (AWS_ENDPOINT_URL)"]
@@ -465,6 +465,12 @@ async fn local_key_to_awskms_and_back() {
     let created: serde_json::Value = reqwest::Client::new()
         .post(&endpoint)
         .header("X-Amz-Target", "TrentService.CreateKey")
+        // moto routes by the credential scope's service name; it checks no signature.
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/kms/aws4_request, \
+             SignedHeaders=host, Signature=00",
+        )
         .header("Content-Type", "application/x-amz-json-1.1")
         .body("{}")
         .send()
