@@ -137,6 +137,7 @@ impl fmt::Debug for WebhookSecret {
 ///
 /// The previous secret is active while `now < expires_at` (Unix seconds) and refused from
 /// `expires_at` on. [`rotate`](Self::rotate) computes the set after a rotation.
+// The derived Debug holds no secret: `WebhookSecret`'s own Debug prints its id only.
 #[derive(Debug)]
 pub struct ActiveSecrets {
     current: WebhookSecret,

@@ -300,6 +300,7 @@ impl SealedValues for SqlColumn {
 
 /// auth-core's sealed TOTP secrets, through its [`MfaStore`](auth_core::MfaStore) (the
 /// backend does not write auth-core's tables itself).
+// The derived Debug holds no secret: a store handle, whose Debug names the store only.
 #[derive(Debug)]
 struct MfaSecrets(Arc<dyn auth_core::MfaStore>);
 
