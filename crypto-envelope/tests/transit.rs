@@ -242,15 +242,9 @@ async fn rotation_rewraps_inside_transit_and_retires_old_versions() {
 async fn connect_refuses_unusable_keys_and_tokens() {
     let addr = addr();
     // A key that does not exist.
-    let err = TransitBuilder::new(&addr, "no-such-key")
-        .token(&root())
-        .connect()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ConnectError::Backend(BackendError::KeyNotFound { .. })),
-        "{err:?}"
-    );
+    let err =
+        common::connect_refused(TransitBuilder::new(&addr, "no-such-key").token(&root())).await;
+    assert!(matches!(err, BackendError::KeyNotFound { .. }), "{err:?}");
     // A key without derivation: the context would not be bound.
     let name = format!("plain{}", std::process::id());
     admin(
@@ -260,15 +254,8 @@ async fn connect_refuses_unusable_keys_and_tokens() {
         Some(json!({"type": "aes256-gcm96"})),
     )
     .await;
-    let err = TransitBuilder::new(&addr, &name)
-        .token(&root())
-        .connect()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ConnectError::Backend(BackendError::Misbehaved { .. })),
-        "{err:?}"
-    );
+    let err = common::connect_refused(TransitBuilder::new(&addr, &name).token(&root())).await;
+    assert!(matches!(err, BackendError::Misbehaved { .. }), "{err:?}");
     // A token the server does not know: unavailable (503), and the token never shows.
     let key = fresh_key(&addr).await;
     let canary = "s.CANARY-transit-token-7f3a9c";
@@ -276,11 +263,8 @@ async fn connect_refuses_unusable_keys_and_tokens() {
         .token(canary)
         .max_attempts(1);
     assert!(!format!("{builder:?}").contains("CANARY"));
-    let err = builder.connect().await.unwrap_err();
-    assert!(
-        matches!(err, ConnectError::Backend(BackendError::Unavailable { .. })),
-        "{err:?}"
-    );
+    let err = common::connect_refused(builder).await;
+    assert!(matches!(err, BackendError::Unavailable { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("CANARY"));
     // Plain http to a host that is not loopback, a path in the address.
     for bad in [
@@ -375,16 +359,13 @@ async fn approle_login_with_a_policy_limited_to_one_key() {
 
     // A wrong secret id: the login is refused, as Unavailable, without the secret.
     let wrong = "CANARY-secret-id-0b1d";
-    let err = TransitBuilder::new(&addr, &key)
-        .approle(&role_id, wrong)
-        .max_attempts(1)
-        .connect()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ConnectError::Backend(BackendError::Unavailable { .. })),
-        "{err:?}"
-    );
+    let err = common::connect_refused(
+        TransitBuilder::new(&addr, &key)
+            .approle(&role_id, wrong)
+            .max_attempts(1),
+    )
+    .await;
+    assert!(matches!(err, BackendError::Unavailable { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("CANARY"));
 }
 
@@ -606,16 +587,13 @@ async fn tls_with_a_configured_ca() {
     assert!(key.status().is_success());
 
     // Without the CA the server's certificate does not verify: unavailable.
-    let err = TransitBuilder::new(&addr, "tls")
-        .token(token)
-        .max_attempts(1)
-        .connect()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ConnectError::Backend(BackendError::Unavailable { .. })),
-        "{err:?}"
-    );
+    let err = common::connect_refused(
+        TransitBuilder::new(&addr, "tls")
+            .token(token)
+            .max_attempts(1),
+    )
+    .await;
+    assert!(matches!(err, BackendError::Unavailable { .. }), "{err:?}");
     // With it (as VAULT_CACERT gives it), a round trip.
     let ca_file = ca_path.to_str().unwrap().to_owned();
     let vars = |name: &str| match name {

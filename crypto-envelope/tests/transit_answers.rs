@@ -11,7 +11,6 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crypto_envelope::backend::transit::ConnectError;
 use crypto_envelope::{BackendError, DataKey, KekBackend, KeyRef, TransitBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -189,26 +188,16 @@ async fn connect_refuses_exportable_and_mistyped_keys_and_missing_mounts() {
         ),
     ] {
         let (addr, _) = serve(Arc::new(move |_: &str| (status, body.to_owned()))).await;
-        let err = TransitBuilder::new(&addr, "k")
-            .token("s.scripted")
-            .connect()
-            .await
-            .unwrap_err();
+        let err =
+            common::connect_refused(TransitBuilder::new(&addr, "k").token("s.scripted")).await;
         assert!(
-            matches!(err, ConnectError::Backend(BackendError::Misbehaved { .. })),
+            matches!(err, BackendError::Misbehaved { .. }),
             "{body}: {err:?}"
         );
     }
     let (addr, _) = serve(Arc::new(|_: &str| (404, r#"{"errors":[]}"#.to_owned()))).await;
-    let err = TransitBuilder::new(&addr, "k")
-        .token("s.scripted")
-        .connect()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ConnectError::Backend(BackendError::KeyNotFound { .. })),
-        "{err:?}"
-    );
+    let err = common::connect_refused(TransitBuilder::new(&addr, "k").token("s.scripted")).await;
+    assert!(matches!(err, BackendError::KeyNotFound { .. }), "{err:?}");
     let (addr, _) = serve(Arc::new(|_: &str| {
         (
             404,
@@ -216,16 +205,13 @@ async fn connect_refuses_exportable_and_mistyped_keys_and_missing_mounts() {
         )
     }))
     .await;
-    let err = TransitBuilder::new(&addr, "k")
-        .token("s.scripted")
-        .max_attempts(1)
-        .connect()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ConnectError::Backend(BackendError::Unavailable { .. })),
-        "{err:?}"
-    );
+    let err = common::connect_refused(
+        TransitBuilder::new(&addr, "k")
+            .token("s.scripted")
+            .max_attempts(1),
+    )
+    .await;
+    assert!(matches!(err, BackendError::Unavailable { .. }), "{err:?}");
 }
 
 #[tokio::test]

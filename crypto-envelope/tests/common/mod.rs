@@ -54,6 +54,16 @@ pub(crate) fn run<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Connects `builder`, which must fail with a backend error (not a configuration error),
+/// and returns that error.
+#[cfg(feature = "transit")]
+pub(crate) async fn connect_refused(builder: crypto_envelope::TransitBuilder) -> BackendError {
+    match builder.connect().await {
+        Err(crypto_envelope::ConnectError::Backend(e)) => e,
+        other => panic!("expected a backend error, got {other:?}"),
+    }
+}
+
 /// A local key ring under another backend id, counting its unwraps: what a remote backend
 /// (an HSM, a KMS, Transit) looks like to the envelope, without a server.
 #[derive(Debug)]
