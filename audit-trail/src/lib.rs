@@ -18,8 +18,8 @@ pub use error::AuditError;
 pub use event::{Actor, Event, MAX_CODE_LEN, MAX_REQUEST_ID_LEN, MAX_TEXT_LEN, Outcome};
 pub use key::{KEY_LEN, MacKey};
 pub use log::{
-    AuditLog, AuditLogBuilder, DEFAULT_BATCH, DEFAULT_QUEUE, MAX_SUBJECT_LIMIT, RETRY_MAX,
-    RETRY_MIN,
+    AuditLog, AuditLogBuilder, DEFAULT_BATCH, DEFAULT_LINGER, DEFAULT_QUEUE, MAX_SUBJECT_LIMIT,
+    RETRY_MAX, RETRY_MIN, WriterStats,
 };
 pub use record::{Anchor, AnchorParseError, Checkpoint, GENESIS, MAC_LEN, Record};
 pub use store::AuditStore;

@@ -114,7 +114,7 @@ fn field(m: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-fn record_mac(
+pub(crate) fn record_mac(
     key: &MacKey,
     seq: u64,
     at: i64,

@@ -184,4 +184,86 @@ async fn sqlite_store_outage_keeps_events_and_applies_backpressure() {
     let report = log.verify().await.unwrap();
     assert!(report.is_intact(), "{report}");
     assert_eq!(report.checked, 8);
+    // The failed attempts are counted, and their time too.
+    let stats = log.writer_stats();
+    assert_eq!((stats.enqueued, stats.written), (8, 8));
+    assert!(stats.failures >= 1, "{stats:?}");
+    assert!(stats.busy >= Duration::from_millis(20), "{stats:?}");
+}
+
+/// The writer's counters: every queued event is counted once, in batches no larger than
+/// configured, with the time spent appending them; `since` gives one interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writer_stats_count_events_batches_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("audit.db"))
+        .await
+        .unwrap();
+    let log = AuditLog::builder(store, support::key())
+        .batch(4)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(log.writer_stats(), audit_trail::WriterStats::default());
+    for i in 1..=10 {
+        log.record(support::event(i)).await;
+    }
+    log.flush().await.unwrap();
+    let first = log.writer_stats();
+    assert_eq!((first.enqueued, first.written, first.failures), (10, 10, 0));
+    // At most four per batch: at least three batches, at most one per event.
+    assert!((3..=10).contains(&first.batches), "{first:?}");
+    assert!(first.busy > std::time::Duration::ZERO, "{first:?}");
+    // Each batch commits once; the commit wait is part of the writer's time.
+    assert!(first.commit > std::time::Duration::ZERO, "{first:?}");
+    assert!(first.commit <= first.busy, "{first:?}");
+
+    for i in 11..=12 {
+        log.clone().record(support::event(i)).await;
+    }
+    log.flush().await.unwrap();
+    let interval = log.writer_stats().since(&first);
+    assert_eq!((interval.enqueued, interval.written), (2, 2));
+    assert!((1..=2).contains(&interval.batches), "{interval:?}");
+    assert!(log.verify().await.unwrap().is_intact());
+}
+
+/// The writer lingers for a fuller batch: events arriving a few milliseconds apart share
+/// one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_writer_lingers_for_a_fuller_batch() {
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("audit.db"))
+        .await
+        .unwrap();
+    let log = AuditLog::builder(store, support::key())
+        .batch(5)
+        .linger(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    for i in 1..=5 {
+        log.record(support::event(i)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    log.flush().await.unwrap();
+    // One transaction for the five.
+    assert_eq!(log.writer_stats().batches, 1, "{:?}", log.writer_stats());
+    // Without a linger each event may go alone.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("audit.db"))
+        .await
+        .unwrap();
+    let log = AuditLog::builder(store, support::key())
+        .linger(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        log.record(support::event(i)).await;
+        log.flush().await.unwrap();
+    }
+    assert_eq!(log.writer_stats().batches, 3);
 }

@@ -82,6 +82,40 @@ macro_rules! dispatch {
     };
 }
 
+/// One appended event's place in the chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link {
+    pub(crate) seq: u64,
+    pub(crate) prev_mac: [u8; crate::record::MAC_LEN],
+    pub(crate) mac: [u8; crate::record::MAC_LEN],
+}
+
+/// What one append made durable (each event's link, in order), and how long its commit
+/// took (the durability wait: for SQLite with `synchronous = FULL`, the fsync of the
+/// write-ahead log).
+#[derive(Debug)]
+pub(crate) struct Appended {
+    pub(crate) links: Vec<Link>,
+    pub(crate) commit: std::time::Duration,
+}
+
+impl Appended {
+    /// The records, from the events that were appended (in the same order).
+    pub(crate) fn records(&self, events: &[(i64, Event)]) -> Vec<Record> {
+        events
+            .iter()
+            .zip(&self.links)
+            .map(|((at, event), link)| Record {
+                seq: link.seq,
+                at: *at,
+                event: event.clone(),
+                prev_mac: link.prev_mac,
+                mac: link.mac,
+            })
+            .collect()
+    }
+}
+
 impl AuditStore {
     /// Appends `events` (each with its time) as the next records, in one transaction
     /// under the head lock.
@@ -89,7 +123,7 @@ impl AuditStore {
         &self,
         key: &MacKey,
         events: &[(i64, Event)],
-    ) -> Result<Vec<Record>, AuditError> {
+    ) -> Result<Appended, AuditError> {
         dispatch!(self, s => s.append(key, events).await)
     }
 

@@ -18,8 +18,24 @@ pub(super) const SET_HEAD: &str =
 pub(super) const INSERT: &str = "INSERT INTO audit_records \
 (seq, at, principal, method, action, target, subject, outcome, reason, request_id, prev_mac, mac) ";
 
-/// Rows per `INSERT` statement: 12 parameters each, far below SQLite's 32766.
-pub(super) const INSERT_CHUNK: usize = 256;
+/// Rows per `INSERT` statement: 12 parameters each, far below SQLite's 32766. A batch
+/// is inserted in chunks of this size and then of halving sizes (32, 16, ... 1), so
+/// that only seven statement texts exist and each stays prepared in the connection's
+/// statement cache (preparing a fresh multi-row statement per batch size costs more
+/// than the rows).
+pub(super) const INSERT_CHUNK: usize = 64;
+
+/// The sizes of the `INSERT` statements for `n` rows: full chunks, then the binary
+/// digits of the remainder, largest first.
+pub(super) fn insert_chunks(n: usize) -> impl Iterator<Item = usize> {
+    let full = std::iter::repeat_n(INSERT_CHUNK, n / INSERT_CHUNK);
+    let rest = n % INSERT_CHUNK;
+    let bits = (0..INSERT_CHUNK.trailing_zeros())
+        .rev()
+        .map(|b| 1usize << b)
+        .filter(move |size| rest & size != 0);
+    full.chain(bits)
+}
 
 const COLUMNS: &str = "seq, at, principal, method, action, target, subject, outcome, reason, \
 request_id, prev_mac, mac";
@@ -180,7 +196,7 @@ macro_rules! sql_store_impls {
                 &self,
                 key: &$crate::key::MacKey,
                 events: &[(i64, $crate::event::Event)],
-            ) -> Result<Vec<$crate::record::Record>, AuditError> {
+            ) -> Result<$crate::store::Appended, AuditError> {
                 let op = "append";
                 let mut tx = self
                     .pool
@@ -190,34 +206,38 @@ macro_rules! sql_store_impls {
                 let head = Self::read_head(&mut *tx, true).await?;
                 head.check_key(key)?;
                 let mut prev = head.anchor;
-                let mut records = Vec::with_capacity(events.len());
+                // Each event's place in the chain, sealed from a borrow of the event: the
+                // rows are bound from the events themselves, nothing is copied.
+                let mut links = Vec::with_capacity(events.len());
                 for (at, event) in events {
-                    let record = $crate::record::Record::seal(
-                        key,
-                        prev.seq.saturating_add(1),
-                        *at,
-                        event.clone(),
-                        prev.mac,
-                    );
-                    prev = record.anchor();
-                    records.push(record);
+                    let seq = prev.seq.saturating_add(1);
+                    let mac = $crate::record::record_mac(key, seq, *at, event, &prev.mac);
+                    links.push($crate::store::Link {
+                        seq,
+                        prev_mac: prev.mac,
+                        mac,
+                    });
+                    prev = $crate::record::Anchor { seq, mac };
                 }
-                for chunk in records.chunks($crate::store::sql::INSERT_CHUNK) {
+                let rows: Vec<_> = events.iter().zip(&links).collect();
+                let mut rest = &rows[..];
+                for size in $crate::store::sql::insert_chunks(rows.len()) {
+                    let (chunk, tail) = rest.split_at(size);
+                    rest = tail;
                     let mut q = sqlx::QueryBuilder::<$db>::new($crate::store::sql::INSERT);
-                    q.push_values(chunk, |mut b, r| {
-                        let e = &r.event;
-                        b.push_bind($crate::store::sql::db_seq(r.seq))
-                            .push_bind(r.at)
-                            .push_bind(e.actor().principal().map(str::to_owned))
-                            .push_bind(e.actor().method().to_owned())
-                            .push_bind(e.action().to_owned())
-                            .push_bind(e.target().map(str::to_owned))
-                            .push_bind(e.subject().map(str::to_owned))
+                    q.push_values(chunk, |mut b, ((at, e), link)| {
+                        b.push_bind($crate::store::sql::db_seq(link.seq))
+                            .push_bind(*at)
+                            .push_bind(e.actor().principal())
+                            .push_bind(e.actor().method())
+                            .push_bind(e.action())
+                            .push_bind(e.target())
+                            .push_bind(e.subject())
                             .push_bind(e.outcome().as_str())
-                            .push_bind(e.reason().map(str::to_owned))
-                            .push_bind(e.request_id().map(str::to_owned))
-                            .push_bind(r.prev_mac.to_vec())
-                            .push_bind(r.mac.to_vec());
+                            .push_bind(e.reason())
+                            .push_bind(e.request_id())
+                            .push_bind(&link.prev_mac[..])
+                            .push_bind(&link.mac[..]);
                     });
                     q.build().execute(&mut *tx).await.map_err(unavailable(op))?;
                 }
@@ -228,8 +248,12 @@ macro_rules! sql_store_impls {
                     .execute(&mut *tx)
                     .await
                     .map_err(unavailable(op))?;
+                let committing = std::time::Instant::now();
                 tx.commit().await.map_err(unavailable(op))?;
-                Ok(records)
+                Ok($crate::store::Appended {
+                    links,
+                    commit: committing.elapsed(),
+                })
             }
 
             pub(crate) async fn head(&self) -> Result<$crate::store::Head, AuditError> {
@@ -380,5 +404,31 @@ pub(super) fn unavailable(operation: &'static str) -> impl Fn(sqlx::Error) -> Au
     move |e| AuditError::Unavailable {
         operation,
         source: Some(Box::new(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_chunks_cover_every_row_with_seven_sizes() {
+        for n in 0..=600 {
+            let sizes: Vec<usize> = insert_chunks(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n}: {sizes:?}");
+            assert!(
+                sizes.iter().all(|s| [64, 32, 16, 8, 4, 2, 1].contains(s)),
+                "{n}: {sizes:?}"
+            );
+            // Largest first, and at most one of each size below the chunk.
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{n}: {sizes:?}");
+            assert!(
+                sizes
+                    .windows(2)
+                    .all(|w| w[0] == INSERT_CHUNK || w[0] > w[1]),
+                "{n}: {sizes:?}"
+            );
+        }
+        assert_eq!(insert_chunks(200).collect::<Vec<_>>(), [64, 64, 64, 8]);
     }
 }

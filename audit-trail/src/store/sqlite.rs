@@ -48,6 +48,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
+            // An embedded file cannot go stale: no ping (a round trip to the connection's
+            // worker thread) before each use.
+            .test_before_acquire(false)
             .max_connections(4)
             .connect_with(options)
             .await
