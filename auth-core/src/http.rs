@@ -170,7 +170,9 @@ impl Challenge {
 
     /// The response for a refused outcome (`None` when authenticated): the status from
     /// [`Challenge::status_for`], the challenge (see the type's docs), `Retry-After` on
-    /// 503, `Cache-Control: no-store`, an empty body. Logs the refusal code.
+    /// 503, `Cache-Control: no-store`, an empty body, and the outcome's code as a
+    /// [`Refusal`] in the response's extensions (for an outer middleware's metrics or
+    /// audit trail). Logs the refusal code.
     #[must_use]
     pub fn refusal_response<B: Default>(&self, outcome: &Outcome) -> Option<Response<B>> {
         let status = self.status_for(outcome)?;
@@ -190,6 +192,10 @@ impl Challenge {
         }
         let mut response = Response::new(B::default());
         *response.status_mut() = status;
+        // The code rides in the extensions for an outer middleware (metrics, audit).
+        response
+            .extensions_mut()
+            .insert(Refusal::new(outcome.code()));
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(challenge) = self.www_authenticate(outcome) {
@@ -213,6 +219,7 @@ fn csrf_response<B: From<&'static str>>(refusal: Refusal, parts: &Parts) -> Resp
     );
     let mut response = Response::new(B::from(r#"{"error":"csrf"}"#));
     *response.status_mut() = StatusCode::FORBIDDEN;
+    response.extensions_mut().insert(refusal);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -20,7 +20,7 @@
 
 use core::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -186,6 +186,25 @@ struct Inner {
     limiter: Arc<Semaphore>,
     dummy_hash: String,
     completed: AtomicU64,
+    /// Operations waiting for a permit.
+    waiting: AtomicUsize,
+}
+
+/// Counts one operation as waiting for a permit until dropped (also when the caller's
+/// future is dropped while it waits).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -220,6 +239,7 @@ impl PasswordHasher {
                 limiter: Arc::new(Semaphore::new(config.max_concurrent)),
                 dummy_hash,
                 completed: AtomicU64::new(0),
+                waiting: AtomicUsize::new(0),
             }),
         })
     }
@@ -283,10 +303,12 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
+        let waiting = Waiting::enter(&self.inner.waiting);
         let permit = Arc::clone(&self.inner.limiter)
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Task)?;
+        drop(waiting);
         let result = tokio::task::spawn_blocking(move || {
             let result = f();
             drop(permit);
@@ -303,6 +325,13 @@ impl PasswordHasher {
     #[must_use]
     pub fn completed_operations(&self) -> u64 {
         self.inner.completed.load(Ordering::Relaxed)
+    }
+
+    /// How many operations are queued for a permit right now (the hashing queue depth:
+    /// a login flood shows here before it shows in latency). For metrics.
+    #[must_use]
+    pub fn waiting_operations(&self) -> usize {
+        self.inner.waiting.load(Ordering::Relaxed)
     }
 
     /// How many more operations could start right now without waiting.

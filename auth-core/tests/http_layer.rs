@@ -260,6 +260,13 @@ fn one_mapping() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.body().is_empty());
     assert_eq!(r.headers().get(header::CACHE_CONTROL).unwrap(), "no-store");
+    // The code rides in the extensions, for an outer middleware (metrics, audit).
+    assert_eq!(r.extensions().get::<Refusal>(), Some(&code));
+    let missing = refusal_response::<String>(&Outcome::Missing).unwrap();
+    assert_eq!(
+        missing.extensions().get::<Refusal>().map(Refusal::code),
+        Some("credential.missing")
+    );
 }
 
 /// A store that always fails: the layer answers 503, never 200 and never 403. With

@@ -154,6 +154,42 @@ async fn concurrency_is_bounded() {
     sampler.await.unwrap();
     assert!(max_seen.load(Ordering::SeqCst) <= 2);
     assert_eq!(hasher.available_permits(), 2);
+    assert_eq!(hasher.waiting_operations(), 0);
+}
+
+/// The queue depth: operations beyond the permits wait and are counted, a waiter whose
+/// caller gives up leaves the count, and the count drains to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_operations_is_the_queue_depth() {
+    // The strong defaults: each hash takes long enough for the others to queue.
+    let hasher = PasswordHasher::new(PasswordConfig::default().max_concurrent(1)).unwrap();
+    let pw = Password::new("queued password");
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (h, pw) = (hasher.clone(), pw.clone());
+        tasks.push(tokio::spawn(async move { h.hash(&pw).await.unwrap() }));
+    }
+    let mut deepest = 0;
+    for _ in 0..2000 {
+        deepest = deepest.max(hasher.waiting_operations());
+        if deepest >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert!(deepest >= 2, "queue depth never seen: {deepest}");
+    // A caller that stops waiting is no longer counted (else the end is not zero).
+    let gave_up = {
+        let (h, pw) = (hasher.clone(), pw.clone());
+        tokio::spawn(async move { h.hash(&pw).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    gave_up.abort();
+    let _ = gave_up.await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(hasher.waiting_operations(), 0);
 }
 
 /// A login flood must not stall token resolution: with the strong default parameters

@@ -27,7 +27,12 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().connect_with(options).await?;
+        // An embedded file cannot go stale: no ping (a round trip to the connection's
+        // worker thread) before each use.
+        let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
         let store = Self::new(pool);
         store.migrate().await?;
         Ok(store)
