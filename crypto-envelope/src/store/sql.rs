@@ -252,6 +252,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
+            // An embedded file cannot go stale: no ping (a round trip to the connection's
+            // worker thread) before each use.
+            .test_before_acquire(false)
             .max_connections(4)
             .connect_with(options)
             .await

@@ -66,6 +66,9 @@ impl SqliteStoreBuilder {
             .foreign_keys(true)
             .busy_timeout(self.busy_timeout);
         let pool = SqlitePoolOptions::new()
+            // An embedded file cannot go stale: no ping (a round trip to the connection's
+            // worker thread) before each use.
+            .test_before_acquire(false)
             .max_connections(self.max_connections)
             .connect_with(options)
             .await?;
