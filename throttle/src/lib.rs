@@ -292,6 +292,23 @@ impl Store {
     pub fn memory() -> Self {
         Self::Memory(MemoryOptions::default())
     }
+
+    /// Whether the store answers now, for a readiness probe: memory always does;
+    /// PostgreSQL runs `SELECT 1`, Redis `PING`, each within the store's 2 s time-out.
+    /// Decisions do not depend on it (each one fails closed on its own).
+    ///
+    /// # Errors
+    ///
+    /// [`Unavailable`] naming the store.
+    pub async fn ping(&self) -> Result<(), Unavailable> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => store.ping().await,
+            #[cfg(feature = "redis")]
+            Self::Redis(store) => store.ping().await,
+        }
+    }
 }
 
 fn check_name(name: &str) -> Result<(), ConfigError> {

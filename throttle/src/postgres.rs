@@ -65,6 +65,19 @@ impl PgStore {
         migrator.run(&self.pool).await.map_err(unavailable)
     }
 
+    /// `SELECT 1` within the 2 s time-out (see [`crate::Store::ping`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Unavailable`].
+    pub async fn ping(&self) -> Result<(), Unavailable> {
+        tokio::time::timeout(TIMEOUT, sqlx::query("SELECT 1").execute(&self.pool))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)
+            .map(|_| ())
+    }
+
     /// Deletes rows that count as absent (rate limits back at a full bucket, backoff keys
     /// past `forget_after`). Decisions never depend on it; call it now and then to keep
     /// the tables small. Returns the number of rows deleted.

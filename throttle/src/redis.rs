@@ -215,6 +215,31 @@ impl RedisStore {
         }
     }
 
+    /// `PING` within the 2 s time-out (see [`crate::Store::ping`]); a failure drops the
+    /// connection, as a failed decision does.
+    ///
+    /// # Errors
+    ///
+    /// [`Unavailable`].
+    pub async fn ping(&self) -> Result<(), Unavailable> {
+        let mut conn = self.connection().await?;
+        let answer =
+            tokio::time::timeout(TIMEOUT, redis::cmd("PING").query_async::<String>(&mut conn))
+                .await;
+        match answer {
+            Ok(Ok(pong)) if pong == "PONG" => Ok(()),
+            Ok(Ok(_)) => Err(unavailable_bare()),
+            Ok(Err(e)) => {
+                self.drop_connection().await;
+                Err(unavailable(e))
+            }
+            Err(e) => {
+                self.drop_connection().await;
+                Err(unavailable(e))
+            }
+        }
+    }
+
     pub(crate) async fn gcra(
         &self,
         name: &str,

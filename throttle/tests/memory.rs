@@ -19,6 +19,11 @@ async fn backoff_grows_caps_resets_and_expires() {
 }
 
 #[tokio::test]
+async fn a_memory_store_is_always_ready() {
+    Store::memory().ping().await.unwrap();
+}
+
+#[tokio::test]
 async fn one_memory_limiter_is_shared_by_its_users() {
     // In memory, "instances" are clones of the handle: one limiter.
     let clock = common::clock();

@@ -59,6 +59,7 @@ async fn postgres_suites_and_two_instances_share_the_limit() {
     common::backoff_suite(&stores[0], "b").await;
     common::shared_suite(&stores[0], &stores[1], "s").await;
     common::concurrent_suite(&stores[0], &stores[1], "c").await;
+    stores[0].ping().await.unwrap();
     let Store::Postgres(pg) = &stores[0] else {
         unreachable!()
     };
@@ -92,4 +93,5 @@ async fn postgres_down_fails_closed() {
     assert_eq!(b.check("k").await.unwrap_err().store(), "postgres");
     assert!(b.record_failure("k").await.is_err());
     assert!(b.reset("k").await.is_err());
+    assert_eq!(store.ping().await.unwrap_err().store(), "postgres");
 }

@@ -31,6 +31,7 @@ async fn redis_suites_and_two_instances_share_the_limit() {
     common::backoff_suite(&a, &format!("{run}-b")).await;
     common::shared_suite(&a, &b, &format!("{run}-s")).await;
     common::concurrent_suite(&a, &b, &format!("{run}-c")).await;
+    a.ping().await.unwrap();
 }
 
 #[tokio::test]
@@ -47,4 +48,5 @@ async fn redis_down_fails_closed() {
     assert_eq!(b.check("k").await.unwrap_err().store(), "redis");
     assert!(b.record_failure("k").await.is_err());
     assert!(b.reset("k").await.is_err());
+    assert_eq!(store.ping().await.unwrap_err().store(), "redis");
 }
