@@ -1,14 +1,28 @@
 //! A small load generator for a running `trading-backend` on loopback.
 //!
-//! It starts nothing itself. It logs in, registers a paper account, warms the credential
-//! cache, then for each route runs `--connections` concurrent clients for `--seconds` and
-//! prints requests per second and the ratio to `GET /healthz` (the floor: the same
-//! server doing no work).
+//! It starts nothing itself. It logs in, registers a paper account, issues a read-scoped
+//! API key, warms the credential cache, then for each route runs `--connections`
+//! concurrent clients for `--seconds` and prints requests per second and the ratio to
+//! `GET /healthz` (the floor: the same server doing no work).
+//!
+//! The audit trail's cost is measured as the difference between two twin requests that
+//! do the same work (an API key resolved, the exchange route's operation checked) except
+//! that one of them records an audit event: a read-scoped key asking for a trade
+//! (refused 403, recorded as `authz.scope_refused`) and the same key naming an unknown
+//! operation (400, nothing recorded). The share is `1 - audited / twin` of their
+//! requests per second: the whole cost of one audit event (enqueue, the writer's
+//! sealing, SQL and commits, all competing for the same cores) as a share of an
+//! authenticated request that records one, the worst case (most requests record none).
+//!
+//! With `--metrics <url>` (the server's `METRICS_ADDR`) it also reads the audit writer's
+//! counters before and after each route and prints events per request and the writer's
+//! wall-clock time per event (work and commit wait; inflated by waiting for a CPU while
+//! the machine is saturated, so not a cost by itself).
 //!
 //! ```sh
-//! cargo run --release -p trading-backend -- serve &
+//! METRICS_ADDR=127.0.0.1:9464 STRONGROOM_RATE_LIMITS=0 cargo run --release -p trading-backend -- serve &
 //! cargo run --release -p trading-backend -- create-user load@example.com --password load-password-123 --no-reset
-//! cargo run --release -p trading-backend --example load -- --email load@example.com --password load-password-123
+//! cargo run --release -p trading-backend --example load -- --email load@example.com --password load-password-123 --metrics http://127.0.0.1:9464/metrics
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A tool: a panic is a clear failure.
@@ -25,6 +39,8 @@ struct Args {
     password: String,
     seconds: u64,
     connections: usize,
+    metrics: Option<String>,
+    rounds: u32,
 }
 
 fn args() -> Args {
@@ -34,6 +50,8 @@ fn args() -> Args {
         password: String::new(),
         seconds: 10,
         connections: 32,
+        metrics: None,
+        rounds: 3,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,6 +62,8 @@ fn args() -> Args {
             "--password" => out.password = value,
             "--seconds" => out.seconds = value.parse().expect("--seconds: a number"),
             "--connections" => out.connections = value.parse().expect("--connections: a number"),
+            "--metrics" => out.metrics = Some(value),
+            "--rounds" => out.rounds = value.parse().expect("--rounds: a number"),
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -57,7 +77,16 @@ fn args() -> Args {
             || out.url.starts_with("http://[::1]:"),
         "--url: loopback only"
     );
+    assert!(
+        out.metrics
+            .as_deref()
+            .is_none_or(|m| m.starts_with("http://127.0.0.1:")
+                || m.starts_with("http://localhost:")
+                || m.starts_with("http://[::1]:")),
+        "--metrics: loopback only"
+    );
     assert!((1..=300).contains(&out.seconds), "--seconds: 1..=300");
+    assert!((1..=20).contains(&out.rounds), "--rounds: 1..=20");
     assert!(
         (1..=1024).contains(&out.connections),
         "--connections: 1..=1024"
@@ -70,6 +99,10 @@ enum Call {
     Health,
     Me(String),
     Balance(String, String),
+    /// A trade asked with a read-scoped API key: 403, one audit event.
+    Refused(String, String),
+    /// The same key naming an unknown operation: 400, no audit event (the twin).
+    Unknown(String, String),
 }
 
 async fn once(client: &reqwest::Client, base: &str, call: &Call) -> bool {
@@ -90,10 +123,28 @@ async fn once(client: &reqwest::Client, base: &str, call: &Call) -> bool {
                 .send()
                 .await
         }
+        Call::Refused(key, account) | Call::Unknown(key, account) => {
+            let operation = if matches!(call, Call::Refused(..)) {
+                "create_order"
+            } else {
+                "no_such_operation"
+            };
+            client
+                .post(format!("{base}/api/exchange/{operation}"))
+                .header("x-api-key", key)
+                .json(&json!({ "account_id": account, "symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001" }))
+                .send()
+                .await
+        }
+    };
+    let expected = match call {
+        Call::Refused(..) => 403,
+        Call::Unknown(..) => 400,
+        _ => 200,
     };
     match res {
         Ok(r) => {
-            let ok = r.status().as_u16() == 200;
+            let ok = r.status().as_u16() == expected;
             let _ = r.bytes().await;
             ok
         }
@@ -107,7 +158,7 @@ async fn run(
     call: Call,
     seconds: u64,
     connections: usize,
-) -> (f64, u64) {
+) -> (u64, u64, f64) {
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -134,11 +185,37 @@ async fn run(
     for t in tasks {
         t.await.unwrap();
     }
-    let elapsed = start.elapsed().as_secs_f64();
     (
-        ok.load(Ordering::Relaxed) as f64 / elapsed,
+        ok.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64(),
     )
+}
+
+/// The server's counters: audit events written, audit writer seconds, of them commit
+/// waits, and the process's CPU seconds.
+async fn counters(client: &reqwest::Client, url: &str) -> [f64; 4] {
+    let text = client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let read = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {url}"))
+    };
+    [
+        read("strongroom_audit_events_written_total"),
+        read("strongroom_audit_append_seconds_total"),
+        read("strongroom_audit_commit_seconds_total"),
+        read("strongroom_process_cpu_seconds_total"),
+    ]
 }
 
 #[tokio::main]
@@ -182,11 +259,27 @@ async fn main() {
         .as_str()
         .expect("account registration failed")
         .to_owned();
+    let key: Value = client
+        .post(format!("{base}/api/keys"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "load-read", "scopes": ["read"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let read_key = key["api_key"]
+        .as_str()
+        .expect("API key issue failed")
+        .to_owned();
     // Warm the credential cache and the connections.
     for call in [
         Call::Health,
         Call::Me(token.clone()),
         Call::Balance(token.clone(), account_id.clone()),
+        Call::Refused(read_key.clone(), account_id.clone()),
+        Call::Unknown(read_key.clone(), account_id.clone()),
     ] {
         assert!(once(&client, &base, &call).await, "warm-up call failed");
         run(&client, &base, call, 1, args.connections).await;
@@ -201,18 +294,131 @@ async fn main() {
         ("GET /api/auth/me (session)", Call::Me(token.clone())),
         (
             "POST /api/exchange/balance (cache warm)",
-            Call::Balance(token, account_id),
+            Call::Balance(token, account_id.clone()),
         ),
     ];
     let mut floor = 0.0;
     for (name, call) in routes {
-        let (rps, failed) = run(&client, &base, call, args.seconds, args.connections).await;
+        let m = measure(&client, &base, &args, call).await;
         if floor == 0.0 {
-            floor = rps;
+            floor = m.rps;
         }
+        println!("{}", m.line(name, floor));
+    }
+    // The twins, alternated over several rounds so that a slow moment of the machine
+    // does not land on one of them only.
+    let twin = Call::Unknown(read_key.clone(), account_id.clone());
+    let audited = Call::Refused(read_key, account_id);
+    let (mut twin_total, mut audited_total) = (Measured::default(), Measured::default());
+    for _ in 0..args.rounds {
+        let m = measure(&client, &base, &args, twin.clone()).await;
         println!(
-            "{name:<42} {rps:>10.0} req/s  {:>5.1}% of floor  ({failed} failed)",
-            100.0 * rps / floor
+            "{}",
+            m.line("POST no_such_operation, read key (400, twin)", floor)
         );
+        twin_total.add(&m);
+        let m = measure(&client, &base, &args, audited.clone()).await;
+        println!(
+            "{}",
+            m.line("POST create_order, read key (403, audited)", floor)
+        );
+        audited_total.add(&m);
+    }
+    let (twin_rps, audited_rps) = (twin_total.rate(), audited_total.rate());
+    println!(
+        "audit event's share of an authenticated request that records one, over {} rounds:",
+        args.rounds
+    );
+    println!(
+        "  throughput: {:.1}% (1 - {audited_rps:.0} / {twin_rps:.0} req/s)",
+        100.0 * (1.0 - audited_rps / twin_rps)
+    );
+    if let (Some(twin_cpu), Some(audited_cpu)) = (twin_total.cpu_us(), audited_total.cpu_us()) {
+        println!(
+            "  server CPU: {:.1}% ({audited_cpu:.1} - {twin_cpu:.1} us of CPU per request, over {audited_cpu:.1})",
+            100.0 * (audited_cpu - twin_cpu) / audited_cpu
+        );
+    }
+}
+
+/// One measured route: requests, time, and the server's counters over the run.
+#[derive(Default)]
+struct Measured {
+    ok: u64,
+    failed: u64,
+    secs: f64,
+    rps: f64,
+    /// From the metrics: (events, writer seconds, commit seconds, process CPU seconds).
+    counters: Option<[f64; 4]>,
+}
+
+impl Measured {
+    fn add(&mut self, other: &Measured) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.secs += other.secs;
+        self.counters = match (self.counters, other.counters) {
+            (None, c) => c,
+            (Some(a), Some(b)) => Some([a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]]),
+            (Some(_), None) => None,
+        };
+    }
+
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.secs
+    }
+
+    /// Server CPU per request, in microseconds.
+    fn cpu_us(&self) -> Option<f64> {
+        self.counters
+            .map(|c| 1e6 * c[3] / (self.ok + self.failed).max(1) as f64)
+    }
+
+    fn line(&self, name: &str, floor: f64) -> String {
+        let mut out = format!(
+            "{name:<44} {:>8.0} req/s {:>5.1}% of floor ({} failed)",
+            self.rps,
+            100.0 * self.rps / floor,
+            self.failed
+        );
+        if let (Some(c), Some(cpu)) = (self.counters, self.cpu_us()) {
+            let requests = (self.ok + self.failed).max(1) as f64;
+            out.push_str(&format!(
+                "  CPU {cpu:>6.1} us/req  audit {:.2} events/req",
+                c[0] / requests
+            ));
+            if c[0] > 0.0 {
+                out.push_str(&format!(
+                    " (writer per event: {:.1} us work, {:.1} us commit wait)",
+                    1e6 * (c[1] - c[2]) / c[0],
+                    1e6 * c[2] / c[0]
+                ));
+            }
+        }
+        out
+    }
+}
+
+async fn measure(client: &reqwest::Client, base: &str, args: &Args, call: Call) -> Measured {
+    let before = match &args.metrics {
+        Some(url) => Some(counters(client, url).await),
+        None => None,
+    };
+    let (ok, failed, secs) = run(client, base, call, args.seconds, args.connections).await;
+    let counters = match (&args.metrics, before) {
+        (Some(url), Some(b)) => {
+            // Let the audit writer drain what this route queued (its CPU counts too).
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let a = counters(client, url).await;
+            Some([a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]])
+        }
+        _ => None,
+    };
+    Measured {
+        ok,
+        failed,
+        secs,
+        rps: ok as f64 / secs,
+        counters,
     }
 }

@@ -180,7 +180,10 @@ enum CliError {
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if let Err(e) = init_tracing() {
+        eprintln!("error: configuration: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -200,14 +203,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs on stderr, filtered by `RUST_LOG` (default `info`), as text or, with
+/// `LOG_FORMAT=json`, one JSON object per line (fields `timestamp`, `level`, `target`,
+/// `fields`, and the current request's `span`).
+fn init_tracing() -> Result<(), crate::config::ConfigError> {
     use tracing_subscriber::EnvFilter;
+    let json = crate::config::log_format_json(&|name| std::env::var(name).ok())?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    // A subscriber set before (tests) stays.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    Ok(())
 }
 
 async fn run(command: Command) -> Result<(), CliError> {
@@ -222,8 +235,9 @@ async fn run(command: Command) -> Result<(), CliError> {
         println!("{}", text.as_str());
         return Ok(());
     }
+    crate::config::load_environment()?;
     let config = Config::from_env()?;
-    let (envelope, kek) = crate::kek::envelope(&config.data_dir).await?;
+    let (envelope, kek) = crate::kek::envelope(&config.data_dir, config.production).await?;
     tracing::info!(
         code = "kek.configured",
         primary = kek.primary,
@@ -489,10 +503,26 @@ async fn serve(
         .local_addr()
         .map_err(|_| CliError::Bind(config.listen))?;
     // Built once bound: the default token issuer names the bound port.
-    let (app, audit) = crate::app::build(config, stores, envelope, addr).await?;
+    let crate::app::Service {
+        app,
+        metrics,
+        audit,
+    } = crate::app::build(config, stores, envelope, addr).await?;
+    let metrics = match config.metrics_listen {
+        Some(wanted) => {
+            let listener = tokio::net::TcpListener::bind(wanted)
+                .await
+                .map_err(|_| CliError::Bind(wanted))?;
+            let bound = listener.local_addr().map_err(|_| CliError::Bind(wanted))?;
+            eprintln!("metrics on http://{bound}/metrics");
+            tracing::info!(code = "server.metrics", addr = %bound, "metrics listening");
+            Some((listener, metrics))
+        }
+        None => None,
+    };
     eprintln!("listening on http://{addr}");
     tracing::info!(code = "server.listening", %addr, registration_open = config.registration_open, api_token = config.api_token.is_some(), internal_secret = config.internal_secret.is_some(), sso = config.sso.is_some(), "listening");
-    let served = crate::app::serve(listener, app).await;
+    let served = crate::app::serve(listener, app, metrics, config.shutdown_grace).await;
     // What was queued for the audit log before the shutdown is written.
     if let Err(e) = audit.flush().await {
         tracing::error!(

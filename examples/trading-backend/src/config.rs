@@ -14,6 +14,9 @@ pub(crate) const ENV_DATA_DIR: &str = "STRONGROOM_DATA_DIR";
 pub(crate) const ENV_DATABASE_URL: &str = "DATABASE_URL";
 /// Listen address.
 pub(crate) const ENV_LISTEN_ADDR: &str = "LISTEN_ADDR";
+/// Where `GET /metrics` (Prometheus text format) is served: a listener of its own, never
+/// the service's address. Unset: no metrics endpoint.
+pub(crate) const ENV_METRICS_ADDR: &str = "METRICS_ADDR";
 /// The bootstrap server-to-server token.
 pub(crate) const ENV_API_TOKEN: &str = "API_TOKEN";
 /// The internal service secret (`X-Internal-Secret`).
@@ -42,6 +45,124 @@ pub(crate) const ENV_SSO_DANGER_ALLOW_HTTP: &str = "SSO_DANGER_ALLOW_HTTP";
 
 /// Seconds between re-checks of an open WebSocket's credential (1 to 300, default 5).
 pub(crate) const ENV_WS_RECHECK_SECS: &str = "WS_RECHECK_SECS";
+/// `development` (default) or `production`: production refuses the generated
+/// development master key, plain-http SSO keys, weak shared secrets and a defaulted
+/// token issuer.
+pub(crate) const ENV_STRONGROOM_ENV: &str = "STRONGROOM_ENV";
+
+/// The secret variables that may instead be read from a file, and the variable naming
+/// that file (`API_TOKEN_FILE`, ...): the value is the file's content without one
+/// trailing newline. Setting both is refused. (crypto-envelope reads its own `_FILE`
+/// variables: `VAULT_TOKEN_FILE`, `STRONGROOM_PKCS11_PIN_FILE`,
+/// `STRONGROOM_TRANSIT_SECRET_ID_FILE`, ...)
+pub(crate) const FILE_VARS: [(&str, &str); 7] = [
+    (ENV_API_TOKEN, "API_TOKEN_FILE"),
+    (ENV_INTERNAL_SECRET, "INTERNAL_SECRET_FILE"),
+    ("STRONGROOM_MASTER_KEY", "STRONGROOM_MASTER_KEY_FILE"),
+    (
+        "STRONGROOM_MASTER_KEYS_OLD",
+        "STRONGROOM_MASTER_KEYS_OLD_FILE",
+    ),
+    (ENV_TOKEN_HS256_SECRET, "STRONGROOM_TOKEN_HS256_SECRET_FILE"),
+    (ENV_DATABASE_URL, "DATABASE_URL_FILE"),
+    (ENV_REDIS_URL, "REDIS_URL_FILE"),
+];
+
+/// The process environment with the [`FILE_VARS`] files read, once, at start.
+static ENVIRONMENT: std::sync::OnceLock<
+    std::collections::HashMap<&'static str, Zeroizing<String>>,
+> = std::sync::OnceLock::new();
+
+/// Reads every `*_FILE` of [`FILE_VARS`] that is set; call once before any [`var`].
+pub(crate) fn load_environment() -> Result<(), ConfigError> {
+    let files = read_secret_files(&|name| std::env::var(name).ok(), &|path| {
+        std::fs::read_to_string(path).ok().map(Zeroizing::new)
+    })?;
+    let _ = ENVIRONMENT.set(files);
+    Ok(())
+}
+
+/// The value of `name`: from its file when `<name>_FILE` named one, else from the
+/// environment.
+pub(crate) fn var(name: &str) -> Option<String> {
+    if let Some(value) = ENVIRONMENT.get().and_then(|files| files.get(name)) {
+        return Some(value.as_str().to_owned());
+    }
+    std::env::var(name).ok()
+}
+
+/// The values of the [`FILE_VARS`] whose file variable is set, by variable name.
+fn read_secret_files(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    read: &dyn Fn(&str) -> Option<Zeroizing<String>>,
+) -> Result<std::collections::HashMap<&'static str, Zeroizing<String>>, ConfigError> {
+    let mut files = std::collections::HashMap::new();
+    for (var, file_var) in FILE_VARS {
+        let Some(path) = non_empty(lookup, file_var) else {
+            continue;
+        };
+        if non_empty(lookup, var).is_some() {
+            return Err(ConfigError::Invalid {
+                var: file_var,
+                reason: "set together with the variable it replaces: set only one",
+            });
+        }
+        let text = read(&path).ok_or(ConfigError::Invalid {
+            var: file_var,
+            reason: "the file cannot be read as UTF-8 text",
+        })?;
+        let value = text
+            .strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .unwrap_or(&text);
+        if value.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: file_var,
+                reason: "the file is empty",
+            });
+        }
+        files.insert(var, Zeroizing::new(value.to_owned()));
+    }
+    Ok(files)
+}
+
+/// Whether `STRONGROOM_ENV` is `production`.
+pub(crate) fn production(lookup: &dyn Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    match non_empty(lookup, ENV_STRONGROOM_ENV).as_deref() {
+        None | Some("development") => Ok(false),
+        Some("production") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid {
+            var: ENV_STRONGROOM_ENV,
+            reason: "expected development or production",
+        }),
+    }
+}
+
+/// Fewest distinct characters a shared secret needs in production: a value drawn at
+/// random (32 hex digits or more) has more; `aaaa...`, `1234567890...` or a repeated
+/// word has fewer.
+const MIN_DISTINCT_CHARS: usize = 10;
+
+/// `STRONGROOM_ENV=production`: refuses a shared secret with too few distinct characters.
+fn check_strength(var: &'static str, value: &str) -> Result<(), ConfigError> {
+    let distinct: std::collections::BTreeSet<u8> = value.bytes().collect();
+    if distinct.len() < MIN_DISTINCT_CHARS {
+        return Err(ConfigError::Invalid {
+            var,
+            reason: "too weak for STRONGROOM_ENV=production (a random value of at least 32 characters, such as from gen-master-key)",
+        });
+    }
+    Ok(())
+}
+
+/// `text` (default) or `json`: the format of the log on stderr.
+pub(crate) const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
+/// Longest time a request may run before it is answered 503 `timeout` (1 to 300
+/// seconds, default 30).
+pub(crate) const ENV_REQUEST_TIMEOUT_SECS: &str = "REQUEST_TIMEOUT_SECS";
+/// After `SIGTERM` or Ctrl-C, how long in-flight requests may finish before the server
+/// stops anyway (0 to 300 seconds, default 10).
+pub(crate) const ENV_SHUTDOWN_GRACE_SECS: &str = "SHUTDOWN_GRACE_SECS";
 
 /// `1`: browser sessions in a `__Host-` cookie (login with `"cookie": true`), with the
 /// CSRF defence. Off by default: bearer tokens only.
@@ -198,12 +319,20 @@ pub(crate) struct Config {
     pub(crate) data_dir: PathBuf,
     pub(crate) database: DatabaseTarget,
     pub(crate) listen: SocketAddr,
+    /// `METRICS_ADDR`: the metrics listener, if any.
+    pub(crate) metrics_listen: Option<SocketAddr>,
     pub(crate) api_token: Option<Zeroizing<String>>,
     pub(crate) internal_secret: Option<Zeroizing<String>>,
     pub(crate) registration_open: bool,
     pub(crate) sso: Option<SsoSettings>,
     /// How often an open WebSocket re-checks its credential.
     pub(crate) ws_recheck: std::time::Duration,
+    /// `STRONGROOM_ENV=production`.
+    pub(crate) production: bool,
+    /// `REQUEST_TIMEOUT_SECS`.
+    pub(crate) request_timeout: std::time::Duration,
+    /// `SHUTDOWN_GRACE_SECS`.
+    pub(crate) shutdown_grace: std::time::Duration,
     /// Browser sessions in a cookie; `None`: bearer tokens only.
     pub(crate) cookies: Option<CookieSettings>,
     /// `STRONGROOM_BEARER_CHALLENGE=1`: RFC 6750 answers.
@@ -235,11 +364,15 @@ impl std::fmt::Debug for Config {
                 },
             )
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("api_token", &self.api_token.is_some())
             .field("internal_secret", &self.internal_secret.is_some())
             .field("registration_open", &self.registration_open)
             .field("sso", &self.sso)
             .field("ws_recheck", &self.ws_recheck)
+            .field("production", &self.production)
+            .field("request_timeout", &self.request_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
             .field("cookies", &self.cookies)
             .field("bearer_challenge", &self.bearer_challenge)
             .field("step_up_window", &self.step_up_window)
@@ -286,7 +419,7 @@ fn check_secret(var: &'static str, value: &str, min: usize) -> Result<(), Config
 impl Config {
     /// Reads the configuration from the process environment.
     pub(crate) fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&|name| std::env::var(name).ok())
+        Self::from_lookup(&var)
     }
 
     /// Reads the configuration through `lookup`.
@@ -326,6 +459,19 @@ impl Config {
                 var: ENV_LISTEN_ADDR,
                 reason: "expected ip:port, such as 127.0.0.1:8080",
             })?;
+        let metrics_listen = non_empty(lookup, ENV_METRICS_ADDR)
+            .map(|v| v.parse::<SocketAddr>())
+            .transpose()
+            .map_err(|_| ConfigError::Invalid {
+                var: ENV_METRICS_ADDR,
+                reason: "expected ip:port, such as 127.0.0.1:9464",
+            })?;
+        if metrics_listen.is_some_and(|m| m == listen && m.port() != 0) {
+            return Err(ConfigError::Invalid {
+                var: ENV_METRICS_ADDR,
+                reason: "must differ from LISTEN_ADDR: metrics have a listener of their own",
+            });
+        }
         let api_token = non_empty(lookup, ENV_API_TOKEN).map(Zeroizing::new);
         if let Some(token) = &api_token {
             check_secret(ENV_API_TOKEN, token, 32)?;
@@ -339,35 +485,39 @@ impl Config {
             None => false,
         };
         let sso = sso_from(lookup)?;
-        let ws_recheck = match non_empty(lookup, ENV_WS_RECHECK_SECS) {
-            None => auth_core::http::DEFAULT_RECHECK_INTERVAL,
-            Some(v) => match v.parse::<u64>() {
-                Ok(secs @ 1..=300) => std::time::Duration::from_secs(secs),
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        var: ENV_WS_RECHECK_SECS,
-                        reason: "expected whole seconds from 1 to 300",
-                    });
-                }
-            },
-        };
+        let ws_recheck = secs_in(
+            lookup,
+            ENV_WS_RECHECK_SECS,
+            1..=300,
+            auth_core::http::DEFAULT_RECHECK_INTERVAL.as_secs(),
+            "expected whole seconds from 1 to 300",
+        )?;
+        let request_timeout = secs_in(
+            lookup,
+            ENV_REQUEST_TIMEOUT_SECS,
+            1..=300,
+            30,
+            "expected whole seconds from 1 to 300",
+        )?;
+        let shutdown_grace = secs_in(
+            lookup,
+            ENV_SHUTDOWN_GRACE_SECS,
+            0..=300,
+            10,
+            "expected whole seconds from 0 to 300",
+        )?;
         let cookies = cookies_from(lookup)?;
         let bearer_challenge = match non_empty(lookup, ENV_BEARER_CHALLENGE) {
             Some(v) => parse_bool(ENV_BEARER_CHALLENGE, &v)?,
             None => false,
         };
-        let step_up_window = match non_empty(lookup, ENV_STEP_UP_SECS) {
-            None => std::time::Duration::from_secs(DEFAULT_STEP_UP_SECS),
-            Some(v) => match v.parse::<u64>() {
-                Ok(secs @ 30..=3600) => std::time::Duration::from_secs(secs),
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        var: ENV_STEP_UP_SECS,
-                        reason: "expected whole seconds from 30 to 3600",
-                    });
-                }
-            },
-        };
+        let step_up_window = secs_in(
+            lookup,
+            ENV_STEP_UP_SECS,
+            30..=3600,
+            DEFAULT_STEP_UP_SECS,
+            "expected whole seconds from 30 to 3600",
+        )?;
         let redis_url = non_empty(lookup, ENV_REDIS_URL).map(Zeroizing::new);
         if let Some(url) = &redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
@@ -378,6 +528,29 @@ impl Config {
             });
         }
         let tokens = tokens_from(lookup, listen)?;
+        let production = production(lookup)?;
+        if production {
+            for (var, secret) in [
+                (ENV_API_TOKEN, &api_token),
+                (ENV_INTERNAL_SECRET, &internal_secret),
+            ] {
+                if let Some(secret) = secret {
+                    check_strength(var, secret)?;
+                }
+            }
+            if non_empty(lookup, ENV_SSO_DANGER_ALLOW_HTTP).is_some() {
+                return Err(ConfigError::Invalid {
+                    var: ENV_SSO_DANGER_ALLOW_HTTP,
+                    reason: "refused with STRONGROOM_ENV=production",
+                });
+            }
+            if tokens.issuer_defaulted {
+                return Err(ConfigError::Missing {
+                    var: ENV_ISSUER,
+                    because: ENV_STRONGROOM_ENV,
+                });
+            }
+        }
         let rate_limits = rate_limits_from(lookup)?;
         let (webhook_signals_per_min, webhook_secret_grace) = webhook_from(lookup)?;
         Ok(Self {
@@ -389,11 +562,15 @@ impl Config {
             data_dir,
             database,
             listen,
+            metrics_listen,
             api_token,
             internal_secret,
             registration_open,
             sso,
             ws_recheck,
+            production,
+            request_timeout,
+            shutdown_grace,
             cookies,
             bearer_challenge,
             tokens,
@@ -474,19 +651,14 @@ fn webhook_from(
             }
         },
     };
-    let grace = match non_empty(lookup, ENV_WEBHOOK_SECRET_GRACE_SECS) {
-        None => 86_400,
-        Some(v) => match v.parse::<u64>() {
-            Ok(secs @ 0..=604_800) => secs,
-            _ => {
-                return Err(ConfigError::Invalid {
-                    var: ENV_WEBHOOK_SECRET_GRACE_SECS,
-                    reason: "expected whole seconds from 0 to 604800",
-                });
-            }
-        },
-    };
-    Ok((per_min, std::time::Duration::from_secs(grace)))
+    let grace = secs_in(
+        lookup,
+        ENV_WEBHOOK_SECRET_GRACE_SECS,
+        0..=604_800,
+        86_400,
+        "expected whole seconds from 0 to 604800",
+    )?;
+    Ok((per_min, grace))
 }
 
 fn cookies_from(
@@ -743,6 +915,22 @@ fn default_issuer(listen: SocketAddr) -> String {
 /// Default access-token audience.
 pub(crate) const DEFAULT_TOKEN_AUDIENCE: &str = "trading-backend";
 
+/// `LOG_FORMAT`: `true` for JSON lines, `false` for text (the default). Read before the
+/// rest of the configuration, since logging starts first.
+pub(crate) fn log_format_json(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<bool, ConfigError> {
+    match non_empty(lookup, ENV_LOG_FORMAT).as_deref() {
+        None | Some("text") => Ok(false),
+        Some("json") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid {
+            var: ENV_LOG_FORMAT,
+            reason: "expected text or json",
+        }),
+    }
+}
+
+/// A duration in whole seconds within `range` (`default` when unset or empty).
 fn secs_in(
     lookup: &dyn Fn(&str) -> Option<String>,
     var: &'static str,
@@ -1390,5 +1578,105 @@ mod tests {
             assert!(!err.to_string().contains(&bad));
         }
         assert!(with(&[(ENV_TOKEN_HS256_SECRET, &hex), (ENV_TOKEN_ALG, "EdDSA")]).is_err());
+    }
+
+    #[test]
+    fn secret_files_replace_their_variable() {
+        let files: HashMap<String, String> = [
+            ("/run/secrets/token", "file-token-value\n"),
+            ("/run/secrets/crlf", "crlf-value\r\n"),
+            ("/run/secrets/empty", "\n"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let read = move |path: &str| files.get(path).cloned().map(Zeroizing::new);
+        let resolve = |vars: &[(&str, &str)]| {
+            let map: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            read_secret_files(&move |name| map.get(name).cloned(), &read)
+        };
+        let got = resolve(&[("API_TOKEN_FILE", "/run/secrets/token")]).unwrap();
+        assert_eq!(got[ENV_API_TOKEN].as_str(), "file-token-value");
+        let got = resolve(&[("REDIS_URL_FILE", "/run/secrets/crlf")]).unwrap();
+        assert_eq!(got[ENV_REDIS_URL].as_str(), "crlf-value");
+        assert!(resolve(&[]).unwrap().is_empty());
+        for (vars, named) in [
+            (
+                &[
+                    ("API_TOKEN_FILE", "/run/secrets/token"),
+                    (ENV_API_TOKEN, "inline"),
+                ][..],
+                "API_TOKEN_FILE",
+            ),
+            (
+                &[("INTERNAL_SECRET_FILE", "/missing")][..],
+                "INTERNAL_SECRET_FILE",
+            ),
+            (
+                &[("STRONGROOM_MASTER_KEY_FILE", "/run/secrets/empty")][..],
+                "STRONGROOM_MASTER_KEY_FILE",
+            ),
+        ] {
+            let err = resolve(vars).unwrap_err().to_string();
+            assert!(err.starts_with(named), "{err}");
+            assert!(!err.contains("file-token-value") && !err.contains("inline"));
+        }
+    }
+
+    #[test]
+    fn production_refuses_weak_secrets_plain_http_sso_and_a_defaulted_issuer() {
+        let issuer = (ENV_ISSUER, "https://api.example.com");
+        let prod = (ENV_STRONGROOM_ENV, "production");
+        let strong = "k3J9vQ2xW7mZp4Lr8Tn6Yb1Hc5Fd0Ga2";
+        assert!(
+            with(&[prod, issuer, (ENV_API_TOKEN, strong)])
+                .unwrap()
+                .production
+        );
+        assert!(!with(&[]).unwrap().production);
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (
+                &[
+                    prod,
+                    issuer,
+                    (ENV_API_TOKEN, "abababababababababababababababab"),
+                ],
+                ENV_API_TOKEN,
+            ),
+            (
+                &[
+                    prod,
+                    issuer,
+                    (ENV_INTERNAL_SECRET, "passwordpasswordpasswordpassword"),
+                ],
+                ENV_INTERNAL_SECRET,
+            ),
+            (
+                &[
+                    prod,
+                    issuer,
+                    (ENV_SSO_ISSUER, "http://127.0.0.1:9"),
+                    (ENV_SSO_JWKS_URL, "http://127.0.0.1:9/jwks.json"),
+                    (ENV_SSO_AUDIENCE, "trading-backend"),
+                    (ENV_SSO_DANGER_ALLOW_HTTP, "1"),
+                ],
+                ENV_SSO_DANGER_ALLOW_HTTP,
+            ),
+            (&[prod], ENV_ISSUER),
+            (&[(ENV_STRONGROOM_ENV, "prod")], ENV_STRONGROOM_ENV),
+        ];
+        for (vars, named) in cases {
+            let err = with(vars).unwrap_err().to_string();
+            assert!(err.starts_with(named), "{err}");
+            assert!(
+                !err.contains("abababab") && !err.contains("password"),
+                "{err}"
+            );
+        }
+        // The same values pass in development.
+        with(&[(ENV_API_TOKEN, "abababababababababababababababab")]).unwrap();
     }
 }

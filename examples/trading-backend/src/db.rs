@@ -90,6 +90,9 @@ impl Db {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
                 let pool = SqlitePoolOptions::new()
+                    // An embedded file cannot go stale: no ping (a round trip to the connection's
+                    // worker thread) before each use.
+                    .test_before_acquire(false)
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)

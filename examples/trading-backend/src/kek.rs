@@ -75,9 +75,7 @@ fn invalid(field: &str, reason: &'static str) -> KeyError {
     })
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
-}
+use crate::config::var;
 
 /// Where the envelope's keys came from, for the start-up log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +87,11 @@ pub(crate) struct KekSummary {
 }
 
 /// Builds the envelope from the environment; see the module documentation.
-pub(crate) async fn envelope(data_dir: &Path) -> Result<(Envelope, KekSummary), KeyError> {
+/// With `production`, the local ring never uses or creates the development key file.
+pub(crate) async fn envelope(
+    data_dir: &Path,
+    production: bool,
+) -> Result<(Envelope, KekSummary), KeyError> {
     let primary = match var(ENV_KEK) {
         Some(text) => Kind::parse(ENV_KEK, &text)?,
         None => Kind::Local,
@@ -121,13 +123,14 @@ pub(crate) async fn envelope(data_dir: &Path) -> Result<(Envelope, KekSummary), 
         );
     }
 
-    let mut envelope = Envelope::from_arc(backend(primary, data_dir, true).await?)?;
+    let mut envelope = Envelope::from_arc(backend(primary, data_dir, true, production).await?)?;
     let mut summary = KekSummary {
         primary: id(primary),
         decrypt_only: Vec::new(),
     };
     for kind in extra {
-        envelope = envelope.with_decrypt_only_arc(backend(kind, data_dir, false).await?)?;
+        envelope =
+            envelope.with_decrypt_only_arc(backend(kind, data_dir, false, production).await?)?;
         summary.decrypt_only.push(id(kind));
     }
     Ok((envelope, summary))
@@ -156,6 +159,7 @@ async fn backend(
     kind: Kind,
     data_dir: &Path,
     primary: bool,
+    production: bool,
 ) -> Result<Arc<dyn KekBackend>, KeyError> {
     match kind {
         Kind::Local => {
@@ -164,12 +168,12 @@ async fn backend(
                     field: ENV_MASTER_KEY.to_owned(),
                 }));
             }
-            let (ring, _) = keyring::load(data_dir)?;
+            let (ring, _) = keyring::load(data_dir, production)?;
             Ok(Arc::new(ring) as Arc<dyn KekBackend>)
         }
         #[cfg(feature = "transit")]
         Kind::Transit => {
-            let kek = crypto_envelope::TransitBuilder::from_env()?
+            let kek = crypto_envelope::TransitBuilder::from_lookup(var)?
                 .connect()
                 .await
                 .map_err(connect_error)?;
@@ -177,7 +181,7 @@ async fn backend(
         }
         #[cfg(feature = "awskms")]
         Kind::AwsKms => {
-            let kek = crypto_envelope::AwsKmsBuilder::from_env()?
+            let kek = crypto_envelope::AwsKmsBuilder::from_lookup(var)?
                 .connect()
                 .await
                 .map_err(connect_error)?;
@@ -185,7 +189,7 @@ async fn backend(
         }
         #[cfg(feature = "pkcs11")]
         Kind::Pkcs11 => {
-            let kek = crypto_envelope::backend::pkcs11::Pkcs11KekBuilder::from_env()?
+            let kek = crypto_envelope::backend::pkcs11::Pkcs11KekBuilder::from_lookup(var)?
                 .connect()
                 .await
                 .map_err(connect_error)?;

@@ -49,10 +49,22 @@ pub(crate) enum KeySource {
 
 /// Loads the key ring from the environment, or from (creating if needed) the development
 /// key file in `data_dir`.
-pub(crate) fn load(data_dir: &Path) -> Result<(LocalKeyRing, KeySource), KeyError> {
-    let env = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+///
+/// With `production` (`STRONGROOM_ENV=production`) there is no development key: without
+/// `STRONGROOM_MASTER_KEY` (or its `_FILE`) the ring is refused, and no file is created.
+pub(crate) fn load(
+    data_dir: &Path,
+    production: bool,
+) -> Result<(LocalKeyRing, KeySource), KeyError> {
+    let env = crate::config::var;
     if env(ENV_MASTER_KEY).is_some_and(|v| !v.is_empty()) {
-        return Ok((LocalKeyRing::from_env()?, KeySource::Environment));
+        return Ok((LocalKeyRing::from_lookup(env)?, KeySource::Environment));
+    }
+    if production {
+        return Err(KeyError::Config(crypto_envelope::ConfigError::Invalid {
+            field: ENV_MASTER_KEY.to_owned(),
+            reason: "required with STRONGROOM_ENV=production (the generated development key is refused)",
+        }));
     }
     let path = data_dir.join(DEV_KEY_FILE);
     let text = read_or_create(&path)?;

@@ -164,6 +164,15 @@ async fn journey(server: &Server, env: &[(&str, &str)]) -> Journey {
         )
         .await;
     assert_eq!(status, 404);
+    // A withdrawal: never allowed, whatever the grant; a policy denial too.
+    let (status, _) = server
+        .post(
+            "/api/exchange/withdraw",
+            Some(&alice),
+            json!({"account_id": "acc_00000000000000000000000000000000"}),
+        )
+        .await;
+    assert_eq!(status, 403);
     Journey {
         alice,
         alice_id,
@@ -222,6 +231,12 @@ async fn the_journey_is_in_the_users_own_log() {
             "{code} missing from {got:?}"
         );
     }
+    assert!(
+        events.iter().any(|e| e["action"] == "policy.deny"
+            && e["target"] == "operation/withdraw"
+            && e["reason"] == "grant.deny.never_allowed"),
+        "withdrawal attempt not audited: {events:?}"
+    );
     // Newest first, strictly.
     let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
@@ -258,7 +273,7 @@ async fn the_journey_is_in_the_users_own_log() {
     assert_eq!(failure["actor"]["method"], "anonymous");
     let deny = events
         .iter()
-        .find(|e| e["action"] == "policy.deny")
+        .find(|e| e["action"] == "policy.deny" && e["reason"] != "grant.deny.never_allowed")
         .unwrap();
     assert_eq!(deny["reason"], "grant.deny.not_visible");
     assert_eq!(

@@ -177,8 +177,14 @@ async fn postgres_outage_is_503_never_200() {
             .0,
     ];
     assert_eq!(checks, [503; 6]);
-    // Health does not touch the database.
+    // Health does not touch the database; readiness does (and the limiter store, which
+    // is this database here).
     assert_eq!(server.get("/healthz", None).await.0, 200);
+    let (status, ready) = server.get("/readyz", None).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["checks"]["database"], "down", "{ready}");
+    assert_eq!(ready["checks"]["limiter_store"], "down", "{ready}");
+    assert_eq!(ready["checks"]["key_backend"], "ok", "{ready}");
 
     // Back up: served again.
     proxy.restore();
@@ -199,6 +205,9 @@ async fn postgres_outage_is_503_never_200() {
         recovered,
         "service did not recover after the database came back"
     );
+    let (status, ready) = server.get("/readyz", None).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["status"], "ready");
     drop(server);
 
     // Unreachable at start: refused with a clear error, the URL (and its password) never

@@ -82,14 +82,21 @@ fn new_request_id() -> String {
     format!("local-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Middleware (outermost): the request id in the context and on the response.
-pub(crate) async fn request_id(request: Request, next: Next) -> Response {
+/// The request's id, in its extensions for the layers inside [`request_id`] (the access
+/// log).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
+/// Middleware (outermost): the request id in the context, in the request's extensions
+/// ([`RequestId`]) and on the response.
+pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| well_formed(v))
         .map_or_else(new_request_id, str::to_owned);
+    request.extensions_mut().insert(RequestId(id.clone()));
     let context = Arc::new(RequestContext {
         id: id.clone(),
         actor: OnceLock::new(),

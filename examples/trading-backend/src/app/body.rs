@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+use super::edge::MAX_BODY;
 use super::error::ApiError;
 
-/// Largest accepted request body.
-pub(crate) const MAX_BODY: usize = 64 * 1024;
-
-/// A JSON object body.
+/// A JSON object body. An empty body (no bytes, or only whitespace) is the empty object,
+/// so that a route whose fields are all optional accepts a bare `POST`; each required
+/// field is then refused by name.
 #[derive(Debug)]
 pub(crate) struct Body(pub(crate) Map<String, Value>);
 
@@ -20,14 +20,23 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::Code(StatusCode::BAD_REQUEST, "invalid_body"))?;
+        // The body limit (module `edge`) stops the read at `MAX_BODY`.
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::Code(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+                }
+                _ => ApiError::Code(StatusCode::BAD_REQUEST, "invalid_body"),
+            }
+        })?;
         if bytes.len() > MAX_BODY {
             return Err(ApiError::Code(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
             ));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(Map::new()));
         }
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(Self(map)),

@@ -43,6 +43,19 @@ impl ApiError {
         }
     }
 
+    /// The stable reason code (the body's `error`, or one named after the status), for
+    /// the metrics (module `metrics`).
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::Status(s) => super::metrics::status_code_name(s),
+            Self::Code(_, code) => code,
+            Self::Field(_) => "invalid_field",
+            Self::TooMany(_) => "too_many_attempts",
+            Self::RateLimited(_) => "rate_limited",
+            Self::Scope(refusal) => refusal.code(),
+        }
+    }
+
     /// From a status number (grant-policy and cred-cache give `u16`); anything unknown
     /// fails closed as 503.
     pub(crate) fn from_u16(status: u16) -> Self {
@@ -76,6 +89,9 @@ impl IntoResponse for ApiError {
             Self::RateLimited(refused) => refused.response(),
             Self::Scope(refusal) => refusal.into_response(),
         };
+        response
+            .extensions_mut()
+            .insert(super::metrics::ReasonCode(self.code()));
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         // Every 503 says when to retry, as auth-core's layer does.

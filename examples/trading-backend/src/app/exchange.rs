@@ -8,6 +8,8 @@
 //! the credential fetched through cred-cache at that level; the adapter signs and runs
 //! the call.
 
+use audit_trail::Outcome;
+use auth_core::Principal;
 use auth_core::http::{Authenticated, authorize};
 use auth_core::scope::{Requires, Scope};
 use axum::Json;
@@ -57,10 +59,13 @@ fn scope_for(requirement: Requirement) -> Option<Scope> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Op(Operation);
 
-impl<S: Send + Sync> FromRequestParts<S> for Op {
+impl FromRequestParts<Shared> for Op {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
         let Path(name) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::Field("operation"))?;
@@ -72,6 +77,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Op {
                 operation = operation.as_str(),
                 "operation refused"
             );
+            // A withdrawal or transfer attempt is a policy denial: in the audit trail,
+            // before any account is read (the target is the operation).
+            let principal = parts.extensions.get::<Principal>().cloned();
+            state
+                .audit(principal.as_ref(), "policy.deny", Outcome::Refused)
+                .target(format!("operation/{}", operation.as_str()))
+                .reason("grant.deny.never_allowed")
+                .record()
+                .await;
             return Err(ApiError::FORBIDDEN);
         };
         authorize(parts, Requires::Scope(scope))?;

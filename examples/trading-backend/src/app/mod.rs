@@ -6,13 +6,16 @@ mod auth;
 mod body;
 mod browser;
 mod copy_trading;
+mod edge;
 mod error;
 mod exchange;
 mod housekeeping;
 mod internal;
 mod keys;
 mod limits;
+mod metrics;
 mod mfa;
+mod ready;
 mod risk;
 mod secrets;
 mod strategies;
@@ -85,6 +88,8 @@ pub(crate) struct AppState {
     /// Copy-trading strategies, followers, signals (modules `strategies`, `copy_trading`).
     pub(crate) strategies: crate::strategies::StrategyStore,
     pub(crate) copy: copy_trading::CopyTrading,
+    /// What `GET /readyz` checks (module `ready`).
+    pub(crate) readiness: ready::Readiness,
     /// Account id -> exchange name (immutable once the account exists).
     exchange_of: RwLock<HashMap<String, &'static str>>,
 }
@@ -126,6 +131,8 @@ pub(crate) struct Core {
     pub(crate) sessions: Sessions,
     pub(crate) api_keys: ApiKeys,
     pub(crate) secrets: Secrets,
+    /// The password hasher (already in `accounts`), for its queue depth.
+    pub(crate) hasher: PasswordHasher,
 }
 
 /// The issuer shown by authenticator apps (`otpauth://` URI).
@@ -167,13 +174,14 @@ pub(crate) fn core(stores: &Stores, envelope: Envelope) -> Result<Core, BuildErr
         auth_core::MfaConfig::new(MFA_ISSUER),
     );
     let accounts =
-        Accounts::new(stores.users.clone(), sessions.clone(), hasher).with_mfa(mfa.clone());
+        Accounts::new(stores.users.clone(), sessions.clone(), hasher.clone()).with_mfa(mfa.clone());
     Ok(Core {
         accounts,
         mfa,
         sessions,
         api_keys: ApiKeys::new(stores.api_keys.clone()),
         secrets: Secrets::new(envelope, stores.secrets.clone()),
+        hasher,
     })
 }
 
@@ -195,20 +203,31 @@ pub(crate) async fn rotate_signing_key(
     })
 }
 
-/// Builds the state and the router for a service listening on `bound`, and the audit log
-/// (to flush at shutdown).
+/// What `serve` runs.
+#[derive(Debug)]
+pub(crate) struct Service {
+    /// The service's router.
+    pub(crate) app: Router,
+    /// The router of the metrics listener (`METRICS_ADDR`): `GET /metrics` only.
+    pub(crate) metrics: Router,
+    /// The audit log, to flush at shutdown.
+    pub(crate) audit: audit::Audit,
+}
+
+/// Builds the state and the routers for a service listening on `bound`.
 pub(crate) async fn build(
     config: &Config,
     stores: &Stores,
     envelope: Envelope,
     bound: std::net::SocketAddr,
-) -> Result<(Router, audit::Audit), BuildError> {
+) -> Result<Service, BuildError> {
     let Core {
         accounts,
         mfa,
         sessions,
         api_keys,
         secrets,
+        hasher,
     } = core(stores, envelope)?;
     // Second factor with its step-up window; wrong codes and passwords throttled.
     let limiter_store = throttle_store(config, stores)?;
@@ -311,6 +330,11 @@ pub(crate) async fn build(
         )
         .build();
 
+    let readiness = ready::Readiness {
+        db: stores.db.clone(),
+        limiter: ready::Readiness::shared_store(&limiter_store),
+        envelope: secrets.envelope().clone(),
+    };
     let state = Arc::new(AppState {
         accounts,
         sessions,
@@ -338,10 +362,32 @@ pub(crate) async fn build(
         risk: risk::guard(&stores.db, stores.grants.clone(), audit.policy_sink()),
         strategies: crate::strategies::StrategyStore::new(stores.db.clone()),
         copy,
+        readiness,
         exchange_of: RwLock::new(HashMap::new()),
     });
+    let metrics = metrics::Metrics::new(metrics::Probes {
+        cache: state.cache.clone(),
+        hasher,
+        audit: audit.log.clone(),
+    });
     let rfc6750 = config.bearer_challenge;
-    Ok((router(state, chain, internal, rfc6750), audit))
+    // Layers, innermost first (module `edge`): the body limit and the timeout around the
+    // routes, their bare answers typed, metrics, the access log, sensitive headers, and
+    // outermost the request id, so that every layer inside sees it.
+    let app = router(state, chain, internal, rfc6750)
+        .layer(edge::body_limit())
+        .layer(edge::timeout(config.request_timeout))
+        .layer(axum::middleware::from_fn(edge::typed_errors))
+        .layer(from_fn_with_state(metrics.clone(), metrics::track))
+        .layer(edge::access_log())
+        .layer(edge::sensitive_request_headers())
+        .layer(edge::sensitive_response_headers())
+        .layer(axum::middleware::from_fn(audit::request_id));
+    Ok(Service {
+        app,
+        metrics: metrics::router(metrics),
+        audit,
+    })
 }
 
 /// `SSO_DANGER_ALLOW_HTTP=1`: said loudly at start, on stderr and in the log.
@@ -503,14 +549,13 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
     // Not limited: static answers from memory, polled by probes and token verifiers.
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(ready::readyz))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route("/.well-known/openid-configuration", get(tokens::discovery))
         .merge(public)
         .merge(api)
         .merge(ws)
         .merge(internal)
-        // Outermost: every answer carries its request id (module `audit`).
-        .layer(axum::middleware::from_fn(audit::request_id))
         .with_state(state)
 }
 
@@ -563,15 +608,56 @@ impl AppState {
     }
 }
 
-/// Serves until Ctrl-C / SIGTERM.
-pub(crate) async fn serve(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+/// Serves until Ctrl-C / SIGTERM, then lets in-flight requests finish for at most
+/// `grace` (`SHUTDOWN_GRACE_SECS`) before it returns anyway; with `metrics`, the metrics
+/// router on its own listener until then too.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    metrics: Option<(tokio::net::TcpListener, Router)>,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop.send(true);
+    });
+    let signalled = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone: stop too.
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let metrics = metrics.map(|(listener, router)| {
+        tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(signalled(stopped.clone()))
+                .into_future(),
+        )
+    });
     // The peer address reaches the handlers (login throttle per client address).
-    axum::serve(
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown())
-    .await
+    .with_graceful_shutdown(signalled(stopped.clone()));
+    let bound = async {
+        signalled(stopped).await;
+        tokio::time::sleep(grace).await;
+    };
+    let served = tokio::select! {
+        served = served.into_future() => served,
+        () = bound => {
+            tracing::warn!(
+                code = "server.drain_timeout",
+                grace_secs = grace.as_secs(),
+                "requests still in flight after the shutdown grace period: stopping anyway"
+            );
+            Ok(())
+        }
+    };
+    if let Some(task) = metrics {
+        task.abort();
+    }
+    served
 }
 
 async fn shutdown() {
@@ -590,5 +676,8 @@ async fn shutdown() {
         () = ctrl_c => {},
         () = term => {},
     }
-    tracing::info!(code = "server.shutdown", "shutting down");
+    tracing::info!(
+        code = "server.shutdown",
+        "shutting down: draining in-flight requests"
+    );
 }

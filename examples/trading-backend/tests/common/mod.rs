@@ -27,6 +27,14 @@ const OWN_VARS: &[&str] = &[
     "INTERNAL_SECRET",
     "REGISTRATION_OPEN",
     "WS_RECHECK_SECS",
+    "METRICS_ADDR",
+    "REQUEST_TIMEOUT_SECS",
+    "SHUTDOWN_GRACE_SECS",
+    "LOG_FORMAT",
+    "API_TOKEN_FILE",
+    "INTERNAL_SECRET_FILE",
+    "DATABASE_URL_FILE",
+    "REDIS_URL_FILE",
 ];
 
 /// Whether the variable `name` configures the service (removed when inherited).
@@ -167,6 +175,31 @@ impl Server {
 
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// Sends `SIGTERM` (what an orchestrator sends to stop a service).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the server to exit; its exit status, or `None` if it is
+    /// still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops the server and waits for it, so that the log is complete.
