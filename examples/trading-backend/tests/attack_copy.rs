@@ -136,38 +136,6 @@ async fn account(s: &Server, u: &User, key: &str, read_only: bool) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-async fn put(s: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let res = s
-        .http
-        .put(s.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
-async fn go_live(s: &Server, u: &User, account: &str, max_order: &str, daily_cap: &str) {
-    let (status, body) = put(
-        s,
-        "/api/risk",
-        &u.token,
-        json!({"max_order_notional": max_order, "daily_cap": daily_cap}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = put(
-        s,
-        &format!("/api/accounts/{account}/live-trading"),
-        &u.token,
-        json!({"enabled": true}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 async fn strategy(s: &Server, u: &User, name: &str) -> (String, String) {
     let (status, body) = s
         .post("/api/strategies", Some(&u.token), json!({ "name": name }))
@@ -212,7 +180,7 @@ async fn scene(s: &Server, cap: &str) -> (User, String, String, User, String) {
     let (id, secret) = strategy(s, &owner, "target").await;
     let alice = user(s, "alice@example.com").await;
     let a = account(s, &alice, "alice-key", false).await;
-    go_live(s, &alice, &a, "1000", cap).await;
+    s.go_live(&alice.token, &a, "1000", cap).await;
     let (status, body) = follow(s, &alice, &id, json!({ "account_id": a })).await;
     assert_eq!(status, 201, "{body}");
     (owner, id, secret, alice, a)
@@ -501,7 +469,7 @@ async fn revoked_or_expired_follower_is_not_traded() {
     let (_owner, id, secret, alice, a) = scene(&s, "10000").await;
     let bob = user(&s, "bob@example.com").await;
     let b = account(&s, &bob, "bob-key", false).await;
-    go_live(&s, &bob, &b, "1000", "10000").await;
+    s.go_live(&bob.token, &b, "1000", "10000").await;
     let soon = now_i() + 2;
     assert_eq!(
         follow(
@@ -956,7 +924,7 @@ mod postgres {
         };
         let (id, secret) = strategy(&one, &owner, "raced").await;
         let a = account(&one, &alice, "alice-pg", false).await;
-        go_live(&one, &alice, &a, "1000", "1000").await;
+        one.go_live(&alice.token, &a, "1000", "1000").await;
         assert_eq!(
             follow(&one, &alice, &id, json!({ "account_id": a }))
                 .await

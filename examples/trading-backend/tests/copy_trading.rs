@@ -128,39 +128,6 @@ async fn account(s: &Server, u: &User, key: &str, read_only: bool) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-/// Limits for `u` and live trading on `account`.
-async fn go_live(s: &Server, u: &User, account: &str, max_order: &str, daily_cap: &str) {
-    let (status, body) = put(
-        s,
-        "/api/risk",
-        &u.token,
-        json!({"max_order_notional": max_order, "daily_cap": daily_cap}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = put(
-        s,
-        &format!("/api/accounts/{account}/live-trading"),
-        &u.token,
-        json!({"enabled": true}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-}
-
-async fn put(s: &Server, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let res = s
-        .http
-        .put(s.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 /// A new strategy of `u`: (id, webhook secret text).
 async fn strategy(s: &Server, u: &User, name: &str) -> (String, String) {
     let res = s
@@ -226,22 +193,22 @@ async fn a_signal_trades_exactly_the_accounts_it_may() {
     // alice: live, within every limit.
     let alice = user(&s, "alice@example.com").await;
     let a = account(&s, &alice, "alice-key", false).await;
-    go_live(&s, &alice, &a, "1000", "10000").await;
+    s.go_live(&alice.token, &a, "1000", "10000").await;
     // bob: subscribed, then revokes the strategy's share through the shares API.
     let bob = user(&s, "bob@example.com").await;
     let b = account(&s, &bob, "bob-key", false).await;
-    go_live(&s, &bob, &b, "1000", "10000").await;
+    s.go_live(&bob.token, &b, "1000", "10000").await;
     // carol: live, but her daily cap is below the order.
     let carol = user(&s, "carol@example.com").await;
     let c = account(&s, &carol, "carol-key", false).await;
-    go_live(&s, &carol, &c, "1000", "400").await;
+    s.go_live(&carol.token, &c, "1000", "400").await;
     // dave: no limits set: a dry run.
     let dave = user(&s, "dave@example.com").await;
     let d = account(&s, &dave, "dave-key", false).await;
     // erin: live, but her own maximum for this strategy is below the order.
     let erin = user(&s, "erin@example.com").await;
     let e = account(&s, &erin, "erin-key", false).await;
-    go_live(&s, &erin, &e, "1000", "10000").await;
+    s.go_live(&erin.token, &e, "1000", "10000").await;
 
     for (u, acc) in [(&alice, &a), (&bob, &b), (&carol, &c), (&dave, &d)] {
         let (status, body) = follow(&s, u, &id, json!({ "account_id": acc })).await;
@@ -350,7 +317,7 @@ async fn bad_signatures_are_401_and_execute_nothing() {
     let (other_id, other_secret) = strategy(&s, &owner, "other").await;
     let alice = user(&s, "alice@example.com").await;
     let a = account(&s, &alice, "alice-key", false).await;
-    go_live(&s, &alice, &a, "1000", "10000").await;
+    s.go_live(&alice.token, &a, "1000", "10000").await;
     assert_eq!(
         follow(&s, &alice, &id, json!({ "account_id": a })).await.0,
         201
@@ -481,7 +448,7 @@ async fn a_replayed_delivery_runs_once() {
     let (id, secret) = strategy(&s, &owner, "once").await;
     let alice = user(&s, "alice@example.com").await;
     let a = account(&s, &alice, "alice-key", false).await;
-    go_live(&s, &alice, &a, "1000", "10000").await;
+    s.go_live(&alice.token, &a, "1000", "10000").await;
     assert_eq!(
         follow(&s, &alice, &id, json!({ "account_id": a })).await.0,
         201
@@ -833,7 +800,7 @@ mod postgres {
         };
         let (id, secret) = strategy(&one, &owner, "shared").await;
         let a = account(&one, &alice, "alice-pg-key", false).await;
-        go_live(&one, &alice, &a, "5000", "10000").await;
+        one.go_live(&alice.token, &a, "5000", "10000").await;
         assert_eq!(
             follow(&one, &alice, &id, json!({ "account_id": a }))
                 .await

@@ -228,6 +228,22 @@ async fn whole_journey_and_no_canary_at_rest_or_in_logs() {
         .await;
     assert_eq!(status, 200, "{balance}");
     assert_eq!(balance["result"]["balances"]["USDT"]["free"], "100000");
+    // A new user starts in dry run: the order is checked and simulated, the venue never
+    // sees it. The amount may be a JSON number, read exactly as the digits it spells.
+    let (status, order) = server
+        .post(
+            "/api/exchange/create_order",
+            Some(&alice),
+            json!({"account_id": account_id, "symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": 0.01}),
+        )
+        .await;
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["dry_run"], true, "{order}");
+    assert_eq!(order["result"]["order"]["status"], "dry_run");
+    assert_eq!(order["result"]["order"]["amount"], "0.01");
+    assert_eq!(order["result"]["order"]["notional"], "500");
+    // Live trading: limits, then the switch (the venue accepts the credential).
+    server.go_live(&alice, &account_id, "1000", "1200").await;
     let (status, order) = server
         .post(
             "/api/exchange/create_order",
@@ -236,7 +252,21 @@ async fn whole_journey_and_no_canary_at_rest_or_in_logs() {
         )
         .await;
     assert_eq!(status, 200, "{order}");
+    assert_eq!(order["dry_run"], false, "{order}");
     assert_eq!(order["result"]["order"]["status"], "closed");
+    // Over the order maximum (0.05 BTC = 2500), then over what is left of the daily cap
+    // (1200 - 500 spent = 700 < 0.02 BTC = 1000): refused by name, nothing placed.
+    for (amount, limit) in [("0.05", "max_order_notional"), ("0.02", "daily_cap")] {
+        let (status, body) = server
+            .post(
+                "/api/exchange/create_order",
+                Some(&alice),
+                json!({"account_id": account_id, "symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": amount}),
+            )
+            .await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body, json!({"error": "risk_limit", "limit": limit}));
+    }
     let (_, balance) = server
         .post(
             "/api/exchange/balance",

@@ -324,6 +324,7 @@ pub(crate) fn api_outcome<T>(result: &Result<T, ApiError>) -> (Outcome, Option<&
         ApiError::Field(_) => "invalid_field",
         ApiError::TooMany(_) => "throttled",
         ApiError::RateLimited(_) => "rate_limited",
+        ApiError::RiskLimit(_) => "risk_limit",
         ApiError::Scope(refusal) => refusal.error(),
         ApiError::Status(s) if s.is_server_error() => "unavailable",
         ApiError::Status(s) => match s.as_u16() {

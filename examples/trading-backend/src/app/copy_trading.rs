@@ -36,11 +36,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
-use grant_policy::{Admission, Decision, Notional, Operation, RiskRefusal, UserId};
-use serde_json::{Map, Value, json};
+use grant_policy::{Admission, Decision, Operation, RiskRefusal, UserId};
+use serde_json::{Value, json};
 
+use super::body::Body;
 use super::error::ApiError;
-use super::risk::{notional, parse_decimal, render_decimal};
+use super::order::{Order, Price, spent};
 use super::strategies::{
     MAX_FOLLOWERS, new_signal_id, now, open_secrets, principal, valid_strategy_id,
 };
@@ -110,95 +111,6 @@ impl CopyTrading {
     }
 }
 
-/// A validated order of a signal.
-#[derive(Debug, Clone)]
-struct Order {
-    symbol: String,
-    side: &'static str,
-    kind: &'static str,
-    /// Minor units (1e-8).
-    amount: u64,
-    /// Minor units (1e-8): the limit price, or for a market order the signal's reference
-    /// price that bounds its notional.
-    price: u64,
-    notional: Notional,
-}
-
-impl Order {
-    fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
-        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(bytes) else {
-            return Err(ApiError::Code(StatusCode::BAD_REQUEST, "invalid_json"));
-        };
-        let text = |field: &'static str, max: usize| match body.get(field) {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= max => Ok(s.as_str()),
-            _ => Err(ApiError::Field(field)),
-        };
-        let symbol = text("symbol", 32)?;
-        if !symbol
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"/:-_".contains(&b))
-        {
-            return Err(ApiError::Field("symbol"));
-        }
-        let side = match text("side", 8)? {
-            "buy" => "buy",
-            "sell" => "sell",
-            _ => return Err(ApiError::Field("side")),
-        };
-        let kind = match text("type", 8)? {
-            "market" => "market",
-            "limit" => "limit",
-            _ => return Err(ApiError::Field("type")),
-        };
-        let positive = |field: &'static str| match parse_decimal(text(field, 32)?) {
-            Some(v) if v > 0 => Ok(v),
-            _ => Err(ApiError::Field(field)),
-        };
-        let amount = positive("amount")?;
-        // Every order's value must be bounded for the risk limits: a market order carries
-        // the reference price too.
-        let price = positive("price")?;
-        let notional = notional(amount, price).ok_or(ApiError::Field("amount"))?;
-        Ok(Self {
-            symbol: symbol.to_owned(),
-            side,
-            kind,
-            amount,
-            price,
-            notional,
-        })
-    }
-
-    fn summary(&self) -> Value {
-        json!({
-            "symbol": self.symbol,
-            "side": self.side,
-            "type": self.kind,
-            "amount": render_decimal(self.amount),
-            "price": render_decimal(self.price),
-            "notional": render_decimal(self.notional.minor_units()),
-        })
-    }
-
-    /// The venue's parameters: validated fields only, re-rendered.
-    ///
-    /// Always a limit order at `price`, also for a signal of type `market`: the price is
-    /// the strategy's own claim and the only bound the risk checks saw (`notional`), so
-    /// the venue must not be able to fill above it. A real market order fills at the
-    /// venue's price: a signal claiming a tiny reference price would pass every limit
-    /// and then spend without bound. A buy thus never costs more than the admitted
-    /// notional; a part that cannot fill at that price rests (and counts in full).
-    fn params(&self) -> Map<String, Value> {
-        let mut p = Map::new();
-        p.insert("symbol".into(), json!(self.symbol));
-        p.insert("side".into(), json!(self.side));
-        p.insert("type".into(), json!("limit"));
-        p.insert("amount".into(), json!(render_decimal(self.amount)));
-        p.insert("price".into(), json!(render_decimal(self.price)));
-        p
-    }
-}
-
 /// The outcome for one follower account.
 fn outcome(account: &str, status: &str, error: Option<&str>) -> Value {
     let mut v = json!({ "account_id": account, "status": status });
@@ -214,39 +126,6 @@ fn refused(account: &str, error: &str) -> Value {
 
 fn failed(account: &str, error: &str) -> Value {
     outcome(account, "failed", Some(error))
-}
-
-/// What the venue reports as really spent: `amount * price` of the placed order, never
-/// less than what was reserved (an open limit order counts in full).
-fn spent(reserved: Notional, placed: &Value) -> Notional {
-    let order = &placed["order"];
-    let actual = order["amount"]
-        .as_str()
-        .and_then(parse_decimal)
-        .zip(order["price"].as_str().and_then(parse_decimal))
-        .and_then(|(a, p)| notional(a, p));
-    actual.map_or(reserved, |a| a.max(reserved))
-}
-
-/// The value the follower's maximum and the risk limits are checked against.
-///
-/// A buy is sent as a limit order at the signal's price, so it never costs more than
-/// `amount * price`: the claimed notional bounds it. A sell fills at the venue's price or
-/// better, whatever the strategy claims, so it is valued at `amount * max(claimed price,
-/// venue reference price)`: a sell signal claiming a tiny price cannot pass the limits
-/// and then trade at the market. Without a reference price a sell is refused (fails
-/// closed). The reference is the price at admission; [`spent`] settles the reservation
-/// with what the venue reports.
-async fn valued(
-    adapter: &dyn crate::exchange::ExchangeAdapter,
-    order: &Order,
-) -> Result<Notional, ExchangeError> {
-    if order.side == "buy" {
-        return Ok(order.notional);
-    }
-    let reference = adapter.reference_price(&order.symbol).await?;
-    notional(order.amount, order.price.max(reference))
-        .ok_or(ExchangeError::InvalidParameter { field: "amount" })
 }
 
 /// One follower account: every check, then the order.
@@ -270,7 +149,7 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
         Ok(a) => a,
         Err(_) => return failed(account_text, "unavailable"),
     };
-    let notional = match valued(adapter.as_ref(), order).await {
+    let notional = match order.value(adapter.as_ref(), true).await {
         Ok(n) => n,
         Err(ExchangeError::Unavailable) => return failed(account_text, "exchange_unavailable"),
         Err(ExchangeError::InvalidParameter { .. }) => {
@@ -324,7 +203,7 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
         }
     };
     let result = adapter
-        .call(&credential, Operation::CreateOrder, &order.params())
+        .call(&credential, Operation::CreateOrder, &order.params(true))
         .await;
     drop(credential);
     match result {
@@ -531,7 +410,7 @@ pub(crate) async fn webhook(
             return Err(ApiError::UNAVAILABLE);
         }
     }
-    let order = match Order::parse(&bytes) {
+    let order = match Body::parse(&bytes).and_then(|body| Order::parse(&body, Price::Always)) {
         Ok(order) => order,
         Err(e) => {
             mark(&state, &signal_id, "invalid").await;

@@ -23,6 +23,9 @@ pub(crate) enum ApiError {
     /// 429 with `{"error": "rate_limited"}`, `Retry-After` and the `RateLimit` fields
     /// (module `limits`).
     RateLimited(super::limits::Refused),
+    /// 403 `{"error": "risk_limit", "limit": limit}`: the account owner's risk limit
+    /// (`max_order_notional` or `daily_cap`) refused the order.
+    RiskLimit(&'static str),
     /// 403 from a route's requirement, answered by auth-core (the refusal rides in the
     /// response's extensions, for the audit trail).
     Scope(auth_core::ScopeRefusal),
@@ -37,7 +40,7 @@ impl ApiError {
     pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::Status(s) | Self::Code(s, _) => s,
-            Self::Scope(_) => StatusCode::FORBIDDEN,
+            Self::Scope(_) | Self::RiskLimit(_) => StatusCode::FORBIDDEN,
             Self::Field(_) => StatusCode::BAD_REQUEST,
             Self::TooMany(_) | Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -53,6 +56,7 @@ impl ApiError {
             Self::TooMany(_) => "too_many_attempts",
             Self::RateLimited(_) => "rate_limited",
             Self::Scope(refusal) => refusal.code(),
+            Self::RiskLimit(_) => "risk_limit",
         }
     }
 
@@ -88,6 +92,11 @@ impl IntoResponse for ApiError {
             }
             Self::RateLimited(refused) => refused.response(),
             Self::Scope(refusal) => refusal.into_response(),
+            Self::RiskLimit(limit) => (
+                StatusCode::FORBIDDEN,
+                Json(json!({ "error": "risk_limit", "limit": limit })),
+            )
+                .into_response(),
         };
         response
             .extensions_mut()

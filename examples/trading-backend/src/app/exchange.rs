@@ -17,7 +17,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
-use grant_policy::{Decision, Level, Operation, Requirement};
+use grant_policy::{Admission, Decision, Level, Operation, Requirement, RiskRefusal};
 use serde_json::{Map, Value, json};
 
 use super::Shared;
@@ -25,6 +25,8 @@ use super::accounts::{account_id, user_id};
 use super::body::Body;
 use super::error::ApiError;
 use super::limits::Allowed;
+use super::order::{Order, Price, spent};
+use super::risk::render_decimal;
 use crate::exchange::ExchangeError;
 
 fn exchange_error(e: &ExchangeError) -> ApiError {
@@ -133,6 +135,10 @@ pub(crate) async fn run(
     // Only a caller the grant allowed spends the account's quota.
     let limit = state.limits.account(account.as_str()).await?;
     let adapter = state.adapter_for(account.as_str()).await?;
+    if operation == Operation::CreateOrder {
+        let answer = create_order(&state, &principal, &user, &account, &body, adapter).await?;
+        return Ok((limit, Json(answer)));
+    }
     let key = CacheKey::new(
         CacheUser::new(principal.user_id()).map_err(|_| ApiError::FORBIDDEN)?,
         CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
@@ -162,6 +168,109 @@ pub(crate) async fn run(
         }
         Err(e) => {
             tracing::info!(code = e.code(), operation = operation.as_str(), account_id = %account, "exchange call refused");
+            Err(exchange_error(&e))
+        }
+    }
+}
+
+/// `create_order` through the account owner's risk limits (grant-policy's
+/// [`RiskGuard`](grant_policy::RiskGuard)): the order is valued ([`Order::value`]), then
+/// admitted. Without limits or with live trading off for the account it is a dry run:
+/// checked against every limit that is set, answered `{"dry_run": true, ...}`, nothing
+/// sent to the venue and no credential opened. Over a limit: 403 `{"error":
+/// "risk_limit", "limit": "max_order_notional" | "daily_cap"}`. Live: reserved under the
+/// owner's daily cap, sent, then the reservation is committed with what the venue
+/// reports as spent, released when the venue refused the order, and committed in full
+/// when the venue could not be reached (the order may have gone through: fails closed).
+async fn create_order(
+    state: &Shared,
+    principal: &Principal,
+    user: &grant_policy::UserId,
+    account: &grant_policy::AccountId,
+    body: &Body,
+    adapter: std::sync::Arc<dyn crate::exchange::ExchangeAdapter>,
+) -> Result<Value, ApiError> {
+    let order = Order::parse(body, Price::ForLimit)?;
+    let value = order
+        .value(adapter.as_ref(), false)
+        .await
+        .map_err(|e| match e {
+            ExchangeError::InvalidParameter { field } => ApiError::Field(field),
+            ExchangeError::Unavailable => ApiError::UNAVAILABLE,
+            // No reference price to value it: refused (fails closed).
+            _ => ApiError::Field("symbol"),
+        })?;
+    let answer = |result: Value, dry_run: bool| {
+        json!({
+            "operation": Operation::CreateOrder.as_str(),
+            "account_id": account.as_str(),
+            "dry_run": dry_run,
+            "result": result,
+        })
+    };
+    let reservation = match state.risk.admit(user, account, value).await {
+        Admission::Live(reservation) => reservation,
+        Admission::DryRun => {
+            let mut simulated = order.summary();
+            simulated["notional"] = json!(render_decimal(value.minor_units()));
+            simulated["status"] = json!("dry_run");
+            tracing::info!(code = "exchange.dry_run", account_id = %account, "order simulated");
+            return Ok(answer(json!({ "order": simulated }), true));
+        }
+        Admission::Refused(RiskRefusal::OrderTooLarge) => {
+            return Err(ApiError::RiskLimit("max_order_notional"));
+        }
+        Admission::Refused(RiskRefusal::DailyCapExceeded) => {
+            return Err(ApiError::RiskLimit("daily_cap"));
+        }
+        Admission::Refused(RiskRefusal::StoreUnavailable) => return Err(ApiError::UNAVAILABLE),
+        Admission::Refused(_) => return Err(ApiError::FORBIDDEN),
+    };
+    // From here the reservation is settled on every path.
+    let release = |r| async {
+        if state.risk.release(r).await.is_err() {
+            tracing::warn!(code = "exchange.release_failed", account_id = %account, "reservation not released (stays held: fails closed)");
+        }
+    };
+    let key = match (
+        CacheUser::new(principal.user_id()),
+        CredentialId::new(account.as_str()),
+    ) {
+        (Ok(user), Ok(id)) => CacheKey::new(user, id, AccessLevel::Trade),
+        _ => {
+            release(reservation).await;
+            return Err(ApiError::NOT_FOUND);
+        }
+    };
+    let credential = match state.cache.get_or_fetch(&key).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(code = e.code(), account_id = %account, "credential fetch failed");
+            release(reservation).await;
+            return Err(ApiError::from_u16(e.http_status()));
+        }
+    };
+    let result = adapter
+        .call(&credential, Operation::CreateOrder, &order.params(false))
+        .await;
+    drop(credential);
+    match result {
+        Ok(placed) => {
+            let spent = spent(reservation.amount(), &placed);
+            if state.risk.commit(reservation, spent).await.is_err() {
+                tracing::warn!(code = "exchange.commit_failed", account_id = %account, "order placed, reservation not committed (stays held: fails closed)");
+            }
+            tracing::info!(code = "exchange.ok", operation = "create_order", account_id = %account, user_id = %principal.user_id(), "exchange call");
+            Ok(answer(placed, false))
+        }
+        Err(ExchangeError::Unavailable) => {
+            let amount = reservation.amount();
+            let _ = state.risk.commit(reservation, amount).await;
+            Err(ApiError::UNAVAILABLE)
+        }
+        Err(e) => {
+            release(reservation).await;
+            tracing::info!(code = e.code(), operation = "create_order", account_id = %account, "exchange call refused");
             Err(exchange_error(&e))
         }
     }

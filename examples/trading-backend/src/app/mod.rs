@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod mfa;
+mod order;
 mod ready;
 mod risk;
 mod secrets;

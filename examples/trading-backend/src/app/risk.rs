@@ -9,7 +9,8 @@
 //! The limits are the account owner's, whoever trades the account (the owner, a grantee
 //! or a copy-trading strategy): the order maximum, the daily cap over all of the owner's
 //! accounts, and a live-trading switch per account (off by default: orders are dry runs).
-//! Only copy trading consults the guard for now (see the README).
+//! Every order goes through the guard: `create_order` (module `exchange`) and copy
+//! trading (module `copy_trading`).
 
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ const SCALE: u64 = 100_000_000;
 /// Fractional digits of an amount.
 const PLACES: usize = 8;
 /// Longest decimal string accepted.
-const MAX_DECIMAL: usize = 32;
+pub(crate) const MAX_DECIMAL: usize = 32;
 
 /// The risk guard over the service database (grant-policy's risk tables).
 pub(crate) fn guard(
@@ -100,14 +101,6 @@ pub(crate) fn notional(amount: u64, price: u64) -> Option<Notional> {
     Notional::from_minor_units(u64::try_from(rounded).ok()?).ok()
 }
 
-/// A required positive decimal field, in minor units.
-pub(crate) fn decimal_field(body: &Body, field: &'static str) -> Result<u64, ApiError> {
-    match parse_decimal(body.str(field, MAX_DECIMAL)?) {
-        Some(v) if v > 0 => Ok(v),
-        _ => Err(ApiError::Field(field)),
-    }
-}
-
 fn risk_error(e: &RiskError) -> ApiError {
     match e {
         RiskError::NotFound => ApiError::NOT_FOUND,
@@ -150,8 +143,8 @@ pub(crate) async fn put(
     Authenticated(principal): Authenticated,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let max_order = decimal_field(&body, "max_order_notional")?;
-    let daily_cap = decimal_field(&body, "daily_cap")?;
+    let max_order = body.positive_decimal("max_order_notional")?;
+    let daily_cap = body.positive_decimal("daily_cap")?;
     state.step_up(&principal).await?;
     let user = user_id(principal.user_id())?;
     let limits = RiskLimits {
@@ -170,8 +163,10 @@ pub(crate) async fn put(
 
 /// `PUT /api/accounts/{id}/live-trading {enabled}` (interactive; step-up to enable): the
 /// account's live-trading switch. Owner only (anyone else 404, before the body is read
-/// for the decision); enabling needs limits (409 `no_risk_limits`) and a credential that
-/// opens (409 `no_credentials`). 200 `{account_id, live_trading}`.
+/// for the decision); enabling needs limits (409 `no_risk_limits`), a credential that
+/// opens (409 `no_credentials`) and that the venue accepts for a balance read (409
+/// `credentials_rejected`; 503 when the venue cannot be reached). Turning it off needs
+/// nothing and takes effect for the next order. 200 `{account_id, live_trading}`.
 pub(crate) async fn live_trading(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -196,7 +191,28 @@ pub(crate) async fn live_trading(
             AccessLevel::Read,
         );
         let on_file = match state.cache.get_or_fetch(&key).await {
-            Ok(_) => CredentialsOnFile::Present,
+            Ok(credential) => {
+                // And the venue accepts it: one balance read with it.
+                let adapter = state.adapter_for(account.as_str()).await?;
+                let checked = adapter
+                    .call(
+                        &credential,
+                        grant_policy::Operation::Balance,
+                        &serde_json::Map::new(),
+                    )
+                    .await;
+                drop(credential);
+                match checked {
+                    Ok(_) => CredentialsOnFile::Present,
+                    Err(crate::exchange::ExchangeError::Unavailable) => {
+                        return Err(ApiError::UNAVAILABLE);
+                    }
+                    Err(e) => {
+                        tracing::info!(code = e.code(), account_id = %account, "live trading refused: the venue refused the credential");
+                        return Err(ApiError::Code(StatusCode::CONFLICT, "credentials_rejected"));
+                    }
+                }
+            }
             Err(e) if e.http_status() == 503 => return Err(ApiError::UNAVAILABLE),
             Err(_) => CredentialsOnFile::Absent,
         };

@@ -293,7 +293,7 @@ pub(crate) async fn follow(
     let account_text = body.str("account_id", 128)?;
     let max_order = match body.opt_str("max_order_notional", 32)? {
         None => None,
-        Some(_) => Some(super::risk::decimal_field(&body, "max_order_notional")?),
+        Some(_) => Some(body.positive_decimal("max_order_notional")?),
     };
     let max_order = max_order
         .map(i64::try_from)

@@ -220,6 +220,38 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.put(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sets the risk limits of the user holding `token` and turns live trading on for
+    /// `account` (the venue must accept the account's credential).
+    pub async fn go_live(&self, token: &str, account: &str, max_order: &str, daily_cap: &str) {
+        let (status, body) = self
+            .put(
+                "/api/risk",
+                Some(token),
+                json!({"max_order_notional": max_order, "daily_cap": daily_cap}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = self
+            .put(
+                &format!("/api/accounts/{account}/live-trading"),
+                Some(token),
+                json!({"enabled": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.http.get(self.url(path));
         if let Some(t) = token {
