@@ -368,14 +368,6 @@ async fn limits_off_sends_no_fields_and_refuses_nothing() {
     assert!(a.all("ratelimit").is_empty());
 }
 
-/// The shared Redis of the test environment (`STRONGROOM_REDIS_URL` as `.ci/run` sets
-/// it, else `REDIS_URL`).
-fn redis_url() -> String {
-    std::env::var("STRONGROOM_REDIS_URL")
-        .or_else(|_| std::env::var("REDIS_URL"))
-        .expect("STRONGROOM_REDIS_URL must be set to run the Redis tests")
-}
-
 fn random_hex() -> String {
     let mut bytes = [0u8; 6];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
@@ -388,7 +380,7 @@ fn random_hex() -> String {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Redis (STRONGROOM_REDIS_URL)"]
 async fn two_instances_share_one_limit_through_redis() {
-    let url = redis_url();
+    let url = common::redis_url();
     let dir = tempfile::tempdir().unwrap();
     // A new user id on every run: the shared Redis keeps other runs' keys a minute.
     let email = format!("shared-{}@example.com", random_hex());

@@ -15,33 +15,12 @@ use serde_json::json;
 const PASSWORD: &str = "metrics-password-canary-7f3a";
 const VENUE_SECRET: &str = "metrics-venue-secret-canary-91c2";
 
-/// The metrics URL the server printed.
-fn metrics_url(server: &Server) -> String {
-    for _ in 0..100 {
-        if let Some(url) = server
-            .logs()
-            .lines()
-            .find_map(|l| l.strip_prefix("metrics on ").map(str::to_owned))
-        {
-            return url;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("no metrics address printed: {}", server.logs());
-}
-
-/// The value of the series `name{labels}` (exact label text), if present.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_their_own_listener_count_requests_refusals_and_libraries() {
     let dir = tempfile::tempdir().unwrap();
     create_user(dir.path(), &[], "m@example.com", Some(PASSWORD), false);
     let server = Server::start(dir.path(), &[("METRICS_ADDR", "127.0.0.1:0")]);
-    let url = metrics_url(&server);
+    let url = server.metrics_url();
     assert!(
         url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
         "{url}"
@@ -81,13 +60,14 @@ async fn metrics_on_their_own_listener_count_requests_refusals_and_libraries() {
             "text/plain; version=0.0.4; charset=utf-8"
         );
         text = response.text().await.unwrap();
-        if value(&text, "strongroom_audit_events_written_total").is_some_and(|v| v >= 1.0) {
+        if common::metric(&text, "strongroom_audit_events_written_total").is_some_and(|v| v >= 1.0)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let series = |s: &str| value(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
+    let series = |s: &str| common::metric(&text, s).unwrap_or_else(|| panic!("no {s} in\n{text}"));
     assert_eq!(
         series(r#"strongroom_http_requests_total{method="GET",route="/healthz",status="200"}"#),
         1.0

@@ -343,15 +343,16 @@ async fn readyz_checks_the_database_the_limiter_store_and_the_key_backend() {
         json!({"status": "ready", "checks": {"database": "ok", "key_backend": "ok"}})
     );
     drop(server);
-    // A shared limiter store that does not answer (nothing listens on port 9): not
-    // ready, while liveness still answers.
+    // A Redis that does not answer (nothing listens on port 9; it holds the limiter
+    // state and carries the cache invalidations): not ready, while liveness answers.
     let server = Server::start(dir.path(), &[("REDIS_URL", "redis://127.0.0.1:9")]);
     let (status, ready) = server.get("/readyz", None).await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(
         ready,
         json!({"status": "unavailable", "checks": {
-            "database": "ok", "limiter_store": "down", "key_backend": "ok"
+            "database": "ok", "limiter_store": "down", "cache_invalidation": "down",
+            "key_backend": "ok"
         }})
     );
     assert_eq!(server.get("/healthz", None).await.0, 200);

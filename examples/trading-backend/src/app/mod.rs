@@ -136,6 +136,9 @@ pub(crate) struct Core {
     pub(crate) hasher: PasswordHasher,
 }
 
+/// The Redis channel of cred-cache's cross-instance invalidations (`REDIS_URL`).
+const INVALIDATION_CHANNEL: &str = "strongroom:cred-cache";
+
 /// The issuer shown by authenticator apps (`otpauth://` URI).
 const MFA_ISSUER: &str = "Strongroom";
 
@@ -248,10 +251,24 @@ pub(crate) async fn build(
     }
     .spawn();
     let source = Arc::new(LocalSource::new(secrets.clone()));
-    let cache = CredCache::builder(source.clone())
-        .max_capacity(10_000)
+    // With REDIS_URL, invalidations reach every instance (cred-cache's Redis channel);
+    // without it, each instance's copies end with their TTL (at most 60 s).
+    let bus = config
+        .redis_url
+        .as_ref()
+        .map(|url| cred_cache::redis::RedisInvalidation::new(url, INVALIDATION_CHANNEL))
+        .transpose()
+        .map_err(|_| {
+            BuildError::Component("REDIS_URL: the credential cache's invalidation channel")
+        })?;
+    let mut cache = CredCache::builder(source.clone()).max_capacity(10_000);
+    if let Some(bus) = &bus {
+        cache = cache.publisher(bus.publisher());
+    }
+    let cache = cache
         .build()
         .map_err(|_| BuildError::Component("credential cache"))?;
+    let invalidation = bus.map(|bus| bus.subscribe(&cache));
     let grants = stores.grants.clone();
     // The audit log (sealed key, retention) and grant-policy's sink into it.
     let audit = audit::Audit::new(crate::audit::open(&stores.db, secrets.envelope()).await?);
@@ -332,6 +349,7 @@ pub(crate) async fn build(
         .build();
 
     let readiness = ready::Readiness {
+        invalidation: invalidation.map(Arc::new),
         db: stores.db.clone(),
         limiter: ready::Readiness::shared_store(&limiter_store),
         envelope: secrets.envelope().clone(),

@@ -3,6 +3,7 @@
 //! so that a load balancer takes an instance out of rotation while its database, its
 //! shared limiter store or its key-encryption backend is down.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -23,7 +24,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 const PROBE_PURPOSE: &str = "trading-backend.readiness-probe";
 
 /// What `/readyz` checks.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Readiness {
     /// The service database (`SELECT 1`).
     pub(crate) db: Db,
@@ -31,6 +32,10 @@ pub(crate) struct Readiness {
     pub(crate) limiter: Option<throttle::Store>,
     /// The key-encryption backend: a throwaway value is sealed (one wrap).
     pub(crate) envelope: Envelope,
+    /// cred-cache's subscription to the other instances' invalidations (`REDIS_URL`);
+    /// held here for the life of the service. While it is down the cache keeps nothing
+    /// (cred-cache fails closed), so it counts as not ready.
+    pub(crate) invalidation: Option<Arc<cred_cache::redis::Subscription>>,
 }
 
 impl Readiness {
@@ -86,14 +91,21 @@ pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
         limiter,
         within(key_backend(&ready.envelope)),
     );
+    let invalidation = ready
+        .invalidation
+        .as_ref()
+        .map(|subscription| subscription.is_connected());
     let mut checks = Map::new();
     let word = |ok: bool| Value::from(if ok { "ok" } else { "down" });
     checks.insert("database".into(), word(db));
     if let Some(ok) = limiter {
         checks.insert("limiter_store".into(), word(ok));
     }
+    if let Some(ok) = invalidation {
+        checks.insert("cache_invalidation".into(), word(ok));
+    }
     checks.insert("key_backend".into(), word(kek));
-    let all = db && limiter.unwrap_or(true) && kek;
+    let all = db && limiter.unwrap_or(true) && invalidation.unwrap_or(true) && kek;
     if all {
         Json(json!({ "status": "ready", "checks": checks })).into_response()
     } else {

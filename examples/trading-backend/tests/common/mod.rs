@@ -177,6 +177,21 @@ impl Server {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The `/metrics` URL the server printed (started with `METRICS_ADDR`).
+    pub fn metrics_url(&self) -> String {
+        for _ in 0..100 {
+            if let Some(url) = self
+                .logs()
+                .lines()
+                .find_map(|l| l.strip_prefix("metrics on ").map(str::to_owned))
+            {
+                return url;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no metrics address printed: {}", self.logs());
+    }
+
     /// Sends `SIGTERM` (what an orchestrator sends to stop a service).
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -419,4 +434,18 @@ pub async fn pg_fresh_schema(prefix: &str) -> PgSchema {
         name,
         admin,
     }
+}
+
+/// The value of the Prometheus series `series` (name and exact label text) in `text`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The shared Redis of the test environment (`STRONGROOM_REDIS_URL`, as `.ci/run` sets
+/// it, else `REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("STRONGROOM_REDIS_URL")
+        .or_else(|_| std::env::var("REDIS_URL"))
+        .expect("STRONGROOM_REDIS_URL must be set to run the Redis tests")
 }
