@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use auth_core::{AccountError, Password, normalize_email};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use crypto_envelope::MasterKey;
 use zeroize::Zeroizing;
 
@@ -24,8 +24,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP service (configuration from environment variables: see the README).
-    Serve,
+    /// Run the HTTP service. Configuration from environment variables (listed below; each
+    /// also a flag, secrets excepted); README "Configuration".
+    Serve(Box<crate::settings::Settings>),
     /// Create a user. By default the user must change the password at first login.
     CreateUser {
         /// The user's email address.
@@ -179,11 +180,32 @@ enum CliError {
 /// Runs the command line; the process exit code.
 #[must_use]
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Err(e) = init_tracing() {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // `serve`'s settings (flags or environment), and every `_FILE`, before anything reads
+    // the configuration (logging first).
+    let given = match &cli.command {
+        Command::Serve(settings) => {
+            let serve = matches.subcommand_matches("serve");
+            if let Some(name) = serve.and_then(crate::settings::secret_on_command_line) {
+                eprintln!(
+                    "error: configuration: {name} is a secret: give it in the environment or \
+                     through {name}_FILE, never on the command line"
+                );
+                return ExitCode::FAILURE;
+            }
+            settings.values()
+        }
+        _ => Vec::new(),
+    };
+    if let Err(e) = crate::config::load_environment(&given).and_then(|()| init_tracing()) {
         eprintln!("error: configuration: {e}");
         return ExitCode::FAILURE;
     }
+    drop(given);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -208,8 +230,10 @@ pub fn main() -> ExitCode {
 /// `fields`, and the current request's `span`).
 fn init_tracing() -> Result<(), crate::config::ConfigError> {
     use tracing_subscriber::EnvFilter;
-    let json = crate::config::log_format_json(&|name| std::env::var(name).ok())?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = crate::config::log_format_json(&crate::config::var)?;
+    let filter = crate::config::var("RUST_LOG")
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -235,7 +259,6 @@ async fn run(command: Command) -> Result<(), CliError> {
         println!("{}", text.as_str());
         return Ok(());
     }
-    crate::config::load_environment()?;
     let config = Config::from_env()?;
     let (envelope, kek) = crate::kek::envelope(&config.data_dir, config.production).await?;
     tracing::info!(
@@ -245,7 +268,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         "key-encryption backends"
     );
     let stores = crate::db::open(&config.database).await?;
-    if let Command::Serve = command {
+    if let Command::Serve(_) = command {
         return serve(&config, &stores, envelope).await;
     }
     let core = crate::app::core(&stores, envelope)?;
@@ -253,7 +276,7 @@ async fn run(command: Command) -> Result<(), CliError> {
     let action = command.audit_action();
     let mut done = Done::default();
     let result = match command {
-        Command::Serve | Command::GenMasterKey { .. } => Ok(()),
+        Command::Serve(_) | Command::GenMasterKey { .. } => Ok(()),
         Command::Audit { command } => audit_command(&audit, command, &mut done).await,
         Command::CreateUser {
             email,
@@ -373,7 +396,7 @@ impl Command {
     /// The stable action code of the command's audit record (README, "Audit trail").
     fn audit_action(&self) -> &'static str {
         match self {
-            Command::Serve | Command::GenMasterKey { .. } => "cli.other",
+            Command::Serve(_) | Command::GenMasterKey { .. } => "cli.other",
             Command::CreateUser { .. } => "cli.user.create",
             Command::IssueApiKey { .. } => "cli.api_key.issue",
             Command::SweepSessions => "cli.sessions.sweep",

@@ -68,22 +68,35 @@ pub(crate) const FILE_VARS: [(&str, &str); 7] = [
     (ENV_REDIS_URL, "REDIS_URL_FILE"),
 ];
 
-/// The process environment with the [`FILE_VARS`] files read, once, at start.
+/// The command line's settings and the [`FILE_VARS`] files, read once at start.
 static ENVIRONMENT: std::sync::OnceLock<
     std::collections::HashMap<&'static str, Zeroizing<String>>,
 > = std::sync::OnceLock::new();
 
-/// Reads every `*_FILE` of [`FILE_VARS`] that is set; call once before any [`var`].
-pub(crate) fn load_environment() -> Result<(), ConfigError> {
-    let files = read_secret_files(&|name| std::env::var(name).ok(), &|path| {
+/// Takes the values `given` on the command line (`serve`'s flags, which win over the
+/// environment) and reads every `*_FILE` of [`FILE_VARS`] that is set; call once, before
+/// any [`var`].
+pub(crate) fn load_environment(given: &[(&'static str, &str)]) -> Result<(), ConfigError> {
+    let mut values: std::collections::HashMap<&'static str, Zeroizing<String>> = given
+        .iter()
+        .map(|(name, value)| (*name, Zeroizing::new((*value).to_owned())))
+        .collect();
+    let lookup = |name: &str| {
+        values
+            .get(name)
+            .map(|v| v.as_str().to_owned())
+            .or_else(|| std::env::var(name).ok())
+    };
+    let files = read_secret_files(&lookup, &|path| {
         std::fs::read_to_string(path).ok().map(Zeroizing::new)
     })?;
-    let _ = ENVIRONMENT.set(files);
+    values.extend(files);
+    let _ = ENVIRONMENT.set(values);
     Ok(())
 }
 
-/// The value of `name`: from its file when `<name>_FILE` named one, else from the
-/// environment.
+/// The value of `name`: given on the command line, else from its file when `<name>_FILE`
+/// named one, else from the environment.
 pub(crate) fn var(name: &str) -> Option<String> {
     if let Some(value) = ENVIRONMENT.get().and_then(|files| files.get(name)) {
         return Some(value.as_str().to_owned());

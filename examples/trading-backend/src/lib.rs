@@ -14,6 +14,7 @@ mod kek;
 mod keyring;
 mod rewrap;
 mod sealed;
+pub mod settings;
 mod signing_keys;
 mod strategies;
 mod totp_sealer;

@@ -418,3 +418,49 @@ async fn secrets_from_files_and_the_production_refusals() {
         assert!(!err.contains(token), "{err}");
     }
 }
+
+#[test]
+fn serve_help_lists_every_variable_and_secrets_stay_off_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::cli(
+        dir.path(),
+        &[("API_TOKEN", "help-canary-token-value-0123456789")],
+        &["serve", "--help"],
+    );
+    assert!(out.status.success());
+    let help = common::stdout(&out);
+    for var in [
+        "LISTEN_ADDR",
+        "DATABASE_URL_FILE",
+        "STRONGROOM_MASTER_KEY",
+        "VAULT_TOKEN_FILE",
+        "STRONGROOM_PKCS11_PIN",
+        "SSO_JWKS_URL",
+        "STRONGROOM_RATE_LIMIT_ADDRESS",
+        "REQUEST_TIMEOUT_SECS",
+        "LOG_FORMAT",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {var}]")),
+            "{var} missing:\n{help}"
+        );
+    }
+    assert!(
+        !help.contains("help-canary"),
+        "an environment value in --help"
+    );
+    // A flag is read like its variable (and checked the same way).
+    let out = common::cli(dir.path(), &[], &["serve", "--request-timeout-secs", "0"]);
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("REQUEST_TIMEOUT_SECS"));
+    // A secret as a flag is refused, naming it and not echoing it.
+    let out = common::cli(
+        dir.path(),
+        &[],
+        &["serve", "--api-token", "flag-canary-token-value-0123456789"],
+    );
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(err.contains("API_TOKEN") && err.contains("_FILE"), "{err}");
+    assert!(!err.contains("flag-canary"), "{err}");
+}
