@@ -31,7 +31,7 @@ use crate::error::{ConfigError, FetchError};
 use crate::ids::CacheKey;
 use crate::source::CredentialSource;
 
-pub use response::{ResponseError, parse_response};
+pub use response::{ResponseError, encode_response, parse_response};
 
 /// The header carrying the internal secret.
 pub const SECRET_HEADER: &str = "X-Internal-Secret";

@@ -21,7 +21,7 @@ pub use error::{GrantError, IdError, NotionalError, ParseError, RiskError, Store
 pub use grant::{Access, Role, Share};
 pub use id::{AccountId, MAX_ID_LEN, UserId};
 pub use operation::{Level, Operation, Requirement};
-pub use policy::{Policy, PolicyBuilder};
+pub use policy::{AccountAccess, Policy, PolicyBuilder};
 pub use risk::{
     Admission, CredentialsOnFile, Notional, Reservation, RiskGuard, RiskGuardBuilder, RiskLimits,
     RiskRefusal, SECONDS_PER_DAY, Usage, utc_day,

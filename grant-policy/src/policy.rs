@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::audit::{AuditSink, DecisionEvent, GrantEvent, TracingAuditSink};
 use crate::clock::{Clock, SystemClock};
 use crate::decision::{Decision, DenyReason};
-use crate::error::GrantError;
+use crate::error::{GrantError, StoreError};
 use crate::grant::Share;
 use crate::id::{AccountId, UserId};
 use crate::operation::{Level, Operation, Requirement};
@@ -64,6 +64,19 @@ fn outcome_code(e: &GrantError) -> &'static str {
     }
 }
 
+/// An account a user may use now ([`Policy::accounts_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccountAccess {
+    /// The account.
+    pub account: AccountId,
+    /// The level the user has on it now: the key's capability for its owner, the share
+    /// capped by the key for a grantee.
+    pub level: Level,
+    /// Whether the user owns it (else it is shared with the user).
+    pub owned: bool,
+}
+
 impl Policy {
     /// A builder over `store`.
     #[must_use]
@@ -110,6 +123,33 @@ impl Policy {
             at: now,
         });
         decision
+    }
+
+    /// The accounts `user` may use now: each owned account at its key's capability and
+    /// each share in effect at its effective level (the share, capped by the key),
+    /// ordered by account id. An expired share is left out. What a service lists as
+    /// "my accounts"; each use still goes through [`Policy::decide`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store fails (fail closed: no partial list).
+    pub async fn accounts_for(&self, user: &UserId) -> Result<Vec<AccountAccess>, StoreError> {
+        let now = self.clock.now_unix();
+        Ok(self
+            .store
+            .accessible(user)
+            .await?
+            .into_iter()
+            .filter_map(|(account, access)| {
+                let level = access.effective_at(now)?;
+                let owned = matches!(access.role, crate::grant::Role::Owner);
+                Some(AccountAccess {
+                    account,
+                    level,
+                    owned,
+                })
+            })
+            .collect())
     }
 
     #[allow(clippy::too_many_arguments)]

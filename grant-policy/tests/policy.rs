@@ -269,20 +269,77 @@ async fn scenario(store: Arc<dyn GrantStore>) {
         deny(DenyReason::NotVisible)
     );
 
-    // Every decision was audited, with its outcome.
-    let recorded = sink.decisions.lock().unwrap();
+    {
+        // Every decision was audited, with its outcome.
+        let recorded = sink.decisions.lock().unwrap();
+        assert_eq!(
+            recorded.len(),
+            asked.load(Ordering::SeqCst),
+            "one audit record per decision"
+        );
+        assert!(recorded.iter().any(|r| r.user == "bob"
+            && r.account == "acct-trade"
+            && r.operation == Operation::Balance
+            && r.decision == deny(DenyReason::ShareExpired)));
+        let grants = sink.grants.lock().unwrap();
+        assert!(grants.contains(&("mallory".into(), "grant.share", "not_found")));
+        assert!(grants.contains(&("alice".into(), "grant.revoke", "ok")));
+    }
+
+    // What a user may use now: owned accounts at the key's capability, shares in effect
+    // capped by the key, an expired share left out, nobody else's accounts.
+    let (lister, other) = (user("lister"), user("lister-other"));
+    for (owner, id, capability) in [
+        (&lister, "list-own", Level::Trade),
+        (&other, "list-read", Level::Trade),
+        (&other, "list-capped", Level::Read),
+        (&other, "list-expiring", Level::Trade),
+        (&other, "list-private", Level::Trade),
+    ] {
+        policy
+            .register_account(owner, &acct(id), capability)
+            .await
+            .unwrap();
+    }
+    for (id, level, expires_at) in [
+        ("list-read", Level::Read, None),
+        ("list-capped", Level::Trade, None),
+        ("list-expiring", Level::Trade, Some(T0 + 60)),
+    ] {
+        policy
+            .share(&other, &acct(id), &lister, level, expires_at)
+            .await
+            .unwrap();
+    }
+    let listed = |list: Vec<grant_policy::AccountAccess>| {
+        list.into_iter()
+            .map(|a| (a.account.as_str().to_owned(), a.level, a.owned))
+            .collect::<Vec<_>>()
+    };
+    let now = listed(policy.accounts_for(&lister).await.unwrap());
     assert_eq!(
-        recorded.len(),
-        asked.load(Ordering::SeqCst),
-        "one audit record per decision"
+        now,
+        [
+            ("list-capped".to_owned(), Level::Read, false),
+            ("list-expiring".to_owned(), Level::Trade, false),
+            ("list-own".to_owned(), Level::Trade, true),
+            ("list-read".to_owned(), Level::Read, false),
+        ]
     );
-    assert!(recorded.iter().any(|r| r.user == "bob"
-        && r.account == "acct-trade"
-        && r.operation == Operation::Balance
-        && r.decision == deny(DenyReason::ShareExpired)));
-    let grants = sink.grants.lock().unwrap();
-    assert!(grants.contains(&("mallory".into(), "grant.share", "not_found")));
-    assert!(grants.contains(&("alice".into(), "grant.revoke", "ok")));
+    clock.advance(120);
+    let later = listed(policy.accounts_for(&lister).await.unwrap());
+    assert!(
+        later.iter().all(|(id, _, _)| id != "list-expiring"),
+        "{later:?}"
+    );
+    assert_eq!(later.len(), 3);
+    assert!(
+        policy
+            .accounts_for(&user("nobody"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -337,6 +394,9 @@ impl GrantStore for Down {
     async fn owner(&self, _: &AccountId) -> Result<Option<UserId>, StoreError> {
         Err(StoreError::Poisoned)
     }
+    async fn accessible(&self, _: &UserId) -> Result<Vec<(AccountId, Access)>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
 }
 
 #[tokio::test]
@@ -354,6 +414,7 @@ async fn store_failure_is_503_never_allow() {
         }
     }
     assert_eq!(sink.decisions.lock().unwrap().len(), Operation::ALL.len());
+    assert!(policy.accounts_for(&user("alice")).await.is_err());
     assert!(matches!(
         policy
             .share(&user("alice"), &acct("a"), &user("bob"), Level::Read, None)

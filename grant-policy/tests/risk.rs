@@ -570,6 +570,12 @@ impl GrantStore for Down {
     async fn owner(&self, _: &AccountId) -> Result<Option<UserId>, grant_policy::StoreError> {
         Err(down())
     }
+    async fn accessible(
+        &self,
+        _: &UserId,
+    ) -> Result<Vec<(AccountId, grant_policy::Access)>, grant_policy::StoreError> {
+        Err(down())
+    }
 }
 
 #[tokio::test]
@@ -874,6 +880,12 @@ impl GrantStore for ChangesHands {
             self.change_hands_once().await;
         }
         seen
+    }
+    async fn accessible(
+        &self,
+        u: &UserId,
+    ) -> Result<Vec<(AccountId, grant_policy::Access)>, grant_policy::StoreError> {
+        self.store.accessible(u).await
     }
 }
 

@@ -51,6 +51,10 @@ pub enum ResponseError {
     /// The key is read-only and Trade was requested.
     #[error("response is read-only but trade was requested")]
     ReadOnly,
+    /// [`encode_response`]: a secret field holds `"` or `\`, which the format carries
+    /// only unescaped, so cannot carry at all (names the field, never the value).
+    #[error("credential field {0} holds a quote or backslash: the format cannot carry it")]
+    Unencodable(&'static str),
 }
 
 #[derive(Deserialize)]
@@ -95,6 +99,55 @@ pub fn parse_response(body: &[u8], key: &CacheKey) -> Result<ExchangeCredential,
         return Err(ResponseError::ReadOnly);
     }
     Ok(credential)
+}
+
+#[derive(serde::Serialize)]
+struct WireOut<'a> {
+    credential_id: &'a str,
+    api_key: &'a str,
+    secret: &'a str,
+    passphrase: Option<&'a str>,
+    read_only: bool,
+}
+
+/// Encodes `credential` as a vault response body (format version 1, above): what a
+/// vault service answers and [`parse_response`] reads. The body is built in one
+/// wiped buffer sized in advance, so no unwiped copy of a secret is left behind.
+///
+/// # Errors
+///
+/// [`ResponseError::Unencodable`] when a secret field holds `"` or `\` (valid in a
+/// credential, but the format forbids escapes in secrets).
+pub fn encode_response(
+    credential: &ExchangeCredential,
+) -> Result<Zeroizing<Vec<u8>>, ResponseError> {
+    let fields = [
+        ("api_key", Some(credential.expose_api_key())),
+        ("secret", Some(credential.expose_secret())),
+        ("passphrase", credential.expose_passphrase()),
+    ];
+    let mut size = 128 + credential.credential_id().as_str().len() * 6;
+    for (field, value) in fields {
+        if let Some(value) = value {
+            if value.bytes().any(|b| b == b'"' || b == b'\\') {
+                return Err(ResponseError::Unencodable(field));
+            }
+            size += value.len();
+        }
+    }
+    let mut body = Zeroizing::new(Vec::with_capacity(size));
+    let wire = WireOut {
+        credential_id: credential.credential_id().as_str(),
+        api_key: credential.expose_api_key(),
+        secret: credential.expose_secret(),
+        passphrase: credential.expose_passphrase(),
+        read_only: credential.is_read_only(),
+    };
+    // Writing into a Vec cannot fail; the capacity covers the whole body (the secrets
+    // need no escapes, the id at most six bytes per byte), so it never reallocates.
+    serde_json::to_writer(&mut *body, &wire).map_err(|_| ResponseError::Malformed)?;
+    debug_assert!(body.len() <= size);
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -159,10 +212,48 @@ mod tests {
         assert!(!format!("{e} {e:?}").contains("CANARY"));
     }
 
+    #[test]
+    fn a_quote_or_backslash_in_a_secret_is_not_encoded() {
+        for (api, secret, named) in [
+            ("key\"x", "secret", "api_key"),
+            ("key", "se\\cret", "secret"),
+        ] {
+            let credential = ExchangeCredential::new(
+                CredentialId::new("acct-1").unwrap(),
+                owned(api),
+                owned(secret),
+                None,
+                false,
+            )
+            .unwrap();
+            let err = encode_response(&credential).unwrap_err();
+            assert_eq!(err, ResponseError::Unencodable(named));
+            assert!(!err.to_string().contains("se\\cret"));
+        }
+    }
+
     proptest! {
         #[test]
         fn never_panics(body in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = parse_response(&body, &key(AccessLevel::Trade));
+        }
+
+        #[test]
+        fn encode_then_parse(api in "[!#-\\[\\]-~]{1,64}", secret in "[!#-\\[\\]-~]{1,64}",
+                             pass in proptest::option::of("[!#-\\[\\]-~]{1,32}"), ro in any::<bool>()) {
+            let original = ExchangeCredential::new(
+                CredentialId::new("acct-1").unwrap(),
+                owned(&api),
+                owned(&secret),
+                pass.as_deref().map(owned),
+                ro,
+            ).unwrap();
+            let body = encode_response(&original).unwrap();
+            let c = parse_response(&body, &key(AccessLevel::Read)).unwrap();
+            prop_assert_eq!(c.expose_api_key(), api.as_str());
+            prop_assert_eq!(c.expose_secret(), secret.as_str());
+            prop_assert_eq!(c.expose_passphrase(), pass.as_deref());
+            prop_assert_eq!(c.is_read_only(), ro);
         }
 
         #[test]

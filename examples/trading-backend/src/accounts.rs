@@ -1,9 +1,8 @@
-//! Exchange account metadata (`tb_accounts`) and the index of shares used to list the
-//! accounts shared with a user (`tb_account_shares`).
+//! Exchange account metadata (`tb_accounts`).
 //!
-//! Neither table holds a key or a secret: those are sealed by crypto-envelope through
-//! cred-cache's `LocalSource`. Neither table decides access: grant-policy does, and the
-//! share index only says which accounts to ask grant-policy about.
+//! The table holds no key or secret (those are sealed by crypto-envelope through
+//! cred-cache's `LocalSource`) and decides no access: grant-policy does, and lists the
+//! accounts a user may use (`Policy::accounts_for`).
 
 use crate::db::{Db, on_pool};
 
@@ -84,58 +83,15 @@ impl AccountStore {
         Ok(rows.into_iter().map(from_row).collect())
     }
 
-    /// Accounts the index says are shared with `grantee` (ask grant-policy whether the
-    /// share is still live).
-    pub(crate) async fn shared_with(&self, grantee: &str) -> Result<Vec<AccountMeta>, StoreDown> {
-        let sql = "SELECT a.id, a.owner_id, a.exchange, a.label, a.read_only, a.created_at \
-                   FROM tb_accounts a JOIN tb_account_shares s ON s.account_id = a.id \
-                   WHERE s.grantee_id = $1 ORDER BY a.created_at, a.id";
-        let rows: Vec<Row> = on_pool!(&self.db, pool => sqlx::query_as(sql)
-            .bind(grantee)
-            .fetch_all(pool)
-            .await
-            .map_err(|_| StoreDown))?;
-        Ok(rows.into_iter().map(from_row).collect())
-    }
-
-    /// Deletes an account row of `owner` (its share index rows go with it).
+    /// Deletes an account row of `owner`.
     pub(crate) async fn delete(&self, owner: &str, id: &str) -> Result<bool, StoreDown> {
-        let shares = "DELETE FROM tb_account_shares WHERE account_id = $1 \
-                      AND EXISTS (SELECT 1 FROM tb_accounts WHERE id = $1 AND owner_id = $2)";
-        let account = "DELETE FROM tb_accounts WHERE id = $1 AND owner_id = $2";
-        on_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await.map_err(|_| StoreDown)?;
-            sqlx::query(shares).bind(id).bind(owner).execute(&mut *tx).await.map_err(|_| StoreDown)?;
-            let done = sqlx::query(account).bind(id).bind(owner).execute(&mut *tx).await.map_err(|_| StoreDown)?;
-            tx.commit().await.map_err(|_| StoreDown)?;
-            Ok(done.rows_affected() > 0)
-        })
-    }
-
-    pub(crate) async fn index_share(&self, account: &str, grantee: &str) -> Result<(), StoreDown> {
-        let sql = "INSERT INTO tb_account_shares (account_id, grantee_id) VALUES ($1, $2) \
-                   ON CONFLICT (account_id, grantee_id) DO NOTHING";
+        let sql = "DELETE FROM tb_accounts WHERE id = $1 AND owner_id = $2";
         on_pool!(&self.db, pool => sqlx::query(sql)
-            .bind(account)
-            .bind(grantee)
+            .bind(id)
+            .bind(owner)
             .execute(pool)
             .await
-            .map(|_| ())
-            .map_err(|_| StoreDown))
-    }
-
-    pub(crate) async fn unindex_share(
-        &self,
-        account: &str,
-        grantee: &str,
-    ) -> Result<(), StoreDown> {
-        let sql = "DELETE FROM tb_account_shares WHERE account_id = $1 AND grantee_id = $2";
-        on_pool!(&self.db, pool => sqlx::query(sql)
-            .bind(account)
-            .bind(grantee)
-            .execute(pool)
-            .await
-            .map(|_| ())
+            .map(|done| done.rows_affected() > 0)
             .map_err(|_| StoreDown))
     }
 }

@@ -129,6 +129,28 @@ impl GrantStore for MemoryStore {
         self.access_now(user, account)
     }
 
+    async fn accessible(&self, user: &UserId) -> Result<Vec<(AccountId, Access)>, StoreError> {
+        let accounts = self.accounts.read().map_err(|_| StoreError::Poisoned)?;
+        let mut out: Vec<(AccountId, Access)> = accounts
+            .iter()
+            .filter_map(|(id, entry)| {
+                let role = if entry.owner == *user {
+                    Role::Owner
+                } else {
+                    let &(level, expires_at) = entry.shares.get(user)?;
+                    Role::Grantee { level, expires_at }
+                };
+                let access = Access {
+                    capability: entry.capability,
+                    role,
+                };
+                Some((id.clone(), access))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Ok(out)
+    }
+
     async fn share(
         &self,
         owner: &UserId,

@@ -117,6 +117,15 @@ pub trait GrantStore: Send + Sync + Debug {
     /// [`GrantError::NotFound`] unless `owner` owns it; [`GrantError::Store`] on failure.
     async fn shares(&self, owner: &UserId, account: &AccountId) -> Result<Vec<Share>, GrantError>;
 
+    /// Every account `user` owns or holds a share of, with `user`'s relation to it,
+    /// ordered by account id. Expired shares are included: the caller decides on the
+    /// time ([`crate::Policy::accounts_for`] keeps those in effect).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] on any failure, including an unreadable row.
+    async fn accessible(&self, user: &UserId) -> Result<Vec<(AccountId, Access)>, StoreError>;
+
     /// The owner of `account`, or `None` when it is not registered. Used by the risk
     /// guard, whose limits are the owner's whoever trades the account; never shown to a
     /// caller who has no access to the account.

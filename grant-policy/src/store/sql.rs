@@ -27,6 +27,12 @@ SELECT a.owner_id, a.capability, s.level, s.expires_at \
 FROM gp_accounts a LEFT JOIN gp_shares s ON s.account_id = a.account_id AND s.grantee_id = $1 \
 WHERE a.account_id = $2 AND (a.owner_id = $1 OR s.grantee_id IS NOT NULL)";
 
+/// Every account `$1` owns or holds a share of (its share row, if any, joined).
+pub(super) const ACCESSIBLE: &str = "\
+SELECT a.account_id, a.owner_id, a.capability, s.level, s.expires_at \
+FROM gp_accounts a LEFT JOIN gp_shares s ON s.account_id = a.account_id AND s.grantee_id = $1 \
+WHERE a.owner_id = $1 OR s.grantee_id IS NOT NULL ORDER BY a.account_id";
+
 /// Inserts only when `$6` owns `$1`: ownership is checked in the same statement.
 pub(super) const SHARE: &str = "\
 INSERT INTO gp_shares (account_id, grantee_id, level, expires_at, created_at) \
@@ -190,6 +196,31 @@ macro_rules! sql_store_impls {
                         .await?;
                 row.map(|r| $crate::store::sql::access_from(user.as_str(), r))
                     .transpose()
+            }
+
+            async fn accessible(
+                &self,
+                user: &$crate::UserId,
+            ) -> Result<Vec<($crate::AccountId, $crate::Access)>, $crate::StoreError> {
+                let rows: Vec<(String, String, String, Option<String>, Option<i64>)> =
+                    sqlx::query_as::<$db, _>($crate::store::sql::ACCESSIBLE)
+                        .bind(user.as_str())
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter()
+                    .map(|(account, owner, capability, level, expires_at)| {
+                        let id = $crate::AccountId::new(&account).map_err(|_| {
+                            $crate::StoreError::Corrupt {
+                                column: "gp_accounts.account_id",
+                            }
+                        })?;
+                        let access = $crate::store::sql::access_from(
+                            user.as_str(),
+                            (owner, capability, level, expires_at),
+                        )?;
+                        Ok((id, access))
+                    })
+                    .collect()
             }
 
             async fn share(
@@ -441,6 +472,7 @@ mod tests {
             ("DEREGISTER_SHARES", DEREGISTER_SHARES, "owner_id = $2"),
             ("DEREGISTER_ACCOUNT", DEREGISTER_ACCOUNT, "owner_id = $2"),
             ("ACCESS", ACCESS, "grantee_id = $1"),
+            ("ACCESSIBLE", ACCESSIBLE, "grantee_id = $1"),
             ("SHARE", SHARE, "owner_id = $6"),
             ("REVOKE", REVOKE, "owner_id = $3"),
             ("OWNS", OWNS, "owner_id = $2"),
@@ -457,5 +489,6 @@ mod tests {
             assert!(sql.contains(column), "{name} is not scoped by {column}");
         }
         assert!(ACCESS.contains("a.owner_id = $1 OR s.grantee_id IS NOT NULL"));
+        assert!(ACCESSIBLE.contains("a.owner_id = $1 OR s.grantee_id IS NOT NULL"));
     }
 }

@@ -199,21 +199,23 @@ pub(crate) async fn list(
         };
         out.push(meta_json(&meta, level, false));
     }
-    let now = now();
-    for meta in state
-        .account_store
-        .shared_with(principal.user_id())
+    // grant-policy says which accounts are shared with the caller now (live shares only,
+    // at their effective level).
+    for shared in state
+        .policy
+        .accounts_for(&user)
         .await
         .map_err(|_| ApiError::UNAVAILABLE)?
+        .into_iter()
+        .filter(|a| !a.owned)
     {
-        // grant-policy is the source of truth: only live shares are listed.
-        let access = state
-            .grants
-            .access(&user, &account_id(&meta.id)?)
+        let meta = state
+            .account_store
+            .get(shared.account.as_str())
             .await
             .map_err(|_| ApiError::UNAVAILABLE)?;
-        if let Some(level) = access.and_then(|a| a.effective_at(now)) {
-            out.push(meta_json(&meta, level, true));
+        if let Some(meta) = meta {
+            out.push(meta_json(&meta, shared.level, true));
         }
     }
     Ok(Json(json!({ "accounts": out })))
@@ -316,11 +318,6 @@ pub(crate) async fn share(
             .invalidate_user_credential(&user, &credential)
             .await;
     }
-    state
-        .account_store
-        .index_share(&id, &grantee.id)
-        .await
-        .map_err(|_| ApiError::UNAVAILABLE)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -356,10 +353,5 @@ pub(crate) async fn unshare(
             .invalidate_user_credential(&user, &credential)
             .await;
     }
-    state
-        .account_store
-        .unindex_share(&id, &grantee)
-        .await
-        .map_err(|_| ApiError::UNAVAILABLE)?;
     Ok(StatusCode::NO_CONTENT)
 }

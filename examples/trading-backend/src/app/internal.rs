@@ -10,7 +10,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
 use grant_policy::{Decision, Level, Operation};
-use zeroize::Zeroizing;
 
 use super::Shared;
 use super::accounts::{account_id, user_id};
@@ -56,24 +55,12 @@ pub(crate) async fn credentials(
         .get_or_fetch(&key)
         .await
         .map_err(|e| ApiError::from_u16(e.http_status()))?;
-    #[derive(serde::Serialize)]
-    struct Wire<'a> {
-        credential_id: &'a str,
-        api_key: &'a str,
-        secret: &'a str,
-        passphrase: Option<&'a str>,
-        read_only: bool,
-    }
-    let body = Zeroizing::new(
-        serde_json::to_vec(&Wire {
-            credential_id: account.as_str(),
-            api_key: credential.expose_api_key(),
-            secret: credential.expose_secret(),
-            passphrase: credential.expose_passphrase(),
-            read_only: credential.is_read_only(),
-        })
-        .map_err(|_| ApiError::UNAVAILABLE)?,
-    );
+    // cred-cache's own encoder of the format its `RemoteVaultSource` parses.
+    let body = cred_cache::remote::encode_response(&credential).map_err(|e| {
+        tracing::warn!(code = "internal.unencodable", error = %e, account_id = %account, "credential cannot be served in the vault format");
+        ApiError::UNAVAILABLE
+    })?;
+    drop(credential);
     tracing::info!(code = "internal.credentials_served", account_id = %account, user_id = user_text, "credential served to an internal caller");
     let mut response = (StatusCode::OK, body.to_vec()).into_response();
     let headers = response.headers_mut();
