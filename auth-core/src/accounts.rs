@@ -139,6 +139,9 @@ pub struct Login {
     pub amr: &'static [&'static str],
     /// When the login's last step succeeded, Unix seconds.
     pub auth_time: i64,
+    /// When the session ends, Unix seconds (the session's stored expiry, the same as
+    /// [`SessionToken::expires_at`]).
+    pub expires_at: i64,
 }
 
 /// A user authenticated by every factor the account requires.
@@ -610,12 +613,14 @@ impl Accounts {
         } else {
             tracing::info!(code = "login.ok", user_id = %user.id, session_id = token.session_id(), "login");
         }
+        let expires_at = token.expires_at();
         Ok(Login {
             user,
             token,
             password_change_required,
             amr,
             auth_time,
+            expires_at,
         })
     }
 

@@ -33,7 +33,7 @@ pub mod webhook;
 
 pub use crate::throttle::{LoginThrottle, LoginThrottleConfig, ThrottleError};
 pub use accounts::{AccountError, Accounts, Authentication, FirstFactor, Login, LoginStep};
-pub use api_key::{ApiKeyRecord, ApiKeyStore, ApiKeys, NewApiKey};
+pub use api_key::{ApiKeyError, ApiKeyRecord, ApiKeyStore, ApiKeys, NewApiKey};
 pub use binding::SsoBinder;
 pub use chain::{Chain, ChainBuilder, Outcome, Refusal, Resolution, ResolveFuture, Resolver};
 pub use config::ConfigError;

@@ -6,7 +6,7 @@
 //! every login (no fixation); logout deletes it. A password change, disable, SSO link or
 //! sign-out-everywhere bumps the user's session epoch, which ends every older session at
 //! once: the lookup reads the user row with the session (one query, one lock) and
-//! [`admit`](crate::user::admit) refuses a session whose epoch differs. A sweep task
+//! [`admit`] refuses a session whose epoch differs. A sweep task
 //! deletes expired and superseded rows.
 
 use core::fmt;
@@ -44,6 +44,8 @@ pub struct SessionToken {
     token: String,
     #[zeroize(skip)]
     session_id: String,
+    #[zeroize(skip)]
+    expires_at: i64,
 }
 
 impl SessionToken {
@@ -58,12 +60,20 @@ impl SessionToken {
     pub fn session_id(&self) -> &str {
         &self.session_id
     }
+
+    /// The session's expiry, Unix seconds (as stored: the session is invalid from this
+    /// second on). What a client is told (`expires_at`, a cookie's `Max-Age`).
+    #[must_use]
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
 }
 
 impl fmt::Debug for SessionToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionToken")
             .field("session_id", &self.session_id)
+            .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
 }
@@ -380,18 +390,19 @@ impl Sessions {
         let mut token = String::with_capacity(SESSION_TOKEN_PREFIX.len() + secret_part.len());
         token.push_str(SESSION_TOKEN_PREFIX);
         token.push_str(&secret_part);
+        let now = secret::now_unix();
+        let ttl = i64::try_from(self.config.ttl.as_secs()).unwrap_or(i64::MAX);
         let session = SessionToken {
             token,
             session_id: secret::random_id()?,
+            expires_at: now.saturating_add(ttl),
         };
-        let now = secret::now_unix();
-        let ttl = i64::try_from(self.config.ttl.as_secs()).unwrap_or(i64::MAX);
         let record = SessionRecord::new(
             session.session_id.clone(),
             user_id,
             secret::sha256(session.token.as_bytes()),
             now,
-            now.saturating_add(ttl),
+            session.expires_at,
         )
         .with_epoch(user.session_epoch)
         .with_mfa_at(mfa_at);

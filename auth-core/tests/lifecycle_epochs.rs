@@ -312,6 +312,22 @@ async fn forced_change<S: FullStore>(store: Arc<S>) {
         .into_session()
         .unwrap();
     assert!(login.password_change_required);
+    // The login says when its session ends: the stored expiry, the configured TTL on.
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let ttl = i64::try_from(auth_core::session::DEFAULT_SESSION_TTL.as_secs()).unwrap();
+    assert_eq!(login.expires_at, login.token.expires_at());
+    assert!(
+        (now + ttl - 2..=now + ttl).contains(&login.expires_at),
+        "{} vs {}",
+        login.expires_at,
+        now + ttl
+    );
     match sessions.resolve(&bearer(login.token.expose_secret())).await {
         Resolution::Authenticated(p) => assert!(p.is_restricted()),
         other => panic!("expected a restricted principal, got {other:?}"),

@@ -22,7 +22,13 @@ pub use grant::{Access, Role, Share};
 pub use id::{AccountId, MAX_ID_LEN, UserId};
 pub use operation::{Level, Operation, Requirement};
 pub use policy::{AccountAccess, Policy, PolicyBuilder};
+// The stores at the root too, as in the sibling crates (`grant_policy::SqliteStore`).
 pub use risk::{
     Admission, CredentialsOnFile, Notional, Reservation, RiskGuard, RiskGuardBuilder, RiskLimits,
     RiskRefusal, SECONDS_PER_DAY, Usage, utc_day,
 };
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+pub use store::{GrantStore, MemoryStore, RiskStore};
+#[cfg(feature = "sqlite")]
+pub use store::{SqliteStore, SqliteStoreBuilder};

@@ -1,7 +1,5 @@
 //! `/api/auth/*`: register, login, logout, me, password change.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use audit_trail::{Actor, Outcome};
 use auth_core::http::{AllowRestricted, Authenticated};
 use auth_core::{AccountError, AuthMethod, LoginStep, Password, SessionToken};
@@ -51,13 +49,6 @@ pub(crate) fn account_error(e: &AccountError, password_field: &'static str) -> A
     }
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// The login answer: `{token, expires_at}`, or, when the session goes into the cookie
 /// (`browser`), `{expires_at, "cookie": true}` with a `Set-Cookie` and no token in the
 /// body (page scripts must not be able to read it: that is the point of `HttpOnly`).
@@ -66,8 +57,8 @@ pub(crate) fn token_response(
     change_required: bool,
     browser: Option<&Browser>,
 ) -> Result<Response, ApiError> {
-    let ttl = i64::try_from(super::SESSION_TTL.as_secs()).unwrap_or(i64::MAX);
-    let mut body = json!({ "expires_at": now().saturating_add(ttl) });
+    // The session's own stored expiry (auth-core), not a second computation of it.
+    let mut body = json!({ "expires_at": token.expires_at() });
     match browser {
         Some(_) => body["cookie"] = json!(true),
         None => body["token"] = json!(token.expose_secret()),
