@@ -133,11 +133,5 @@ async fn two_instances_share_sessions_revocations_and_cache_invalidations() {
     );
 
     drop((a, b));
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA {} CASCADE",
-        schema.name
-    )))
-    .execute(&schema.admin)
-    .await
-    .unwrap();
+    schema.drop_schema().await;
 }

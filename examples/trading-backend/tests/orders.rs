@@ -223,11 +223,5 @@ async fn the_daily_cap_holds_across_two_instances_under_concurrency() {
     assert_eq!(placed, 20);
     assert_eq!(usage(&two, &owner).await, ("1000".into(), "0".into()));
     drop((one, two));
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA {} CASCADE",
-        schema.name
-    )))
-    .execute(&schema.admin)
-    .await
-    .unwrap();
+    schema.drop_schema().await;
 }

@@ -1,6 +1,7 @@
 //! Request bodies: a JSON object read with a size cap, and field accessors that name the
 //! field in every error and never echo a value (serde's own messages can quote input).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
@@ -54,17 +55,19 @@ impl Body {
             return Ok(Self(Map::new(), BTreeMap::new()));
         }
         let invalid = || ApiError::Code(StatusCode::BAD_REQUEST, "invalid_json");
-        // First the top level as raw text (to keep each number's digits), then each value.
-        let raw: BTreeMap<String, Box<RawValue>> =
+        // First the top level as raw text borrowed from the body (to keep each number's
+        // digits; no copy of any value, so no unwiped copy of a secret), then each value
+        // into the map, whose strings are wiped on drop.
+        let raw: BTreeMap<Cow<'_, str>, &RawValue> =
             serde_json::from_slice(bytes).map_err(|_| invalid())?;
         let mut map = Map::new();
         let mut numbers = BTreeMap::new();
         for (key, raw) in raw {
             let value: Value = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
             if value.is_number() {
-                numbers.insert(key.clone(), raw.get().to_owned());
+                numbers.insert(key.clone().into_owned(), raw.get().to_owned());
             }
-            map.insert(key, value);
+            map.insert(key.into_owned(), value);
         }
         Ok(Self(map, numbers))
     }

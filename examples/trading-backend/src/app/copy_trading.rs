@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 
 use super::body::Body;
 use super::error::ApiError;
-use super::order::{Order, Price, spent};
+use super::order::{Order, Placed, Price, place_reserved};
 use super::strategies::{
     MAX_FOLLOWERS, new_signal_id, now, open_secrets, principal, valid_strategy_id,
 };
@@ -162,6 +162,14 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
     {
         return refused(account_text, "follower_max_order_notional");
     }
+    // The trade-level credential key, before anything is reserved.
+    let (Ok(user), Ok(credential_id)) = (
+        CacheUser::new(trader.as_str()),
+        CredentialId::new(account_text),
+    ) else {
+        return refused(account_text, "not_permitted");
+    };
+    let key = CacheKey::new(user, credential_id, AccessLevel::Trade);
     let reservation = match state.risk.admit(trader, &account, notional).await {
         Admission::Live(r) => r,
         Admission::DryRun => {
@@ -180,55 +188,26 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
         }
         Admission::Refused(_) => return refused(account_text, "not_permitted"),
     };
-    // From here the reservation is settled on every path.
-    let release = |r| async {
-        if state.risk.release(r).await.is_err() {
-            tracing::warn!(code = "copy.release_failed", account_id = %account_text, "reservation not released (stays held: fails closed)");
-        }
-    };
-    let (Ok(user), Ok(credential_id)) = (
-        CacheUser::new(trader.as_str()),
-        CredentialId::new(account_text),
-    ) else {
-        release(reservation).await;
-        return refused(account_text, "not_permitted");
-    };
-    let key = CacheKey::new(user, credential_id, AccessLevel::Trade);
-    let credential = match state.cache.get_or_fetch(&key).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(code = e.code(), account_id = %account_text, "copy order: credential fetch failed");
-            release(reservation).await;
-            return failed(account_text, "credential_unavailable");
-        }
-    };
-    let result = adapter
-        .call(&credential, Operation::CreateOrder, &order.params(true))
-        .await;
-    drop(credential);
-    match result {
-        Ok(placed) => {
-            let spent = spent(reservation.amount(), &placed);
-            if state.risk.commit(reservation, spent).await.is_err() {
-                tracing::warn!(code = "copy.commit_failed", account_id = %account_text, "order placed, reservation not committed (stays held: fails closed)");
-            }
+    match place_reserved(
+        &state.risk,
+        reservation,
+        &state.cache,
+        &key,
+        adapter.as_ref(),
+        &order.params(true),
+    )
+    .await
+    {
+        Placed::Ok(placed) => {
             let mut v = outcome(account_text, "placed", None);
             if let Some(id) = placed["order"]["id"].as_str() {
                 v["order_id"] = json!(id);
             }
             v
         }
-        // The venue could not be reached: the order may have gone through. The
-        // reservation is committed in full (fails closed: less room under the cap).
-        Err(ExchangeError::Unavailable) => {
-            let amount = reservation.amount();
-            let _ = state.risk.commit(reservation, amount).await;
-            failed(account_text, "exchange_unavailable")
-        }
-        Err(e) => {
-            release(reservation).await;
-            failed(account_text, e.code())
-        }
+        Placed::NoCredential(_) => failed(account_text, "credential_unavailable"),
+        Placed::VenueUnavailable => failed(account_text, "exchange_unavailable"),
+        Placed::Refused(e) => failed(account_text, e.code()),
     }
 }
 

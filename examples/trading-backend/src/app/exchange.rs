@@ -25,7 +25,7 @@ use super::accounts::{account_id, user_id};
 use super::body::Body;
 use super::error::ApiError;
 use super::limits::Allowed;
-use super::order::{Order, Price, spent};
+use super::order::{Order, Placed, Price, place_reserved};
 use super::risk::render_decimal;
 use crate::exchange::ExchangeError;
 
@@ -208,6 +208,12 @@ async fn create_order(
             "result": result,
         })
     };
+    // The trade-level credential key, before anything is reserved.
+    let key = CacheKey::new(
+        CacheUser::new(principal.user_id()).map_err(|_| ApiError::FORBIDDEN)?,
+        CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
+        AccessLevel::Trade,
+    );
     let reservation = match state.risk.admit(user, account, value).await {
         Admission::Live(reservation) => reservation,
         Admission::DryRun => {
@@ -226,50 +232,23 @@ async fn create_order(
         Admission::Refused(RiskRefusal::StoreUnavailable) => return Err(ApiError::UNAVAILABLE),
         Admission::Refused(_) => return Err(ApiError::FORBIDDEN),
     };
-    // From here the reservation is settled on every path.
-    let release = |r| async {
-        if state.risk.release(r).await.is_err() {
-            tracing::warn!(code = "exchange.release_failed", account_id = %account, "reservation not released (stays held: fails closed)");
-        }
-    };
-    let key = match (
-        CacheUser::new(principal.user_id()),
-        CredentialId::new(account.as_str()),
-    ) {
-        (Ok(user), Ok(id)) => CacheKey::new(user, id, AccessLevel::Trade),
-        _ => {
-            release(reservation).await;
-            return Err(ApiError::NOT_FOUND);
-        }
-    };
-    let credential = match state.cache.get_or_fetch(&key).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(code = e.code(), account_id = %account, "credential fetch failed");
-            release(reservation).await;
-            return Err(ApiError::from_u16(e.http_status()));
-        }
-    };
-    let result = adapter
-        .call(&credential, Operation::CreateOrder, &order.params(false))
-        .await;
-    drop(credential);
-    match result {
-        Ok(placed) => {
-            let spent = spent(reservation.amount(), &placed);
-            if state.risk.commit(reservation, spent).await.is_err() {
-                tracing::warn!(code = "exchange.commit_failed", account_id = %account, "order placed, reservation not committed (stays held: fails closed)");
-            }
+    match place_reserved(
+        &state.risk,
+        reservation,
+        &state.cache,
+        &key,
+        adapter.as_ref(),
+        &order.params(false),
+    )
+    .await
+    {
+        Placed::Ok(placed) => {
             tracing::info!(code = "exchange.ok", operation = "create_order", account_id = %account, user_id = %principal.user_id(), "exchange call");
             Ok(answer(placed, false))
         }
-        Err(ExchangeError::Unavailable) => {
-            let amount = reservation.amount();
-            let _ = state.risk.commit(reservation, amount).await;
-            Err(ApiError::UNAVAILABLE)
-        }
-        Err(e) => {
-            release(reservation).await;
+        Placed::NoCredential(e) => Err(ApiError::from_u16(e.http_status())),
+        Placed::VenueUnavailable => Err(ApiError::UNAVAILABLE),
+        Placed::Refused(e) => {
             tracing::info!(code = e.code(), operation = "create_order", account_id = %account, "exchange call refused");
             Err(exchange_error(&e))
         }

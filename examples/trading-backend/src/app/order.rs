@@ -5,7 +5,8 @@
 //! Amounts and prices are decimal strings or JSON numbers, read exactly as the digits
 //! they spell (module `risk`: at most 8 places, no sign, no exponent, never a float).
 
-use grant_policy::Notional;
+use cred_cache::{CacheKey, CredCache, FetchError};
+use grant_policy::{Notional, Operation, Reservation, RiskGuard};
 use serde_json::{Map, Value, json};
 
 use super::body::Body;
@@ -149,4 +150,70 @@ pub(crate) fn spent(reserved: Notional, placed: &Value) -> Notional {
         .zip(order["price"].as_str().and_then(parse_decimal))
         .and_then(|(a, p)| notional(a, p));
     actual.map_or(reserved, |a| a.max(reserved))
+}
+
+/// How a live order ended, after [`place_reserved`] settled its reservation.
+#[derive(Debug)]
+pub(crate) enum Placed {
+    /// The venue took it: its answer (the reservation committed with what it spent).
+    Ok(Value),
+    /// The credential could not be fetched (the reservation released).
+    NoCredential(FetchError),
+    /// The venue could not be reached: the order may have gone through, so the
+    /// reservation is committed in full (fails closed: less room under the cap).
+    VenueUnavailable,
+    /// The venue refused the order (the reservation released).
+    Refused(ExchangeError),
+}
+
+/// Places an order the risk guard admitted live: fetches the credential at `key`
+/// (trade level), sends the order, and settles `reservation` on every path (see
+/// [`Placed`]). A settlement the store refuses leaves the amount reserved for the day
+/// (less room, never more) and is logged with `code` `order.settle_failed`.
+pub(crate) async fn place_reserved(
+    risk: &RiskGuard,
+    reservation: Reservation,
+    cache: &CredCache,
+    key: &CacheKey,
+    adapter: &dyn ExchangeAdapter,
+    params: &Map<String, Value>,
+) -> Placed {
+    let account = key.credential().as_str();
+    let release = |r| async {
+        if risk.release(r).await.is_err() {
+            tracing::warn!(code = "order.settle_failed", account_id = %account, "reservation not released (stays held: fails closed)");
+        }
+    };
+    let credential = match cache.get_or_fetch(key).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(code = e.code(), account_id = %account, "order: credential fetch failed");
+            release(reservation).await;
+            return Placed::NoCredential(e);
+        }
+    };
+    let result = adapter
+        .call(&credential, Operation::CreateOrder, params)
+        .await;
+    drop(credential);
+    match result {
+        Ok(placed) => {
+            let spent = spent(reservation.amount(), &placed);
+            if risk.commit(reservation, spent).await.is_err() {
+                tracing::warn!(code = "order.settle_failed", account_id = %account, "order placed, reservation not committed (stays held: fails closed)");
+            }
+            Placed::Ok(placed)
+        }
+        Err(ExchangeError::Unavailable) => {
+            let amount = reservation.amount();
+            if risk.commit(reservation, amount).await.is_err() {
+                tracing::warn!(code = "order.settle_failed", account_id = %account, "reservation not committed (stays held: fails closed)");
+            }
+            Placed::VenueUnavailable
+        }
+        Err(e) => {
+            release(reservation).await;
+            Placed::Refused(e)
+        }
+    }
 }

@@ -225,18 +225,22 @@ impl Server {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut req = self.http.post(self.url(path)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.send(reqwest::Method::POST, path, token, body).await
     }
 
     pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut req = self.http.put(self.url(path)).json(&body);
+        self.send(reqwest::Method::PUT, path, token, body).await
+    }
+
+    /// A JSON request: the status and the JSON answer (`Null` when not JSON).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -413,6 +417,19 @@ pub struct PgSchema {
     pub database_url: String,
     /// A pool on the server's default search path, for the test's own queries.
     pub admin: sqlx::PgPool,
+}
+
+impl PgSchema {
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await
+        .unwrap();
+    }
 }
 
 /// Creates a fresh schema `<prefix>_<12 hex>` on the test server, so that each test has
