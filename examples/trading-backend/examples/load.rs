@@ -227,15 +227,13 @@ async fn main() {
         .build()
         .unwrap();
 
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({ "email": args.email, "password": args.password }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = post_json(
+        &client,
+        &format!("{base}/api/auth/login"),
+        None,
+        json!({ "email": args.email, "password": args.password }),
+    )
+    .await;
     let token = login["token"]
         .as_str()
         .expect("login failed (is the user created with --no-reset?)")
@@ -245,30 +243,24 @@ async fn main() {
         *b = b'a' + u8::try_from((std::process::id() as usize + i * 7) % 26).unwrap();
     }
     let key = format!("load-key-{}", String::from_utf8_lossy(&suffix));
-    let account: Value = client
-        .post(format!("{base}/api/accounts"))
-        .bearer_auth(&token)
-        .json(&json!({ "exchange": "paper", "label": "load", "api_key": key, "secret": "load-secret", "read_only": false }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = post_json(
+        &client,
+        &format!("{base}/api/accounts"),
+        Some(&token),
+        json!({ "exchange": "paper", "label": "load", "api_key": key, "secret": "load-secret", "read_only": false }),
+    )
+    .await;
     let account_id = account["id"]
         .as_str()
         .expect("account registration failed")
         .to_owned();
-    let key: Value = client
-        .post(format!("{base}/api/keys"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "load-read", "scopes": ["read"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let key = post_json(
+        &client,
+        &format!("{base}/api/keys"),
+        Some(&token),
+        json!({ "name": "load-read", "scopes": ["read"] }),
+    )
+    .await;
     let read_key = key["api_key"]
         .as_str()
         .expect("API key issue failed")
@@ -421,4 +413,13 @@ async fn measure(client: &reqwest::Client, base: &str, args: &Args, call: Call) 
         rps: ok as f64 / secs,
         counters,
     }
+}
+
+/// POSTs a JSON body (with a bearer token if given) and reads the JSON answer.
+async fn post_json(client: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
 }
