@@ -159,7 +159,8 @@ pub(crate) async fn open(db: &Db, envelope: &Envelope) -> Result<AuditLog, Build
 ///
 /// A message naming the variable when it is not a whole number of days in 1..=36500.
 pub(crate) fn retention_from_env() -> Result<Option<Duration>, String> {
-    let Ok(value) = std::env::var(ENV_AUDIT_RETENTION_DAYS) else {
+    // Through the configuration's one reader (the `serve` flag, then the environment).
+    let Some(value) = crate::config::var(ENV_AUDIT_RETENTION_DAYS) else {
         return Ok(None);
     };
     let value = value.trim();

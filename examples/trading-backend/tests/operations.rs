@@ -449,10 +449,23 @@ fn serve_help_lists_every_variable_and_secrets_stay_off_the_command_line() {
         !help.contains("help-canary"),
         "an environment value in --help"
     );
-    // A flag is read like its variable (and checked the same way).
-    let out = common::cli(dir.path(), &[], &["serve", "--request-timeout-secs", "0"]);
-    assert!(!out.status.success());
-    assert!(common::stderr(&out).contains("REQUEST_TIMEOUT_SECS"));
+    // A flag is read like its variable (and checked the same way), also by the
+    // modules that read their variable themselves (the audit retention).
+    for (flag, var) in [
+        ("--request-timeout-secs", "REQUEST_TIMEOUT_SECS"),
+        (
+            "--strongroom-audit-retention-days",
+            "STRONGROOM_AUDIT_RETENTION_DAYS",
+        ),
+    ] {
+        let out = common::cli(dir.path(), &[], &["serve", flag, "0"]);
+        assert!(!out.status.success(), "{flag}");
+        assert!(
+            common::stderr(&out).contains(var),
+            "{flag}: {}",
+            common::stderr(&out)
+        );
+    }
     // A secret as a flag is refused, naming it and not echoing it.
     let out = common::cli(
         dir.path(),
