@@ -2,7 +2,7 @@
 //! failing store logs stable codes and counts, never an event's values.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "sqlite")]
-mod capture;
+use crate::capture;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! (two pools) appending at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "postgres")]
-mod support;
+use crate::support;
 
 use audit_trail::{AuditError, AuditLog, Checkpoint, MacKey, PgStore, Record};
 use sqlx::AssertSqlSafe;

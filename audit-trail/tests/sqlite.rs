@@ -1,7 +1,7 @@
 //! The SQLite store: guards, tampering, retention, reading and two writers on one file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "sqlite")]
-mod support;
+use crate::support;
 
 use audit_trail::{AuditError, AuditLog, Checkpoint, MacKey, Record, SqliteStore};
 use sqlx::AssertSqlSafe;

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 #![cfg(feature = "axum")]
 
-mod capture;
+use crate::capture;
 use capture::Capture;
 
 use std::sync::Arc;

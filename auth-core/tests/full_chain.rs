@@ -3,8 +3,7 @@
 //! build has.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 
-#[path = "sso_common/mod.rs"]
-mod sso_common;
+use crate::sso_common;
 
 use std::sync::Arc;
 

@@ -3,8 +3,7 @@
 //! on every store back end. Each test here also runs against the code before the
 //! credential epochs (it uses only calls that existed then) and fails there.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
-#[macro_use]
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,8 +3,7 @@
 //! SSO adoption only of proven emails (A6); the same-password refusal (A8); restricted
 //! sessions and the extractor that refuses them (A11).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
-#[macro_use]
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -2,8 +2,7 @@
 //! here from RFC 6238 (an independent HMAC), the replay guard (also under 50 concurrent
 //! verifications), recovery codes, disable, the login challenge and the step-up check.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
-#[macro_use]
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

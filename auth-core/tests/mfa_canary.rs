@@ -4,7 +4,7 @@
 //! TRACE; none may appear in the captured output or in any Debug/Display string.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 
-mod capture;
+use crate::capture;
 use capture::Capture;
 
 use std::sync::Arc;

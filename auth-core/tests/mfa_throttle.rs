@@ -3,8 +3,7 @@
 //! second-factor backoff: after the free failures, even a right code is refused
 //! (429-style `Throttled`) without being checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
-#[macro_use]
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -5,7 +5,7 @@
 //! legacy bcrypt user still logs in (and is upgraded).
 #![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! change, sign-out-everywhere, disable) ending every family, also while rotations race
 //! them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -4,7 +4,7 @@
 // Test helpers outside #[test] fns panic on failure too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod sso_common;
+use crate::sso_common;
 
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Every store suite against the in-memory store.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Every store suite against PostgreSQL, in a fresh schema per run.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 #![cfg(feature = "postgres")]
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! Every store suite against SQLite (a fresh database file per test).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 #![cfg(feature = "sqlite")]
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! two instances sharing the limits on PostgreSQL and Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::IpAddr;
 use std::sync::Arc;

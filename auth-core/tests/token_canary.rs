@@ -3,7 +3,7 @@
 //! level), through issue, rotation, success and every refusal path.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-mod capture;
+use crate::capture;
 use capture::Capture;
 
 use std::sync::Arc;

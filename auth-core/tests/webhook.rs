@@ -3,7 +3,7 @@
 //! headers and property tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! any Debug/Display string.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-mod capture;
+use crate::capture;
 use capture::Capture;
 
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![cfg(all(feature = "envelope", feature = "remote", feature = "redis"))]
 
-mod common;
+use crate::common;
 
 use std::io;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![cfg(feature = "envelope")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! cached value (no fetch) when no invalidation covered it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

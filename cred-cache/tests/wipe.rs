@@ -7,11 +7,13 @@
 //! delays that for as long as it is descheduled: `invalidated_values_are_wiped_at_once`
 //! in `cache.rs` failed that way. Each test here pins the global collector
 //! from a second thread for its whole duration (the worst case of that load,
-//! made deterministic), in a test binary of its own so that the pin slows no
-//! other test. On the code before the fix every one of them fails.
+//! made deterministic). The pin also defers the collector's frees for the tests
+//! running beside these in the same binary, which no cred-cache test depends on:
+//! that independence is what these tests prove. On the code before the fix every
+//! one of them fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};

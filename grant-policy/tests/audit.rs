@@ -2,7 +2,7 @@
 //! reaches an error message, a `Debug` string or a log line (canary test).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

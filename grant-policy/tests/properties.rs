@@ -4,7 +4,7 @@
 //! transfer are never allowed, and the effective level never exceeds the key capability.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

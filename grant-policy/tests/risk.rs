@@ -2,7 +2,7 @@
 //! the UTC-midnight reset, the owner's limits on shared accounts; on every store.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

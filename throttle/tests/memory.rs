@@ -1,6 +1,6 @@
 //! Memory store: the shared suites, the schedule property, the key bound.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! store that is down.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "postgres")]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

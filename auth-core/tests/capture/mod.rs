@@ -4,24 +4,30 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Everything logged since [`Capture::install`].
 #[derive(Clone, Default)]
 pub struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl Capture {
-    /// Installs a TRACE-level, plain-text subscriber writing here as the process-wide
-    /// default (one per test binary: call it once).
+    /// The process-wide TRACE-level, plain-text subscriber writing here, installed by the
+    /// first call. A crate's tests share one binary, so a canary test also reads the logs
+    /// of the tests running beside it; it looks only for its own canary values.
     pub fn install() -> Self {
-        let capture = Self::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(capture.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        capture
+        static GLOBAL: OnceLock<Capture> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let capture = Self::default();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_writer(capture.clone())
+                    .with_max_level(tracing::Level::TRACE)
+                    .with_ansi(false)
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber).unwrap();
+                capture
+            })
+            .clone()
     }
 
     /// The captured text.

@@ -1,7 +1,7 @@
 //! Shared helpers for the SSO integration tests: real keys (aws-lc-rs), raw token minting
 //! (so that hostile tokens can be built byte for byte) and a real JWKS HTTP server on
 //! 127.0.0.1 (axum) that counts its requests.
-// Test helpers: every failure must panic the calling test; not every test binary uses
+// Test helpers: every failure must panic the calling test; not every test module uses
 // every helper.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 

@@ -890,7 +890,7 @@ async fn pool_on(url: &str, schema: &str, connections: u32) -> sqlx::PgPool {
 
 /// Three tests running the async suite `$all(store)` on a fresh memory, SQLite and
 /// PostgreSQL (ignored unless `STRONGROOM_PG_URL` is set) store.
-#[allow(unused_macros)] // Each test binary includes this module; not all of them use it.
+#[allow(unused_macros)] // Not every test module uses every helper.
 macro_rules! on_every_store {
     ($all:ident, $memory:ident, $sqlite:ident, $postgres:ident, $schema:literal) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 
-mod common;
+use crate::common;
 
 use aws_lc_rs::hmac;
 use common::{Server, create_user, enable_mfa, now};

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![cfg(feature = "postgres")]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-mod common;
+use crate::common;
 #[path = "../../../crypto-envelope/tests/common/openbao.rs"]
 mod openbao;
 

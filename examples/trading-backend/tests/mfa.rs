@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 
-mod common;
+use crate::common;
 
 use common::{Server, enable_mfa as enable, now, totp};
 use serde_json::{Value, json};

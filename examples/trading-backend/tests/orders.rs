@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 
-mod common;
+use crate::common;
 
 use common::{Server, create_user};
 use serde_json::{Value, json};

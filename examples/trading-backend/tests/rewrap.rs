@@ -14,7 +14,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

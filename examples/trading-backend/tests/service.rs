@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 
-mod common;
+use crate::common;
 
 use common::{Server, cli, create_user, stderr, stdout};
 use serde_json::json;

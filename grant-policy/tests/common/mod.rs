@@ -1,5 +1,5 @@
 //! Shared test helpers: ids, stores on every backend, a recording audit sink.
-#![allow(dead_code, unreachable_pub)] // Shared by several test binaries, each using a part.
+#![allow(dead_code, unreachable_pub)] // Shared by every test module, each using a part.
 
 use std::sync::Mutex;
 

@@ -1,7 +1,7 @@
 //! Test harness: runs the real `trading-backend` binary on a free loopback port with a
 //! temporary data directory, captures its stdout and stderr, and drives it over HTTP.
 
-#![allow(dead_code, unreachable_pub)] // Shared by several test binaries, each using a part.
+#![allow(dead_code, unreachable_pub)] // Shared by every test module, each using a part.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a panic is a failed test.
 
 use std::io::{BufRead as _, BufReader, Read};

@@ -1,0 +1,13 @@
+//! audit-trail's integration tests as one test binary: each file below is a module, so the
+//! crate and its dependencies are linked once rather than once per file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
+
+mod capture;
+#[macro_use]
+mod support;
+
+mod canary;
+mod format;
+mod postgres;
+mod properties;
+mod sqlite;

@@ -1,0 +1,14 @@
+//! cred-cache's integration tests as one test binary: each file below is a module, so the
+//! crate and its dependencies are linked once rather than once per file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
+
+mod common;
+
+mod cache;
+mod canary;
+mod local;
+mod model;
+mod redis;
+mod remote;
+mod remote_tls;
+mod wipe;

@@ -1,0 +1,28 @@
+//! The reference backend's integration tests as one test binary: each file below is a
+//! module, so the crate and its dependencies are linked once rather than once per file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed test.
+
+mod common;
+
+mod attack;
+mod attack_copy;
+mod audit;
+mod browser;
+mod copy_trading;
+mod edge;
+mod housekeeping;
+mod instances;
+mod journey;
+mod kek;
+mod lifecycle;
+mod limits;
+mod metrics;
+mod mfa;
+mod operations;
+mod orders;
+mod postgres;
+mod rewrap;
+mod service;
+mod sso;
+mod throttle;
+mod tokens;
