@@ -59,7 +59,9 @@ pub use static_token::StaticTokenResolver;
 pub use store::PgStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, StoreError, StoreFuture};
+pub use store::{
+    MemoryStore, StoreError, StoreFuture, ValidityCache, ValidityCacheConfig, ValidityCacheStats,
+};
 pub use token::{
     AccessToken, AccessTokenRequest, AccessTokenResolver, Issuer, IssuerError,
     MemorySigningKeyStore, SigningAlgorithm, SigningKey, SigningKeyStore, TokenConfigError,

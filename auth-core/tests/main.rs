@@ -42,5 +42,6 @@ mod token_epoch;
 mod token_issuer;
 mod token_sso;
 mod totp;
+mod validity;
 mod webhook;
 mod webhook_canary;

@@ -58,12 +58,17 @@ async fn resolutions_over_the_memory_store_answer_without_waiting() {
 /// another user's credentials.
 #[tokio::test]
 async fn lookups_read_the_users_current_state_after_every_change() {
-    use auth_core::api_key::ApiKeyStore;
-    use auth_core::session::SessionStore;
-    use auth_core::user::{EpochKind, RevokeScope, SsoIdentity, UserStore};
-    use auth_core::{ApiKeyRecord, session::SessionRecord};
+    lookups_follow_every_change(&MemoryStore::new()).await;
+}
 
-    async fn check(store: &MemoryStore, step: &str) {
+/// The body of the test above, for any store (the validity cache runs it too: a lookup
+/// made before each change is cached, and must not answer after it).
+pub(crate) async fn lookups_follow_every_change<S: support::FullStore>(store: &S) {
+    use auth_core::ApiKeyRecord;
+    use auth_core::session::SessionRecord;
+    use auth_core::user::{EpochKind, RevokeScope, SsoIdentity};
+
+    async fn check<S: support::FullStore>(store: &S, step: &str) {
         let creds: [(&str, [u8; 32], &str); 3] = [
             ("u-a", [1; 32], "k-a"),
             ("u-a", [2; 32], "k-a"),
@@ -79,9 +84,8 @@ async fn lookups_read_the_users_current_state_after_every_change() {
         }
     }
 
-    let store = MemoryStore::new();
-    let a = support::ensure_user(&store, "u-a").await;
-    support::ensure_user(&store, "u-b").await;
+    let a = support::ensure_user(store, "u-a").await;
+    support::ensure_user(store, "u-b").await;
     for (id, user_id, digest) in [("s1", "u-a", [1; 32]), ("s2", "u-a", [2; 32])] {
         let r = SessionRecord::new(id, user_id, digest, 1, i64::MAX);
         store.insert_session(&r).await.unwrap();
@@ -92,7 +96,7 @@ async fn lookups_read_the_users_current_state_after_every_change() {
         let r = ApiKeyRecord::new(id, user_id, "n", [9; 32], vec![], 1);
         store.insert_api_key(&r).await.unwrap();
     }
-    check(&store, "created").await;
+    check(store, "created").await;
 
     let old_hash = a.password_hash.as_deref();
     assert!(
@@ -101,14 +105,14 @@ async fn lookups_read_the_users_current_state_after_every_change() {
             .await
             .unwrap()
     );
-    check(&store, "failed compare-and-set").await;
+    check(store, "failed compare-and-set").await;
     assert!(
         store
             .set_password("u-a", old_hash, "$h1", true, RevokeScope::None)
             .await
             .unwrap()
     );
-    check(&store, "must change, no revoke").await;
+    check(store, "must change, no revoke").await;
     let a_state = store.session_by_digest(&[1; 32]).await.unwrap().unwrap();
     assert!(a_state.user.unwrap().must_change_password);
     assert!(
@@ -117,9 +121,9 @@ async fn lookups_read_the_users_current_state_after_every_change() {
             .await
             .unwrap()
     );
-    check(&store, "password change, sessions").await;
+    check(store, "password change, sessions").await;
     assert!(store.set_disabled("u-a", true).await.unwrap());
-    check(&store, "disabled").await;
+    check(store, "disabled").await;
     assert!(
         store
             .session_by_digest(&[2; 32])
@@ -131,21 +135,21 @@ async fn lookups_read_the_users_current_state_after_every_change() {
             .disabled
     );
     assert!(store.set_disabled("u-a", false).await.unwrap());
-    check(&store, "enabled").await;
+    check(store, "enabled").await;
     assert!(
         store
             .revoke_credentials("u-a", RevokeScope::All)
             .await
             .unwrap()
     );
-    check(&store, "revoke all").await;
+    check(store, "revoke all").await;
     assert!(store.set_email_verified("u-a").await.unwrap());
-    check(&store, "email verified").await;
+    check(store, "email verified").await;
     store
         .bind_identity("u-a", &SsoIdentity::new("https://idp.example", "sub-a"))
         .await
         .unwrap();
-    check(&store, "identity bound").await;
+    check(store, "identity bound").await;
 
     let a_now = store.user_by_id("u-a").await.unwrap().unwrap();
     assert_eq!(a_now.session_epoch, 4);

@@ -7,7 +7,9 @@
 //!
 //! * [`MemoryStore`]: in-process, for tests and single-instance tools;
 //! * `SqliteStore` (feature `sqlite`, on by default);
-//! * `PgStore` (feature `postgres`).
+//! * `PgStore` (feature `postgres`);
+//! * [`ValidityCache`]: in front of any of them, answers repeated session and API key
+//!   lookups from memory for at most a second ([`validity`]).
 //!
 //! The SQL stores ship their migrations in `migrations/{sqlite,postgres}/` (versions
 //! 20001 and up) and run them with [`sqlx`]'s migrator, ignoring other crates'
@@ -24,12 +26,14 @@ mod sql_mfa;
 mod sql_refresh;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+pub mod validity;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use validity::{ValidityCache, ValidityCacheConfig, ValidityCacheStats};
 
 use crate::future::MaybeReady;
 
