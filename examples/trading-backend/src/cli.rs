@@ -267,7 +267,7 @@ async fn run(command: Command) -> Result<(), CliError> {
         decrypt_only = ?kek.decrypt_only,
         "key-encryption backends"
     );
-    let stores = crate::db::open(&config.database).await?;
+    let stores = crate::db::open(&config.database, config.validity_cache).await?;
     if let Command::Serve(_) = command {
         return serve(&config, &stores, envelope).await;
     }

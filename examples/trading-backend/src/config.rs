@@ -173,6 +173,10 @@ pub(crate) const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
 /// Longest time a request may run before it is answered 503 `timeout` (1 to 300
 /// seconds, default 30).
 pub(crate) const ENV_REQUEST_TIMEOUT_SECS: &str = "REQUEST_TIMEOUT_SECS";
+/// How long a session or API key lookup is answered from memory, in milliseconds (0
+/// turns the cache off; at most 1000, default 500): auth-core's `ValidityCache`. A
+/// logout or revocation made through another instance is seen within this time.
+pub(crate) const ENV_VALIDITY_CACHE_MS: &str = "STRONGROOM_VALIDITY_CACHE_MS";
 /// After `SIGTERM` or Ctrl-C, how long in-flight requests may finish before the server
 /// stops anyway (0 to 300 seconds, default 10).
 pub(crate) const ENV_SHUTDOWN_GRACE_SECS: &str = "SHUTDOWN_GRACE_SECS";
@@ -344,6 +348,8 @@ pub(crate) struct Config {
     pub(crate) production: bool,
     /// `REQUEST_TIMEOUT_SECS`.
     pub(crate) request_timeout: std::time::Duration,
+    /// `STRONGROOM_VALIDITY_CACHE_MS`; `None`: off.
+    pub(crate) validity_cache: Option<auth_core::ValidityCacheConfig>,
     /// `SHUTDOWN_GRACE_SECS`.
     pub(crate) shutdown_grace: std::time::Duration,
     /// Browser sessions in a cookie; `None`: bearer tokens only.
@@ -385,6 +391,7 @@ impl std::fmt::Debug for Config {
             .field("ws_recheck", &self.ws_recheck)
             .field("production", &self.production)
             .field("request_timeout", &self.request_timeout)
+            .field("validity_cache", &self.validity_cache)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("cookies", &self.cookies)
             .field("bearer_challenge", &self.bearer_challenge)
@@ -512,6 +519,28 @@ impl Config {
             30,
             "expected whole seconds from 1 to 300",
         )?;
+        let validity_cache = match non_empty(lookup, ENV_VALIDITY_CACHE_MS) {
+            None => Some(auth_core::ValidityCacheConfig::default()),
+            Some(v) => match v.parse::<u64>() {
+                Ok(0) => None,
+                Ok(ms) => Some(
+                    auth_core::ValidityCacheConfig::new(
+                        std::time::Duration::from_millis(ms),
+                        auth_core::ValidityCacheConfig::default().capacity(),
+                    )
+                    .map_err(|_| ConfigError::Invalid {
+                        var: ENV_VALIDITY_CACHE_MS,
+                        reason: "expected whole milliseconds from 0 (off) to 1000",
+                    })?,
+                ),
+                Err(_) => {
+                    return Err(ConfigError::Invalid {
+                        var: ENV_VALIDITY_CACHE_MS,
+                        reason: "expected whole milliseconds from 0 (off) to 1000",
+                    });
+                }
+            },
+        };
         let shutdown_grace = secs_in(
             lookup,
             ENV_SHUTDOWN_GRACE_SECS,
@@ -583,6 +612,7 @@ impl Config {
             ws_recheck,
             production,
             request_timeout,
+            validity_cache,
             shutdown_grace,
             cookies,
             bearer_challenge,
@@ -1098,6 +1128,29 @@ mod tests {
         }
         assert!(config.api_token.is_none() && config.internal_secret.is_none());
         assert!(config.sso.is_none());
+    }
+
+    #[test]
+    fn the_validity_cache_is_on_at_500_ms_and_bounded_by_a_second() {
+        let ttl = |c: &Config| c.validity_cache.map(|v| v.ttl());
+        assert_eq!(
+            ttl(&with(&[]).unwrap()),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(ttl(&with(&[(ENV_VALIDITY_CACHE_MS, "0")]).unwrap()), None);
+        assert_eq!(
+            ttl(&with(&[(ENV_VALIDITY_CACHE_MS, "1000")]).unwrap()),
+            Some(std::time::Duration::from_secs(1))
+        );
+        for bad in ["1001", "-1", "0.5", "fast"] {
+            assert!(
+                matches!(
+                    with(&[(ENV_VALIDITY_CACHE_MS, bad)]),
+                    Err(ConfigError::Invalid { var: ENV_VALIDITY_CACHE_MS, .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -122,8 +122,11 @@ impl Db {
     }
 
     /// Applies every crate's migrations, then this crate's.
-    pub(crate) async fn migrate(&self) -> Result<Stores, DbError> {
-        let stores = self.stores();
+    pub(crate) async fn migrate(
+        &self,
+        validity_cache: Option<auth_core::ValidityCacheConfig>,
+    ) -> Result<Stores, DbError> {
+        let stores = self.stores(validity_cache);
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => {
@@ -182,17 +185,18 @@ impl Db {
         Ok(stores)
     }
 
-    fn stores(&self) -> Stores {
+    fn stores(&self, validity_cache: Option<auth_core::ValidityCacheConfig>) -> Stores {
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => {
                 let auth = Arc::new(auth_core::SqliteStore::new(pool.clone()));
+                let (users, sessions, api_keys) = credentials(&auth, validity_cache);
                 Stores {
                     db: self.clone(),
-                    users: auth.clone(),
-                    sessions: auth.clone(),
+                    users,
+                    sessions,
+                    api_keys,
                     refresh: auth.clone(),
-                    api_keys: auth.clone(),
                     mfa: auth,
                     secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
                     grants: Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
@@ -201,12 +205,13 @@ impl Db {
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
                 let auth = Arc::new(auth_core::PgStore::new(pool.clone()));
+                let (users, sessions, api_keys) = credentials(&auth, validity_cache);
                 Stores {
                     db: self.clone(),
-                    users: auth.clone(),
-                    sessions: auth.clone(),
+                    users,
+                    sessions,
+                    api_keys,
                     refresh: auth.clone(),
-                    api_keys: auth.clone(),
                     mfa: auth,
                     secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),
                     grants: Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
@@ -216,7 +221,36 @@ impl Db {
     }
 }
 
+/// The user, session and API key stores: `auth` itself, or one `ValidityCache` in front
+/// of it for all three (so that every write through any of them empties the cache).
+type CredentialStores = (
+    Arc<dyn auth_core::UserStore>,
+    Arc<dyn auth_core::SessionStore>,
+    Arc<dyn auth_core::ApiKeyStore>,
+);
+
+fn credentials<S>(
+    auth: &Arc<S>,
+    validity_cache: Option<auth_core::ValidityCacheConfig>,
+) -> CredentialStores
+where
+    S: auth_core::UserStore + auth_core::SessionStore + auth_core::ApiKeyStore + Clone + 'static,
+{
+    match validity_cache {
+        None => (auth.clone(), auth.clone(), auth.clone()),
+        Some(config) => {
+            let cached = Arc::new(auth_core::ValidityCache::new(S::clone(auth), config));
+            (cached.clone(), cached.clone(), cached)
+        }
+    }
+}
+
 /// Opens the database and applies the migrations.
-pub(crate) async fn open(target: &DatabaseTarget) -> Result<Stores, DbError> {
-    Db::open(target).await?.migrate().await
+/// With `validity_cache`, user, session and API key operations go through auth-core's
+/// `ValidityCache` with that TTL.
+pub(crate) async fn open(
+    target: &DatabaseTarget,
+    validity_cache: Option<auth_core::ValidityCacheConfig>,
+) -> Result<Stores, DbError> {
+    Db::open(target).await?.migrate(validity_cache).await
 }

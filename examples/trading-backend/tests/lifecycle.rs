@@ -1,6 +1,9 @@
 //! Operator user commands against a running server: disabling a user ends the user's
 //! sessions and API keys at once (hardening A4: an API key of a disabled user used to
 //! resolve and could mint new keys), sign-out-everywhere and password reset do too.
+//! An operator command is another process: the running server sees its write within its
+//! validity cache's TTL (500 ms by default), so the first check after each command polls
+//! for up to a second.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 
@@ -39,7 +42,12 @@ async fn operator_commands_end_credentials() {
         )
         .await;
     assert_eq!(status, 401);
-    assert_eq!(server.get("/api/auth/me", Some(&session)).await.0, 403);
+    assert_eq!(
+        server
+            .get_within_1s("/api/auth/me", Some(&session), 403)
+            .await,
+        403
+    );
     assert_eq!(server.get("/api/keys", Some(&key)).await.0, 403);
     let (status, _) = server
         .post("/api/keys", Some(&key), json!({"name": "more"}))
@@ -60,7 +68,12 @@ async fn operator_commands_end_credentials() {
         &["sign-out-everywhere", "dave@example.com"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(server.get("/api/auth/me", Some(&session)).await.0, 403);
+    assert_eq!(
+        server
+            .get_within_1s("/api/auth/me", Some(&session), 403)
+            .await,
+        403
+    );
 
     // Reset: the new password gives a restricted session.
     let session = server.login("dave@example.com", "dave-password-123").await;
@@ -75,7 +88,12 @@ async fn operator_commands_end_credentials() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(server.get("/api/auth/me", Some(&session)).await.0, 403);
+    assert_eq!(
+        server
+            .get_within_1s("/api/auth/me", Some(&session), 403)
+            .await,
+        403
+    );
     let (status, body) = server
         .post(
             "/api/auth/login",

@@ -282,6 +282,20 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The status of `GET path`, polled every 25 ms until it is `expected` or one second
+    /// has passed. A write made by another process (an operator command, another
+    /// instance) reaches this server's validity cache within its TTL (500 ms by default).
+    pub async fn get_within_1s(&self, path: &str, token: Option<&str>, expected: u16) -> u16 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let status = self.get(path, token).await.0;
+            if status == expected || std::time::Instant::now() >= deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>) -> u16 {
         let mut req = self.http.delete(self.url(path));
         if let Some(t) = token {
