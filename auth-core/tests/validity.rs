@@ -95,6 +95,28 @@ async fn a_hit_comes_from_memory_and_only_for_the_ttl() {
     ));
 }
 
+/// `user_by_id` (the access-token epoch check, "who am I") is cached like the
+/// credential lookups: a write through the cache shows at once, a write that bypasses it
+/// only after the TTL.
+#[tokio::test]
+async fn user_lookups_are_cached_and_follow_writes() {
+    use auth_core::user::UserStore;
+
+    let store = cached(300);
+    support::ensure_user(&*store, "u-user").await;
+    assert!(!store.user_by_id("u-user").await.unwrap().unwrap().disabled);
+    assert!(store.set_disabled("u-user", true).await.unwrap());
+    assert!(store.user_by_id("u-user").await.unwrap().unwrap().disabled);
+
+    assert!(store.inner().set_disabled("u-user", false).await.unwrap());
+    let hits = store.stats().hits;
+    assert!(store.user_by_id("u-user").await.unwrap().unwrap().disabled);
+    assert_eq!(store.stats().hits, hits + 1);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(!store.user_by_id("u-user").await.unwrap().unwrap().disabled);
+    assert!(store.user_by_id("nobody").await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn revoking_through_the_cache_is_immediate_for_sessions_and_keys() {
     let store = cached(1000);

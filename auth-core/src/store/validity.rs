@@ -1,8 +1,9 @@
-//! [`ValidityCache`]: a short-lived, in-process cache of the two request-path lookups
-//! (a session by its token's digest, an API key by its id) in front of any store.
+//! [`ValidityCache`]: a short-lived, in-process cache of the request-path lookups (a
+//! session by its token's digest, an API key by its id, a user by id: the epoch check of
+//! access tokens and a service's "who am I") in front of any store.
 //!
-//! Every authenticated request otherwise makes one store round trip before the handler
-//! runs; on SQLite through sqlx that round trip costs far more CPU than the check itself.
+//! Every authenticated request otherwise makes one or two store round trips before the
+//! handler answers; on SQLite through sqlx each costs far more CPU than the check itself.
 //! The cache answers repeated lookups from memory for at most
 //! [`ValidityCacheConfig::ttl`] (at most [`MAX_TTL`], one second).
 //!
@@ -117,20 +118,21 @@ pub struct ValidityCacheStats {
 }
 
 /// A cached answer and the generation its lookup started in.
-struct Entry<R> {
-    value: WithUser<R>,
+struct Entry<V> {
+    value: V,
     generation: u64,
     stored: Instant,
 }
 
-type Map<K, R> = RwLock<HashMap<K, Entry<R>>>;
+type Map<K, V> = RwLock<HashMap<K, Entry<V>>>;
 
 /// State shared with the lookups in flight.
 struct State {
     config: ValidityCacheConfig,
     generation: AtomicU64,
-    sessions: Map<[u8; 32], SessionRecord>,
-    api_keys: Map<String, ApiKeyRecord>,
+    sessions: Map<[u8; 32], WithUser<SessionRecord>>,
+    api_keys: Map<String, WithUser<ApiKeyRecord>>,
+    users: Map<String, User>,
     hits: AtomicU64,
     misses: AtomicU64,
     invalidations: AtomicU64,
@@ -149,14 +151,18 @@ impl State {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.users
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         self.invalidations.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn get<K, Q, R>(&self, map: &Map<K, R>, key: &Q) -> Option<WithUser<R>>
+    fn get<K, Q, V>(&self, map: &Map<K, V>, key: &Q) -> Option<V>
     where
         K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
         Q: std::hash::Hash + Eq + ?Sized,
-        R: Clone,
+        V: Clone,
     {
         let generation = self.generation.load(Ordering::Acquire);
         let found = map
@@ -176,7 +182,7 @@ impl State {
 
     /// Stores `value`, read by a lookup that started in `generation`, unless a write
     /// has happened since.
-    fn put<K, R>(&self, map: &Map<K, R>, key: K, value: WithUser<R>, generation: u64)
+    fn put<K, V>(&self, map: &Map<K, V>, key: K, value: V, generation: u64)
     where
         K: std::hash::Hash + Eq,
     {
@@ -251,6 +257,7 @@ impl<S> ValidityCache<S> {
                 generation: AtomicU64::new(0),
                 sessions: RwLock::default(),
                 api_keys: RwLock::default(),
+                users: RwLock::default(),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 invalidations: AtomicU64::new(0),
@@ -308,7 +315,16 @@ impl<S: UserStore> UserStore for ValidityCache<S> {
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        self.inner.user_by_id(user_id).await
+        let state = &self.state;
+        let generation = state.generation.load(Ordering::Acquire);
+        if let Some(hit) = state.get(&state.users, user_id) {
+            return Ok(Some(hit));
+        }
+        let found = self.inner.user_by_id(user_id).await;
+        if let Ok(Some(user)) = &found {
+            state.put(&state.users, user_id.to_owned(), user.clone(), generation);
+        }
+        found
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {

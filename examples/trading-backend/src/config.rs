@@ -1146,7 +1146,10 @@ mod tests {
             assert!(
                 matches!(
                     with(&[(ENV_VALIDITY_CACHE_MS, bad)]),
-                    Err(ConfigError::Invalid { var: ENV_VALIDITY_CACHE_MS, .. })
+                    Err(ConfigError::Invalid {
+                        var: ENV_VALIDITY_CACHE_MS,
+                        ..
+                    })
                 ),
                 "{bad}"
             );
