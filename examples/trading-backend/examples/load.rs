@@ -1,7 +1,7 @@
 //! A small load generator for a running `trading-backend` on loopback.
 //!
-//! It starts nothing itself. It logs in, registers a paper account, issues a read-scoped
-//! API key, warms the credential cache, then for each route runs `--connections`
+//! It starts nothing itself. It logs in (a session and an access token), registers a
+//! paper account, issues a read-scoped API key, warms the credential cache, then for each route runs `--connections`
 //! concurrent clients for `--seconds` and prints requests per second and the ratio to
 //! `GET /healthz` (the floor: the same server doing no work).
 //!
@@ -238,6 +238,17 @@ async fn main() {
         .as_str()
         .expect("login failed (is the user created with --no-reset?)")
         .to_owned();
+    let pair = post_json(
+        &client,
+        &format!("{base}/api/auth/token"),
+        None,
+        json!({ "email": args.email, "password": args.password }),
+    )
+    .await;
+    let access_token = pair["access_token"]
+        .as_str()
+        .expect("token login failed")
+        .to_owned();
     let mut suffix = [0u8; 8];
     for (i, b) in suffix.iter_mut().enumerate() {
         *b = b'a' + u8::try_from((std::process::id() as usize + i * 7) % 26).unwrap();
@@ -284,6 +295,8 @@ async fn main() {
     let routes = [
         ("GET /healthz (floor)", Call::Health),
         ("GET /api/auth/me (session)", Call::Me(token.clone())),
+        ("GET /api/auth/me (API key)", Call::Me(read_key.clone())),
+        ("GET /api/auth/me (access token)", Call::Me(access_token)),
         (
             "POST /api/exchange/balance (cache warm)",
             Call::Balance(token, account_id.clone()),
