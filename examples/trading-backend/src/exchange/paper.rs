@@ -24,10 +24,11 @@
 //!    permission `PermissionDenied`, insufficient funds `Rejected` with a stable code,
 //!    a network error or timeout `Unavailable`), and never puts the response body,
 //!    the key or the secret in the error.
-//! 5. `operation_path` (add it): map each [`Operation`] to the venue's endpoint, and
-//!    its answer to the shapes the service answers (`{"balances": ...}`,
-//!    `{"order": {..., "amount", "price"}}`: the risk limits read the placed order's
-//!    `amount` and `price`, module `app::order`).
+//! 5. The operations: `call` sends the [`Operation`]'s name, which the paper venue
+//!    understands; map each operation to the venue's endpoint, and its answers to the
+//!    shapes the service answers (`{"balances": ...}`, `{"order": {..., "amount",
+//!    "price"}}`: the risk limits read the placed order's `amount` and `price`, module
+//!    `app::order`).
 //! 6. [`ExchangeAdapter::reference_price`]: the venue's public ticker (no credential).
 //! 7. Delete `register_at_venue` and its two calls: they stand for the user creating
 //!    the key on the venue's web site, which only the simulation needs.

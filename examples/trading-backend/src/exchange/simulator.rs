@@ -933,7 +933,8 @@ fn check_message(key_id: &str) -> Vec<u8> {
     format!("strongroom.paper-venue.key-check\n{key_id}").into_bytes()
 }
 
-#[cfg(all(test, feature = "sqlite"))]
+#[cfg(test)]
+#[cfg(feature = "sqlite")]
 mod tests {
     use super::*;
     use crate::exchange::paper::sign;
