@@ -6,6 +6,9 @@
 //! the venue key's secret, and sent a second time with the signature of another secret.
 //! Oracle: nothing panics; a request signed with the wrong secret is always refused as
 //! unauthenticated; balances never go negative.
+//!
+//! The venue keeps its state in the service's database: here an in-memory SQLite
+//! database (one connection), driven by a current-thread Tokio runtime.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -13,7 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use trading_backend::exchange::ExchangeError;
-use trading_backend::exchange::paper::{PaperVenue, sign};
+use trading_backend::exchange::paper::sign;
+use trading_backend::exchange::simulator::PaperVenue;
 
 const OPS: [&str; 12] = [
     "ping",
@@ -30,10 +34,25 @@ const OPS: [&str; 12] = [
     "withdraw",
 ];
 
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+});
+
 static VENUE: LazyLock<PaperVenue> = LazyLock::new(|| {
-    let venue = PaperVenue::new();
-    let _ = venue.open_key("fuzz-key", "fuzz-secret", true);
-    venue
+    RUNTIME.block_on(async {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        let venue = PaperVenue::sqlite(pool);
+        venue.migrate().await.expect("venue tables");
+        let _ = venue.open_key("fuzz-key", "fuzz-secret", true).await;
+        venue
+    })
 });
 
 fuzz_target!(|data: &[u8]| {
@@ -56,11 +75,14 @@ fuzz_target!(|data: &[u8]| {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     let forged = sign("fuzz-key", "another-secret", now, &op, body.clone());
-    assert_eq!(VENUE.handle(&forged), Err(ExchangeError::Unauthenticated));
+    assert_eq!(
+        RUNTIME.block_on(VENUE.handle(&forged)),
+        Err(ExchangeError::Unauthenticated)
+    );
     let signed = sign("fuzz-key", "fuzz-secret", now, &op, body);
-    let _ = VENUE.handle(&signed);
+    let _ = RUNTIME.block_on(VENUE.handle(&signed));
     let balance = sign("fuzz-key", "fuzz-secret", now, "balance", "{}".to_owned());
-    if let Ok(value) = VENUE.handle(&balance) {
+    if let Ok(value) = RUNTIME.block_on(VENUE.handle(&balance)) {
         if let Some(balances) = value["balances"].as_object() {
             for b in balances.values() {
                 for part in ["free", "used"] {

@@ -820,8 +820,9 @@ mod postgres {
             again,
             json!({"duplicate": true, "signal_id": first["signal_id"]})
         );
-        // The second instance's venue saw no order (it would have opened the key).
-        assert_eq!(trades(&two, &alice, &a).await, 0);
+        // One order in all: the paper venue is shared through the database, so both
+        // instances list the order of the first delivery, and the replay placed none.
+        assert_eq!(trades(&two, &alice, &a).await, 1);
         assert_eq!(trades(&one, &alice, &a).await, 1);
 
         // The limit (3 a minute) counts both instances' signals.

@@ -2,7 +2,9 @@
 //! "Several instances"): what one instance ends, the other refuses at once (sessions,
 //! keys and grants are read from the shared database on every request), and what one
 //! instance's credential cache drops, the other's drops within 1 s (cred-cache's Redis
-//! invalidation channel).
+//! invalidation channel). The paper venue is one venue for both (its state is in the
+//! database): orders placed on one are listed and cancelled on the other, and both
+//! report the same balances.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may unwrap (workspace rule).
 #![cfg(feature = "postgres")]
@@ -120,6 +122,101 @@ async fn two_instances_share_sessions_revocations_and_cache_invalidations() {
             .0,
         200
     );
+
+    // The paper venue is one venue for both instances (its state is in the database):
+    // an order placed on A is listed on B, a resting order placed on B is cancelled on
+    // A, and both report the same balances after each step.
+    a.go_live(&token, &id, "100000", "1000000").await;
+    let (status, placed) = a
+        .post(
+            "/api/exchange/create_order",
+            Some(&token),
+            json!({"account_id": id, "symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{placed}");
+    assert_eq!(placed["dry_run"], false, "{placed}");
+    let order_id = placed["result"]["order"]["id"].as_str().unwrap().to_owned();
+    let (status, closed) = b
+        .post("/api/exchange/closed_orders", Some(&token), balance.clone())
+        .await;
+    assert_eq!(status, 200, "{closed}");
+    assert_eq!(
+        closed["result"]["orders"],
+        json!([placed["result"]["order"]]),
+        "the order placed on A, as B lists it"
+    );
+    let (status, trades) = b
+        .post("/api/exchange/my_trades", Some(&token), balance.clone())
+        .await;
+    assert_eq!(status, 200, "{trades}");
+    assert_eq!(trades["result"]["trades"][0]["order_id"], order_id.as_str());
+    let venue_balances = |server: &'static str, s: &Server| {
+        let (http, url, token, body) = (
+            s.http.clone(),
+            s.url("/api/exchange/balance"),
+            token.clone(),
+            balance.clone(),
+        );
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "balance on {server}");
+            res.json::<serde_json::Value>().await.unwrap()["result"]["balances"].clone()
+        }
+    };
+    let on_b = venue_balances("B", &b).await;
+    assert_eq!(on_b["USDT"]["free"], "95000", "{on_b}");
+    assert_eq!(on_b["BTC"]["free"], "1.1", "{on_b}");
+    assert_eq!(venue_balances("A", &a).await, on_b);
+
+    let (status, resting) = b
+        .post(
+            "/api/exchange/create_order",
+            Some(&token),
+            json!({"account_id": id, "symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": "0.1", "price": "40000"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resting}");
+    assert_eq!(resting["result"]["order"]["status"], "open", "{resting}");
+    let resting_id = resting["result"]["order"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        resting_id, order_id,
+        "one order sequence for both instances"
+    );
+    let (status, open) = a
+        .post("/api/exchange/open_orders", Some(&token), balance.clone())
+        .await;
+    assert_eq!(status, 200, "{open}");
+    assert_eq!(open["result"]["orders"][0]["id"], resting_id.as_str());
+    let on_a = venue_balances("A", &a).await;
+    assert_eq!(on_a["USDT"]["used"], "4000", "{on_a}");
+    assert_eq!(venue_balances("B", &b).await, on_a);
+    let (status, canceled) = a
+        .post(
+            "/api/exchange/cancel_order",
+            Some(&token),
+            json!({"account_id": id, "order_id": resting_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{canceled}");
+    let (status, open) = b
+        .post("/api/exchange/open_orders", Some(&token), balance.clone())
+        .await;
+    assert_eq!(status, 200, "{open}");
+    assert_eq!(open["result"]["orders"], json!([]));
+    let on_b = venue_balances("B", &b).await;
+    assert_eq!(on_b["USDT"]["free"], "95000", "{on_b}");
+    assert_eq!(on_b["USDT"]["used"], "0", "{on_b}");
+    assert_eq!(venue_balances("A", &a).await, on_b);
     let series = "strongroom_cred_cache_invalidations_total";
     let before = scrape(&b, series).await;
     assert_eq!(

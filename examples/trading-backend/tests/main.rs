@@ -26,3 +26,4 @@ mod service;
 mod sso;
 mod throttle;
 mod tokens;
+mod venue;

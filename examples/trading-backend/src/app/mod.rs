@@ -47,6 +47,7 @@ use crate::config::Config;
 use crate::db::Stores;
 use crate::exchange::ExchangeAdapter;
 use crate::exchange::paper::PaperExchange;
+use crate::exchange::simulator::PaperVenue;
 use error::ApiError;
 
 /// The user id the `API_TOKEN` authenticates as.
@@ -287,7 +288,10 @@ pub(crate) async fn build(
         config.webhook_secret_grace,
     )
     .map_err(BuildError::Component)?;
-    let paper: Arc<dyn ExchangeAdapter> = Arc::new(PaperExchange::new());
+    // The paper venue keeps its state in the service's database: every instance on it
+    // sees the same balances and orders.
+    let venue = Arc::new(PaperVenue::new(stores.db.clone()));
+    let paper: Arc<dyn ExchangeAdapter> = Arc::new(PaperExchange::new(venue));
     let mut exchanges = BTreeMap::new();
     exchanges.insert(paper.name(), paper);
 

@@ -1,7 +1,19 @@
 //! Exchange adapters: the [`ExchangeAdapter`] extension point and the built-in paper
 //! exchange.
+//!
+//! The paper exchange is two modules, so that an adapter for a real exchange copies only
+//! one of them:
+//!
+//! * [`paper`]: the thin adapter ([`paper::PaperExchange`], this trait's
+//!   implementation: sign, send, map the answer). **Copy this file** for a real
+//!   exchange; its module docs list what to change.
+//! * [`simulator`]: the simulated venue itself ([`simulator::PaperVenue`]: signature
+//!   checks, matching and fills, balances and orders in the service's database so that
+//!   every instance sees one venue). A real exchange is this part; an adapter for one
+//!   needs nothing from it.
 
 pub mod paper;
+pub mod simulator;
 
 use std::fmt;
 
