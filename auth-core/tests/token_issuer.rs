@@ -364,6 +364,11 @@ async fn tampered_tokens_are_refused() {
     let t = token.expose_secret();
     let segs: Vec<&str> = t.split('.').collect();
 
+    // The genuine token first: its verification is remembered, and must not vouch for
+    // any other bytes.
+    assert_eq!(code(&resolve(&r, t).await), "authenticated");
+    assert_eq!(code(&resolve(&r, t).await), "authenticated");
+
     // A flipped signature byte.
     let mut sig = Base64UrlUnpadded::decode_vec(segs[2]).unwrap();
     sig[10] ^= 1;
@@ -481,8 +486,17 @@ async fn rotation_keeps_the_old_key_until_it_retires() {
     let late_old = forge(&store, &old_kid, &old_kid, "at+jwt", &c).await;
     assert_eq!(code(&resolve(&r, &late_old).await), "authenticated");
 
-    // Past the retirement time: the old key is neither published nor accepted.
+    // Past the retirement time: the old key is neither published nor accepted, not even
+    // for a token whose signature it verified before.
     tokio::time::sleep(Duration::from_millis(4100)).await;
+    let res = resolve(&r, &late_old).await;
+    assert!(
+        matches!(
+            code(&res),
+            "access_token.key_retired" | "access_token.unknown_kid" | "access_token.expired"
+        ),
+        "{res:?}"
+    );
     let mut c = claims();
     c["exp"] = json!(now() + 2);
     let after = forge(&store, &old_kid, &old_kid, "at+jwt", &c).await;
@@ -668,4 +682,46 @@ async fn discovery_document_shape() {
     assert_eq!(k["alg"], "EdDSA");
     assert!(k.get("d").is_none(), "private part published");
     assert_eq!(k["kid"], issuer.current_kid().unwrap().as_str());
+}
+
+/// A token whose signature was verified (and remembered) is refused once its key leaves
+/// the ring: deleted from the store (a compromised key) or retired early. The remembered
+/// verification never stands in for the key lookup or the claim checks.
+#[tokio::test]
+async fn a_remembered_verification_ends_with_its_key() {
+    let store = MemorySigningKeyStore::new();
+    let issuer = issuer(&store).await;
+    let r = AccessTokenResolver::new(issuer.clone());
+    let old_kid = issuer.current_kid().unwrap();
+    let deleted = issuer.issue(&request()).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            code(&resolve(&r, deleted.expose_secret()).await),
+            "authenticated"
+        );
+    }
+    issuer.rotate().await.unwrap();
+    assert!(store.delete_signing_key(&old_kid).await.unwrap());
+    issuer.reload().await.unwrap();
+    assert_eq!(
+        code(&resolve(&r, deleted.expose_secret()).await),
+        "access_token.unknown_kid"
+    );
+
+    let kid = issuer.current_kid().unwrap();
+    let retired = issuer.issue(&request()).await.unwrap();
+    assert_eq!(
+        code(&resolve(&r, retired.expose_secret()).await),
+        "authenticated"
+    );
+    assert!(store.retire_signing_key(&kid, now() - 1).await.unwrap());
+    issuer.reload().await.unwrap();
+    let res = resolve(&r, retired.expose_secret()).await;
+    assert!(
+        matches!(
+            code(&res),
+            "access_token.key_retired" | "access_token.unknown_kid"
+        ),
+        "{res:?}"
+    );
 }

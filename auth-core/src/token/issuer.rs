@@ -2,6 +2,7 @@
 //! them (JWKS, discovery) and verifies its own tokens.
 
 use core::fmt;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -393,16 +394,44 @@ struct Signer {
     key: EncodingKey,
 }
 
+/// Tokens whose signature a ring has verified, at most this many (then the set is
+/// emptied and refilled).
+const VERIFIED_CAPACITY: usize = 10_000;
+
 /// The keys an instance currently knows.
 #[derive(Default)]
 struct Ring {
     keys: Vec<RingKey>,
     signer: Option<Signer>,
+    /// The claims of tokens whose signature verified under this ring, by the SHA-256 of
+    /// the whole token. Only the signature check is remembered: every claim check (expiry
+    /// first) runs again on each use. It lives and dies with the ring, so a reload that
+    /// drops or retires a key also drops what was verified with it.
+    verified: RwLock<HashMap<secret::Digest, AccessTokenClaims>>,
 }
 
 impl Ring {
     fn key(&self, kid: &str) -> Option<&RingKey> {
         self.keys.iter().find(|k| &*k.kid == kid)
+    }
+
+    fn verified(&self, digest: &secret::Digest) -> Option<AccessTokenClaims> {
+        self.verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .cloned()
+    }
+
+    fn remember(&self, digest: secret::Digest, claims: &AccessTokenClaims) {
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.clear();
+        }
+        verified.insert(digest, claims.clone());
     }
 }
 
@@ -658,6 +687,7 @@ impl IssuerBuilder {
                 alg: Algorithm::HS256,
                 key: EncodingKey::from_secret(secret),
             }),
+            verified: RwLock::default(),
         };
         Ok(Issuer {
             inner: Arc::new(self.into_inner(jwks_uri, Mode::Hs256, Algorithm::HS256, ring)),
@@ -1025,6 +1055,15 @@ impl Issuer {
         if key.retire_at.is_some_and(|r| r <= now) {
             return Check::Refused(ACCESS_TOKEN_KEY_RETIRED);
         }
+        // The same bytes verified under this ring before: skip the signature (most of a
+        // request's CPU), never the claims.
+        let digest = secret::sha256(token.as_bytes());
+        if let Some(claims) = ring.verified(&digest) {
+            return match self.check_claims(&claims, now) {
+                Ok(()) => Check::Valid(claims),
+                Err(r) => Check::Refused(r),
+            };
+        }
         let data = match jsonwebtoken::decode::<AccessTokenClaims>(
             token,
             &key.decoding,
@@ -1037,7 +1076,10 @@ impl Issuer {
             return Check::Refused(ACCESS_TOKEN_ALG_MISMATCH);
         }
         match self.check_claims(&data.claims, now) {
-            Ok(()) => Check::Valid(data.claims),
+            Ok(()) => {
+                ring.remember(digest, &data.claims);
+                Check::Valid(data.claims)
+            }
             Err(r) => Check::Refused(r),
         }
     }
