@@ -14,6 +14,10 @@
 //! sealing, SQL and commits, all competing for the same cores) as a share of an
 //! authenticated request that records one, the worst case (most requests record none).
 //!
+//! With `--flood <connections>` it last measures the p50 and p99 latency of
+//! `GET /api/auth/me` with an access token on 4 connections, alone and then while that
+//! many connections send wrong-password logins (for random addresses) at full speed.
+//!
 //! With `--metrics <url>` (the server's `METRICS_ADDR`) it also reads the audit writer's
 //! counters before and after each route and prints events per request and the writer's
 //! wall-clock time per event (work and commit wait; inflated by waiting for a CPU while
@@ -41,6 +45,9 @@ struct Args {
     connections: usize,
     metrics: Option<String>,
     rounds: u32,
+    /// `--flood <connections>`: also measure the latency of token-authenticated requests
+    /// alone and beside a flood of wrong-password logins on that many connections.
+    flood: usize,
 }
 
 fn args() -> Args {
@@ -52,6 +59,7 @@ fn args() -> Args {
         connections: 32,
         metrics: None,
         rounds: 3,
+        flood: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,6 +72,7 @@ fn args() -> Args {
             "--connections" => out.connections = value.parse().expect("--connections: a number"),
             "--metrics" => out.metrics = Some(value),
             "--rounds" => out.rounds = value.parse().expect("--rounds: a number"),
+            "--flood" => out.flood = value.parse().expect("--flood: a number"),
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -91,6 +100,7 @@ fn args() -> Args {
         (1..=1024).contains(&out.connections),
         "--connections: 1..=1024"
     );
+    assert!(out.flood <= 1024, "--flood: 0..=1024");
     out
 }
 
@@ -103,6 +113,8 @@ enum Call {
     Refused(String, String),
     /// The same key naming an unknown operation: 400, no audit event (the twin).
     Unknown(String, String),
+    /// A login with a wrong password for a random address: 401, or 429 once throttled.
+    WrongLogin,
 }
 
 async fn once(client: &reqwest::Client, base: &str, call: &Call) -> bool {
@@ -136,20 +148,100 @@ async fn once(client: &reqwest::Client, base: &str, call: &Call) -> bool {
                 .send()
                 .await
         }
+        Call::WrongLogin => {
+            let n = NEXT_FLOOD.fetch_add(1, Ordering::Relaxed);
+            client
+                .post(format!("{base}/api/auth/login"))
+                .json(&json!({ "email": format!("flood-{n}@example.com"), "password": "not the password" }))
+                .send()
+                .await
+        }
     };
-    let expected = match call {
-        Call::Refused(..) => 403,
-        Call::Unknown(..) => 400,
-        _ => 200,
+    let expected: &[u16] = match call {
+        Call::Refused(..) => &[403],
+        Call::Unknown(..) => &[400],
+        Call::WrongLogin => &[401, 429],
+        _ => &[200],
     };
     match res {
         Ok(r) => {
-            let ok = r.status().as_u16() == expected;
+            let ok = expected.contains(&r.status().as_u16());
             let _ = r.bytes().await;
             ok
         }
         Err(_) => false,
     }
+}
+
+/// Numbers the flood's addresses.
+static NEXT_FLOOD: AtomicU64 = AtomicU64::new(0);
+
+/// Every request's latency over `seconds` on `connections` connections (failures count).
+async fn latencies(
+    client: &reqwest::Client,
+    base: &str,
+    call: &Call,
+    seconds: u64,
+    connections: usize,
+) -> Vec<Duration> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (client, base, call) = (client.clone(), base.to_owned(), call.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                let _ = once(&client, &base, &call).await;
+                seen.push(start.elapsed());
+            }
+            seen
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    all
+}
+
+/// The `q` quantile (0 to 1) of sorted latencies, in milliseconds.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// p50 and p99 of `GET /api/auth/me` with an access token on 4 connections, alone and
+/// while `flood` connections send wrong-password logins at full speed.
+async fn flood_latency(
+    client: &reqwest::Client,
+    base: &str,
+    seconds: u64,
+    token: &str,
+    flood: usize,
+) {
+    let probe = Call::Me(token.to_owned());
+    let alone = latencies(client, base, &probe, seconds, 4).await;
+    let flooding = {
+        let (client, base) = (client.clone(), base.to_owned());
+        tokio::spawn(async move { run(&client, &base, Call::WrongLogin, seconds, flood).await })
+    };
+    let beside = latencies(client, base, &probe, seconds, 4).await;
+    let (answered, failed, secs) = flooding.await.unwrap();
+    let (p50a, p99a) = (quantile_ms(&alone, 0.5), quantile_ms(&alone, 0.99));
+    let (p50b, p99b) = (quantile_ms(&beside, 0.5), quantile_ms(&beside, 0.99));
+    println!(
+        "login flood: {:.0} wrong-password logins/s answered 401 or 429 on {flood} connections ({failed} other)",
+        answered as f64 / secs
+    );
+    println!(
+        "  GET /api/auth/me (access token), 4 connections: alone p50 {p50a:.2} ms p99 {p99a:.2} ms; beside the flood p50 {p50b:.2} ms p99 {p99b:.2} ms ({:.2}x p99)",
+        p99b / p99a
+    );
 }
 
 async fn run(
@@ -296,7 +388,10 @@ async fn main() {
         ("GET /healthz (floor)", Call::Health),
         ("GET /api/auth/me (session)", Call::Me(token.clone())),
         ("GET /api/auth/me (API key)", Call::Me(read_key.clone())),
-        ("GET /api/auth/me (access token)", Call::Me(access_token)),
+        (
+            "GET /api/auth/me (access token)",
+            Call::Me(access_token.clone()),
+        ),
         (
             "POST /api/exchange/balance (cache warm)",
             Call::Balance(token, account_id.clone()),
@@ -343,6 +438,9 @@ async fn main() {
             "  server CPU: {:.1}% ({audited_cpu:.1} - {twin_cpu:.1} us of CPU per request, over {audited_cpu:.1})",
             100.0 * (audited_cpu - twin_cpu) / audited_cpu
         );
+    }
+    if args.flood > 0 {
+        flood_latency(&client, &base, args.seconds, &access_token, args.flood).await;
     }
 }
 
