@@ -243,7 +243,7 @@ async fn a_key_not_configured_or_not_in_kms_is_key_not_found() {
     let absent = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000000";
     let result = envelope.open(&with_key(&sealed, absent, 0), &ctx()).await;
     assert!(
-        matches!(&result, Err(Error::Backend(BackendError::KeyNotFound { key })) if key.id == absent),
+        matches!(&result, Err(Error::KeyNotHeld { key }) if key.id == absent),
         "{result:?}"
     );
     // A key that exists in KMS but is not configured here: not asked either.
@@ -252,7 +252,7 @@ async fn a_key_not_configured_or_not_in_kms_is_key_not_found() {
     assert!(
         matches!(
             result,
-            Err(Error::Backend(BackendError::KeyNotFound { .. }))
+            Err(Error::KeyNotHeld { .. })
         ),
         "{result:?}"
     );
@@ -261,7 +261,7 @@ async fn a_key_not_configured_or_not_in_kms_is_key_not_found() {
     assert!(
         matches!(
             result,
-            Err(Error::Backend(BackendError::KeyNotFound { .. }))
+            Err(Error::KeyNotHeld { .. })
         ),
         "{result:?}"
     );
@@ -388,7 +388,7 @@ async fn rotation_to_a_new_key_re_encrypts_inside_kms() {
     // The old value names a key the new-only backend does not hold.
     assert!(matches!(
         only_new.open(&sealed, &ctx()).await,
-        Err(Error::Backend(BackendError::KeyNotFound { .. }))
+        Err(Error::KeyNotHeld { .. })
     ));
 }
 

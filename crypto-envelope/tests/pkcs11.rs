@@ -445,7 +445,7 @@ async fn unknown_labels_and_versions_are_key_not_found() {
     let envelope = Envelope::new(kek).unwrap();
     let err = envelope.seal(b"x", &ctx).await.unwrap_err();
     assert!(
-        matches!(err, Error::Backend(BackendError::KeyNotFound { .. })),
+        matches!(err, Error::KeyNotHeld { .. }),
         "{err:?}"
     );
 }
@@ -573,7 +573,7 @@ async fn rotation_to_a_new_label_in_the_token() {
     );
     let err = only_new.open_sealed(&sealed, &ctx).await.unwrap_err();
     assert!(
-        matches!(err, Error::Backend(BackendError::KeyNotFound { .. })),
+        matches!(err, Error::KeyNotHeld { .. }),
         "{err:?}"
     );
 }
