@@ -154,7 +154,9 @@ pub enum FetchError {
     /// key (`crypto_envelope::Error::is_configuration`). Not the record's fault
     /// and not transient: no retry helps until an operator configures the key
     /// the data was sealed under. Answer 500 (see [`FetchError::http_status`]).
-    #[error("credential store is misconfigured: the record was sealed under a key the service does not hold")]
+    #[error(
+        "credential store is misconfigured: the record was sealed under a key the service does not hold"
+    )]
     Misconfigured,
 }
 

@@ -230,11 +230,19 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (key_a, key_b) = (MasterKey::generate().unwrap(), MasterKey::generate().unwrap());
+        let (key_a, key_b) = (
+            MasterKey::generate().unwrap(),
+            MasterKey::generate().unwrap(),
+        );
         let fingerprint_a = key_a.fingerprint();
         let material: Vec<String> = [&key_a, &key_b]
             .iter()
-            .flat_map(|k| [k.to_hex().as_str().to_owned(), k.to_base64().as_str().to_owned()])
+            .flat_map(|k| {
+                [
+                    k.to_hex().as_str().to_owned(),
+                    k.to_base64().as_str().to_owned(),
+                ]
+            })
             .collect();
         let store = Arc::new(MemoryStore::new());
         let with = |key: MasterKey| {
@@ -278,7 +286,11 @@ mod tests {
         assert_eq!(lines("WARN"), 2, "{logs}");
         assert!(logs.contains(&fingerprint_a), "{logs}");
         assert!(logs.contains("started with another key"), "{logs}");
-        for text in material.iter().map(String::as_str).chain(["AK-canary", "sk-canary"]) {
+        for text in material
+            .iter()
+            .map(String::as_str)
+            .chain(["AK-canary", "sk-canary"])
+        {
             assert!(!logs.contains(text), "{logs}");
         }
     }

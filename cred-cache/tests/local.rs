@@ -189,7 +189,9 @@ async fn a_source_with_the_wrong_key_ring_is_misconfigured() {
         assert_eq!(err.code(), "cred_cache.misconfigured");
         assert!(!err.to_string().contains("sk-secret"));
     }
-    let cache = CredCache::builder(Arc::clone(&ring_b) as _).build().unwrap();
+    let cache = CredCache::builder(Arc::clone(&ring_b) as _)
+        .build()
+        .unwrap();
     assert_eq!(
         cache
             .get_or_fetch(&key("u", "acct-1", AccessLevel::Trade))
@@ -205,5 +207,10 @@ async fn a_source_with_the_wrong_key_ring_is_misconfigured() {
             .unwrap_err(),
         FetchError::NotFound
     );
-    assert!(ring_a.fetch(&key("u", "acct-1", AccessLevel::Read)).await.is_ok());
+    assert!(
+        ring_a
+            .fetch(&key("u", "acct-1", AccessLevel::Read))
+            .await
+            .is_ok()
+    );
 }

@@ -250,19 +250,13 @@ async fn a_key_not_configured_or_not_in_kms_is_key_not_found() {
     let other = create_key(&admin).await;
     let result = envelope.open(&with_key(&sealed, &other, 0), &ctx()).await;
     assert!(
-        matches!(
-            result,
-            Err(Error::KeyNotHeld { .. })
-        ),
+        matches!(result, Err(Error::KeyNotHeld { .. })),
         "{result:?}"
     );
     // The right ARN under another version: only version 0 exists.
     let result = envelope.open(&with_key(&sealed, &arn, 1), &ctx()).await;
     assert!(
-        matches!(
-            result,
-            Err(Error::KeyNotHeld { .. })
-        ),
+        matches!(result, Err(Error::KeyNotHeld { .. })),
         "{result:?}"
     );
     assert_eq!(header(&sealed).version, 0);

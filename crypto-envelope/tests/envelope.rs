@@ -101,7 +101,10 @@ async fn a_value_sealed_under_a_key_the_ring_does_not_hold_is_a_configuration_er
         assert!(!err.is_unavailable(), "{err:?}");
         let shown = err.to_string();
         assert!(shown.contains(&a_key.to_string()), "{shown}");
-        assert!(shown.contains("no configured key-encryption backend holds"), "{shown}");
+        assert!(
+            shown.contains("no configured key-encryption backend holds"),
+            "{shown}"
+        );
         assert!(shown.contains("started with another key"), "{shown}");
         for text in [shown, format!("{err:?}")] {
             assert!(!text.contains(&key_hex), "{text}");
@@ -126,14 +129,19 @@ async fn a_value_sealed_under_a_key_the_ring_does_not_hold_is_a_configuration_er
     assert!(!err.is_unavailable(), "{err:?}");
 
     // A refusal, an unknown backend and a retired key are told apart from it.
-    let refused = a.open(&sealed.to_bytes(), &ctx("43", "api_secret")).await.unwrap_err();
+    let refused = a
+        .open(&sealed.to_bytes(), &ctx("43", "api_secret"))
+        .await
+        .unwrap_err();
     assert!(matches!(refused, Error::Refused) && !refused.is_configuration());
-    let unknown = Envelope::new(PassphraseKek::derive(
-        b"correct horse battery",
-        &PassphraseKek::generate_salt().unwrap(),
-        Argon2Params::OWASP_MINIMUM,
+    let unknown = Envelope::new(
+        PassphraseKek::derive(
+            b"correct horse battery",
+            &PassphraseKek::generate_salt().unwrap(),
+            Argon2Params::OWASP_MINIMUM,
+        )
+        .unwrap(),
     )
-    .unwrap())
     .unwrap()
     .open(&sealed.to_bytes(), &c)
     .await
@@ -352,10 +360,7 @@ async fn passphrase_backend_round_trips_and_migrates_to_a_master_key() {
         .open(&sealed.to_bytes(), &c)
         .await
         .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::KeyNotHeld { .. }
-    ));
+    assert!(matches!(err, Error::KeyNotHeld { .. }));
 
     // Move to a master key: the passphrase backend opens, the ring re-wraps.
     let pass = PassphraseKek::derive(b"correct horse battery", &salt, Argon2Params::OWASP_MINIMUM)

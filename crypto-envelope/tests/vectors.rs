@@ -8,8 +8,8 @@
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
 use crypto_envelope::{
-    Argon2Params, DataKey, EncryptionContext, Envelope, Error, KekBackend,
-    LocalKeyRing, MasterKey, PassphraseKek, Sealed, hazmat,
+    Argon2Params, DataKey, EncryptionContext, Envelope, Error, KekBackend, LocalKeyRing, MasterKey,
+    PassphraseKek, Sealed, hazmat,
 };
 
 type Vector = Vec<(String, String)>;
