@@ -215,12 +215,17 @@ async fn a_credential_under_a_key_not_held_is_a_coded_500() {
         .await;
     assert_eq!(status, 500, "{body}\n{}", s.logs());
     assert_eq!(body, json!({"error": "key_not_held"}));
-    let logs = s.logs();
-    assert!(
+    // The log arrives through a pipe: wait for it (up to 10 s under load).
+    let logged = |logs: &str| {
         logs.lines()
-            .any(|l| l.contains("ERROR") && l.contains("cred_cache.misconfigured")),
-        "{logs}"
-    );
+            .any(|l| l.contains("ERROR") && l.contains("cred_cache.misconfigured"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !logged(&s.logs()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let logs = s.logs();
+    assert!(logged(&logs), "{logs}");
     assert!(logs.contains(&fingerprint(&c)), "{logs}");
     assert!(!logs.contains(&a) && !logs.contains(&c) && !logs.contains("kh-secret"));
 }
