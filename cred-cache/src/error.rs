@@ -148,15 +148,33 @@ pub enum FetchError {
     /// Answer 503; a retry normally succeeds.
     #[error("credential was invalidated during every fetch attempt")]
     Contended,
+    /// The service's key configuration cannot open the stored record: it was
+    /// sealed under a master key (or a key-encryption backend) that the service
+    /// was not configured with, typically because it was started with another
+    /// key (`crypto_envelope::Error::is_configuration`). Not the record's fault
+    /// and not transient: no retry helps until an operator configures the key
+    /// the data was sealed under. Answer 500 (see [`FetchError::http_status`]).
+    #[error(
+        "credential store is misconfigured: the record was sealed under a key the service does not hold"
+    )]
+    Misconfigured,
 }
 
 impl FetchError {
     /// The HTTP status an embedding service should answer with.
+    ///
+    /// [`FetchError::Misconfigured`] is 500, every other server-side failure
+    /// 503: 503 (with `Retry-After`) tells clients and load balancers that
+    /// waiting helps, which is true of an outage or contention but not of a
+    /// service started with the wrong key, where every instance with that
+    /// configuration gives the same answer until an operator acts. A 500 is
+    /// what monitoring pages on as the service's own fault.
     #[must_use]
     pub const fn http_status(&self) -> u16 {
         match self {
             Self::NotFound => 404,
             Self::Refused => 403,
+            Self::Misconfigured => 500,
             Self::Unavailable
             | Self::Backend
             | Self::InvalidResponse
@@ -176,6 +194,7 @@ impl FetchError {
             Self::InvalidResponse => "cred_cache.invalid_response",
             Self::Storage => "cred_cache.storage",
             Self::Contended => "cred_cache.contended",
+            Self::Misconfigured => "cred_cache.misconfigured",
         }
     }
 }

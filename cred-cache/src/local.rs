@@ -13,9 +13,16 @@
 //! A Trade request for a read-only record is refused with
 //! [`FetchError::Refused`]. A record that does not open or decode is
 //! [`FetchError::Storage`]; a KEK backend or store outage is
-//! [`FetchError::Backend`]; a missing record is [`FetchError::NotFound`].
+//! [`FetchError::Backend`]; a missing record is [`FetchError::NotFound`]; a
+//! record sealed under a key (or backend) the envelope was not configured with
+//! (the service started with another master key) is
+//! [`FetchError::Misconfigured`], logged at `ERROR` with the code
+//! `cred_cache.misconfigured` and the envelope's message (which names the key
+//! id and version, never key material) the first time, at `WARN` afterwards.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use crypto_envelope::{SecretRef, Secrets};
@@ -36,6 +43,10 @@ pub const SECRET_NAME: &str = "exchange_credential";
 pub struct LocalSource {
     secrets: Secrets,
     namespace: String,
+    /// Whether a configuration failure was already logged at `ERROR` (shared by
+    /// clones, so that the operator is told loudly once per source, not per
+    /// fetch).
+    misconfiguration_logged: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for LocalSource {
@@ -54,6 +65,7 @@ impl LocalSource {
         Self {
             secrets,
             namespace: DEFAULT_NAMESPACE.to_owned(),
+            misconfiguration_logged: Arc::default(),
         }
     }
 
@@ -74,6 +86,7 @@ impl LocalSource {
         Ok(Self {
             secrets,
             namespace: namespace.to_owned(),
+            misconfiguration_logged: Arc::default(),
         })
     }
 
@@ -88,15 +101,17 @@ impl LocalSource {
     ///
     /// # Errors
     ///
-    /// [`FetchError::Backend`] for a store or KEK outage, [`FetchError::Storage`]
-    /// for any other failure.
+    /// [`FetchError::Backend`] for a store or KEK outage,
+    /// [`FetchError::Misconfigured`] when the key-encryption backend no longer
+    /// holds its configured primary key, [`FetchError::Storage`] for any other
+    /// failure.
     pub async fn put(&self, credential: &ExchangeCredential) -> Result<(), FetchError> {
         let reference = self.secret_ref(credential.credential_id())?;
         let record = record::encode(credential);
         self.secrets
             .put(&reference, &record)
             .await
-            .map_err(|e| storage_error(credential.credential_id(), &e))
+            .map_err(|e| self.storage_error(credential.credential_id(), &e))
     }
 
     /// Deletes the record of `credential`; whether one existed. Invalidate the
@@ -110,19 +125,40 @@ impl LocalSource {
         self.secrets
             .delete(&reference)
             .await
-            .map_err(|e| storage_error(credential, &e))
+            .map_err(|e| self.storage_error(credential, &e))
     }
-}
 
-fn storage_error(credential: &CredentialId, e: &crypto_envelope::SecretsError) -> FetchError {
-    let error = if e.is_unavailable() {
-        FetchError::Backend
-    } else {
-        FetchError::Storage
-    };
-    // The envelope's errors name parts and kinds, never values.
-    tracing::warn!(code = error.code(), credential = %credential, error = %e, "secret store failed");
-    error
+    /// The fetch error for a failure of the secret store or the envelope, logged
+    /// with its code.
+    fn storage_error(
+        &self,
+        credential: &CredentialId,
+        e: &crypto_envelope::SecretsError,
+    ) -> FetchError {
+        let error = if e.is_unavailable() {
+            FetchError::Backend
+        } else if e.is_configuration() {
+            FetchError::Misconfigured
+        } else {
+            FetchError::Storage
+        };
+        // The envelope's errors name parts, kinds and key ids, never values.
+        if error == FetchError::Misconfigured
+            && !self.misconfiguration_logged.swap(true, Ordering::Relaxed)
+        {
+            tracing::error!(
+                code = error.code(),
+                credential = %credential,
+                error = %e,
+                "the credential store cannot be opened with the configured keys: every \
+                 credential sealed under that key fails until the key it was sealed under is \
+                 configured again (logged once)"
+            );
+        } else {
+            tracing::warn!(code = error.code(), credential = %credential, error = %e, "secret store failed");
+        }
+        error
+    }
 }
 
 #[async_trait]
@@ -133,7 +169,7 @@ impl CredentialSource for LocalSource {
             .secrets
             .get(&reference)
             .await
-            .map_err(|e| storage_error(key.credential(), &e))?
+            .map_err(|e| self.storage_error(key.credential(), &e))?
             .ok_or(FetchError::NotFound)?;
         let credential = record::decode(key.credential().clone(), plaintext.expose_secret()).map_err(|e| {
             tracing::warn!(code = "cred_cache.local.bad_record", credential = %key.credential(), error = %e,
@@ -144,5 +180,118 @@ impl CredentialSource for LocalSource {
             return Err(FetchError::Refused);
         }
         Ok(credential)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests: a panic is a failed test.
+
+    use std::io;
+    use std::sync::Mutex;
+
+    use crypto_envelope::{Envelope, LocalKeyRing, MasterKey, MemoryStore};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    /// A source whose ring does not hold the records' key says so at ERROR once, with
+    /// the stable code and the key's id (a fingerprint), then at WARN; no key material
+    /// and no credential in any line.
+    #[test]
+    fn a_misconfiguration_is_logged_loudly_once_without_key_material() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(captured.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (key_a, key_b) = (
+            MasterKey::generate().unwrap(),
+            MasterKey::generate().unwrap(),
+        );
+        let fingerprint_a = key_a.fingerprint();
+        let material: Vec<String> = [&key_a, &key_b]
+            .iter()
+            .flat_map(|k| {
+                [
+                    k.to_hex().as_str().to_owned(),
+                    k.to_base64().as_str().to_owned(),
+                ]
+            })
+            .collect();
+        let store = Arc::new(MemoryStore::new());
+        let with = |key: MasterKey| {
+            Secrets::new(
+                Envelope::new(LocalKeyRing::single(key).unwrap()).unwrap(),
+                Arc::clone(&store) as _,
+            )
+        };
+        let ring_a = LocalSource::new(with(key_a));
+        let ring_b = LocalSource::new(with(key_b));
+        let credential = ExchangeCredential::new(
+            CredentialId::new("acct-1").unwrap(),
+            zeroize::Zeroizing::new("AK-canary-31".to_owned()),
+            zeroize::Zeroizing::new("sk-canary-31".to_owned()),
+            None,
+            false,
+        )
+        .unwrap();
+        let key = CacheKey::new(
+            crate::UserId::new("u").unwrap(),
+            CredentialId::new("acct-1").unwrap(),
+            AccessLevel::Read,
+        );
+        runtime.block_on(async {
+            ring_a.put(&credential).await.unwrap();
+            // Clones share the flag: still one ERROR.
+            for source in [&ring_b, &ring_b.clone(), &ring_b] {
+                assert_eq!(
+                    source.fetch(&key).await.unwrap_err(),
+                    FetchError::Misconfigured
+                );
+            }
+        });
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines = |level: &str| {
+            logs.lines()
+                .filter(|l| l.contains(level) && l.contains("cred_cache.misconfigured"))
+                .count()
+        };
+        assert_eq!(lines("ERROR"), 1, "{logs}");
+        assert_eq!(lines("WARN"), 2, "{logs}");
+        assert!(logs.contains(&fingerprint_a), "{logs}");
+        assert!(logs.contains("started with another key"), "{logs}");
+        for text in material
+            .iter()
+            .map(String::as_str)
+            .chain(["AK-canary", "sk-canary"])
+        {
+            assert!(!logs.contains(text), "{logs}");
+        }
     }
 }

@@ -238,6 +238,7 @@ fn no_canary_in_debug_display_or_logs() {
         FetchError::InvalidResponse,
         FetchError::Storage,
         FetchError::Contended,
+        FetchError::Misconfigured,
     ] {
         show("fetch error", format!("{e:?} {e} {}", e.code()));
     }

@@ -106,14 +106,14 @@ async fn missing_moved_foreign_and_malformed_records_fail_closed() {
         FetchError::Storage
     );
 
-    // Sealed under another master key: refused.
+    // Sealed under another master key: the service's configuration, not the record.
     let other = LocalSource::new(self::secrets(&store));
     assert_eq!(
         other
             .fetch(&key("u", "acct-a", AccessLevel::Read))
             .await
             .unwrap_err(),
-        FetchError::Storage
+        FetchError::Misconfigured
     );
 
     // Opens, but is not a record.
@@ -164,4 +164,53 @@ async fn namespaces_keep_services_apart() {
         FetchError::NotFound
     );
     assert!(LocalSource::with_namespace(secrets, "").is_err());
+}
+
+/// The service restarted with another master key: a `LocalSource` whose ring does not
+/// hold the key the records were sealed under answers `Misconfigured` (500, its own
+/// code), through the cache too, never `Storage` or `NotFound`. (That it is logged at
+/// ERROR once, with no key material, is checked by the unit test in `src/local.rs`: a
+/// captured subscriber there is not raced by sibling tests registering the same
+/// callsites.)
+#[tokio::test]
+async fn a_source_with_the_wrong_key_ring_is_misconfigured() {
+    let store = Arc::new(MemoryStore::new());
+    let ring_a = LocalSource::new(secrets(&store));
+    let ring_b = Arc::new(LocalSource::new(secrets(&store)));
+    ring_a.put(&credential("acct-1", false)).await.unwrap();
+    ring_a.put(&credential("acct-2", true)).await.unwrap();
+    for id in ["acct-1", "acct-2", "acct-1"] {
+        let err = ring_b
+            .fetch(&key("u", id, AccessLevel::Read))
+            .await
+            .unwrap_err();
+        assert_eq!(err, FetchError::Misconfigured);
+        assert_eq!(err.http_status(), 500);
+        assert_eq!(err.code(), "cred_cache.misconfigured");
+        assert!(!err.to_string().contains("sk-secret"));
+    }
+    let cache = CredCache::builder(Arc::clone(&ring_b) as _)
+        .build()
+        .unwrap();
+    assert_eq!(
+        cache
+            .get_or_fetch(&key("u", "acct-1", AccessLevel::Trade))
+            .await
+            .unwrap_err(),
+        FetchError::Misconfigured
+    );
+    // A record that does not exist is still not found; the right ring still opens.
+    assert_eq!(
+        ring_b
+            .fetch(&key("u", "acct-none", AccessLevel::Read))
+            .await
+            .unwrap_err(),
+        FetchError::NotFound
+    );
+    assert!(
+        ring_a
+            .fetch(&key("u", "acct-1", AccessLevel::Read))
+            .await
+            .is_ok()
+    );
 }

@@ -131,7 +131,7 @@ impl Envelope {
     ///
     /// # Errors
     /// [`Error::Malformed`] (`plaintext length`) above 64 MiB; [`Error::Backend`] when the
-    /// backend cannot wrap.
+    /// backend cannot wrap; [`Error::KeyNotHeld`] when it no longer holds its primary key.
     pub async fn seal(
         &self,
         plaintext: &[u8],
@@ -164,7 +164,9 @@ impl Envelope {
     /// [`Error::Refused`] for every cryptographic failure alike (wrong context, wrong
     /// key, tampering); [`Error::Malformed`] and the unsupported-version and -suite errors
     /// for bytes that are not a sealed value; [`Error::UnknownBackend`] and
-    /// [`Error::Backend`] for keys this envelope cannot use.
+    /// [`Error::KeyNotHeld`] (both [`Error::is_configuration`]) for a value sealed under a
+    /// backend or key this envelope was not configured with; [`Error::Backend`] for a
+    /// retired key or a backend failure.
     pub async fn open(
         &self,
         sealed: &[u8],
@@ -262,11 +264,7 @@ impl Envelope {
         let in_backend = if sealed.backend == self.primary.id() {
             self.primary
                 .rewrap(&sealed.key, &sealed.wrapped_key, &aad, context)
-                .await
-                .map_err(|e| match e {
-                    BackendError::Refused => Error::Refused,
-                    other => Error::Backend(other),
-                })?
+                .await?
         } else {
             None
         };
@@ -329,10 +327,7 @@ impl Envelope {
         backend
             .unwrap(&sealed.key, sealed.wrapped_key, aad, context)
             .await
-            .map_err(|e| match e {
-                BackendError::Refused => Error::Refused,
-                other => Error::Backend(other),
-            })
+            .map_err(Error::from)
     }
 }
 

@@ -37,9 +37,49 @@ pub enum Error {
         /// The backend id found in the value.
         backend: String,
     },
-    /// The backend could not unwrap, or was not asked to: see the source.
+    /// The value was sealed under a key that no configured key-encryption backend holds
+    /// (its backend answered [`BackendError::KeyNotFound`]): almost always a
+    /// configuration mistake, the service started with another master key (or without
+    /// the old one after a rotation), not a fault of the value. Nothing about the value
+    /// was checked, so this says nothing about its authenticity either.
+    ///
+    /// The header naming the key is not authenticated (FORMAT.md, section 4): whoever
+    /// can write a row can make one value report this. When every value does, the
+    /// configuration is wrong. On [`Envelope::seal`](crate::Envelope::seal) (rare: a
+    /// remote backend no longer holds its configured primary key) `key` is that
+    /// primary key.
+    ///
+    /// [`Error::is_configuration`] is true. `key` is the key id and version written in
+    /// the value (a fingerprint, a label, an ARN): never key material.
+    #[error(
+        "sealed under key {key}, which no configured key-encryption backend holds: the \
+         service was started with another key (or without this one); configure the key \
+         the data was sealed under (as a decrypt-only key if it is no longer the primary)"
+    )]
+    KeyNotHeld {
+        /// The key the value names.
+        key: KeyRef<'static>,
+    },
+    /// The backend could not unwrap, or was not asked to: see the source. Never
+    /// [`BackendError::KeyNotFound`] (that is [`Error::KeyNotHeld`]) nor
+    /// [`BackendError::Refused`] (that is [`Error::Refused`]).
     #[error("key-encryption backend failed")]
-    Backend(#[from] BackendError),
+    Backend(#[source] BackendError),
+}
+
+impl From<BackendError> for Error {
+    /// A backend's failure as the envelope reports it: a refusal stays the one opaque
+    /// [`Error::Refused`], a key the backend does not hold is the configuration error
+    /// [`Error::KeyNotHeld`], everything else is [`Error::Backend`]. Every path (open,
+    /// re-wrap, seal) goes through here, so no caller ever sees
+    /// `Backend(KeyNotFound)`.
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Refused => Self::Refused,
+            BackendError::KeyNotFound { key } => Self::KeyNotHeld { key },
+            other => Self::Backend(other),
+        }
+    }
 }
 
 impl Error {
@@ -47,6 +87,22 @@ impl Error {
     /// "unavailable" (HTTP 503) rather than "refused".
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Backend(BackendError::Unavailable { .. }))
+    }
+
+    /// Whether the failure is the configuration's, not the value's nor a passing
+    /// outage: the value names a key ([`Error::KeyNotHeld`]) or a backend
+    /// ([`Error::UnknownBackend`]) that this envelope was not configured with. Retrying
+    /// does not help and the value is not known to be bad; an operator must fix the
+    /// key configuration. A service refuses to start on it, and otherwise answers it as
+    /// its own fault (logged loudly with a stable code), never as "refused".
+    ///
+    /// [`BackendError::KeyRetired`] is not included: the key is held, and the
+    /// configuration says on purpose that values under it no longer open (a raised
+    /// minimum version, a retired or disabled key, which may be an incident's
+    /// kill switch). That is the configuration working as written, and a service should
+    /// keep running and refuse those values, not treat the deployment as broken.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::KeyNotHeld { .. } | Self::UnknownBackend { .. })
     }
 }
 

@@ -402,7 +402,8 @@ impl<'a> Rewrapper<'a> {
             }
             Err(
                 Error::UnknownBackend { .. }
-                | Error::Backend(BackendError::KeyNotFound { .. } | BackendError::KeyRetired { .. }),
+                | Error::KeyNotHeld { .. }
+                | Error::Backend(BackendError::KeyRetired { .. }),
             ) => Ok(Step::Failed(RewrapFailureReason::KeyNotHeld)),
             Err(_) => Ok(Step::Failed(RewrapFailureReason::DoesNotOpen)),
         }

@@ -35,6 +35,13 @@ impl SecretsError {
             _ => false,
         }
     }
+
+    /// Whether a stored value names a key or backend this envelope was not configured
+    /// with ([`Error::is_configuration`]): the deployment's key configuration, not the
+    /// value nor an outage, is at fault; an operator must act.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::Envelope(e) if e.is_configuration())
+    }
 }
 
 /// Where a resolved secret came from.

@@ -243,26 +243,20 @@ async fn a_key_not_configured_or_not_in_kms_is_key_not_found() {
     let absent = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-4000-8000-000000000000";
     let result = envelope.open(&with_key(&sealed, absent, 0), &ctx()).await;
     assert!(
-        matches!(&result, Err(Error::Backend(BackendError::KeyNotFound { key })) if key.id == absent),
+        matches!(&result, Err(Error::KeyNotHeld { key }) if key.id == absent),
         "{result:?}"
     );
     // A key that exists in KMS but is not configured here: not asked either.
     let other = create_key(&admin).await;
     let result = envelope.open(&with_key(&sealed, &other, 0), &ctx()).await;
     assert!(
-        matches!(
-            result,
-            Err(Error::Backend(BackendError::KeyNotFound { .. }))
-        ),
+        matches!(result, Err(Error::KeyNotHeld { .. })),
         "{result:?}"
     );
     // The right ARN under another version: only version 0 exists.
     let result = envelope.open(&with_key(&sealed, &arn, 1), &ctx()).await;
     assert!(
-        matches!(
-            result,
-            Err(Error::Backend(BackendError::KeyNotFound { .. }))
-        ),
+        matches!(result, Err(Error::KeyNotHeld { .. })),
         "{result:?}"
     );
     assert_eq!(header(&sealed).version, 0);
@@ -388,7 +382,7 @@ async fn rotation_to_a_new_key_re_encrypts_inside_kms() {
     // The old value names a key the new-only backend does not hold.
     assert!(matches!(
         only_new.open(&sealed, &ctx()).await,
-        Err(Error::Backend(BackendError::KeyNotFound { .. }))
+        Err(Error::KeyNotHeld { .. })
     ));
 }
 

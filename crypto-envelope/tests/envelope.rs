@@ -62,15 +62,130 @@ async fn any_other_context_is_refused() {
     }
 }
 
+/// The service restarted with another master key: a value sealed under ring A, opened
+/// with ring B that does not hold A's key, is the typed configuration error
+/// `KeyNotHeld` naming A's key (its fingerprint and version), on every path that opens
+/// (binary, text, parsed, re-wrap, the secret store), never `Refused`, never a bare
+/// backend failure; its message says what happened and holds no key material.
 #[tokio::test]
-async fn a_different_master_key_is_not_held() {
+async fn a_value_sealed_under_a_key_the_ring_does_not_hold_is_a_configuration_error() {
     let c = ctx("42", "api_secret");
-    let sealed = envelope(1).seal(CANARY, &c).await.unwrap().to_bytes();
-    let err = envelope(2).open(&sealed, &c).await.unwrap_err();
+    let a = envelope(0xa1);
+    let b = Envelope::new(
+        LocalKeyRing::builder()
+            .key(1, key(0xb2))
+            .key(2, key(0xb3))
+            .primary(2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let sealed = a.seal(CANARY, &c).await.unwrap();
+    let a_key = KeyRef::new(key(0xa1).fingerprint(), 1);
+    assert_eq!(sealed.key(), &a_key);
+
+    let results = [
+        b.open(&sealed.to_bytes(), &c).await.unwrap_err(),
+        b.open_text(&sealed.to_text(), &c).await.unwrap_err(),
+        b.open_sealed(&sealed, &c).await.unwrap_err(),
+        b.rewrap(&sealed.to_bytes(), &c).await.unwrap_err(),
+    ];
+    let key_hex = "a1".repeat(32);
+    let key_b64 = key(0xa1).to_base64();
+    for err in results {
+        let Error::KeyNotHeld { key } = &err else {
+            panic!("not KeyNotHeld: {err:?}");
+        };
+        assert_eq!(key, &a_key);
+        assert!(err.is_configuration(), "{err:?}");
+        assert!(!err.is_unavailable(), "{err:?}");
+        let shown = err.to_string();
+        assert!(shown.contains(&a_key.to_string()), "{shown}");
+        assert!(
+            shown.contains("no configured key-encryption backend holds"),
+            "{shown}"
+        );
+        assert!(shown.contains("started with another key"), "{shown}");
+        for text in [shown, format!("{err:?}")] {
+            assert!(!text.contains(&key_hex), "{text}");
+            assert!(!text.contains(key_b64.as_str()), "{text}");
+            assert!(!text.contains("CANARY"), "{text}");
+        }
+    }
+
+    // Through the secret store: the same answer, and `SecretsError` says so too.
+    let store: std::sync::Arc<dyn crypto_envelope::SecretStore> =
+        std::sync::Arc::new(crypto_envelope::MemoryStore::new());
+    let id = crypto_envelope::SecretRef::owner("alice", "API_SECRET").unwrap();
+    crypto_envelope::Secrets::new(a.clone(), std::sync::Arc::clone(&store))
+        .put(&id, CANARY)
+        .await
+        .unwrap();
+    let err = crypto_envelope::Secrets::new(b.clone(), store)
+        .get(&id)
+        .await
+        .unwrap_err();
+    assert!(err.is_configuration(), "{err:?}");
+    assert!(!err.is_unavailable(), "{err:?}");
+
+    // A refusal, an unknown backend and a retired key are told apart from it.
+    let refused = a
+        .open(&sealed.to_bytes(), &ctx("43", "api_secret"))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Refused) && !refused.is_configuration());
+    let unknown = Envelope::new(
+        PassphraseKek::derive(
+            b"correct horse battery",
+            &PassphraseKek::generate_salt().unwrap(),
+            Argon2Params::OWASP_MINIMUM,
+        )
+        .unwrap(),
+    )
+    .unwrap()
+    .open(&sealed.to_bytes(), &c)
+    .await
+    .unwrap_err();
+    assert!(matches!(unknown, Error::UnknownBackend { .. }) && unknown.is_configuration());
+    let retired = Envelope::new(
+        LocalKeyRing::builder()
+            .key(1, key(0xa1))
+            .key(2, key(0xb3))
+            .primary(2)
+            .min_version(2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap()
+    .open(&sealed.to_bytes(), &c)
+    .await
+    .unwrap_err();
     assert!(
-        matches!(err, Error::Backend(BackendError::KeyNotFound { .. })),
-        "{err:?}"
+        matches!(retired, Error::Backend(BackendError::KeyRetired { .. })),
+        "{retired:?}"
     );
+    assert!(!retired.is_configuration());
+}
+
+/// `From<BackendError>`: every backend answer lands where the envelope's callers look,
+/// whichever path produced it.
+#[test]
+fn backend_errors_convert_to_the_envelope_error_a_caller_matches() {
+    let key = KeyRef::new("mk-0011223344556677", 3);
+    assert!(matches!(
+        Error::from(BackendError::KeyNotFound { key: key.clone() }),
+        Error::KeyNotHeld { key: k } if k == key
+    ));
+    assert!(matches!(Error::from(BackendError::Refused), Error::Refused));
+    assert!(matches!(
+        Error::from(BackendError::KeyRetired { key }),
+        Error::Backend(BackendError::KeyRetired { .. })
+    ));
+    let outage = Error::from(BackendError::Unavailable {
+        backend: "transit".into(),
+        reason: "timeout".into(),
+    });
+    assert!(outage.is_unavailable() && !outage.is_configuration());
 }
 
 #[tokio::test]
@@ -245,10 +360,7 @@ async fn passphrase_backend_round_trips_and_migrates_to_a_master_key() {
         .open(&sealed.to_bytes(), &c)
         .await
         .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::Backend(BackendError::KeyNotFound { .. })
-    ));
+    assert!(matches!(err, Error::KeyNotHeld { .. }));
 
     // Move to a master key: the passphrase backend opens, the ring re-wraps.
     let pass = PassphraseKek::derive(b"correct horse battery", &salt, Argon2Params::OWASP_MINIMUM)
@@ -527,7 +639,7 @@ async fn a_ring_refuses_one_key_under_two_versions_and_a_low_primary() {
     edited[off..off + 4].copy_from_slice(&3u32.to_be_bytes());
     assert!(matches!(
         env.open(&edited, &c).await,
-        Err(Error::Backend(BackendError::KeyNotFound { .. }))
+        Err(Error::KeyNotHeld { .. })
     ));
     assert!(matches!(
         env.open(&sealed, &c).await,

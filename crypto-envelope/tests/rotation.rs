@@ -308,6 +308,36 @@ async fn a_row_that_keeps_changing_is_reported_not_counted_done() {
     assert_eq!(progress.remaining_rows(), 1);
 }
 
+/// A row sealed under a key the new deployment does not hold (another deployment's
+/// master key): reported as `KeyNotHeld`, not as a row that does not open, and the walk
+/// goes on.
+#[tokio::test]
+async fn a_row_under_a_key_not_held_is_reported_as_such() {
+    let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::new());
+    let elsewhere = LocalKeyRing::builder()
+        .key(1, key(9))
+        .primary(1)
+        .build()
+        .unwrap();
+    Secrets::new(Envelope::new(elsewhere).unwrap(), Arc::clone(&store))
+        .put(&secret(0), b"zero")
+        .await
+        .unwrap();
+    old_instance(Arc::clone(&store))
+        .put(&secret(1), b"one")
+        .await
+        .unwrap();
+    let progress = Rewrapper::new(&new_instance(Arc::clone(&store)))
+        .run(|_| {})
+        .await
+        .unwrap();
+    assert!(progress.done);
+    assert!(!progress.complete, "{progress:?}");
+    assert_eq!(progress.rewrapped, 1, "{progress:?}");
+    assert_eq!(progress.failed.len(), 1, "{progress:?}");
+    assert_eq!(progress.failed[0].reason, RewrapFailureReason::KeyNotHeld);
+}
+
 /// A row sealed under another row's context, on the primary key, with the key
 /// unchanged: the re-wrap opens every row, so it is reported, not counted current.
 #[tokio::test]

@@ -8,8 +8,8 @@
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
 use crypto_envelope::{
-    Argon2Params, BackendError, DataKey, EncryptionContext, Envelope, Error, KekBackend,
-    LocalKeyRing, MasterKey, PassphraseKek, Sealed, hazmat,
+    Argon2Params, DataKey, EncryptionContext, Envelope, Error, KekBackend, LocalKeyRing, MasterKey,
+    PassphraseKek, Sealed, hazmat,
 };
 
 type Vector = Vec<(String, String)>;
@@ -212,7 +212,7 @@ fn error_name(err: &Error) -> String {
         Error::UnsupportedVersion { .. } => "unsupported_version".to_owned(),
         Error::UnsupportedSuite { .. } => "unsupported_suite".to_owned(),
         Error::UnknownBackend { .. } => "unknown_backend".to_owned(),
-        Error::Backend(BackendError::KeyNotFound { .. }) => "key_not_found".to_owned(),
+        Error::KeyNotHeld { .. } => "key_not_held".to_owned(),
         other => format!("{other:?}"),
     }
 }

@@ -109,6 +109,12 @@ pub(crate) async fn load_or_create_key(db: &Db, envelope: &Envelope) -> Result<M
     let plain = envelope.open(&sealed, &ctx).await.map_err(|e| {
         if e.is_unavailable() {
             BuildError::Component("master key backend unavailable (audit key)")
+        } else if e.is_configuration() {
+            tracing::error!(code = "audit.key_not_held", error = %e, "the stored audit key was sealed under a key the configured key ring does not hold");
+            BuildError::Component(
+                "the audit key (tb_audit_key) was sealed under another key: start with the \
+                 STRONGROOM_MASTER_KEY it was sealed under",
+            )
         } else {
             tracing::error!(
                 code = "audit.key_unseal_refused",

@@ -155,6 +155,8 @@ enum CliError {
     Config(#[from] crate::config::ConfigError),
     #[error("master key: {0}")]
     Key(#[from] crate::keyring::KeyError),
+    #[error("master key: {0}")]
+    KeyNotHeld(#[from] crate::key_check::KeyNotHeld),
     #[error("{0}")]
     Db(#[from] crate::db::DbError),
     #[error("{0}")]
@@ -268,6 +270,18 @@ async fn run(command: Command) -> Result<(), CliError> {
         "key-encryption backends"
     );
     let stores = crate::db::open(&config.database, config.validity_cache).await?;
+    // Before anything is sealed: the stored data opens under the configured keys
+    // (key_check.rs). `rewrap` opens every row itself and lists those it cannot.
+    if !matches!(command, Command::Rewrap { .. }) {
+        let probed = crate::key_check::check(&stores, &envelope, &kek).await?;
+        tracing::info!(
+            code = "kek.checked",
+            opened = probed.opened,
+            refused = probed.refused,
+            unavailable = probed.unavailable,
+            "stored sealed values checked against the key configuration"
+        );
+    }
     if let Command::Serve(_) = command {
         return serve(&config, &stores, envelope).await;
     }
@@ -422,6 +436,7 @@ impl CliError {
             CliError::Input(_) => "invalid_input",
             CliError::Config(_) => "configuration",
             CliError::Key(_) => "master_key",
+            CliError::KeyNotHeld(_) => "key_not_held",
             CliError::Db(_) | CliError::Unavailable(_) => "unavailable",
             CliError::Build(_) => "build",
             CliError::Bind(_) | CliError::Serve => "serve",

@@ -11,6 +11,7 @@ mod config;
 mod db;
 pub mod exchange;
 mod kek;
+mod key_check;
 mod keyring;
 mod rewrap;
 mod sealed;

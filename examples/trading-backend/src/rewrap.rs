@@ -286,7 +286,8 @@ impl<'a> ColumnRewrapper<'a> {
             }
             Err(
                 Error::UnknownBackend { .. }
-                | Error::Backend(BackendError::KeyNotFound { .. } | BackendError::KeyRetired { .. }),
+                | Error::KeyNotHeld { .. }
+                | Error::Backend(BackendError::KeyRetired { .. }),
             ) => Ok(Step::Failed(RewrapFailureReason::KeyNotHeld)),
             Err(_) => Ok(Step::Failed(RewrapFailureReason::DoesNotOpen)),
         }

@@ -8,10 +8,15 @@
 //!   `{purpose: "trading-backend.signing-key", kid, alg}`: a dump of the database does
 //!   not reveal a key, and a sealed value copied into another row (another `kid` or
 //!   algorithm) does not open.
-//! * A row that does not open (tampered, or sealed under a master key that is no longer
-//!   configured) is skipped with a warning (`code = "signing_key.unseal_refused"`): it
-//!   signs and verifies nothing; a fresh key is made when no current key is left. A
-//!   master-key backend outage is a store error (the issuer keeps its current keys).
+//! * A row sealed under a master key the configured ring does not hold stops the start
+//!   (`key_check.rs` opens these rows before the issuer is built, so that the service
+//!   never seals a fresh key under the wrong master key and drops the real ones). Met at
+//!   a reload (another instance sealed it under a key this one was not given), it is
+//!   skipped with an error (`code = "signing_key.key_not_held"`).
+//! * A row that does not open for another reason (tampered, moved, under a retired key)
+//!   is skipped with a warning (`code = "signing_key.unseal_refused"`): it signs and
+//!   verifies nothing; a fresh key is made when no current key is left. A master-key
+//!   backend outage is a store error (the issuer keeps its current keys).
 //!
 //! After a master-key rotation, `trading-backend rewrap` re-wraps these rows with the
 //! rest (the table is listed in `sealed.rs`): the keys stay the same, tokens they signed
@@ -95,6 +100,20 @@ impl SealedSigningKeyStore {
                     "master key backend unavailable"
                 );
                 Err(backend("master key backend unavailable"))
+            }
+            // Sealed under a key this instance does not hold. At start this never
+            // gets here (`key_check.rs` refuses to start first); at a reload it means
+            // another instance sealed it under a key this one was not given (a rotation
+            // deployed to some instances only): said loudly, and the row is skipped so
+            // that this instance keeps the keys it can use.
+            Err(e) if e.is_configuration() => {
+                tracing::error!(
+                    code = "signing_key.key_not_held",
+                    kid,
+                    error = %e,
+                    "stored signing key was sealed under a key this instance does not hold; ignored"
+                );
+                Ok(None)
             }
             Err(_) => {
                 tracing::warn!(

@@ -14,6 +14,7 @@ mod housekeeping;
 mod instances;
 mod journey;
 mod kek;
+mod key_not_held;
 mod lifecycle;
 mod limits;
 mod metrics;

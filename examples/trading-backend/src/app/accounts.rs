@@ -147,7 +147,7 @@ async fn create_inner(
         .source
         .put(&credential)
         .await
-        .map_err(|e| ApiError::from_u16(e.http_status()))?;
+        .map_err(ApiError::from)?;
     drop(credential);
     if state.account_store.insert(&meta).await.is_err() {
         let _ = state.source.delete(&credential_id).await;

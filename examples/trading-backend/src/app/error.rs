@@ -35,6 +35,14 @@ impl ApiError {
     pub(crate) const UNAVAILABLE: Self = Self::Status(StatusCode::SERVICE_UNAVAILABLE);
     pub(crate) const NOT_FOUND: Self = Self::Status(StatusCode::NOT_FOUND);
     pub(crate) const FORBIDDEN: Self = Self::Status(StatusCode::FORBIDDEN);
+    /// 500 `{"error": "key_not_held"}`: a stored value was sealed under a master key (or
+    /// a key-encryption backend) this service was not started with. The service's own
+    /// configuration is at fault, not the request, and no retry helps until an operator
+    /// configures the key the data was sealed under; the key's id went to the log, never
+    /// to the body. (Start-up refuses such a configuration, `key_check.rs`; this is what
+    /// a value that escaped that probe answers.)
+    pub(crate) const KEY_NOT_HELD: Self =
+        Self::Code(StatusCode::INTERNAL_SERVER_ERROR, "key_not_held");
 
     /// The HTTP status.
     pub(crate) fn status(self) -> StatusCode {
@@ -137,5 +145,62 @@ impl From<auth_core::http::AuthRejection> for ApiError {
                 Self::Status(StatusCode::INTERNAL_SERVER_ERROR)
             }
         }
+    }
+}
+
+impl From<cred_cache::FetchError> for ApiError {
+    /// cred-cache's status (404, 403, 503), except a credential sealed under a key this
+    /// service does not hold: [`ApiError::KEY_NOT_HELD`] (cred-cache logged it with its
+    /// code), never a bare 500.
+    fn from(e: cred_cache::FetchError) -> Self {
+        match e {
+            cred_cache::FetchError::Misconfigured => Self::KEY_NOT_HELD,
+            other => Self::from_u16(other.http_status()),
+        }
+    }
+}
+
+/// What a handler answers when the envelope (or the secret store over it) could not
+/// seal or open a value: [`ApiError::KEY_NOT_HELD`] for a configuration error, logged at
+/// ERROR with the code `kek.key_not_held` and the envelope's message (the key's id and
+/// version; never key material); 503 for everything else (an outage, or a value that
+/// does not open, which the caller logs with its own code).
+pub(crate) fn envelope_error(e: &crypto_envelope::Error, what: &'static str) -> ApiError {
+    if e.is_configuration() {
+        tracing::error!(code = "kek.key_not_held", what, error = %e, "a stored value was sealed under a key this service does not hold");
+        ApiError::KEY_NOT_HELD
+    } else {
+        ApiError::UNAVAILABLE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_under_a_key_not_held_is_a_coded_500() {
+        let e = ApiError::from(cred_cache::FetchError::Misconfigured);
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.code(), "key_not_held");
+        assert_eq!(
+            ApiError::from(cred_cache::FetchError::Storage),
+            ApiError::UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::from(cred_cache::FetchError::NotFound),
+            ApiError::NOT_FOUND
+        );
+        let e = envelope_error(
+            &crypto_envelope::Error::KeyNotHeld {
+                key: crypto_envelope::KeyRef::new("mk-00", 1),
+            },
+            "test",
+        );
+        assert_eq!(e, ApiError::KEY_NOT_HELD);
+        assert_eq!(
+            envelope_error(&crypto_envelope::Error::Refused, "test"),
+            ApiError::UNAVAILABLE
+        );
     }
 }

@@ -146,7 +146,7 @@ pub(crate) async fn run(
     );
     let credential = state.cache.get_or_fetch(&key).await.map_err(|e| {
         tracing::warn!(code = e.code(), account_id = %account, "credential fetch failed");
-        ApiError::from_u16(e.http_status())
+        ApiError::from(e)
     })?;
     let params: Map<String, Value> = body
         .0
@@ -246,7 +246,7 @@ async fn create_order(
             tracing::info!(code = "exchange.ok", operation = "create_order", account_id = %account, user_id = %principal.user_id(), "exchange call");
             Ok(answer(placed, false))
         }
-        Placed::NoCredential(e) => Err(ApiError::from_u16(e.http_status())),
+        Placed::NoCredential(e) => Err(ApiError::from(e)),
         Placed::VenueUnavailable => Err(ApiError::UNAVAILABLE),
         Placed::Refused(e) => {
             tracing::info!(code = e.code(), operation = "create_order", account_id = %account, "exchange call refused");

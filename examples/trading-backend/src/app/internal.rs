@@ -54,7 +54,7 @@ pub(crate) async fn credentials(
         .cache
         .get_or_fetch(&key)
         .await
-        .map_err(|e| ApiError::from_u16(e.http_status()))?;
+        .map_err(ApiError::from)?;
     // cred-cache's own encoder of the format its `RemoteVaultSource` parses.
     let body = cred_cache::remote::encode_response(&credential).map_err(|e| {
         tracing::warn!(code = "internal.unencodable", error = %e, account_id = %account, "credential cannot be served in the vault format");

@@ -25,6 +25,11 @@ fn reference(owner: &str, name: &str) -> Result<SecretRef, ApiError> {
 }
 
 fn secrets_error(e: &crypto_envelope::SecretsError) -> ApiError {
+    if let crypto_envelope::SecretsError::Envelope(inner) = e
+        && inner.is_configuration()
+    {
+        return super::error::envelope_error(inner, "user secret");
+    }
     tracing::warn!(
         code = "secrets.failed",
         unavailable = e.is_unavailable(),

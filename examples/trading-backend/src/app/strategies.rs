@@ -99,8 +99,9 @@ async fn seal(
 }
 
 /// Opens the strategy's active secrets (newest first). A row that does not open under
-/// its context (tampered, moved, or sealed under a master key no longer configured) is
-/// skipped with a warning; a master-key backend outage is 503. `Ok(None)` when none is
+/// its context (tampered, moved, or under a retired key) is skipped with a warning; a
+/// row sealed under a key this service does not hold is 500 `key_not_held`; a
+/// master-key backend outage is 503. `Ok(None)` when none is
 /// left.
 pub(crate) async fn open_secrets(
     state: &Shared,
@@ -115,6 +116,10 @@ pub(crate) async fn open_secrets(
             Ok(plain) => webhook::WebhookSecret::from_bytes(plain.expose_secret())
                 .map_err(|_| ApiError::UNAVAILABLE)?,
             Err(e) if e.is_unavailable() => return Err(ApiError::UNAVAILABLE),
+            // Sealed under a key this service was not started with: not the row's fault.
+            Err(e) if e.is_configuration() => {
+                return Err(super::error::envelope_error(&e, "webhook secret"));
+            }
             Err(_) => {
                 tracing::warn!(
                     code = "webhook.secret_unseal_refused",
