@@ -188,29 +188,10 @@ async fn the_daily_cap_holds_across_two_instances_under_concurrency() {
     let account = paper_account(&one, &owner, "orders-pg-key").await;
     one.go_live(&owner, &account, "100", "1000").await;
 
-    let mut tasks = Vec::new();
-    for i in 0..200 {
-        let server = if i % 2 == 0 { &one } else { &two };
-        let (http, url) = (
-            server.http.clone(),
-            server.url("/api/exchange/create_order"),
-        );
-        let (owner, account) = (owner.clone(), account.clone());
-        tasks.push(tokio::spawn(async move {
-            let res = http
-                .post(url)
-                .bearer_auth(owner)
-                .json(&json!({"account_id": account, "symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"}))
-                .send()
-                .await
-                .unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }));
-    }
+    let order = json!({"account_id": account, "symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"});
+    let answers = common::orders_across(&one, &two, &owner, 200, &order).await;
     let mut placed = 0;
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
+    for (status, body) in answers {
         match status {
             200 => {
                 assert_eq!(body["dry_run"], false, "{body}");

@@ -13,7 +13,7 @@
 use crate::common;
 
 use common::{Server, create_user};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PASSWORD: &str = "venue-password-3b7e";
 
@@ -33,29 +33,10 @@ async fn concurrent_sells_on_two_instances(dir: &std::path::Path, env: &[(&str, 
     let account = account["id"].as_str().unwrap().to_owned();
     one.go_live(&owner, &account, "100000", "1000000").await;
 
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let server = if i % 2 == 0 { &one } else { &two };
-        let (http, url) = (
-            server.http.clone(),
-            server.url("/api/exchange/create_order"),
-        );
-        let (owner, account) = (owner.clone(), account.clone());
-        tasks.push(tokio::spawn(async move {
-            let res = http
-                .post(url)
-                .bearer_auth(owner)
-                .json(&json!({"account_id": account, "symbol": "BTC/USDT", "side": "sell", "type": "market", "amount": "0.05"}))
-                .send()
-                .await
-                .unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }));
-    }
+    let order = json!({"account_id": account, "symbol": "BTC/USDT", "side": "sell", "type": "market", "amount": "0.05"});
+    let answers = common::orders_across(&one, &two, &owner, 40, &order).await;
     let mut filled = 0;
-    for task in tasks {
-        let (status, body) = task.await.unwrap();
+    for (status, body) in answers {
         match status {
             200 => {
                 assert_eq!(body["dry_run"], false, "{body}");

@@ -480,3 +480,39 @@ pub fn redis_url() -> String {
         .or_else(|_| std::env::var("REDIS_URL"))
         .expect("STRONGROOM_REDIS_URL must be set to run the Redis tests")
 }
+
+/// Places `n` copies of `order` (a `create_order` body) at once, alternating between
+/// `one` and `two`; every answer's status and JSON body.
+pub async fn orders_across(
+    one: &Server,
+    two: &Server,
+    token: &str,
+    n: usize,
+    order: &Value,
+) -> Vec<(u16, Value)> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let server = if i % 2 == 0 { one } else { two };
+        let (http, url) = (
+            server.http.clone(),
+            server.url("/api/exchange/create_order"),
+        );
+        let (token, order) = (token.to_owned(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&order)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
