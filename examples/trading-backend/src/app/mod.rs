@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod mfa;
+pub(crate) mod openapi;
 mod order;
 mod ready;
 mod risk;
@@ -568,6 +569,7 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
     // Not limited: static answers from memory, polled by probes and token verifiers.
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::serve))
         .route("/readyz", get(ready::readyz))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route("/.well-known/openid-configuration", get(tokens::discovery))
@@ -578,6 +580,10 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
         .with_state(state)
 }
 
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up: `ok`.", body = String, content_type = "text/plain"))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }

@@ -78,6 +78,13 @@ async fn key_backend(envelope: &Envelope) -> Result<(), ()> {
 /// `GET /readyz`: 200 `{"status":"ready","checks":{...}}` when every check passes, else
 /// 503 `{"status":"unavailable","checks":{...}}` (code `not_ready`); each check is
 /// `"ok"` or `"down"` (never an error text), within 2 s, run concurrently.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Every check passed.", body = super::openapi::Readiness),
+        (status = 503, description = "A check failed: `{\"status\": \"unavailable\", \"checks\": ...}`.", body = super::openapi::Readiness),
+    )
+)]
 pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
     let ready = &state.readiness;
     let limiter = async {

@@ -25,6 +25,14 @@ use serde_json::json;
 use super::Shared;
 
 /// The upgrade.
+#[utoipa::path(
+    get, path = "/ws", tag = "operations",
+    responses(
+        (status = 101, description = "Switched to a WebSocket: a `hello` message, then `ping` is answered `pong`; closed with 1008 when the credential ends."),
+        (status = 400, description = "Not a WebSocket handshake: `{\"error\": \"websocket_upgrade_required\"}`.", body = super::openapi::ErrorBody),
+        (status = 426, description = "Not a WebSocket handshake: `{\"error\": \"websocket_upgrade_required\"}`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn upgrade(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
