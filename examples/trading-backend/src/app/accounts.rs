@@ -68,7 +68,7 @@ fn credential_field(e: &CredentialError) -> &'static str {
 /// 201 with metadata only. Step-up: a user with a second factor needs a recent check
 /// (403 `mfa_required`).
 #[utoipa::path(
-    post, path = "/api/accounts", tag = "accounts",
+    post, operation_id = "accounts_create", path = "/api/accounts", tag = "accounts",
     request_body = super::openapi::NewAccount,
     responses(
         (status = 201, description = "Registered; metadata only.", body = super::openapi::Account),
@@ -191,7 +191,7 @@ async fn create_inner(
 /// `GET /api/accounts`: the caller's own accounts and those shared with the caller
 /// (live shares only), metadata only.
 #[utoipa::path(
-    get, path = "/api/accounts", tag = "accounts",
+    get, operation_id = "accounts_list", path = "/api/accounts", tag = "accounts",
     responses((status = 200, description = "Owned accounts and live shares, metadata only.", body = super::openapi::AccountList))
 )]
 pub(crate) async fn list(
@@ -237,7 +237,7 @@ pub(crate) async fn list(
 
 /// `DELETE /api/accounts/{id}`: 204 (owner only; anyone else gets 404).
 #[utoipa::path(
-    delete, path = "/api/accounts/{id}", tag = "accounts",
+    delete, operation_id = "accounts_remove", path = "/api/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "The account.")),
     responses(
         (status = 204, description = "Deleted with its credential and shares."),
@@ -291,7 +291,7 @@ async fn remove_inner(
 /// body, whatever the body says); only then is the body read and the email looked up.
 /// Step-up: `level` `trade` needs a recent second-factor check (403 `mfa_required`).
 #[utoipa::path(
-    post, path = "/api/accounts/{id}/shares", tag = "accounts",
+    post, operation_id = "accounts_share", path = "/api/accounts/{id}/shares", tag = "accounts",
     params(("id" = String, Path, description = "The caller's account.")),
     request_body = super::openapi::NewShare,
     responses(
@@ -364,7 +364,7 @@ pub(crate) async fn share(
 
 /// `DELETE /api/accounts/{id}/shares/{user_id}`: 204 (owner only).
 #[utoipa::path(
-    delete, path = "/api/accounts/{id}/shares/{user_id}", tag = "accounts",
+    delete, operation_id = "accounts_unshare", path = "/api/accounts/{id}/shares/{user_id}", tag = "accounts",
     params(
         ("id" = String, Path, description = "The caller's account."),
         ("user_id" = String, Path, description = "The grantee."),

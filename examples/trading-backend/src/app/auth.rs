@@ -79,7 +79,7 @@ pub(crate) fn token_response(
 /// `POST /api/auth/register` {email, password}: 201, only when registration is open
 /// (checked before the body is read).
 #[utoipa::path(
-    post, path = "/api/auth/register", tag = "auth",
+    post, operation_id = "auth_register", path = "/api/auth/register", tag = "auth",
     request_body = super::openapi::Credentials,
     responses(
         (status = 201, description = "Registered.", body = super::openapi::Registered),
@@ -136,7 +136,7 @@ pub(crate) async fn register(
 /// `"cookie": true` (only when `STRONGROOM_COOKIE_SESSIONS=1`) the session is set in the
 /// `__Host-` cookie instead of the body (see `browser`).
 #[utoipa::path(
-    post, path = "/api/auth/login", tag = "auth",
+    post, operation_id = "auth_login", path = "/api/auth/login", tag = "auth",
     request_body = super::openapi::LoginRequest,
     responses(
         (status = 200, description = "A session (`Cache-Control: no-store`), or the second step to take.", body = super::openapi::LoginAnswer),
@@ -241,7 +241,7 @@ pub(crate) async fn audit_login_refused(
 /// the access token itself runs to its `exp` (use `POST /api/auth/logout-all` to end it
 /// at once). 400 `not_a_session` for any other credential.
 #[utoipa::path(
-    post, path = "/api/auth/logout", tag = "auth",
+    post, operation_id = "auth_logout", path = "/api/auth/logout", tag = "auth",
     responses(
         (status = 204, description = "The session (or the access token's refresh family) is revoked; the session cookie cleared."),
         (status = 400, description = "`{\"error\": \"not_a_session\"}`: another kind of credential.", body = super::openapi::ErrorBody),
@@ -291,7 +291,7 @@ pub(crate) async fn logout(
 
 /// `GET /api/auth/me`: {user_id, email, auth_method}.
 #[utoipa::path(
-    get, path = "/api/auth/me", tag = "auth",
+    get, operation_id = "auth_me", path = "/api/auth/me", tag = "auth",
     responses((status = 200, description = "Who is calling.", body = super::openapi::Me))
 )]
 pub(crate) async fn me(
@@ -321,7 +321,7 @@ pub(crate) async fn me(
 /// user ends: log in again with the new password. The new password must differ from the
 /// old one (400 `same_password`).
 #[utoipa::path(
-    post, path = "/api/auth/password", tag = "auth",
+    post, operation_id = "auth_change_password", path = "/api/auth/password", tag = "auth",
     request_body = super::openapi::PasswordChange,
     responses(
         (status = 204, description = "Changed; every session of the user ended."),

@@ -264,7 +264,7 @@ fn duplicate(signal_id: &str) -> Response {
 
 /// The handler (see the module docs for the order of the checks).
 #[utoipa::path(
-    post, path = "/api/webhooks/copy-trading/{strategy_id}", tag = "copy-trading",
+    post, operation_id = "copy_trading_webhook", path = "/api/webhooks/copy-trading/{strategy_id}", tag = "copy-trading",
     params(("strategy_id" = String, Path, description = "The strategy (`stg_` and 32 hex digits).")),
     request_body(content = super::openapi::SignalRequest, description = "The signal; signed with `X-Strongroom-Signature`, parsed only after the signature verified."),
     responses(

@@ -97,7 +97,7 @@ impl FromRequestParts<Shared> for Op {
 
 /// Runs `{operation}` with body `{account_id, want?, ...parameters}`.
 #[utoipa::path(
-    post, path = "/api/exchange/{operation}", tag = "exchange",
+    post, operation_id = "exchange_run", path = "/api/exchange/{operation}", tag = "exchange",
     params(("operation" = String, Path, description = "`balance`, `open_orders`, `closed_orders`, `my_trades`, `positions`, `ledger` (scope `read`); `create_order`, `edit_order`, `cancel_order`, `cancel_all` (scope `trade`); `withdraw` and `transfer` are always refused (403).")),
     request_body = super::openapi::ExchangeRequest,
     responses(

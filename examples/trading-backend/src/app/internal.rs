@@ -18,7 +18,7 @@ use super::error::ApiError;
 
 /// Body `{account_id, user_id, want}`; answer: cred-cache's vault response format v1.
 #[utoipa::path(
-    post, path = "/internal/exchange-credentials", tag = "internal",
+    post, operation_id = "internal_credentials", path = "/internal/exchange-credentials", tag = "internal",
     request_body = super::openapi::CredentialRequest,
     responses(
         (status = 200, description = "cred-cache's vault response format v1.", body = Object, content_type = "application/json"),

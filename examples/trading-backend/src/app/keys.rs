@@ -22,7 +22,7 @@ use super::error::ApiError;
 /// session ended while the request ran gets 401 and no key. Step-up: a user with a
 /// second factor needs a recent check (403 `mfa_required`).
 #[utoipa::path(
-    post, path = "/api/keys", tag = "keys",
+    post, operation_id = "keys_create", path = "/api/keys", tag = "keys",
     request_body = super::openapi::NewKey,
     responses(
         (status = 201, description = "The key, shown once (`Cache-Control: no-store`).", body = super::openapi::CreatedKey),
@@ -94,7 +94,7 @@ async fn create_inner(
 
 /// `GET /api/keys`: metadata only.
 #[utoipa::path(
-    get, path = "/api/keys", tag = "keys",
+    get, operation_id = "keys_list", path = "/api/keys", tag = "keys",
     responses((status = 200, description = "Metadata of the caller's keys.", body = super::openapi::KeyList))
 )]
 pub(crate) async fn list(
@@ -124,7 +124,7 @@ pub(crate) async fn list(
 
 /// `DELETE /api/keys/{id}`: 204, or 404 when the caller has no such key.
 #[utoipa::path(
-    delete, path = "/api/keys/{id}", tag = "keys",
+    delete, operation_id = "keys_revoke", path = "/api/keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "The key's id.")),
     responses(
         (status = 204, description = "Revoked."),

@@ -103,7 +103,7 @@ fn no_store(mut response: Response) -> Response {
 /// (`Cache-Control: no-store`). The factor is pending until confirmed; enrolling again
 /// replaces a pending one. 409 `mfa_already_enabled` when one is active.
 #[utoipa::path(
-    post, path = "/api/auth/mfa/enroll", tag = "auth",
+    post, operation_id = "mfa_enroll", path = "/api/auth/mfa/enroll", tag = "auth",
     responses(
         (status = 200, description = "A pending factor, shown once (`Cache-Control: no-store`).", body = super::openapi::Enrollment),
         (status = 409, description = "`{\"error\": \"mfa_already_enabled\"}`.", body = super::openapi::ErrorBody),
@@ -145,7 +145,7 @@ async fn enroll_inner(state: &Shared, principal: &Principal) -> Result<Response,
 /// shown once); the factor is active from now on. 403 `invalid_code`, 409
 /// `no_pending_enrollment`.
 #[utoipa::path(
-    post, path = "/api/auth/mfa/confirm", tag = "auth",
+    post, operation_id = "mfa_confirm", path = "/api/auth/mfa/confirm", tag = "auth",
     request_body = super::openapi::CodeRequest,
     responses(
         (status = 200, description = "Active from now on; ten recovery codes, shown once.", body = super::openapi::RecoveryCodes),
@@ -189,7 +189,7 @@ async fn confirm_inner(
 /// is spent whatever the outcome. 401 `invalid_second_factor` (wrong code, or unknown,
 /// expired or used token: one answer), 429 `too_many_attempts` with `Retry-After`.
 #[utoipa::path(
-    post, path = "/api/auth/mfa", tag = "auth",
+    post, operation_id = "mfa_complete", path = "/api/auth/mfa", tag = "auth",
     request_body = super::openapi::MfaCompleteRequest,
     responses(
         (status = 200, description = "What the login was begun for: a session, or the token pair.", body = super::openapi::MfaAnswer),
@@ -261,7 +261,7 @@ async fn finish_token_pair(
 ///
 /// 403 `invalid_code`, 409 `mfa_not_enabled`, 429 `too_many_attempts`.
 #[utoipa::path(
-    post, path = "/api/auth/mfa/verify", tag = "auth",
+    post, operation_id = "mfa_verify", path = "/api/auth/mfa/verify", tag = "auth",
     request_body = super::openapi::CodeRequest,
     responses(
         (status = 204, description = "A session: the step-up is recorded on it."),
@@ -328,7 +328,7 @@ async fn verify_inner(
 /// `invalid_credentials` (password), 403 `invalid_code`, 403 `mfa_required` (no recent
 /// check), 409 `mfa_not_enabled`, 429 `too_many_attempts`.
 #[utoipa::path(
-    post, path = "/api/auth/mfa/disable", tag = "auth",
+    post, operation_id = "mfa_disable", path = "/api/auth/mfa/disable", tag = "auth",
     request_body = super::openapi::MfaDisable,
     responses(
         (status = 204, description = "The factor and its recovery codes are deleted."),

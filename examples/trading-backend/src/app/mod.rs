@@ -581,7 +581,7 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
 }
 
 #[utoipa::path(
-    get, path = "/healthz", tag = "operations",
+    get, operation_id = "healthz", path = "/healthz", tag = "operations",
     responses((status = 200, description = "The process is up: `ok`.", body = String, content_type = "text/plain"))
 )]
 async fn healthz() -> &'static str {

@@ -200,14 +200,39 @@ pub(crate) struct ApiDoc;
 ///
 /// Never in practice: serialising the document's own types into a string.
 pub(crate) fn json() -> Result<String, serde_json::Error> {
-    let mut text = ApiDoc::openapi().to_pretty_json()?;
+    let mut doc = serde_json::to_value(ApiDoc::openapi())?;
+    require_retry_after(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc)?;
     text.push('\n');
     Ok(text)
 }
 
+/// Marks every documented `Retry-After` header `required` (utoipa's header object has no
+/// such field): every 429 and 503 of the service carries it.
+fn require_retry_after(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in item.values_mut() {
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            for answer in responses.values_mut() {
+                if let Some(header) = answer.pointer_mut("/headers/Retry-After") {
+                    header["required"] = Value::Bool(true);
+                }
+            }
+        }
+    }
+}
+
 /// `GET /openapi.json`: this document (unauthenticated, like `/healthz`).
 #[utoipa::path(
-    get,
+    get, operation_id = "openapi",
     path = "/openapi.json",
     tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object, content_type = "application/json"))
@@ -358,6 +383,18 @@ fn security(access: Access) -> Vec<SecurityRequirement> {
     }
 }
 
+/// `Retry-After` in whole seconds.
+fn retry_after() -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        ))
+        .description(Some("Seconds to wait before trying again."))
+        .build()
+}
+
 /// The JSON error body (`ApiError`).
 fn error_content(description: &str) -> Answer {
     ResponseBuilder::new()
@@ -403,13 +440,13 @@ fn layer_answers(access: Access, has_body: bool) -> Vec<(&'static str, Answer, b
         ));
     }
     if access != Access::Open && access != Access::Internal {
-        out.push((
-            "429",
-            error_content(
-                "`{\"error\": \"rate_limited\"}` with `Retry-After` and the `RateLimit-Policy` / `RateLimit` fields: the request limits.",
-            ),
-            false,
-        ));
+        let mut limited = error_content(
+            "`{\"error\": \"rate_limited\"}` with `Retry-After` and the `RateLimit-Policy` / `RateLimit` fields: the request limits.",
+        );
+        limited
+            .headers
+            .insert("Retry-After".to_owned(), RefOr::T(retry_after()));
+        out.push(("429", limited, false));
     }
     if has_body {
         out.push((
@@ -429,6 +466,7 @@ fn layer_answers(access: Access, has_body: bool) -> Vec<(&'static str, Answer, b
         "503",
         ResponseBuilder::new()
             .description("Unavailable (a store or backend did not answer; `Retry-After`): an empty body, or `{\"error\": code}` with `timeout` or `rate_limiter_unavailable`.")
+            .header("Retry-After", retry_after())
             .build(),
         true,
     ));
@@ -451,6 +489,9 @@ fn merge(own: &mut RefOr<Answer>, layer: Answer, mixed: bool) {
     if let RefOr::T(own) = own {
         if !own.description.contains(&layer.description) {
             own.description = format!("{} Or: {}", own.description, layer.description);
+        }
+        for (name, header) in layer.headers {
+            own.headers.entry(name).or_insert(header);
         }
         if mixed {
             own.content.clear();
@@ -543,9 +584,6 @@ impl PartialSchema for Decimal {
 }
 
 impl ToSchema for Decimal {}
-
-/// Any JSON value (exchange results, signal requests).
-pub(crate) type AnyJson = Value;
 
 // Request and answer bodies (schemas only; see the module docs).
 
@@ -935,8 +973,7 @@ pub(crate) struct ExchangeAnswer {
     /// trading off).
     dry_run: Option<bool>,
     /// The venue's answer.
-    #[schema(value_type = Object)]
-    result: AnyJson,
+    result: Value,
 }
 
 /// `POST /api/secrets`.
@@ -1127,11 +1164,9 @@ pub(crate) struct Signal {
     /// `received`, `executed`, `rate_limited` or `invalid`.
     status: String,
     /// The parsed request, or `null`.
-    #[schema(value_type = Object)]
-    request: AnyJson,
+    request: Value,
     /// The per-account results as answered to the sender.
-    #[schema(value_type = Object)]
-    results: AnyJson,
+    results: Value,
 }
 
 /// `GET /api/strategies/{id}/signals`.
@@ -1153,11 +1188,9 @@ pub(crate) struct FollowedSignal {
     /// Unix seconds.
     created_at: i64,
     /// The parsed request, or `null`.
-    #[schema(value_type = Object)]
-    request: AnyJson,
+    request: Value,
     /// The results of the caller's own accounts.
-    #[schema(value_type = Vec<Object>)]
-    results: AnyJson,
+    results: Vec<Value>,
 }
 
 /// `GET /api/following/signals`.
@@ -1175,8 +1208,7 @@ pub(crate) struct SignalAccepted {
     /// The signal's id.
     signal_id: String,
     /// Per follower account: `{account_id, status, error?, order_id?, dry_run?}`.
-    #[schema(value_type = Vec<Object>)]
-    results: AnyJson,
+    results: Vec<Value>,
 }
 
 /// `200` of the webhook for a replayed delivery: nothing ran.
@@ -1381,10 +1413,16 @@ mod tests {
     fn the_document_is_openapi_3_1_with_security_on_every_operation() {
         let doc: Value = serde_json::from_str(&json().unwrap()).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
+        let mut ids = BTreeSet::new();
         for (method, path, _) in ROUTES {
             let op = &doc["paths"][path][method];
             assert!(op["security"].is_array(), "{method} {path}: no security");
             assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(
+                ids.insert(id.to_owned()),
+                "{method} {path}: operationId {id:?} missing or not unique"
+            );
         }
     }
 

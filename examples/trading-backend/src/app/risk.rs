@@ -128,7 +128,7 @@ async fn limits_json(state: &Shared, user: &grant_policy::UserId) -> Result<Valu
 /// `GET /api/risk` (`read`): the caller's limits (`null` when never set: every order on
 /// the caller's accounts is a dry run) and today's usage, as decimal strings.
 #[utoipa::path(
-    get, path = "/api/risk", tag = "risk",
+    get, operation_id = "risk_get", path = "/api/risk", tag = "risk",
     responses((status = 200, description = "The caller's limits and today's usage.", body = super::openapi::RiskLimits))
 )]
 pub(crate) async fn get(
@@ -143,7 +143,7 @@ pub(crate) async fn get(
 /// caller's limits, which govern every order on the caller's accounts whoever places it;
 /// 200 with the `GET` shape. Positive decimal strings (400 naming the field otherwise).
 #[utoipa::path(
-    put, path = "/api/risk", tag = "risk",
+    put, operation_id = "risk_put", path = "/api/risk", tag = "risk",
     request_body = super::openapi::RiskLimitsRequest,
     responses(
         (status = 200, description = "The limits as stored, in the `GET` shape.", body = super::openapi::RiskLimits),
@@ -180,7 +180,7 @@ pub(crate) async fn put(
 /// `credentials_rejected`; 503 when the venue cannot be reached). Turning it off needs
 /// nothing and takes effect for the next order. 200 `{account_id, live_trading}`.
 #[utoipa::path(
-    put, path = "/api/accounts/{id}/live-trading", tag = "accounts",
+    put, operation_id = "risk_live_trading", path = "/api/accounts/{id}/live-trading", tag = "accounts",
     params(("id" = String, Path, description = "The caller's account.")),
     request_body = super::openapi::LiveTradingRequest,
     responses(

@@ -35,7 +35,7 @@ fn secrets_error(e: &crypto_envelope::SecretsError) -> ApiError {
 
 /// `POST /api/secrets` {name, value}: 201 {name}.
 #[utoipa::path(
-    post, path = "/api/secrets", tag = "secrets",
+    post, operation_id = "secrets_put", path = "/api/secrets", tag = "secrets",
     request_body = super::openapi::NewSecret,
     responses((status = 201, description = "Stored (sealed).", body = super::openapi::StoredSecret))
 )]
@@ -73,7 +73,7 @@ async fn put_inner(
 
 /// `GET /api/secrets`: names and metadata only.
 #[utoipa::path(
-    get, path = "/api/secrets", tag = "secrets",
+    get, operation_id = "secrets_list", path = "/api/secrets", tag = "secrets",
     responses((status = 200, description = "Names and metadata only.", body = super::openapi::SecretList))
 )]
 pub(crate) async fn list(
@@ -102,7 +102,7 @@ pub(crate) async fn list(
 
 /// `DELETE /api/secrets/{name}`: 204, or 404.
 #[utoipa::path(
-    delete, path = "/api/secrets/{name}", tag = "secrets",
+    delete, operation_id = "secrets_remove", path = "/api/secrets/{name}", tag = "secrets",
     params(("name" = String, Path, description = "The secret's name.")),
     responses(
         (status = 204, description = "Deleted."),

@@ -169,7 +169,7 @@ async fn owned(state: &Shared, id: &str, owner: &str) -> Result<Strategy, ApiErr
 /// `POST /api/strategies {name}` (interactive + step-up): 201 `{id, name, created_at,
 /// webhook_secret}`, the secret shown once (`no-store`). 409 `too_many_strategies`.
 #[utoipa::path(
-    post, path = "/api/strategies", tag = "copy-trading",
+    post, operation_id = "strategies_create", path = "/api/strategies", tag = "copy-trading",
     request_body = super::openapi::NewStrategy,
     responses(
         (status = 201, description = "Created; the webhook secret is shown once (`Cache-Control: no-store`).", body = super::openapi::CreatedStrategy),
@@ -222,7 +222,7 @@ pub(crate) async fn create(
 /// `STRONGROOM_WEBHOOK_SECRET_GRACE_SECS` from now); an older previous one stops now.
 /// 409 `rotation_conflict` when another rotation ran at the same moment.
 #[utoipa::path(
-    post, path = "/api/strategies/{id}/secret", tag = "copy-trading",
+    post, operation_id = "strategies_rotate", path = "/api/strategies/{id}/secret", tag = "copy-trading",
     params(("id" = String, Path, description = "The caller's strategy.")),
     responses(
         (status = 200, description = "A new current secret, shown once.", body = super::openapi::RotatedSecret),
@@ -273,7 +273,7 @@ pub(crate) async fn rotate(
 /// `GET /api/strategies` (`read`): the caller's strategies, metadata only:
 /// `{strategies: [{id, name, created_at, followers}]}`.
 #[utoipa::path(
-    get, path = "/api/strategies", tag = "copy-trading",
+    get, operation_id = "strategies_list", path = "/api/strategies", tag = "copy-trading",
     responses((status = 200, description = "The caller's strategies.", body = super::openapi::StrategyList))
 )]
 pub(crate) async fn list(
@@ -304,7 +304,7 @@ pub(crate) async fn list(
 /// `max_order_notional` (a decimal string) caps each of the strategy's orders on it, on
 /// top of the owner's risk limits. Subscribing again replaces both.
 #[utoipa::path(
-    post, path = "/api/strategies/{id}/followers", tag = "copy-trading",
+    post, operation_id = "strategies_follow", path = "/api/strategies/{id}/followers", tag = "copy-trading",
     params(("id" = String, Path, description = "The strategy.")),
     request_body = super::openapi::NewFollower,
     responses(
@@ -416,7 +416,7 @@ async fn forget_cached(state: &Shared, strategy_principal: &UserId, account: &st
 /// then the follower row goes. 404 when the caller does not own the account or it does
 /// not follow the strategy.
 #[utoipa::path(
-    delete, path = "/api/strategies/{id}/followers/{account_id}", tag = "copy-trading",
+    delete, operation_id = "strategies_unfollow", path = "/api/strategies/{id}/followers/{account_id}", tag = "copy-trading",
     params(
         ("id" = String, Path, description = "The strategy."),
         ("account_id" = String, Path, description = "The caller's follower account."),
@@ -469,7 +469,7 @@ fn parse_json(text: Option<&str>) -> Value {
 /// `status` is `received` (running, or interrupted), `executed`, `rate_limited` or
 /// `invalid`; `results` as answered to the sender.
 #[utoipa::path(
-    get, path = "/api/strategies/{id}/signals", tag = "copy-trading",
+    get, operation_id = "strategies_signals", path = "/api/strategies/{id}/signals", tag = "copy-trading",
     params(("id" = String, Path, description = "The caller's strategy.")),
     responses(
         (status = 200, description = "The newest 100 signals.", body = super::openapi::SignalList),
@@ -505,7 +505,7 @@ pub(crate) async fn signals(
 /// accounts, `{signals: [{id, strategy_id, created_at, request, results}]}`, with the
 /// results of the caller's own accounts only.
 #[utoipa::path(
-    get, path = "/api/following/signals", tag = "copy-trading",
+    get, operation_id = "strategies_following_signals", path = "/api/following/signals", tag = "copy-trading",
     responses((status = 200, description = "Signals that touched the caller's accounts.", body = super::openapi::FollowedSignalList))
 )]
 pub(crate) async fn following_signals(

@@ -191,7 +191,7 @@ impl Tokens {
 /// with `POST /api/auth/mfa`). A user who must change the password is refused (403
 /// `password_change_required`: use the session login, which allows the change).
 #[utoipa::path(
-    post, path = "/api/auth/token", tag = "auth",
+    post, operation_id = "tokens_token", path = "/api/auth/token", tag = "auth",
     request_body = super::openapi::Credentials,
     responses(
         (status = 200, description = "The token pair (`Cache-Control: no-store`), or the second step to take.", body = super::openapi::TokenAnswer),
@@ -273,7 +273,7 @@ pub(crate) async fn token(
 /// pair. Every refusal (malformed, unknown, expired, revoked, reused: the reuse revokes
 /// the whole family, RFC 9700 section 4.14) is 401 `{"error": "invalid_grant"}`.
 #[utoipa::path(
-    post, path = "/api/auth/refresh", tag = "auth",
+    post, operation_id = "tokens_refresh", path = "/api/auth/refresh", tag = "auth",
     request_body = super::openapi::RefreshRequest,
     responses(
         (status = 200, description = "A new pair; the refresh token presented is spent.", body = super::openapi::TokenPair),
@@ -351,7 +351,7 @@ pub(crate) async fn refresh(State(state): State<Shared>, body: Body) -> Result<R
 /// once with `POST /api/auth/logout-all` and the epoch check). 503 only when the store
 /// fails (RFC 7009 section 2.2.1 allows `temporarily_unavailable`).
 #[utoipa::path(
-    post, path = "/api/auth/revoke", tag = "auth",
+    post, operation_id = "tokens_revoke", path = "/api/auth/revoke", tag = "auth",
     request_body = super::openapi::RevokeRequest,
     responses((status = 200, description = "Whatever the token (RFC 7009 section 2.2); empty body."))
 )]
@@ -380,7 +380,7 @@ pub(crate) async fn revoke(State(state): State<Shared>, body: Body) -> Result<Re
 /// check, every access token): 204. A restricted session (must change the password) may
 /// too.
 #[utoipa::path(
-    post, path = "/api/auth/logout-all", tag = "auth",
+    post, operation_id = "tokens_logout_all", path = "/api/auth/logout-all", tag = "auth",
     responses((status = 204, description = "Every session, API key and refresh family of the user ended."))
 )]
 pub(crate) async fn logout_all(
@@ -417,7 +417,7 @@ pub(crate) async fn logout_all(
 /// `GET /.well-known/jwks.json`: the public signing keys (RFC 7517), reloaded from the
 /// store when due so that keys made by another instance are published.
 #[utoipa::path(
-    get, path = "/.well-known/jwks.json", tag = "auth",
+    get, operation_id = "tokens_jwks", path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "The public signing keys (RFC 7517 JWK set).", body = Object, content_type = "application/json"))
 )]
 pub(crate) async fn jwks(State(state): State<Shared>) -> Response {
@@ -428,7 +428,7 @@ pub(crate) async fn jwks(State(state): State<Shared>) -> Response {
 /// `GET /.well-known/openid-configuration`: the discovery document (OpenID Connect
 /// Discovery 1.0 section 3).
 #[utoipa::path(
-    get, path = "/.well-known/openid-configuration", tag = "auth",
+    get, operation_id = "tokens_discovery", path = "/.well-known/openid-configuration", tag = "auth",
     responses((status = 200, description = "The discovery document (OpenID Connect Discovery 1.0).", body = Object, content_type = "application/json"))
 )]
 pub(crate) async fn discovery(State(state): State<Shared>) -> Response {

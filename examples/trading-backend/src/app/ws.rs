@@ -30,9 +30,9 @@ use serde_json::json;
 use super::Shared;
 use super::error::ApiError;
 
-/// The upgrade.
+/// `GET /ws`: the WebSocket upgrade (see the module docs for the protocol).
 #[utoipa::path(
-    get, path = "/ws", tag = "operations",
+    get, operation_id = "ws_upgrade", path = "/ws", tag = "operations",
     responses(
         (status = 101, description = "Switched to a WebSocket: a `hello` message, then `ping` is answered `pong`; closed with 1008 when the credential ends."),
         (status = 400, description = "Not a WebSocket handshake: `{\"error\": \"websocket_upgrade_required\"}`.", body = super::openapi::ErrorBody),
