@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod metrics;
 mod mfa;
+mod openapi;
 mod operations;
 mod orders;
 mod postgres;

@@ -355,6 +355,11 @@ async fn readyz_checks_the_database_the_limiter_store_and_the_key_backend() {
             "key_backend": "ok"
         }})
     );
+    // Like every 503 of the service, it says when to retry (the OpenAPI document requires
+    // the header on every 503; this one lacked it).
+    let res = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "5");
     assert_eq!(server.get("/healthz", None).await.0, 200);
 }
 

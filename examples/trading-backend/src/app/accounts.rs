@@ -67,6 +67,16 @@ fn credential_field(e: &CredentialError) -> &'static str {
 /// `POST /api/accounts` {exchange, label, api_key, secret, passphrase?, read_only}:
 /// 201 with metadata only. Step-up: a user with a second factor needs a recent check
 /// (403 `mfa_required`).
+#[utoipa::path(
+    post, operation_id = "accounts_create", path = "/api/accounts", tag = "accounts",
+    request_body = super::openapi::NewAccount,
+    responses(
+        (status = 201, description = "Registered; metadata only.", body = super::openapi::Account),
+        (status = 403, description = "`{\"error\": \"mfa_required\"}` (step-up)."),
+        (status = 409, description = "`{\"error\": \"already_registered\"}`.", body = super::openapi::ErrorBody),
+        (status = 422, description = "`{\"error\": \"exchange_rejected_credentials\"}`: the venue refused the key.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -180,6 +190,10 @@ async fn create_inner(
 
 /// `GET /api/accounts`: the caller's own accounts and those shared with the caller
 /// (live shares only), metadata only.
+#[utoipa::path(
+    get, operation_id = "accounts_list", path = "/api/accounts", tag = "accounts",
+    responses((status = 200, description = "Owned accounts and live shares, metadata only.", body = super::openapi::AccountList))
+)]
 pub(crate) async fn list(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -222,6 +236,14 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /api/accounts/{id}`: 204 (owner only; anyone else gets 404).
+#[utoipa::path(
+    delete, operation_id = "accounts_remove", path = "/api/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "The account.")),
+    responses(
+        (status = 204, description = "Deleted with its credential and shares."),
+        (status = 404, description = "Not the caller's own account (empty body)."),
+    )
+)]
 pub(crate) async fn remove(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -268,6 +290,16 @@ async fn remove_inner(
 /// The path's account is authorised first (anyone but its owner: 404 with an empty
 /// body, whatever the body says); only then is the body read and the email looked up.
 /// Step-up: `level` `trade` needs a recent second-factor check (403 `mfa_required`).
+#[utoipa::path(
+    post, operation_id = "accounts_share", path = "/api/accounts/{id}/shares", tag = "accounts",
+    params(("id" = String, Path, description = "The caller's account.")),
+    request_body = super::openapi::NewShare,
+    responses(
+        (status = 201, description = "Shared.", body = super::openapi::Share),
+        (status = 403, description = "`{\"error\": \"mfa_required\"}` (step-up, `trade` level)."),
+        (status = 404, description = "Not the caller's own account (empty body, before the body is read), or `{\"error\": \"user_not_found\"}`."),
+    )
+)]
 pub(crate) async fn share(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -331,6 +363,17 @@ pub(crate) async fn share(
 }
 
 /// `DELETE /api/accounts/{id}/shares/{user_id}`: 204 (owner only).
+#[utoipa::path(
+    delete, operation_id = "accounts_unshare", path = "/api/accounts/{id}/shares/{user_id}", tag = "accounts",
+    params(
+        ("id" = String, Path, description = "The caller's account."),
+        ("user_id" = String, Path, description = "The grantee."),
+    ),
+    responses(
+        (status = 204, description = "The share is revoked."),
+        (status = 404, description = "No such account of the caller's, or no such share (empty body)."),
+    )
+)]
 pub(crate) async fn unshare(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,

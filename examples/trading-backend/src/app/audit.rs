@@ -464,6 +464,14 @@ impl AuditSink for PolicyAudit {
 /// `{"events": [{seq, at (unix ms), action, outcome, reason, target, actor: {principal,
 /// method}, request_id}]}`. 400 `limit` out of range; 503 when the log cannot be read
 /// or a record does not verify (logged `audit.read_failed` with the code).
+#[utoipa::path(
+    get, operation_id = "audit_mine", path = "/api/audit", tag = "audit",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "How many events, newest first (default 50).")),
+    responses(
+        (status = 200, description = "The caller's own events.", body = super::openapi::AuditList),
+        (status = 400, description = "`{\"error\": \"invalid_field\", \"field\": \"limit\"}`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn mine(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,

@@ -78,6 +78,15 @@ pub(crate) fn token_response(
 
 /// `POST /api/auth/register` {email, password}: 201, only when registration is open
 /// (checked before the body is read).
+#[utoipa::path(
+    post, operation_id = "auth_register", path = "/api/auth/register", tag = "auth",
+    request_body = super::openapi::Credentials,
+    responses(
+        (status = 201, description = "Registered.", body = super::openapi::Registered),
+        (status = 403, description = "`{\"error\": \"registration_closed\"}` (checked before the body is read).", body = super::openapi::ErrorBody),
+        (status = 409, description = "`{\"error\": \"email_taken\"}`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn register(
     State(state): State<Shared>,
     request: Request,
@@ -126,6 +135,15 @@ pub(crate) async fn register(
 /// `POST /api/auth/password` and logout until the password is changed. With
 /// `"cookie": true` (only when `STRONGROOM_COOKIE_SESSIONS=1`) the session is set in the
 /// `__Host-` cookie instead of the body (see `browser`).
+#[utoipa::path(
+    post, operation_id = "auth_login", path = "/api/auth/login", tag = "auth",
+    request_body = super::openapi::LoginRequest,
+    responses(
+        (status = 200, description = "A session (`Cache-Control: no-store`), or the second step to take.", body = super::openapi::LoginAnswer),
+        (status = 401, description = "`{\"error\": \"invalid_credentials\"}`.", body = super::openapi::ErrorBody),
+        (status = 429, description = "`{\"error\": \"too_many_attempts\"}` with `Retry-After`: the login throttle.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn login(
     State(state): State<Shared>,
     ClientAddr(client): ClientAddr,
@@ -222,6 +240,13 @@ pub(crate) async fn audit_login_refused(
 /// it was minted from (its `sid`) is revoked: the refresh token is refused from now on,
 /// the access token itself runs to its `exp` (use `POST /api/auth/logout-all` to end it
 /// at once). 400 `not_a_session` for any other credential.
+#[utoipa::path(
+    post, operation_id = "auth_logout", path = "/api/auth/logout", tag = "auth",
+    responses(
+        (status = 204, description = "The session (or the access token's refresh family) is revoked; the session cookie cleared."),
+        (status = 400, description = "`{\"error\": \"not_a_session\"}`: another kind of credential.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn logout(
     State(state): State<Shared>,
     AllowRestricted(principal): AllowRestricted,
@@ -265,6 +290,10 @@ pub(crate) async fn logout(
 }
 
 /// `GET /api/auth/me`: {user_id, email, auth_method}.
+#[utoipa::path(
+    get, operation_id = "auth_me", path = "/api/auth/me", tag = "auth",
+    responses((status = 200, description = "Who is calling.", body = super::openapi::Me))
+)]
 pub(crate) async fn me(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -291,6 +320,17 @@ pub(crate) async fn me(
 /// `POST /api/auth/password` {old_password, new_password}: 204. Every session of the
 /// user ends: log in again with the new password. The new password must differ from the
 /// old one (400 `same_password`).
+#[utoipa::path(
+    post, operation_id = "auth_change_password", path = "/api/auth/password", tag = "auth",
+    request_body = super::openapi::PasswordChange,
+    responses(
+        (status = 204, description = "Changed; every session of the user ended."),
+        (status = 400, description = "`{\"error\": \"same_password\"}`.", body = super::openapi::ErrorBody),
+        (status = 403, description = "`{\"error\": \"invalid_credentials\"}`: the old password is wrong."),
+        (status = 409, description = "`{\"error\": \"password_changed_concurrently\"}`.", body = super::openapi::ErrorBody),
+        (status = 429, description = "`{\"error\": \"too_many_attempts\"}` with `Retry-After`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn change_password(
     State(state): State<Shared>,
     AllowRestricted(principal): AllowRestricted,

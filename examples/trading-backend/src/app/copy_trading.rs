@@ -263,6 +263,17 @@ fn duplicate(signal_id: &str) -> Response {
 }
 
 /// The handler (see the module docs for the order of the checks).
+#[utoipa::path(
+    post, operation_id = "copy_trading_webhook", path = "/api/webhooks/copy-trading/{strategy_id}", tag = "copy-trading",
+    params(("strategy_id" = String, Path, description = "The strategy (`stg_` and 32 hex digits).")),
+    request_body(content = super::openapi::SignalRequest, description = "The signal; signed with `X-Strongroom-Signature`, parsed only after the signature verified."),
+    responses(
+        (status = 202, description = "Placed on every follower account: `{signal_id, results}`.", body = super::openapi::SignalAccepted),
+        (status = 200, description = "A replayed delivery: nothing ran.", body = super::openapi::SignalDuplicate),
+        (status = 401, description = "Empty body: a missing, malformed or wrong signature, a stale timestamp, an unknown strategy."),
+        (status = 429, description = "`{\"error\": \"rate_limited\"}` with `Retry-After`: the per-strategy limit, or the per-address limit.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn webhook(
     State(state): State<Shared>,
     Path(strategy_id): Path<String>,

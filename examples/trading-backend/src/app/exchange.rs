@@ -96,6 +96,18 @@ impl FromRequestParts<Shared> for Op {
 }
 
 /// Runs `{operation}` with body `{account_id, want?, ...parameters}`.
+#[utoipa::path(
+    post, operation_id = "exchange_run", path = "/api/exchange/{operation}", tag = "exchange",
+    params(("operation" = String, Path, description = "`balance`, `open_orders`, `closed_orders`, `my_trades`, `positions`, `ledger` (scope `read`); `create_order`, `edit_order`, `cancel_order`, `cancel_all` (scope `trade`); `withdraw` and `transfer` are always refused (403).")),
+    request_body = super::openapi::ExchangeRequest,
+    responses(
+        (status = 200, description = "The venue's answer.", body = super::openapi::ExchangeAnswer),
+        (status = 403, description = "Refused by the grant (empty body), `{\"error\": \"insufficient_scope\"}`, `{\"error\": \"risk_limit\", \"limit\": ...}` or `exchange_permission_denied`."),
+        (status = 404, description = "No such account visible to the caller (empty body)."),
+        (status = 422, description = "`{\"error\": code}`: the venue refused the order.", body = super::openapi::ErrorBody),
+        (status = 502, description = "`{\"error\": \"exchange_unauthenticated\"}`: the venue refused the stored key.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn run(
     State(state): State<Shared>,
     Op(operation): Op,

@@ -17,6 +17,14 @@ use super::body::Body;
 use super::error::ApiError;
 
 /// Body `{account_id, user_id, want}`; answer: cred-cache's vault response format v1.
+#[utoipa::path(
+    post, operation_id = "internal_credentials", path = "/internal/exchange-credentials", tag = "internal",
+    request_body = super::openapi::CredentialRequest,
+    responses(
+        (status = 200, description = "cred-cache's vault response format v1.", body = Object, content_type = "application/json"),
+        (status = 404, description = "No such account or user, or no grant (empty body)."),
+    )
+)]
 pub(crate) async fn credentials(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,

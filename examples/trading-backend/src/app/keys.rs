@@ -21,6 +21,15 @@ use super::error::ApiError;
 /// only while the creating session is still current (auth-core `ApiKeys::create_for`); a
 /// session ended while the request ran gets 401 and no key. Step-up: a user with a
 /// second factor needs a recent check (403 `mfa_required`).
+#[utoipa::path(
+    post, operation_id = "keys_create", path = "/api/keys", tag = "keys",
+    request_body = super::openapi::NewKey,
+    responses(
+        (status = 201, description = "The key, shown once (`Cache-Control: no-store`).", body = super::openapi::CreatedKey),
+        (status = 401, description = "The session ended while the request ran: no key."),
+        (status = 403, description = "`{\"error\": \"insufficient_scope\"}` (scopes beyond the creator's) or `mfa_required` (step-up)."),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -84,6 +93,10 @@ async fn create_inner(
 }
 
 /// `GET /api/keys`: metadata only.
+#[utoipa::path(
+    get, operation_id = "keys_list", path = "/api/keys", tag = "keys",
+    responses((status = 200, description = "Metadata of the caller's keys.", body = super::openapi::KeyList))
+)]
 pub(crate) async fn list(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -110,6 +123,14 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /api/keys/{id}`: 204, or 404 when the caller has no such key.
+#[utoipa::path(
+    delete, operation_id = "keys_revoke", path = "/api/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 404, description = "The caller has no such key (empty body)."),
+    )
+)]
 pub(crate) async fn revoke(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,

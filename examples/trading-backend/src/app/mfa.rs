@@ -102,6 +102,13 @@ fn no_store(mut response: Response) -> Response {
 /// `POST /api/auth/mfa/enroll` (interactive): 200 `{otpauth_uri, secret}`, shown once
 /// (`Cache-Control: no-store`). The factor is pending until confirmed; enrolling again
 /// replaces a pending one. 409 `mfa_already_enabled` when one is active.
+#[utoipa::path(
+    post, operation_id = "mfa_enroll", path = "/api/auth/mfa/enroll", tag = "auth",
+    responses(
+        (status = 200, description = "A pending factor, shown once (`Cache-Control: no-store`).", body = super::openapi::Enrollment),
+        (status = 409, description = "`{\"error\": \"mfa_already_enabled\"}`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn enroll(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -137,6 +144,16 @@ async fn enroll_inner(state: &Shared, principal: &Principal) -> Result<Response,
 /// `POST /api/auth/mfa/confirm {code}` (interactive): 200 `{recovery_codes}` (ten,
 /// shown once); the factor is active from now on. 403 `invalid_code`, 409
 /// `no_pending_enrollment`.
+#[utoipa::path(
+    post, operation_id = "mfa_confirm", path = "/api/auth/mfa/confirm", tag = "auth",
+    request_body = super::openapi::CodeRequest,
+    responses(
+        (status = 200, description = "Active from now on; ten recovery codes, shown once.", body = super::openapi::RecoveryCodes),
+        (status = 403, description = "`{\"error\": \"invalid_code\"}`."),
+        (status = 409, description = "`{\"error\": \"no_pending_enrollment\"}` or `mfa_already_enabled`.", body = super::openapi::ErrorBody),
+        (status = 429, description = "`{\"error\": \"too_many_attempts\"}` with `Retry-After`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn confirm(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -171,6 +188,16 @@ async fn confirm_inner(
 /// `POST /api/auth/login`, or the token pair of `POST /api/auth/token`. The `mfa_token`
 /// is spent whatever the outcome. 401 `invalid_second_factor` (wrong code, or unknown,
 /// expired or used token: one answer), 429 `too_many_attempts` with `Retry-After`.
+#[utoipa::path(
+    post, operation_id = "mfa_complete", path = "/api/auth/mfa", tag = "auth",
+    request_body = super::openapi::MfaCompleteRequest,
+    responses(
+        (status = 200, description = "What the login was begun for: a session, or the token pair.", body = super::openapi::MfaAnswer),
+        (status = 401, description = "`{\"error\": \"invalid_second_factor\"}` (wrong code; unknown, expired or used token), or `invalid_grant`.", body = super::openapi::ErrorBody),
+        (status = 403, description = "`{\"error\": \"password_change_required\"}`: a token login of a user who must change the password.", body = super::openapi::ErrorBody),
+        (status = 429, description = "`{\"error\": \"too_many_attempts\"}` with `Retry-After`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn complete(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -233,6 +260,19 @@ async fn finish_token_pair(
 ///   use it for the sensitive call.
 ///
 /// 403 `invalid_code`, 409 `mfa_not_enabled`, 429 `too_many_attempts`.
+#[utoipa::path(
+    post, operation_id = "mfa_verify", path = "/api/auth/mfa/verify", tag = "auth",
+    request_body = super::openapi::CodeRequest,
+    responses(
+        (status = 204, description = "A session: the step-up is recorded on it."),
+        (status = 200, description = "An access token: a new pair whose `amr` holds `otp`.", body = super::openapi::TokenPair),
+        (status = 400, description = "`{\"error\": \"not_a_session\"}`.", body = super::openapi::ErrorBody),
+        (status = 401, description = "The credential ended while the request ran."),
+        (status = 403, description = "`{\"error\": \"invalid_code\"}`."),
+        (status = 409, description = "`{\"error\": \"mfa_not_enabled\"}`.", body = super::openapi::ErrorBody),
+        (status = 429, description = "`{\"error\": \"too_many_attempts\"}` with `Retry-After`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn verify(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -287,6 +327,16 @@ async fn verify_inner(
 /// window): 204; the factor and its recovery codes are deleted. 403
 /// `invalid_credentials` (password), 403 `invalid_code`, 403 `mfa_required` (no recent
 /// check), 409 `mfa_not_enabled`, 429 `too_many_attempts`.
+#[utoipa::path(
+    post, operation_id = "mfa_disable", path = "/api/auth/mfa/disable", tag = "auth",
+    request_body = super::openapi::MfaDisable,
+    responses(
+        (status = 204, description = "The factor and its recovery codes are deleted."),
+        (status = 403, description = "`{\"error\": code}`: `invalid_credentials` (password), `invalid_code`, `mfa_required` (no recent step-up)."),
+        (status = 409, description = "`{\"error\": \"mfa_not_enabled\"}`.", body = super::openapi::ErrorBody),
+        (status = 429, description = "`{\"error\": \"too_many_attempts\"}` with `Retry-After`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn disable(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,

@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod mfa;
+pub(crate) mod openapi;
 mod order;
 mod ready;
 mod risk;
@@ -572,6 +573,7 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
     // Not limited: static answers from memory, polled by probes and token verifiers.
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::serve))
         .route("/readyz", get(ready::readyz))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route("/.well-known/openid-configuration", get(tokens::discovery))
@@ -582,6 +584,10 @@ fn router(state: Shared, chain: Chain, internal: Chain, rfc6750: bool) -> Router
         .with_state(state)
 }
 
+#[utoipa::path(
+    get, operation_id = "healthz", path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up: `ok`.", body = String, content_type = "text/plain"))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }

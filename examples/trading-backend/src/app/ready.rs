@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crypto_envelope::{EncryptionContext, Envelope};
 use serde_json::{Map, Value, json};
@@ -77,7 +77,15 @@ async fn key_backend(envelope: &Envelope) -> Result<(), ()> {
 
 /// `GET /readyz`: 200 `{"status":"ready","checks":{...}}` when every check passes, else
 /// 503 `{"status":"unavailable","checks":{...}}` (code `not_ready`); each check is
-/// `"ok"` or `"down"` (never an error text), within 2 s, run concurrently.
+/// `"ok"` or `"down"` (never an error text), within 2 s, run concurrently. The 503 carries
+/// `Retry-After`, as every 503 of the service.
+#[utoipa::path(
+    get, operation_id = "ready_readyz", path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Every check passed.", body = super::openapi::Readiness),
+        (status = 503, description = "A check failed: `{\"status\": \"unavailable\", \"checks\": ...}`.", body = super::openapi::Readiness),
+    )
+)]
 pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
     let ready = &state.readiness;
     let limiter = async {
@@ -118,6 +126,11 @@ pub(crate) async fn readyz(State(state): State<Shared>) -> Response {
         )
             .into_response();
         response.extensions_mut().insert(ReasonCode("not_ready"));
+        // Every 503 of the service says when to retry (as `ApiError` and auth-core do).
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(auth_core::http::RETRY_AFTER_SECS),
+        );
         response
     }
 }

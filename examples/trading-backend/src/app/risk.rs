@@ -127,6 +127,10 @@ async fn limits_json(state: &Shared, user: &grant_policy::UserId) -> Result<Valu
 
 /// `GET /api/risk` (`read`): the caller's limits (`null` when never set: every order on
 /// the caller's accounts is a dry run) and today's usage, as decimal strings.
+#[utoipa::path(
+    get, operation_id = "risk_get", path = "/api/risk", tag = "risk",
+    responses((status = 200, description = "The caller's limits and today's usage.", body = super::openapi::RiskLimits))
+)]
 pub(crate) async fn get(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -138,6 +142,14 @@ pub(crate) async fn get(
 /// `PUT /api/risk {max_order_notional, daily_cap}` (interactive + step-up): sets the
 /// caller's limits, which govern every order on the caller's accounts whoever places it;
 /// 200 with the `GET` shape. Positive decimal strings (400 naming the field otherwise).
+#[utoipa::path(
+    put, operation_id = "risk_put", path = "/api/risk", tag = "risk",
+    request_body = super::openapi::RiskLimitsRequest,
+    responses(
+        (status = 200, description = "The limits as stored, in the `GET` shape.", body = super::openapi::RiskLimits),
+        (status = 403, description = "`{\"error\": \"mfa_required\"}` (step-up)."),
+    )
+)]
 pub(crate) async fn put(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -167,6 +179,17 @@ pub(crate) async fn put(
 /// opens (409 `no_credentials`) and that the venue accepts for a balance read (409
 /// `credentials_rejected`; 503 when the venue cannot be reached). Turning it off needs
 /// nothing and takes effect for the next order. 200 `{account_id, live_trading}`.
+#[utoipa::path(
+    put, operation_id = "risk_live_trading", path = "/api/accounts/{id}/live-trading", tag = "accounts",
+    params(("id" = String, Path, description = "The caller's account.")),
+    request_body = super::openapi::LiveTradingRequest,
+    responses(
+        (status = 200, description = "The switch as stored.", body = super::openapi::LiveTrading),
+        (status = 403, description = "`{\"error\": \"mfa_required\"}` (step-up, to enable)."),
+        (status = 404, description = "Not the caller's own account (empty body)."),
+        (status = 409, description = "`{\"error\": code}`: `no_risk_limits`, `no_credentials`, `credentials_rejected`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn live_trading(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,

@@ -39,6 +39,11 @@ fn secrets_error(e: &crypto_envelope::SecretsError) -> ApiError {
 }
 
 /// `POST /api/secrets` {name, value}: 201 {name}.
+#[utoipa::path(
+    post, operation_id = "secrets_put", path = "/api/secrets", tag = "secrets",
+    request_body = super::openapi::NewSecret,
+    responses((status = 201, description = "Stored (sealed).", body = super::openapi::StoredSecret))
+)]
 pub(crate) async fn put(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -72,6 +77,10 @@ async fn put_inner(
 }
 
 /// `GET /api/secrets`: names and metadata only.
+#[utoipa::path(
+    get, operation_id = "secrets_list", path = "/api/secrets", tag = "secrets",
+    responses((status = 200, description = "Names and metadata only.", body = super::openapi::SecretList))
+)]
 pub(crate) async fn list(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -97,6 +106,14 @@ pub(crate) async fn list(
 }
 
 /// `DELETE /api/secrets/{name}`: 204, or 404.
+#[utoipa::path(
+    delete, operation_id = "secrets_remove", path = "/api/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "The secret's name.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such secret (empty body)."),
+    )
+)]
 pub(crate) async fn remove(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,

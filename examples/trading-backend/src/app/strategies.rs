@@ -173,6 +173,15 @@ async fn owned(state: &Shared, id: &str, owner: &str) -> Result<Strategy, ApiErr
 
 /// `POST /api/strategies {name}` (interactive + step-up): 201 `{id, name, created_at,
 /// webhook_secret}`, the secret shown once (`no-store`). 409 `too_many_strategies`.
+#[utoipa::path(
+    post, operation_id = "strategies_create", path = "/api/strategies", tag = "copy-trading",
+    request_body = super::openapi::NewStrategy,
+    responses(
+        (status = 201, description = "Created; the webhook secret is shown once (`Cache-Control: no-store`).", body = super::openapi::CreatedStrategy),
+        (status = 403, description = "`{\"error\": \"mfa_required\"}` (step-up)."),
+        (status = 409, description = "`{\"error\": \"too_many_strategies\"}`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -217,6 +226,16 @@ pub(crate) async fn create(
 /// the one it replaces keeps verifying until `previous_valid_until` (unix seconds,
 /// `STRONGROOM_WEBHOOK_SECRET_GRACE_SECS` from now); an older previous one stops now.
 /// 409 `rotation_conflict` when another rotation ran at the same moment.
+#[utoipa::path(
+    post, operation_id = "strategies_rotate", path = "/api/strategies/{id}/secret", tag = "copy-trading",
+    params(("id" = String, Path, description = "The caller's strategy.")),
+    responses(
+        (status = 200, description = "A new current secret, shown once.", body = super::openapi::RotatedSecret),
+        (status = 403, description = "`{\"error\": \"mfa_required\"}` (step-up)."),
+        (status = 404, description = "Not the caller's strategy (empty body)."),
+        (status = 409, description = "`{\"error\": \"rotation_conflict\"}`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn rotate(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -258,6 +277,10 @@ pub(crate) async fn rotate(
 
 /// `GET /api/strategies` (`read`): the caller's strategies, metadata only:
 /// `{strategies: [{id, name, created_at, followers}]}`.
+#[utoipa::path(
+    get, operation_id = "strategies_list", path = "/api/strategies", tag = "copy-trading",
+    responses((status = 200, description = "The caller's strategies.", body = super::openapi::StrategyList))
+)]
 pub(crate) async fn list(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -285,6 +308,16 @@ pub(crate) async fn list(
 /// with the strategy's principal (until `expires_at`, unix seconds, if given);
 /// `max_order_notional` (a decimal string) caps each of the strategy's orders on it, on
 /// top of the owner's risk limits. Subscribing again replaces both.
+#[utoipa::path(
+    post, operation_id = "strategies_follow", path = "/api/strategies/{id}/followers", tag = "copy-trading",
+    params(("id" = String, Path, description = "The strategy.")),
+    request_body = super::openapi::NewFollower,
+    responses(
+        (status = 201, description = "Subscribed (again: both values replaced).", body = super::openapi::Follower),
+        (status = 403, description = "`{\"error\": code}`: `not_account_owner`, `read_only_account`, `mfa_required`."),
+        (status = 404, description = "An unknown strategy, or an account the caller cannot see (empty body)."),
+    )
+)]
 pub(crate) async fn follow(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -387,6 +420,17 @@ async fn forget_cached(state: &Shared, strategy_principal: &UserId, account: &st
 /// owner): 204. The strategy's share is revoked first (it can place no further order),
 /// then the follower row goes. 404 when the caller does not own the account or it does
 /// not follow the strategy.
+#[utoipa::path(
+    delete, operation_id = "strategies_unfollow", path = "/api/strategies/{id}/followers/{account_id}", tag = "copy-trading",
+    params(
+        ("id" = String, Path, description = "The strategy."),
+        ("account_id" = String, Path, description = "The caller's follower account."),
+    ),
+    responses(
+        (status = 204, description = "Unsubscribed: the strategy's share is revoked."),
+        (status = 404, description = "Not the caller's account, or it does not follow the strategy (empty body)."),
+    )
+)]
 pub(crate) async fn unfollow(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -429,6 +473,14 @@ fn parse_json(text: Option<&str>) -> Value {
 /// newest 100 signals, `{signals: [{id, created_at, status, request, results}]}`;
 /// `status` is `received` (running, or interrupted), `executed`, `rate_limited` or
 /// `invalid`; `results` as answered to the sender.
+#[utoipa::path(
+    get, operation_id = "strategies_signals", path = "/api/strategies/{id}/signals", tag = "copy-trading",
+    params(("id" = String, Path, description = "The caller's strategy.")),
+    responses(
+        (status = 200, description = "The newest 100 signals.", body = super::openapi::SignalList),
+        (status = 404, description = "Not the caller's strategy (empty body)."),
+    )
+)]
 pub(crate) async fn signals(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
@@ -457,6 +509,10 @@ pub(crate) async fn signals(
 /// `GET /api/following/signals` (`read`): the newest signals that touched the caller's
 /// accounts, `{signals: [{id, strategy_id, created_at, request, results}]}`, with the
 /// results of the caller's own accounts only.
+#[utoipa::path(
+    get, operation_id = "strategies_following_signals", path = "/api/following/signals", tag = "copy-trading",
+    responses((status = 200, description = "Signals that touched the caller's accounts.", body = super::openapi::FollowedSignalList))
+)]
 pub(crate) async fn following_signals(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,

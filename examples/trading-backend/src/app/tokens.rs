@@ -190,6 +190,16 @@ impl Tokens {
 /// `{"mfa_required": true, "mfa_token": "..."}` for a user with a second factor (finish
 /// with `POST /api/auth/mfa`). A user who must change the password is refused (403
 /// `password_change_required`: use the session login, which allows the change).
+#[utoipa::path(
+    post, operation_id = "tokens_token", path = "/api/auth/token", tag = "auth",
+    request_body = super::openapi::Credentials,
+    responses(
+        (status = 200, description = "The token pair (`Cache-Control: no-store`), or the second step to take.", body = super::openapi::TokenAnswer),
+        (status = 401, description = "`{\"error\": \"invalid_credentials\"}`, or `invalid_grant`.", body = super::openapi::ErrorBody),
+        (status = 403, description = "`{\"error\": \"password_change_required\"}`: use the session login.", body = super::openapi::ErrorBody),
+        (status = 429, description = "`{\"error\": \"too_many_attempts\"}` with `Retry-After`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn token(
     State(state): State<Shared>,
     ClientAddr(client): ClientAddr,
@@ -262,6 +272,14 @@ pub(crate) async fn token(
 /// `POST /api/auth/refresh` {refresh_token}: rotates the refresh token and answers a new
 /// pair. Every refusal (malformed, unknown, expired, revoked, reused: the reuse revokes
 /// the whole family, RFC 9700 section 4.14) is 401 `{"error": "invalid_grant"}`.
+#[utoipa::path(
+    post, operation_id = "tokens_refresh", path = "/api/auth/refresh", tag = "auth",
+    request_body = super::openapi::RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the refresh token presented is spent.", body = super::openapi::TokenPair),
+        (status = 401, description = "`{\"error\": \"invalid_grant\"}`: every refusal alike (a reused token revokes its family).", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn refresh(State(state): State<Shared>, body: Body) -> Result<Response, ApiError> {
     let presented = RefreshToken::parse(body.str("refresh_token", MAX_TOKEN)?).map_err(|_| {
         tracing::info!(
@@ -332,6 +350,11 @@ pub(crate) async fn refresh(State(state): State<Shared>, body: Body) -> Result<R
 /// refresh token's family is revoked (its access tokens run to their `exp`, or end at
 /// once with `POST /api/auth/logout-all` and the epoch check). 503 only when the store
 /// fails (RFC 7009 section 2.2.1 allows `temporarily_unavailable`).
+#[utoipa::path(
+    post, operation_id = "tokens_revoke", path = "/api/auth/revoke", tag = "auth",
+    request_body = super::openapi::RevokeRequest,
+    responses((status = 200, description = "Whatever the token (RFC 7009 section 2.2); empty body."))
+)]
 pub(crate) async fn revoke(State(state): State<Shared>, body: Body) -> Result<Response, ApiError> {
     // A missing or oversized field is still 400: the request itself is malformed.
     let token = body.str("token", MAX_TOKEN)?;
@@ -356,6 +379,10 @@ pub(crate) async fn revoke(State(state): State<Shared>, body: Body) -> Result<Re
 /// ends every session, API key and refresh-token family of the user (and, with the epoch
 /// check, every access token): 204. A restricted session (must change the password) may
 /// too.
+#[utoipa::path(
+    post, operation_id = "tokens_logout_all", path = "/api/auth/logout-all", tag = "auth",
+    responses((status = 204, description = "Every session, API key and refresh family of the user ended."))
+)]
 pub(crate) async fn logout_all(
     State(state): State<Shared>,
     AllowRestricted(principal): AllowRestricted,
@@ -389,6 +416,10 @@ pub(crate) async fn logout_all(
 
 /// `GET /.well-known/jwks.json`: the public signing keys (RFC 7517), reloaded from the
 /// store when due so that keys made by another instance are published.
+#[utoipa::path(
+    get, operation_id = "tokens_jwks", path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "The public signing keys (RFC 7517 JWK set).", body = Object, content_type = "application/json"))
+)]
 pub(crate) async fn jwks(State(state): State<Shared>) -> Response {
     state.tokens.issuer.reload_if_due().await;
     public_json(state.tokens.issuer.jwks_json(), "public, max-age=300")
@@ -396,6 +427,10 @@ pub(crate) async fn jwks(State(state): State<Shared>) -> Response {
 
 /// `GET /.well-known/openid-configuration`: the discovery document (OpenID Connect
 /// Discovery 1.0 section 3).
+#[utoipa::path(
+    get, operation_id = "tokens_discovery", path = "/.well-known/openid-configuration", tag = "auth",
+    responses((status = 200, description = "The discovery document (OpenID Connect Discovery 1.0).", body = Object, content_type = "application/json"))
+)]
 pub(crate) async fn discovery(State(state): State<Shared>) -> Response {
     state.tokens.issuer.reload_if_due().await;
     public_json(state.tokens.issuer.discovery_json(), "public, max-age=3600")

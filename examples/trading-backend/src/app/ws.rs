@@ -13,24 +13,45 @@
 //! (try again later) when the store could not answer. The re-check also runs while a
 //! reply is blocked on a client that stopped reading; if the reply still cannot get
 //! through within one more interval, the socket is dropped without a close frame.
+//!
+//! A request that is not a WebSocket handshake gets the service's JSON error body,
+//! `{"error": "websocket_upgrade_required"}`, with axum's status for it (400, or 426 when
+//! the connection cannot be upgraded), not axum's plain-text rejection.
 
 use std::time::Duration;
 
 use auth_core::http::{Authenticated, Recheck};
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Shared;
+use super::error::ApiError;
 
-/// The upgrade.
+/// `GET /ws`: the WebSocket upgrade (see the module docs for the protocol).
+#[utoipa::path(
+    get, operation_id = "ws_upgrade", path = "/ws", tag = "operations",
+    responses(
+        (status = 101, description = "Switched to a WebSocket: a `hello` message, then `ping` is answered `pong`; closed with 1008 when the credential ends."),
+        (status = 400, description = "Not a WebSocket handshake: `{\"error\": \"websocket_upgrade_required\"}`.", body = super::openapi::ErrorBody),
+        (status = 426, description = "Not a WebSocket handshake: `{\"error\": \"websocket_upgrade_required\"}`.", body = super::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn upgrade(
     State(state): State<Shared>,
     Authenticated(principal): Authenticated,
     recheck: Recheck,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::Code(rejection.status(), "websocket_upgrade_required")
+                .into_response();
+        }
+    };
     let hello = json!({
         "type": "hello",
         "user_id": principal.user_id(),
