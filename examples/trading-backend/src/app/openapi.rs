@@ -462,6 +462,15 @@ fn layer_answers(access: Access, has_body: bool) -> Vec<(&'static str, Answer, b
             false,
         ));
     }
+    if authenticated {
+        out.push((
+            "500",
+            error_content(
+                "`{\"error\": \"key_not_held\"}`: a stored value (an exchange credential, a user or webhook secret) sealed under a key-encryption key this service does not hold: a configuration error, which start-up refuses when its probe meets one.",
+            ),
+            false,
+        ));
+    }
     out.push((
         "503",
         ResponseBuilder::new()
