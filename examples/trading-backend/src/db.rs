@@ -65,6 +65,25 @@ pub(crate) struct Stores {
     pub(crate) mfa: Arc<dyn auth_core::MfaStore>,
     /// Refresh-token families (auth-core's tables).
     pub(crate) refresh: Arc<dyn auth_core::RefreshStore>,
+    /// The validity cache's counters, when it is on.
+    pub(crate) validity: Option<ValidityStats>,
+}
+
+/// Reads the counters of the validity cache in front of `users`, `sessions` and
+/// `api_keys` (its store type stays private to [`Db::stores`]).
+#[derive(Clone)]
+pub(crate) struct ValidityStats(Arc<dyn Fn() -> auth_core::ValidityCacheStats + Send + Sync>);
+
+impl ValidityStats {
+    pub(crate) fn read(&self) -> auth_core::ValidityCacheStats {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for ValidityStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ValidityStats").field(&self.read()).finish()
+    }
 }
 
 impl Db {
@@ -190,7 +209,7 @@ impl Db {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => {
                 let auth = Arc::new(auth_core::SqliteStore::new(pool.clone()));
-                let (users, sessions, api_keys) = credentials(&auth, validity_cache);
+                let (users, sessions, api_keys, validity) = credentials(&auth, validity_cache);
                 Stores {
                     db: self.clone(),
                     users,
@@ -198,6 +217,7 @@ impl Db {
                     api_keys,
                     refresh: auth.clone(),
                     mfa: auth,
+                    validity,
                     secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
                     grants: Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
                 }
@@ -205,7 +225,7 @@ impl Db {
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
                 let auth = Arc::new(auth_core::PgStore::new(pool.clone()));
-                let (users, sessions, api_keys) = credentials(&auth, validity_cache);
+                let (users, sessions, api_keys, validity) = credentials(&auth, validity_cache);
                 Stores {
                     db: self.clone(),
                     users,
@@ -213,6 +233,7 @@ impl Db {
                     api_keys,
                     refresh: auth.clone(),
                     mfa: auth,
+                    validity,
                     secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),
                     grants: Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
                 }
@@ -227,6 +248,7 @@ type CredentialStores = (
     Arc<dyn auth_core::UserStore>,
     Arc<dyn auth_core::SessionStore>,
     Arc<dyn auth_core::ApiKeyStore>,
+    Option<ValidityStats>,
 );
 
 fn credentials<S>(
@@ -237,10 +259,14 @@ where
     S: auth_core::UserStore + auth_core::SessionStore + auth_core::ApiKeyStore + Clone + 'static,
 {
     match validity_cache {
-        None => (auth.clone(), auth.clone(), auth.clone()),
+        None => (auth.clone(), auth.clone(), auth.clone(), None),
         Some(config) => {
             let cached = Arc::new(auth_core::ValidityCache::new(S::clone(auth), config));
-            (cached.clone(), cached.clone(), cached)
+            let stats = {
+                let cached = cached.clone();
+                ValidityStats(Arc::new(move || cached.stats()))
+            };
+            (cached.clone(), cached.clone(), cached, Some(stats))
         }
     }
 }

@@ -104,6 +104,13 @@ async fn metrics_on_their_own_listener_count_requests_refusals_and_libraries() {
     // The libraries' counters.
     assert!(series("strongroom_cred_cache_hits_total") >= 1.0);
     assert!(series("strongroom_cred_cache_misses_total") >= 1.0);
+    // auth-core's validity cache: the session was looked up for the account and both
+    // balances (a hit or a miss each, depending on its 500 ms TTL), the first a miss.
+    let (hits, misses) = (
+        series("strongroom_validity_cache_hits_total"),
+        series("strongroom_validity_cache_misses_total"),
+    );
+    assert!(misses >= 1.0 && hits + misses >= 3.0, "{hits} {misses}");
     assert!(series("strongroom_password_hash_operations_total") >= 1.0);
     assert_eq!(series("strongroom_password_hash_queue_depth"), 0.0);
     assert!(series("strongroom_audit_events_written_total") >= 1.0);

@@ -244,6 +244,8 @@ pub(crate) struct Probes {
     pub(crate) cache: CredCache,
     pub(crate) hasher: PasswordHasher,
     pub(crate) audit: AuditLog,
+    /// auth-core's validity cache, when `STRONGROOM_VALIDITY_CACHE_MS` is not 0.
+    pub(crate) validity: Option<crate::db::ValidityStats>,
 }
 
 fn counter(
@@ -312,6 +314,27 @@ impl Collector for Probes {
             "Entries removed because their TTL passed or the cache was full",
             cache.evictions,
         )?;
+        if let Some(validity) = &self.validity {
+            let v = validity.read();
+            counter(
+                &mut encoder,
+                "validity_cache_hits",
+                "Session, API key and user lookups answered from auth-core's validity cache",
+                v.hits,
+            )?;
+            counter(
+                &mut encoder,
+                "validity_cache_misses",
+                "Session, API key and user lookups that went to the database",
+                v.misses,
+            )?;
+            counter(
+                &mut encoder,
+                "validity_cache_invalidations",
+                "Times the validity cache was emptied (a credential write, or full)",
+                v.invalidations,
+            )?;
+        }
         let waiting =
             ConstGauge::new(i64::try_from(self.hasher.waiting_operations()).unwrap_or(i64::MAX));
         waiting.encode(encoder.encode_descriptor(

@@ -393,6 +393,7 @@ pub(crate) async fn build(
         cache: state.cache.clone(),
         hasher,
         audit: audit.log.clone(),
+        validity: stores.validity.clone(),
     });
     let rfc6750 = config.bearer_challenge;
     // Layers, innermost first (module `edge`): the body limit and the timeout around the
