@@ -592,9 +592,12 @@ fn dek_base64() -> String {
 #[ignore = "needs a KMS server (AWS_ENDPOINT_URL)"]
 async fn the_credential_canary_never_appears() {
     let arn = create_key(&admin().await).await;
+    // The tests share one binary: a test's name there is its module path and its own.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let child = format!("{module}::credential_canary_child");
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "credential_canary_child",
+            child.as_str(),
             "--exact",
             "--include-ignored",
             "--nocapture",

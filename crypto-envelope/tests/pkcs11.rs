@@ -75,10 +75,13 @@ fn tamper(bytes: &[u8], index: usize) -> Vec<u8> {
 /// Runs `test` (this binary's test of that name) in a child process with `envs`, and
 /// returns its combined output; fails if the child fails.
 fn run_child(test: &str, envs: &[(&str, &str)]) -> String {
+    // The tests share one binary: a test's name there is its module path and its own.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let path = format!("{module}::{test}");
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
-            test,
+            path.as_str(),
             "--exact",
             "--include-ignored",
             "--nocapture",
