@@ -153,8 +153,12 @@ async fn postgres_outage_is_503_never_200() {
     .unwrap();
     assert_eq!(n.0, 1);
 
-    // Database down: every route that needs it is 503 (the cache is warm: still 503).
+    // Database down: every route that needs it is 503 (the credential cache is warm:
+    // still 503). The validity cache answers a session it looked up less than its TTL
+    // (500 ms) ago without the database, like the request just before the cut; past the
+    // TTL the session needs the database again.
     proxy.cut();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let checks = [
         server.get("/api/auth/me", Some(&token)).await.0,
         server
