@@ -189,6 +189,14 @@ impl SessionStore for Slow {
     async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, StoreError> {
         self.inner.user_sessions(user_id).await
     }
+    async fn set_session_mfa_at(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_session_mfa_at(user_id, session_id, at).await
+    }
 }
 
 /// A lookup that read the session before a logout and returns after it must not leave
@@ -224,6 +232,207 @@ async fn a_lookup_that_raced_a_logout_is_not_cached() {
             Resolution::Invalid(_)
         ),
         "a request after the logout was admitted from a stale cache entry"
+    );
+}
+
+/// Creating users ends no credential: a registration flood through the cache leaves
+/// every cached session, key and user answering from memory. (The cache used to empty
+/// itself on each creation, so these lookups went to the store.)
+#[tokio::test]
+async fn creating_users_keeps_the_hits() {
+    use auth_core::user::UserStore;
+
+    let store = cached(1000);
+    let sessions = Sessions::new(store.clone(), SessionConfig::default());
+    let keys = ApiKeys::new(store.clone());
+    let user = support::ensure_user(&*store, "u-keep").await;
+    let token = sessions.issue(&user).await.unwrap();
+    let session = support::bearer(token.expose_secret());
+    let key = keys.create("u-keep", "k", vec![]).await.unwrap();
+    let api_key =
+        auth_core::Credential::new(auth_core::CredentialKind::ApiKey, key.expose_secret()).unwrap();
+    // Warm every kind (the key's first use also records its last-used time).
+    for _ in 0..2 {
+        assert!(matches!(
+            sessions.resolve(&session).await,
+            Resolution::Authenticated(_)
+        ));
+        assert!(matches!(
+            keys.resolve(&api_key).await,
+            Resolution::Authenticated(_)
+        ));
+        assert!(store.user_by_id("u-keep").await.unwrap().is_some());
+    }
+    // A user looked up before it exists is not cached as absent.
+    assert!(store.user_by_id("u-new-1").await.unwrap().is_none());
+
+    let invalidations = store.stats().invalidations;
+    for i in 0..20 {
+        let u = support::user(&format!("u-new-{i}"), &format!("new{i}@users.example"));
+        store.create_user(&u).await.unwrap();
+    }
+    let u = support::user("u-new-sso", "sso@users.example");
+    let identity = auth_core::SsoIdentity::new("https://issuer.example", "sub-1");
+    store
+        .create_user_with_identity(&u, &identity)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stats().invalidations,
+        invalidations,
+        "a creation emptied the cache"
+    );
+
+    let hits = store.stats().hits;
+    let f = sessions.resolve(&session);
+    assert!(f.is_ready(), "the session was not answered from memory");
+    assert!(matches!(f.await, Resolution::Authenticated(_)));
+    let f = keys.resolve(&api_key);
+    assert!(f.is_ready(), "the API key was not answered from memory");
+    assert!(matches!(f.await, Resolution::Authenticated(_)));
+    assert!(store.user_by_id("u-keep").await.unwrap().is_some());
+    assert_eq!(store.stats().hits, hits + 3);
+    // The user created after the miss is found at once.
+    assert!(store.user_by_id("u-new-1").await.unwrap().is_some());
+}
+
+/// `set_email_verified` drops that user's entry only: the next lookup of that user reads
+/// the flag, every other entry keeps answering from memory.
+#[tokio::test]
+async fn setting_email_verified_drops_only_that_user() {
+    use auth_core::user::UserStore;
+
+    let store = cached(1000);
+    let sessions = Sessions::new(store.clone(), SessionConfig::default());
+    let alice = support::ensure_user(&*store, "u-alice").await;
+    support::ensure_user(&*store, "u-bob").await;
+    let token = sessions.issue(&alice).await.unwrap();
+    let session = support::bearer(token.expose_secret());
+    for _ in 0..2 {
+        assert!(
+            !store
+                .user_by_id("u-alice")
+                .await
+                .unwrap()
+                .unwrap()
+                .email_verified
+        );
+        assert!(store.user_by_id("u-bob").await.unwrap().is_some());
+        assert!(matches!(
+            sessions.resolve(&session).await,
+            Resolution::Authenticated(_)
+        ));
+    }
+    let invalidations = store.stats().invalidations;
+    assert!(store.set_email_verified("u-alice").await.unwrap());
+    assert_eq!(store.stats().invalidations, invalidations, "emptied");
+
+    let (hits, misses) = (store.stats().hits, store.stats().misses);
+    assert!(
+        store
+            .user_by_id("u-alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
+    assert_eq!(store.stats().misses, misses + 1, "alice's entry answered");
+    assert!(store.user_by_id("u-bob").await.unwrap().is_some());
+    let f = sessions.resolve(&session);
+    assert!(f.is_ready(), "alice's session was not answered from memory");
+    assert!(matches!(f.await, Resolution::Authenticated(_)));
+    assert_eq!(store.stats().hits, hits + 2);
+}
+
+/// `set_session_mfa_at` drops that one session's entry: its next lookup reads the new
+/// time, the user's other sessions and other users' sessions stay in memory.
+#[tokio::test]
+async fn a_second_factor_check_drops_only_that_session() {
+    let store = cached(1000);
+    let sessions = Sessions::new(store.clone(), SessionConfig::default());
+    let alice = support::ensure_user(&*store, "u-mfa-a").await;
+    let bob = support::ensure_user(&*store, "u-mfa-b").await;
+    for user in [&alice, &alice, &bob] {
+        sessions.issue(user).await.unwrap();
+    }
+    let mut alices = store.inner().user_sessions("u-mfa-a").await.unwrap();
+    let bobs = store.inner().user_sessions("u-mfa-b").await.unwrap();
+    let (d1, d2, d3) = (
+        *alices[0].token_digest(),
+        *alices[1].token_digest(),
+        *bobs[0].token_digest(),
+    );
+    let id = alices.remove(0).id().to_owned();
+    for _ in 0..2 {
+        for d in [&d1, &d2, &d3] {
+            let found = store.session_by_digest(d).await.unwrap().unwrap();
+            assert_eq!(found.record.mfa_at(), None);
+        }
+    }
+    let invalidations = store.stats().invalidations;
+    assert!(
+        store
+            .set_session_mfa_at("u-mfa-a", &id, 1_800_000_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.stats().invalidations, invalidations, "emptied");
+
+    let misses = store.stats().misses;
+    let found = store.session_by_digest(&d1).await.unwrap().unwrap();
+    assert_eq!(found.record.mfa_at(), Some(1_800_000_000));
+    assert_eq!(store.stats().misses, misses + 1, "the stale entry answered");
+    let hits = store.stats().hits;
+    for d in [&d2, &d3] {
+        let f = store.session_by_digest(d);
+        assert!(f.is_ready(), "another session's entry was dropped");
+        assert_eq!(f.await.unwrap().unwrap().record.mfa_at(), None);
+    }
+    assert_eq!(store.stats().hits, hits + 2);
+}
+
+/// A lookup that read a session before its second-factor time was recorded, and returns
+/// after, must not store the old record: the next lookup sees the new time. (A targeted
+/// drop without the counter check lets the slow lookup put the old record back.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_that_raced_a_second_factor_check_is_not_cached() {
+    let memory = MemoryStore::new();
+    let user = support::ensure_user(&memory, "u-mfa-race").await;
+    let slow = Slow {
+        inner: memory,
+        delay: Duration::from_millis(200),
+    };
+    let config = ValidityCacheConfig::new(MAX_TTL, 100).unwrap();
+    let store = Arc::new(ValidityCache::new(slow, config));
+    let sessions = Sessions::new(store.clone(), SessionConfig::default());
+    sessions.issue(&user).await.unwrap();
+    let record = store
+        .inner()
+        .inner
+        .user_sessions("u-mfa-race")
+        .await
+        .unwrap()[0]
+        .clone();
+    let (digest, id) = (*record.token_digest(), record.id().to_owned());
+
+    let in_flight = {
+        let store = store.clone();
+        tokio::spawn(async move { store.session_by_digest(&digest).await })
+    };
+    // The lookup has read the record without a second-factor time and is waiting.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        store
+            .set_session_mfa_at("u-mfa-race", &id, 1_800_000_000)
+            .await
+            .unwrap()
+    );
+    let _ = in_flight.await.unwrap();
+    let found = store.session_by_digest(&digest).await.unwrap().unwrap();
+    assert_eq!(
+        found.record.mfa_at(),
+        Some(1_800_000_000),
+        "a lookup after the write was answered from a stale entry"
     );
 }
 

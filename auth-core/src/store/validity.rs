@@ -11,11 +11,13 @@
 //!
 //! * **Immediate on this instance.** Every write that can end or change a credential and
 //!   goes through the cache (`set_password`, `set_disabled`, `revoke_credentials`,
-//!   `bind_identity`, every session deletion, `set_session_mfa_at`, `revoke_api_key`,
-//!   and the rest of [`UserStore`]'s writes) empties it, before the write starts and again
-//!   after it ends. Entries carry the cache's generation at the time their lookup
-//!   *started*, and a lookup that raced a write is not stored: once the write's call
-//!   returns, no request on this instance is admitted by the state before it.
+//!   `bind_identity`, every session deletion, `revoke_api_key`) empties it, before the
+//!   write starts and again after it ends. Writes that change one known entry drop only
+//!   that entry, before and after: `set_session_mfa_at` the one session's entry,
+//!   `set_email_verified` the one user's entry. Entries carry the cache's generation at
+//!   the time their lookup *started*, and a lookup that raced a write (one that emptied
+//!   the cache or dropped any entry) is not stored: once the write's call returns, no
+//!   request on this instance is answered by the state before it.
 //! * **Bounded elsewhere.** Another instance (or a process that writes the database
 //!   without this cache, such as an operator command) is seen within the TTL plus one
 //!   lookup. A service that wants it sooner calls [`ValidityCache::invalidate`] when it
@@ -28,9 +30,11 @@
 //!   each time, so random tokens cannot fill the cache), and at [`capacity`] the cache is
 //!   emptied instead of growing.
 //!
-//! Inserting a session or key does not empty it (a new credential cannot make a cached
-//! one stale); recording an API key's use drops that key's entry, so the next lookup
-//! reads the new last-used time.
+//! Creating a user (`create_user`, `create_user_with_identity`) and inserting a session
+//! or key pass straight through: nothing about a new user or credential can be in the
+//! cache (a lookup that found nothing, or a credential whose user row did not exist, is
+//! not stored), so a registration flood leaves the hits alone. Recording an API key's
+//! use drops that key's entry, so the next lookup reads the new last-used time.
 //!
 //! [`capacity`]: ValidityCacheConfig::capacity
 
@@ -126,10 +130,22 @@ struct Entry<V> {
 
 type Map<K, V> = RwLock<HashMap<K, Entry<V>>>;
 
+/// What a lookup saw of the cache's counters when it started: its answer is stored only
+/// if neither has moved since.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Ticket {
+    generation: u64,
+    drops: u64,
+}
+
 /// State shared with the lookups in flight.
 struct State {
     config: ValidityCacheConfig,
+    /// Bumped by every emptying: entries of an older generation never answer.
     generation: AtomicU64,
+    /// Bumped by every targeted drop ([`State::drop_where`]): a lookup that started
+    /// before one may have read the state the dropped entry described.
+    drops: AtomicU64,
     sessions: Map<[u8; 32], WithUser<SessionRecord>>,
     api_keys: Map<String, WithUser<ApiKeyRecord>>,
     users: Map<String, User>,
@@ -158,6 +174,44 @@ impl State {
         self.invalidations.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The counters at the start of a lookup (taken before the cache or store is read).
+    fn ticket(&self) -> Ticket {
+        Ticket {
+            generation: self.generation.load(Ordering::Acquire),
+            drops: self.drops.load(Ordering::Acquire),
+        }
+    }
+
+    /// Drops the entries of `map` that `stale` picks, without emptying the rest; a lookup
+    /// in flight does not store its answer afterwards (whatever its key).
+    fn drop_where<K, V>(&self, map: &Map<K, V>, stale: impl Fn(&K, &V) -> bool) {
+        // Bump first, as `invalidate` does: a `put` that takes the lock after the removal
+        // sees the new count and does not store.
+        self.drops.fetch_add(1, Ordering::AcqRel);
+        map.write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k, e| !stale(k, &e.value));
+    }
+
+    /// Drops `key`'s entry from `map` (as [`State::drop_where`], without the scan).
+    fn drop_key<K, Q, V>(&self, map: &Map<K, V>, key: &Q)
+    where
+        K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.drops.fetch_add(1, Ordering::AcqRel);
+        map.write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// Drops the entry of session `session_id` of user `user_id`.
+    fn drop_session(&self, user_id: &str, session_id: &str) {
+        self.drop_where(&self.sessions, |_, v: &WithUser<SessionRecord>| {
+            v.record.id() == session_id && v.record.user_id() == user_id
+        });
+    }
+
     fn get<K, Q, V>(&self, map: &Map<K, V>, key: &Q) -> Option<V>
     where
         K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
@@ -180,18 +234,20 @@ impl State {
         found
     }
 
-    /// Stores `value`, read by a lookup that started in `generation`, unless a write
-    /// has happened since.
-    fn put<K, V>(&self, map: &Map<K, V>, key: K, value: V, generation: u64)
+    /// Stores `value`, read by a lookup that started with `ticket`, unless a write has
+    /// emptied the cache or dropped an entry since.
+    fn put<K, V>(&self, map: &Map<K, V>, key: K, value: V, ticket: Ticket)
     where
         K: std::hash::Hash + Eq,
     {
         let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
-        // Checked under the lock that `invalidate` clears under: either this insert sees
-        // the new generation, or the clear that follows the bump removes it.
-        if self.generation.load(Ordering::Acquire) != generation {
+        // Checked under the lock that `invalidate` clears and `drop_where` removes under:
+        // either this insert sees the new count, or the removal that follows the bump
+        // takes the entry out again.
+        if self.ticket() != ticket {
             return;
         }
+        let generation = ticket.generation;
         if map.len() >= self.config.capacity && !map.contains_key(&key) {
             map.clear();
             self.invalidations.fetch_add(1, Ordering::Relaxed);
@@ -255,6 +311,7 @@ impl<S> ValidityCache<S> {
             state: Arc::new(State {
                 config,
                 generation: AtomicU64::new(0),
+                drops: AtomicU64::new(0),
                 sessions: RwLock::default(),
                 api_keys: RwLock::default(),
                 users: RwLock::default(),
@@ -297,12 +354,23 @@ impl<S> ValidityCache<S> {
         self.state.invalidate();
         out
     }
+
+    /// Runs a write that changes only what `drop` drops, dropping it before the write
+    /// starts and after it ends (the rest of the cache keeps answering).
+    async fn write_dropping<T>(&self, drop: impl Fn(&State), op: impl Future<Output = T>) -> T {
+        drop(&self.state);
+        let out = op.await;
+        drop(&self.state);
+        out
+    }
 }
 
 #[async_trait]
 impl<S: UserStore> UserStore for ValidityCache<S> {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        self.write(self.inner.create_user(user)).await
+        // A new user is in no entry: lookups of it found nothing and were not stored, and
+        // a credential whose user row was missing is not stored either.
+        self.inner.create_user(user).await
     }
 
     async fn create_user_with_identity(
@@ -310,19 +378,19 @@ impl<S: UserStore> UserStore for ValidityCache<S> {
         user: &User,
         identity: &SsoIdentity,
     ) -> Result<(), StoreError> {
-        self.write(self.inner.create_user_with_identity(user, identity))
-            .await
+        // As `create_user`; identity lookups are not cached.
+        self.inner.create_user_with_identity(user, identity).await
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         let state = &self.state;
-        let generation = state.generation.load(Ordering::Acquire);
+        let ticket = state.ticket();
         if let Some(hit) = state.get(&state.users, user_id) {
             return Ok(Some(hit));
         }
         let found = self.inner.user_by_id(user_id).await;
         if let Ok(Some(user)) = &found {
-            state.put(&state.users, user_id.to_owned(), user.clone(), generation);
+            state.put(&state.users, user_id.to_owned(), user.clone(), ticket);
         }
         found
     }
@@ -363,7 +431,13 @@ impl<S: UserStore> UserStore for ValidityCache<S> {
     }
 
     async fn set_email_verified(&self, user_id: &str) -> Result<bool, StoreError> {
-        self.write(self.inner.set_email_verified(user_id)).await
+        // The flag is only in the user map's `User` (a credential's `UserState` does not
+        // carry it), and setting it ends no credential: drop that user's entry only.
+        self.write_dropping(
+            |s| s.drop_key(&s.users, user_id),
+            self.inner.set_email_verified(user_id),
+        )
+        .await
     }
 
     async fn user_by_identity(&self, identity: &SsoIdentity) -> Result<Option<User>, StoreError> {
@@ -391,15 +465,16 @@ impl<S: SessionStore> SessionStore for ValidityCache<S> {
         digest: &[u8; 32],
     ) -> StoreFuture<'_, Option<WithUser<SessionRecord>>> {
         let state = &self.state;
-        let generation = state.generation.load(Ordering::Acquire);
+        let ticket = state.ticket();
         if let Some(hit) = state.get(&state.sessions, digest) {
             return StoreFuture::ready(Ok(Some(hit)));
         }
         let digest = *digest;
         StoreFuture::boxed(async move {
             let found = self.inner.session_by_digest(&digest).await;
-            if let Ok(Some(value)) = &found {
-                state.put(&state.sessions, digest, value.clone(), generation);
+            // Without its user row the session is refused: not stored (a refusal).
+            if let Ok(Some(value @ WithUser { user: Some(_), .. })) = &found {
+                state.put(&state.sessions, digest, value.clone(), ticket);
             }
             found
         })
@@ -433,8 +508,12 @@ impl<S: SessionStore> SessionStore for ValidityCache<S> {
         session_id: &str,
         at: i64,
     ) -> Result<bool, StoreError> {
-        self.write(self.inner.set_session_mfa_at(user_id, session_id, at))
-            .await
+        // Only this session's record changes.
+        self.write_dropping(
+            |s| s.drop_session(user_id, session_id),
+            self.inner.set_session_mfa_at(user_id, session_id, at),
+        )
+        .await
     }
 }
 
@@ -446,19 +525,15 @@ impl<S: ApiKeyStore> ApiKeyStore for ValidityCache<S> {
 
     fn api_key<'a>(&'a self, key_id: &'a str) -> StoreFuture<'a, Option<WithUser<ApiKeyRecord>>> {
         let state = &self.state;
-        let generation = state.generation.load(Ordering::Acquire);
+        let ticket = state.ticket();
         if let Some(hit) = state.get(&state.api_keys, key_id) {
             return StoreFuture::ready(Ok(Some(hit)));
         }
         StoreFuture::boxed(async move {
             let found = self.inner.api_key(key_id).await;
-            if let Ok(Some(value)) = &found {
-                state.put(
-                    &state.api_keys,
-                    key_id.to_owned(),
-                    value.clone(),
-                    generation,
-                );
+            // Without its user row the key is refused: not stored (a refusal).
+            if let Ok(Some(value @ WithUser { user: Some(_), .. })) = &found {
+                state.put(&state.api_keys, key_id.to_owned(), value.clone(), ticket);
             }
             found
         })
@@ -468,11 +543,8 @@ impl<S: ApiKeyStore> ApiKeyStore for ValidityCache<S> {
         let out = self.inner.touch_api_key(key_id, now).await;
         // The next lookup reads the new last-used time (otherwise every request within
         // the TTL would write it again).
-        self.state
-            .api_keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key_id);
+        // A lookup that raced the write is not stored either.
+        self.state.drop_key(&self.state.api_keys, key_id);
         out
     }
 
