@@ -49,6 +49,28 @@ impl IdError {
     }
 }
 
+/// A setting was outside its range (the [`GrantCache`](crate::store::GrantCache)'s TTL
+/// or capacity).
+///
+/// Names the field, never echoes the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: outside its allowed range")]
+pub struct ConfigError {
+    field: &'static str,
+}
+
+impl ConfigError {
+    pub(crate) const fn new(field: &'static str) -> Self {
+        ConfigError { field }
+    }
+
+    /// The name of the offending setting (`"ttl"` or `"capacity"`).
+    #[must_use]
+    pub const fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
 /// A notional amount was out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: must be at most {max} minor units", max = i64::MAX)]

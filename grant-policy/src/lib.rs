@@ -17,7 +17,9 @@ pub mod store;
 pub use audit::{AuditSink, DecisionEvent, GrantEvent, RiskEvent, TracingAuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, DenyReason};
-pub use error::{GrantError, IdError, NotionalError, ParseError, RiskError, StoreError};
+pub use error::{
+    ConfigError, GrantError, IdError, NotionalError, ParseError, RiskError, StoreError,
+};
 pub use grant::{Access, Role, Share};
 pub use id::{AccountId, MAX_ID_LEN, UserId};
 pub use operation::{Level, Operation, Requirement};

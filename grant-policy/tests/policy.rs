@@ -25,7 +25,7 @@ fn deny(reason: DenyReason) -> Decision {
 }
 
 /// The whole grant life cycle; the same assertions for every store.
-async fn scenario(store: Arc<dyn GrantStore>) {
+pub(crate) async fn scenario(store: Arc<dyn GrantStore>) {
     let clock = Arc::new(ManualClock::new(T0));
     let sink = Arc::new(RecordingSink::default());
     let policy = Policy::builder(store)

@@ -5,6 +5,8 @@
 //! - `SqliteStore` (feature `sqlite`, default): embedded, WAL, one conditional statement
 //!   per reservation.
 //! - `PostgresStore` (feature `postgres`): shared between instances.
+//! - [`GrantCache`]: in front of any of them, answers repeated access lookups from memory
+//!   for at most a second; every write through it is seen by the next decision.
 //!
 //! Every query names the user it is for: a grant lookup is keyed by (user, account),
 //! share and revoke by (owner, account), risk limits and daily usage by the account
@@ -12,6 +14,7 @@
 //! user's rows, except [`GrantStore::owner`], which answers whose account an id is so
 //! that the owner's risk limits govern it.
 
+mod cache;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -20,6 +23,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use cache::{GrantCache, GrantCacheConfig, GrantCacheStats};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
