@@ -67,6 +67,8 @@ pub(crate) struct Stores {
     pub(crate) refresh: Arc<dyn auth_core::RefreshStore>,
     /// The validity cache's counters, when it is on.
     pub(crate) validity: Option<ValidityStats>,
+    /// The grant cache's counters, when it is on (with the validity cache).
+    pub(crate) grant_cache: Option<GrantCacheStats>,
 }
 
 /// Reads the counters of the validity cache in front of `users`, `sessions` and
@@ -83,6 +85,26 @@ impl ValidityStats {
 impl std::fmt::Debug for ValidityStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("ValidityStats").field(&self.read()).finish()
+    }
+}
+
+/// Reads the counters of grant-policy's `GrantCache` in front of `grants`.
+#[derive(Clone)]
+pub(crate) struct GrantCacheStats(
+    Arc<dyn Fn() -> grant_policy::store::GrantCacheStats + Send + Sync>,
+);
+
+impl GrantCacheStats {
+    pub(crate) fn read(&self) -> grant_policy::store::GrantCacheStats {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for GrantCacheStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("GrantCacheStats")
+            .field(&self.read())
+            .finish()
     }
 }
 
@@ -210,6 +232,10 @@ impl Db {
             Self::Sqlite(pool) => {
                 let auth = Arc::new(auth_core::SqliteStore::new(pool.clone()));
                 let (users, sessions, api_keys, validity) = credentials(&auth, validity_cache);
+                let (grants, grant_cache) = grants(
+                    grant_policy::store::SqliteStore::from_pool(pool.clone()),
+                    validity_cache,
+                );
                 Stores {
                     db: self.clone(),
                     users,
@@ -219,13 +245,18 @@ impl Db {
                     mfa: auth,
                     validity,
                     secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
-                    grants: Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
+                    grants,
+                    grant_cache,
                 }
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
                 let auth = Arc::new(auth_core::PgStore::new(pool.clone()));
                 let (users, sessions, api_keys, validity) = credentials(&auth, validity_cache);
+                let (grants, grant_cache) = grants(
+                    grant_policy::store::PostgresStore::from_pool(pool.clone()),
+                    validity_cache,
+                );
                 Stores {
                     db: self.clone(),
                     users,
@@ -235,7 +266,8 @@ impl Db {
                     mfa: auth,
                     validity,
                     secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),
-                    grants: Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
+                    grants,
+                    grant_cache,
                 }
             }
         }
@@ -271,9 +303,42 @@ where
     }
 }
 
+/// The grant store: `store` itself, or grant-policy's `GrantCache` in front of it with
+/// the validity cache's TTL (one setting, `STRONGROOM_VALIDITY_CACHE_MS`, bounds how long
+/// another instance's logout and its revoke may take to show). The policy, the risk guard
+/// and every handler share this one object, so each grant write through it is seen by
+/// the next decision on this instance.
+fn grants<S>(
+    store: S,
+    validity_cache: Option<auth_core::ValidityCacheConfig>,
+) -> (
+    Arc<dyn grant_policy::store::GrantStore>,
+    Option<GrantCacheStats>,
+)
+where
+    S: grant_policy::store::GrantStore + 'static,
+{
+    use grant_policy::store::{GrantCache, GrantCacheConfig};
+    // Both caches bound their TTL by one second, so this conversion cannot fail; if it
+    // ever did, the grants would be read uncached (never a longer TTL).
+    let config = validity_cache
+        .and_then(|v| GrantCacheConfig::new(v.ttl(), GrantCacheConfig::default().capacity()).ok());
+    match config {
+        None => (Arc::new(store), None),
+        Some(config) => {
+            let cached = Arc::new(GrantCache::new(store, config));
+            let stats = {
+                let cached = cached.clone();
+                GrantCacheStats(Arc::new(move || cached.stats()))
+            };
+            (cached, Some(stats))
+        }
+    }
+}
+
 /// Opens the database and applies the migrations.
 /// With `validity_cache`, user, session and API key operations go through auth-core's
-/// `ValidityCache` with that TTL.
+/// `ValidityCache` with that TTL, and grant reads through grant-policy's `GrantCache`.
 pub(crate) async fn open(
     target: &DatabaseTarget,
     validity_cache: Option<auth_core::ValidityCacheConfig>,

@@ -130,7 +130,7 @@ settings! {
     strongroom_webhook_signals_per_min => "STRONGROOM_WEBHOOK_SIGNALS_PER_MIN", "Copy trading: signals per strategy per minute, 1-6000 [default: 60]";
     strongroom_webhook_secret_grace_secs => "STRONGROOM_WEBHOOK_SECRET_GRACE_SECS", "Copy trading: rotated-out secret grace, 0-604800 seconds [default: 86400]";
     strongroom_audit_retention_days => "STRONGROOM_AUDIT_RETENTION_DAYS", "Audit retention in days, 1-36500 [default: keep everything]";
-    strongroom_validity_cache_ms => "STRONGROOM_VALIDITY_CACHE_MS", "Session and API key lookups cached, 0 (off) to 1000 ms [default: 500]";
+    strongroom_validity_cache_ms => "STRONGROOM_VALIDITY_CACHE_MS", "Session, API key, user and grant lookups cached, 0 (off) to 1000 ms [default: 500]";
     request_timeout_secs => "REQUEST_TIMEOUT_SECS", "Longest request, 1-300 seconds [default: 30]";
     shutdown_grace_secs => "SHUTDOWN_GRACE_SECS", "Drain time after SIGTERM, 0-300 seconds [default: 10]";
     log_format => "LOG_FORMAT", "text or json [default: text]";

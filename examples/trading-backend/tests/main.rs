@@ -10,6 +10,7 @@ mod audit;
 mod browser;
 mod copy_trading;
 mod edge;
+mod grant_cache;
 mod housekeeping;
 mod instances;
 mod journey;

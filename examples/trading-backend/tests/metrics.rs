@@ -111,6 +111,15 @@ async fn metrics_on_their_own_listener_count_requests_refusals_and_libraries() {
         series("strongroom_validity_cache_misses_total"),
     );
     assert!(misses >= 1.0 && hits + misses >= 3.0, "{hits} {misses}");
+    // grant-policy's grant cache: the grant of (user, account) was read for both
+    // balances (the first from the database: the account's registration had dropped its
+    // entries, before and after the write).
+    let (hits, misses) = (
+        series("strongroom_grant_cache_hits_total"),
+        series("strongroom_grant_cache_misses_total"),
+    );
+    assert!(misses >= 1.0 && hits + misses >= 2.0, "{hits} {misses}");
+    assert!(series("strongroom_grant_cache_invalidations_total") >= 2.0);
     assert!(series("strongroom_password_hash_operations_total") >= 1.0);
     assert_eq!(series("strongroom_password_hash_queue_depth"), 0.0);
     assert!(series("strongroom_audit_events_written_total") >= 1.0);

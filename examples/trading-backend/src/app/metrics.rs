@@ -246,6 +246,8 @@ pub(crate) struct Probes {
     pub(crate) audit: AuditLog,
     /// auth-core's validity cache, when `STRONGROOM_VALIDITY_CACHE_MS` is not 0.
     pub(crate) validity: Option<crate::db::ValidityStats>,
+    /// grant-policy's grant cache, on with the validity cache.
+    pub(crate) grant_cache: Option<crate::db::GrantCacheStats>,
 }
 
 fn counter(
@@ -333,6 +335,27 @@ impl Collector for Probes {
                 "validity_cache_invalidations",
                 "Times the validity cache was emptied (a credential write, or full)",
                 v.invalidations,
+            )?;
+        }
+        if let Some(grants) = &self.grant_cache {
+            let g = grants.read();
+            counter(
+                &mut encoder,
+                "grant_cache_hits",
+                "Grant lookups (user, account) answered from grant-policy's grant cache",
+                g.hits,
+            )?;
+            counter(
+                &mut encoder,
+                "grant_cache_misses",
+                "Grant lookups that went to the database",
+                g.misses,
+            )?;
+            counter(
+                &mut encoder,
+                "grant_cache_invalidations",
+                "Times grant cache entries were dropped (a grant write, or full)",
+                g.invalidations,
             )?;
         }
         let waiting =

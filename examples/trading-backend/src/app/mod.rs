@@ -394,6 +394,7 @@ pub(crate) async fn build(
         hasher,
         audit: audit.log.clone(),
         validity: stores.validity.clone(),
+        grant_cache: stores.grant_cache.clone(),
     });
     let rfc6750 = config.bearer_challenge;
     // Layers, innermost first (module `edge`): the body limit and the timeout around the

@@ -296,6 +296,26 @@ impl Server {
         }
     }
 
+    /// The status of `POST path` with `body`, polled every 25 ms until it is `expected`
+    /// or one second has passed (as [`Server::get_within_1s`]: another instance's grant
+    /// change reaches this server's grant cache within its TTL).
+    pub async fn post_within_1s(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+        expected: u16,
+    ) -> u16 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let status = self.post(path, token, body.clone()).await.0;
+            if status == expected || std::time::Instant::now() >= deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>) -> u16 {
         let mut req = self.http.delete(self.url(path));
         if let Some(t) = token {
