@@ -49,6 +49,7 @@ mod sso_lifetime;
 mod sso_resolver;
 #[cfg(feature = "sso")]
 mod sso_vectors;
+mod status;
 mod store_memory;
 mod store_postgres;
 mod store_sqlite;

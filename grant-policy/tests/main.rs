@@ -8,4 +8,5 @@ mod audit;
 mod policy;
 mod properties;
 mod risk;
+mod status;
 mod vectors;

@@ -588,7 +588,7 @@ async fn store_failure_refuses_with_503_never_admits() {
     let guard = RiskGuard::builder(Arc::new(Down), grants).build();
     let got = guard.admit(&u, &a, n(1)).await;
     assert_eq!(got, Admission::Refused(RiskRefusal::StoreUnavailable));
-    assert_eq!(RiskRefusal::StoreUnavailable.http_status(), 503);
+    assert_eq!(RiskRefusal::StoreUnavailable.status().as_u16(), 503);
     assert!(matches!(
         guard
             .enable_live_trading(&u, &a, CredentialsOnFile::Present)

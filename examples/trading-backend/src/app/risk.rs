@@ -236,7 +236,9 @@ pub(crate) async fn live_trading(
                     }
                 }
             }
-            Err(e) if e.http_status() == 503 => return Err(ApiError::UNAVAILABLE),
+            Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                return Err(ApiError::UNAVAILABLE);
+            }
             // Sealed under a key this service does not hold: its fault, not "absent".
             Err(e @ cred_cache::FetchError::Misconfigured) => return Err(e.into()),
             Err(_) => CredentialsOnFile::Absent,
