@@ -149,7 +149,7 @@ impl Db {
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => {
-                crypto_envelope::SqliteStore::from_pool(pool.clone())
+                crypto_envelope::SqliteStore::new(pool.clone())
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("crypto-envelope"))?;
@@ -157,7 +157,7 @@ impl Db {
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("auth-core"))?;
-                grant_policy::store::SqliteStore::from_pool(pool.clone())
+                grant_policy::store::SqliteStore::new(pool.clone())
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("grant-policy"))?;
@@ -173,7 +173,7 @@ impl Db {
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
-                crypto_envelope::PgStore::from_pool(pool.clone())
+                crypto_envelope::PgStore::new(pool.clone())
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("crypto-envelope"))?;
@@ -181,7 +181,7 @@ impl Db {
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("auth-core"))?;
-                grant_policy::store::PostgresStore::from_pool(pool.clone())
+                grant_policy::store::PgStore::new(pool.clone())
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("grant-policy"))?;
@@ -218,8 +218,8 @@ impl Db {
                     refresh: auth.clone(),
                     mfa: auth,
                     validity,
-                    secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
-                    grants: Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
+                    secrets: Arc::new(crypto_envelope::SqliteStore::new(pool.clone())),
+                    grants: Arc::new(grant_policy::store::SqliteStore::new(pool.clone())),
                 }
             }
             #[cfg(feature = "postgres")]
@@ -234,8 +234,8 @@ impl Db {
                     refresh: auth.clone(),
                     mfa: auth,
                     validity,
-                    secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),
-                    grants: Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
+                    secrets: Arc::new(crypto_envelope::PgStore::new(pool.clone())),
+                    grants: Arc::new(grant_policy::store::PgStore::new(pool.clone())),
                 }
             }
         }

@@ -4,7 +4,7 @@
 //!   decision path ([`MemoryStore::access_now`] is synchronous and allocation-free).
 //! - `SqliteStore` (feature `sqlite`, default): embedded, WAL, one conditional statement
 //!   per reservation.
-//! - `PostgresStore` (feature `postgres`): shared between instances.
+//! - `PgStore` (feature `postgres`): shared between instances.
 //!
 //! Every query names the user it is for: a grant lookup is keyed by (user, account),
 //! share and revoke by (owner, account), risk limits and daily usage by the account
@@ -22,7 +22,8 @@ mod sqlite;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+#[allow(deprecated)] // The old name, kept one release.
+pub use postgres::{PgStore, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 

@@ -44,9 +44,9 @@ pub(crate) fn guard(
 ) -> RiskGuard {
     let store: Arc<dyn RiskStore> = match db {
         #[cfg(feature = "sqlite")]
-        Db::Sqlite(pool) => Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
+        Db::Sqlite(pool) => Arc::new(grant_policy::store::SqliteStore::new(pool.clone())),
         #[cfg(feature = "postgres")]
-        Db::Postgres(pool) => Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
+        Db::Postgres(pool) => Arc::new(grant_policy::store::PgStore::new(pool.clone())),
     };
     RiskGuard::builder(store, grants).audit(audit).build()
 }
