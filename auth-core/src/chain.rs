@@ -189,6 +189,20 @@ impl Outcome {
             Self::Invalid(r) | Self::Unavailable(r) => r.code(),
         }
     }
+
+    /// The HTTP status of the outcome under the default mapping: 200 when
+    /// authenticated (the handler runs), 401 for a missing credential, 403 for a refused
+    /// one, 503 when the chain could not decide. (`http::Challenge` with RFC 6750
+    /// answers turns 403 into 401.)
+    #[must_use]
+    pub const fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Authenticated(_) => http::StatusCode::OK,
+            Self::Missing => http::StatusCode::UNAUTHORIZED,
+            Self::Invalid(_) => http::StatusCode::FORBIDDEN,
+            Self::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
 }
 
 /// Refusal code when a credential is present but no resolver claims it.

@@ -46,18 +46,25 @@ use crate::scope::{Requires, ScopeRefusal};
 /// missing credential, 403 for a refused one, 503 when the chain could not decide. This is
 /// the default mapping; [`Challenge::status_for`] gives the mapping of a configured
 /// [`Challenge`].
+#[deprecated(
+    since = "0.1.0",
+    note = "use `Outcome::status()`, the one way every auth-core type says its status"
+)]
 #[must_use]
 pub fn status_for(outcome: &Outcome) -> Option<StatusCode> {
+    default_status(outcome)
+}
+
+/// [`Outcome::status`], `None` when authenticated.
+fn default_status(outcome: &Outcome) -> Option<StatusCode> {
     match outcome {
         Outcome::Authenticated(_) => None,
-        Outcome::Missing => Some(StatusCode::UNAUTHORIZED),
-        Outcome::Invalid(_) => Some(StatusCode::FORBIDDEN),
-        Outcome::Unavailable(_) => Some(StatusCode::SERVICE_UNAVAILABLE),
+        other => Some(other.status()),
     }
 }
 
 /// The response for a refused outcome (`None` when authenticated) under the default
-/// [`Challenge`]: the status from [`status_for`], `WWW-Authenticate: Bearer` on 401,
+/// [`Challenge`]: the status from [`Outcome::status`], `WWW-Authenticate: Bearer` on 401,
 /// `Retry-After: 5` ([`RETRY_AFTER_SECS`]) on 503, `Cache-Control: no-store`, and an
 /// empty body. Logs the refusal code.
 #[must_use]
@@ -145,7 +152,7 @@ impl Challenge {
     pub fn status_for(&self, outcome: &Outcome) -> Option<StatusCode> {
         match outcome {
             Outcome::Invalid(_) if self.rfc6750 => Some(StatusCode::UNAUTHORIZED),
-            other => status_for(other),
+            other => default_status(other),
         }
     }
 
@@ -656,7 +663,7 @@ impl IntoResponse for ScopeRefusal {
     /// can record it (an audit trail) without parsing the body.
     fn into_response(self) -> AxumResponse {
         let body = format!(r#"{{"error":"{}"}}"#, self.error());
-        let mut response = (StatusCode::FORBIDDEN, body).into_response();
+        let mut response = (self.status(), body).into_response();
         response.extensions_mut().insert(self);
         let headers = response.headers_mut();
         headers.insert(
@@ -694,10 +701,24 @@ pub struct AllowRestricted(pub Principal);
 #[error("no authenticated principal: the route is not behind AuthLayer")]
 pub struct LayerMissing;
 
+impl LayerMissing {
+    /// The stable code for logs: `auth.layer_missing`.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        "auth.layer_missing"
+    }
+
+    /// The HTTP status to answer: 500 (a wiring mistake; fail closed).
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
 impl IntoResponse for LayerMissing {
     fn into_response(self) -> AxumResponse {
-        tracing::error!(target: "auth_core::http", code = "auth.layer_missing", "route without AuthLayer asked for a principal");
-        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        tracing::error!(target: "auth_core::http", code = self.code(), "route without AuthLayer asked for a principal");
+        self.status().into_response()
     }
 }
 
@@ -720,6 +741,30 @@ pub enum AuthRejection {
 /// The stable code (and JSON `error` value) of [`AuthRejection::PasswordChangeRequired`].
 pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
 
+impl AuthRejection {
+    /// The stable code for logs and audit: [`LayerMissing::code`],
+    /// [`ScopeRefusal::code`] or [`PASSWORD_CHANGE_REQUIRED`].
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::LayerMissing(e) => e.code(),
+            Self::Scope(e) => e.code(),
+            Self::PasswordChangeRequired => PASSWORD_CHANGE_REQUIRED,
+        }
+    }
+
+    /// The HTTP status to answer: 500 for [`LayerMissing`](Self::LayerMissing), 403
+    /// otherwise.
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::LayerMissing(e) => e.status(),
+            Self::Scope(e) => e.status(),
+            Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> AxumResponse {
         match self {
@@ -728,7 +773,7 @@ impl IntoResponse for AuthRejection {
             Self::PasswordChangeRequired => {
                 tracing::info!(target: "auth_core::http", code = PASSWORD_CHANGE_REQUIRED, status = 403, "restricted principal refused");
                 let mut response = (
-                    StatusCode::FORBIDDEN,
+                    self.status(),
                     [(header::CONTENT_TYPE, "application/json")],
                     r#"{"error":"password_change_required"}"#,
                 )

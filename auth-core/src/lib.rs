@@ -5,7 +5,6 @@
 
 pub mod accounts;
 pub mod api_key;
-pub mod binding;
 pub mod chain;
 pub mod config;
 pub mod cookie;
@@ -15,6 +14,8 @@ pub mod future;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod internal;
+#[cfg(any(feature = "sso", feature = "access-token"))]
+mod jose;
 pub mod mfa;
 pub mod password;
 pub mod principal;
@@ -22,10 +23,12 @@ pub mod refresh;
 pub mod scope;
 mod secret;
 pub mod session;
+#[cfg(feature = "sso")]
 pub mod sso;
 pub mod static_token;
 pub mod store;
 pub mod throttle;
+#[cfg(feature = "access-token")]
 pub mod token;
 pub mod totp;
 pub mod user;
@@ -34,7 +37,6 @@ pub mod webhook;
 pub use crate::throttle::{LoginThrottle, LoginThrottleConfig, ThrottleError};
 pub use accounts::{AccountError, Accounts, Authentication, FirstFactor, Login, LoginStep};
 pub use api_key::{ApiKeyError, ApiKeyRecord, ApiKeyStore, ApiKeys, NewApiKey};
-pub use binding::SsoBinder;
 pub use chain::{Chain, ChainBuilder, Outcome, Refusal, Resolution, ResolveFuture, Resolver};
 pub use config::ConfigError;
 pub use cookie::{CsrfGuard, SameSite, SessionCookie};
@@ -54,6 +56,8 @@ pub use refresh::{
 pub use scope::{Requires, Scope, ScopeRefusal};
 pub use secret::RandomError;
 pub use session::{SessionConfig, SessionRecord, SessionStore, SessionToken, Sessions};
+#[cfg(feature = "sso")]
+pub use sso::SsoBinder;
 pub use static_token::StaticTokenResolver;
 #[cfg(feature = "postgres")]
 pub use store::PgStore;
@@ -62,6 +66,7 @@ pub use store::SqliteStore;
 pub use store::{
     MemoryStore, StoreError, StoreFuture, ValidityCache, ValidityCacheConfig, ValidityCacheStats,
 };
+#[cfg(feature = "access-token")]
 pub use token::{
     AccessToken, AccessTokenRequest, AccessTokenResolver, Issuer, IssuerError,
     MemorySigningKeyStore, SigningAlgorithm, SigningKey, SigningKeyStore, TokenConfigError,

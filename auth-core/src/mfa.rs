@@ -1242,16 +1242,36 @@ pub enum StepUpError {
     Unavailable,
 }
 
+impl StepUpError {
+    /// The stable code for logs and audit: `mfa.step_up_required` or
+    /// `mfa.step_up_unavailable`.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Required => "mfa.step_up_required",
+            Self::Unavailable => "mfa.step_up_unavailable",
+        }
+    }
+
+    /// The HTTP status to answer: 403 for [`Required`](Self::Required), 503 for
+    /// [`Unavailable`](Self::Unavailable).
+    #[must_use]
+    pub const fn status(self) -> http::StatusCode {
+        match self {
+            Self::Required => http::StatusCode::FORBIDDEN,
+            Self::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 #[cfg(feature = "axum")]
 impl axum::response::IntoResponse for StepUpError {
     /// 403 `{"error":"mfa_required"}` or 503 (empty), `Cache-Control: no-store`.
     fn into_response(self) -> axum::response::Response {
-        use http::{HeaderValue, StatusCode, header};
+        use http::{HeaderValue, header};
         let mut response = match self {
-            Self::Required => {
-                (StatusCode::FORBIDDEN, r#"{"error":"mfa_required"}"#).into_response()
-            }
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            Self::Required => (self.status(), r#"{"error":"mfa_required"}"#).into_response(),
+            Self::Unavailable => self.status().into_response(),
         };
         let headers = response.headers_mut();
         if self == Self::Required {

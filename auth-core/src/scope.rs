@@ -160,6 +160,16 @@ impl ScopeRefusal {
         }
     }
 
+    /// The HTTP status to answer: 403 for every refusal.
+    #[must_use]
+    pub const fn status(self) -> http::StatusCode {
+        match self {
+            Self::Insufficient | Self::Undeclared | Self::InteractiveOnly => {
+                http::StatusCode::FORBIDDEN
+            }
+        }
+    }
+
     /// The stable value of the response body's `error` field: `insufficient_scope` (the
     /// RFC 6750 error name; also for undeclared routes) or
     /// `interactive_session_required`.

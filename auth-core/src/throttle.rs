@@ -45,6 +45,28 @@ pub enum ThrottleError {
     Unavailable(#[source] Unavailable),
 }
 
+impl ThrottleError {
+    /// The stable code for logs and audit: `throttle.throttled` or
+    /// `throttle.unavailable`.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::Throttled { .. } => "throttle.throttled",
+            Self::Unavailable(_) => "throttle.unavailable",
+        }
+    }
+
+    /// The HTTP status to answer: 429 for [`Throttled`](Self::Throttled) (with
+    /// `Retry-After`), 503 for [`Unavailable`](Self::Unavailable).
+    #[must_use]
+    pub const fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Throttled { .. } => http::StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 impl From<Unavailable> for ThrottleError {
     fn from(e: Unavailable) -> Self {
         Self::Unavailable(e)

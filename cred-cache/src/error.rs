@@ -3,10 +3,12 @@
 //! Every error here is about configuration, identifiers or a backend: none of
 //! them ever carries a secret value, only the name of the field or the kind of
 //! failure. [`FetchError`] maps to the HTTP status the embedding service should
-//! answer with ([`FetchError::http_status`]) and to a stable code for its audit
+//! answer with ([`FetchError::status`]) and to a stable code for its audit
 //! trail ([`FetchError::code`]).
 
 use std::time::Duration;
+
+use http::StatusCode;
 
 /// An identifier ([`UserId`](crate::UserId), [`CredentialId`](crate::CredentialId))
 /// was refused.
@@ -153,7 +155,7 @@ pub enum FetchError {
     /// was not configured with, typically because it was started with another
     /// key (`crypto_envelope::Error::is_configuration`). Not the record's fault
     /// and not transient: no retry helps until an operator configures the key
-    /// the data was sealed under. Answer 500 (see [`FetchError::http_status`]).
+    /// the data was sealed under. Answer 500 (see [`FetchError::status`]).
     #[error(
         "credential store is misconfigured: the record was sealed under a key the service does not hold"
     )]
@@ -170,17 +172,24 @@ impl FetchError {
     /// configuration gives the same answer until an operator acts. A 500 is
     /// what monitoring pages on as the service's own fault.
     #[must_use]
-    pub const fn http_status(&self) -> u16 {
+    pub const fn status(&self) -> StatusCode {
         match self {
-            Self::NotFound => 404,
-            Self::Refused => 403,
-            Self::Misconfigured => 500,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Refused => StatusCode::FORBIDDEN,
+            Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable
             | Self::Backend
             | Self::InvalidResponse
             | Self::Storage
-            | Self::Contended => 503,
+            | Self::Contended => StatusCode::SERVICE_UNAVAILABLE,
         }
+    }
+
+    /// The status as a number.
+    #[deprecated(since = "0.1.0", note = "use `status()`, an `http::StatusCode`")]
+    #[must_use]
+    pub const fn http_status(&self) -> u16 {
+        self.status().as_u16()
     }
 
     /// A stable code for the audit trail and tracing (never for HTTP bodies).

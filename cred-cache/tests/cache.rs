@@ -278,7 +278,7 @@ async fn levels_are_separate_entries_and_trade_on_read_only_is_refused() {
     source.set(Behaviour::ReadOnlyUnchecked);
     let trade = key("u1", "acct-ro", AccessLevel::Trade);
     let e = cache.get_or_fetch(&trade).await.unwrap_err();
-    assert_eq!((e.clone(), e.http_status()), (FetchError::Refused, 403));
+    assert_eq!((e.clone(), e.status().as_u16()), (FetchError::Refused, 403));
     let read = cache
         .get_or_fetch(&key("u1", "acct-ro", AccessLevel::Read))
         .await
@@ -485,7 +485,10 @@ async fn endless_revokes_end_in_contended_never_in_a_revoked_value() {
         .get_or_fetch(&key("u", "acct-1", AccessLevel::Trade))
         .await
         .unwrap_err();
-    assert_eq!((e.clone(), e.http_status()), (FetchError::Contended, 503));
+    assert_eq!(
+        (e.clone(), e.status().as_u16()),
+        (FetchError::Contended, 503)
+    );
     assert_eq!(source.fetches.load(std::sync::atomic::Ordering::SeqCst), 4);
     assert_eq!(cache.entry_count(), 0);
 }

@@ -185,7 +185,7 @@ async fn a_source_with_the_wrong_key_ring_is_misconfigured() {
             .await
             .unwrap_err();
         assert_eq!(err, FetchError::Misconfigured);
-        assert_eq!(err.http_status(), 500);
+        assert_eq!(err.status().as_u16(), 500);
         assert_eq!(err.code(), "cred_cache.misconfigured");
         assert!(!err.to_string().contains("sk-secret"));
     }

@@ -11,4 +11,5 @@ mod model;
 mod redis;
 mod remote;
 mod remote_tls;
+mod status;
 mod wipe;

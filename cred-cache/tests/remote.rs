@@ -147,7 +147,10 @@ async fn no_secret_configured_is_unavailable_and_the_rest_keeps_working() {
         .get_or_fetch(&key("u", "acct-ok", AccessLevel::Read))
         .await
         .unwrap_err();
-    assert_eq!((e.clone(), e.http_status()), (FetchError::Unavailable, 503));
+    assert_eq!(
+        (e.clone(), e.status().as_u16()),
+        (FetchError::Unavailable, 503)
+    );
     assert_eq!(
         seen.hits.load(Ordering::SeqCst),
         0,

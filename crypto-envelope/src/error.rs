@@ -2,6 +2,8 @@
 //! reason alike; structure, configuration and backend failures are typed and name the
 //! field at fault, never a secret.
 
+use http::StatusCode;
+
 use crate::backend::KeyRef;
 
 /// Why [`Envelope`](crate::Envelope) could not seal, open or re-wrap a value.
@@ -103,6 +105,38 @@ impl Error {
     /// keep running and refuse those values, not treat the deployment as broken.
     pub fn is_configuration(&self) -> bool {
         matches!(self, Self::KeyNotHeld { .. } | Self::UnknownBackend { .. })
+    }
+
+    /// A stable code for logs and audit (never for an HTTP body): `envelope.refused`,
+    /// `envelope.malformed`, `envelope.unsupported_version`, `envelope.unsupported_suite`,
+    /// `envelope.unknown_backend`, `envelope.key_not_held`, `envelope.backend_unavailable`
+    /// or `envelope.backend`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Refused => "envelope.refused",
+            Self::Malformed { .. } => "envelope.malformed",
+            Self::UnsupportedVersion { .. } => "envelope.unsupported_version",
+            Self::UnsupportedSuite { .. } => "envelope.unsupported_suite",
+            Self::UnknownBackend { .. } => "envelope.unknown_backend",
+            Self::KeyNotHeld { .. } => "envelope.key_not_held",
+            Self::Backend(BackendError::Unavailable { .. }) => "envelope.backend_unavailable",
+            Self::Backend(_) => "envelope.backend",
+        }
+    }
+
+    /// The HTTP status a service answers when a request needed this value: 500 for a
+    /// configuration error ([`is_configuration`](Self::is_configuration): the service's
+    /// own fault, no retry helps), 503 for everything else (an outage, or a stored value
+    /// that does not open: never the client's fault, and never a success). The body
+    /// says no more than the status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        if self.is_configuration() {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 

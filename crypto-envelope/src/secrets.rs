@@ -42,6 +42,26 @@ impl SecretsError {
     pub fn is_configuration(&self) -> bool {
         matches!(self, Self::Envelope(e) if e.is_configuration())
     }
+
+    /// A stable code for logs and audit: `secrets.store` for a store failure, else the
+    /// envelope's [`Error::code`].
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Store(_) => "secrets.store",
+            Self::Envelope(e) => e.code(),
+        }
+    }
+
+    /// The HTTP status a service answers: the envelope's [`Error::status`] (500 for a
+    /// configuration error, else 503), 503 for a store failure.
+    #[must_use]
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Store(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+            Self::Envelope(e) => e.status(),
+        }
+    }
 }
 
 /// Where a resolved secret came from.

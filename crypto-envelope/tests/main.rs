@@ -11,6 +11,7 @@ mod envelope;
 mod migration;
 mod pkcs11;
 mod rotation;
+mod status;
 mod store;
 mod transit;
 mod transit_answers;

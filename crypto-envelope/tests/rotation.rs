@@ -438,7 +438,7 @@ mod postgres {
     async fn concurrent_writer_on_the_old_primary_postgres() {
         let schema = PgSchema::create("envelope_rot", 6).await;
         let pool = schema.pool.clone();
-        let store = PgStore::from_pool(pool);
+        let store = PgStore::new(pool);
         store.migrate().await.unwrap();
         concurrent_writer_on_the_old_primary(Arc::new(store)).await;
         schema.drop_schema().await;
@@ -449,7 +449,7 @@ mod postgres {
     async fn row_rewritten_behind_the_cursor_postgres() {
         let schema = PgSchema::create("envelope_rot", 6).await;
         let pool = schema.pool.clone();
-        let store = PgStore::from_pool(pool);
+        let store = PgStore::new(pool);
         store.migrate().await.unwrap();
         row_rewritten_behind_the_cursor(Arc::new(store)).await;
         schema.drop_schema().await;
@@ -462,7 +462,7 @@ mod postgres {
     async fn row_committed_behind_the_cursor_postgres() {
         let schema = PgSchema::create("envelope_rot", 6).await;
         let pool = schema.pool.clone();
-        let pg = PgStore::from_pool(pool.clone());
+        let pg = PgStore::new(pool.clone());
         pg.migrate().await.unwrap();
         let store: Arc<dyn SecretStore> = Arc::new(pg);
         let old = old_instance(Arc::clone(&store));

@@ -311,7 +311,7 @@ mod postgres {
     #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn postgres_store_holds_no_plaintext() {
         with_isolated_pool(|pool| async move {
-            let store = PgStore::from_pool(pool);
+            let store = PgStore::new(pool);
             store.migrate().await.unwrap();
             store.migrate().await.unwrap(); // idempotent
             exercise(Arc::new(store.clone())).await;
@@ -330,7 +330,7 @@ mod postgres {
     #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
     async fn postgres_outage_is_unavailable_not_empty() {
         with_isolated_pool(|pool| async move {
-            let store = PgStore::from_pool(pool.clone());
+            let store = PgStore::new(pool.clone());
             store.migrate().await.unwrap();
             pool.close().await;
             let s = secrets(Arc::new(store), ring_v1());

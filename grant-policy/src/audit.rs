@@ -107,7 +107,7 @@ impl AuditSink for TracingAuditSink {
                 target: TARGET, code, user, account, operation, want,
                 effective = effective.as_str(), at = e.at, "grant decision"
             ),
-            Decision::Deny { reason } if reason.http_status() >= 500 => tracing::error!(
+            Decision::Deny { reason } if reason.status().is_server_error() => tracing::error!(
                 target: TARGET, code, user, account, operation, want, at = e.at,
                 "grant decision"
             ),

@@ -1,5 +1,7 @@
 //! Decisions and their stable reason codes.
 
+use http::StatusCode;
+
 use crate::grant::Access;
 use crate::operation::{Level, Requirement};
 
@@ -52,15 +54,22 @@ impl DenyReason {
         }
     }
 
-    /// The HTTP status the embedding service answers with. The body should carry no
-    /// more than the status's own text.
+    /// The HTTP status the embedding service answers with (404, 403 or 503). The body
+    /// should carry no more than the status's own text.
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        match self {
+            DenyReason::NotVisible | DenyReason::ShareExpired => StatusCode::NOT_FOUND,
+            DenyReason::InsufficientLevel | DenyReason::NeverAllowed => StatusCode::FORBIDDEN,
+            DenyReason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The status as a number.
+    #[deprecated(since = "0.1.0", note = "use `status()`, an `http::StatusCode`")]
     #[must_use]
     pub const fn http_status(self) -> u16 {
-        match self {
-            DenyReason::NotVisible | DenyReason::ShareExpired => 404,
-            DenyReason::InsufficientLevel | DenyReason::NeverAllowed => 403,
-            DenyReason::StoreUnavailable => 503,
-        }
+        self.status().as_u16()
     }
 }
 
@@ -98,13 +107,20 @@ impl Decision {
         }
     }
 
-    /// The HTTP status: 200 when allowed, else the reason's status.
+    /// The HTTP status: 200 when allowed, else the reason's [`status`](DenyReason::status).
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Decision::Allow { .. } => StatusCode::OK,
+            Decision::Deny { reason } => reason.status(),
+        }
+    }
+
+    /// The status as a number.
+    #[deprecated(since = "0.1.0", note = "use `status()`, an `http::StatusCode`")]
     #[must_use]
     pub const fn http_status(self) -> u16 {
-        match self {
-            Decision::Allow { .. } => 200,
-            Decision::Deny { reason } => reason.http_status(),
-        }
+        self.status().as_u16()
     }
 
     const fn deny(reason: DenyReason) -> Decision {
@@ -275,7 +291,7 @@ mod tests {
             ShareExpired,
             StoreUnavailable,
         ];
-        let statuses: Vec<u16> = all.iter().map(|r| r.http_status()).collect();
+        let statuses: Vec<u16> = all.iter().map(|r| r.status().as_u16()).collect();
         assert_eq!(statuses, [404, 403, 403, 404, 503]);
         let codes: Vec<&str> = all.iter().map(|r| r.code()).collect();
         assert_eq!(
@@ -292,8 +308,8 @@ mod tests {
             Decision::Allow {
                 effective: Level::Read
             }
-            .http_status(),
-            200
+            .status(),
+            StatusCode::OK
         );
     }
 }

@@ -29,8 +29,9 @@ pub use risk::{
     Admission, CredentialsOnFile, Notional, Reservation, RiskGuard, RiskGuardBuilder, RiskLimits,
     RiskRefusal, SECONDS_PER_DAY, Usage, utc_day,
 };
-#[cfg(feature = "postgres")]
-pub use store::PostgresStore;
 pub use store::{GrantStore, MemoryStore, RiskStore};
+#[cfg(feature = "postgres")]
+#[allow(deprecated)] // The old name, kept one release.
+pub use store::{PgStore, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use store::{SqliteStore, SqliteStoreBuilder};

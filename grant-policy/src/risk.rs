@@ -18,6 +18,8 @@
 use core::fmt;
 use std::sync::Arc;
 
+use http::StatusCode;
+
 use crate::audit::{AuditSink, RiskEvent, TracingAuditSink};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{NotionalError, RiskError, StoreError};
@@ -170,13 +172,20 @@ impl RiskRefusal {
     /// The HTTP status the embedding service answers with (`NoAccess` is 404, as the
     /// policy answers for an account the caller cannot see).
     #[must_use]
-    pub const fn http_status(self) -> u16 {
+    pub const fn status(self) -> StatusCode {
         match self {
-            RiskRefusal::ZeroNotional => 400,
-            RiskRefusal::NoAccess => 404,
-            RiskRefusal::OrderTooLarge | RiskRefusal::DailyCapExceeded => 403,
-            RiskRefusal::StoreUnavailable => 503,
+            RiskRefusal::ZeroNotional => StatusCode::BAD_REQUEST,
+            RiskRefusal::NoAccess => StatusCode::NOT_FOUND,
+            RiskRefusal::OrderTooLarge | RiskRefusal::DailyCapExceeded => StatusCode::FORBIDDEN,
+            RiskRefusal::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
+    }
+
+    /// The status as a number.
+    #[deprecated(since = "0.1.0", note = "use `status()`, an `http::StatusCode`")]
+    #[must_use]
+    pub const fn http_status(self) -> u16 {
+        self.status().as_u16()
     }
 }
 

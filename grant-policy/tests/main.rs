@@ -9,4 +9,5 @@ mod cache;
 mod policy;
 mod properties;
 mod risk;
+mod status;
 mod vectors;

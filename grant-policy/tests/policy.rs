@@ -87,7 +87,7 @@ pub(crate) async fn scenario(store: Arc<dyn GrantStore>) {
     let missing = d(&bob, &acct("no-such-account"), Operation::Balance, None).await;
     assert_eq!(nobody, deny(DenyReason::NotVisible));
     assert_eq!(nobody, missing);
-    assert_eq!(nobody.http_status(), 404);
+    assert_eq!(nobody.status().as_u16(), 404);
 
     // Only the owner shares and revokes; a non-owner gets the same error whether the
     // account exists or not.
@@ -186,7 +186,7 @@ pub(crate) async fn scenario(store: Arc<dyn GrantStore>) {
     clock.set(T0 + 3600);
     let expired = d(&bob, &trade_acct, Operation::Balance, None).await;
     assert_eq!(expired, deny(DenyReason::ShareExpired));
-    assert_eq!(expired.http_status(), 404);
+    assert_eq!(expired.status().as_u16(), 404);
 
     // Listing is the owner's only.
     let shares = policy.shares(&alice, &trade_acct).await.unwrap();
@@ -410,7 +410,7 @@ async fn store_failure_is_503_never_allow() {
             assert_eq!(got, deny(DenyReason::NeverAllowed));
         } else {
             assert_eq!(got, deny(DenyReason::StoreUnavailable));
-            assert_eq!(got.http_status(), 503);
+            assert_eq!(got.status().as_u16(), 503);
         }
     }
     assert_eq!(sink.decisions.lock().unwrap().len(), Operation::ALL.len());

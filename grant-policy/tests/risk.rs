@@ -355,14 +355,14 @@ async fn sqlite_cap_holds_across_two_pools_on_one_file() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_life_cycle() {
-    common::with_pg_store(life_cycle::<grant_policy::store::PostgresStore>).await;
+    common::with_pg_store(life_cycle::<grant_policy::store::PgStore>).await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_200_concurrent_orders_admit_exactly_50() {
-    common::with_pg_store(concurrent_cap::<grant_policy::store::PostgresStore>).await;
+    common::with_pg_store(concurrent_cap::<grant_policy::store::PgStore>).await;
 }
 
 /// A deliberately broken store that checks, waits for every other order to check too,
@@ -588,7 +588,7 @@ async fn store_failure_refuses_with_503_never_admits() {
     let guard = RiskGuard::builder(Arc::new(Down), grants).build();
     let got = guard.admit(&u, &a, n(1)).await;
     assert_eq!(got, Admission::Refused(RiskRefusal::StoreUnavailable));
-    assert_eq!(RiskRefusal::StoreUnavailable.http_status(), 503);
+    assert_eq!(RiskRefusal::StoreUnavailable.status().as_u16(), 503);
     assert!(matches!(
         guard
             .enable_live_trading(&u, &a, CredentialsOnFile::Present)
@@ -786,10 +786,8 @@ async fn sqlite_owner_limits_govern_shared_accounts() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL (STRONGROOM_PG_URL)"]
 async fn postgres_owner_limits_govern_shared_accounts() {
-    common::with_pg_store(
-        owner_limits_govern_shared_accounts::<grant_policy::store::PostgresStore>,
-    )
-    .await;
+    common::with_pg_store(owner_limits_govern_shared_accounts::<grant_policy::store::PgStore>)
+        .await;
 }
 
 /// A grant store whose account changes hands once, right after a trader's access is read

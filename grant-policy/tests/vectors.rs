@@ -75,7 +75,7 @@ fn decisions_fail() {
         let (got, want) = decide(row);
         assert!(!got.is_allowed(), "{row}");
         assert_eq!(render(got), want, "{row}");
-        let status = got.http_status();
+        let status = got.status().as_u16();
         match got.reason().unwrap() {
             DenyReason::NotVisible | DenyReason::ShareExpired => assert_eq!(status, 404),
             _ => assert_eq!(status, 403),

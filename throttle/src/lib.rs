@@ -249,6 +249,19 @@ impl Unavailable {
     pub fn store(&self) -> &'static str {
         self.store
     }
+
+    /// The stable code for logs and audit: `throttle.unavailable`.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        "throttle.unavailable"
+    }
+
+    /// The HTTP status to answer: 503 (fail closed; never let the request through
+    /// unlimited).
+    #[must_use]
+    pub const fn status(&self) -> http::StatusCode {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    }
 }
 
 /// A refused setting: names the field, never a value.
@@ -682,4 +695,18 @@ pub fn address_key(addr: IpAddr) -> String {
 /// Microseconds of `d`, saturating.
 pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::Unavailable;
+
+    #[test]
+    fn a_store_failure_is_503_with_a_stable_code() {
+        for store in ["memory", "postgres", "redis"] {
+            let e = Unavailable::new(store, None);
+            assert_eq!(e.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(e.code(), "throttle.unavailable");
+        }
+    }
 }

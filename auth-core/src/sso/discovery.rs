@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 
-use super::wire::{Claim, ObjectOnly};
+use crate::jose::{Claim, ObjectOnly};
 
 /// The provider metadata the verifier uses, taken from a discovery document whose
 /// `issuer` was checked against the configured one.

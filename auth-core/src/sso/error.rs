@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::jose::JoseError;
+
 /// Why a token was refused or could not be ruled on: a stable code for traces and audit
 /// logs. Never put it in an HTTP response body.
 ///
@@ -165,6 +167,24 @@ impl std::error::Error for JwtError {}
 impl From<Reason> for JwtError {
     fn from(reason: Reason) -> Self {
         Self::new(reason)
+    }
+}
+
+impl From<JoseError> for Reason {
+    fn from(e: JoseError) -> Self {
+        match e {
+            JoseError::TooLong => Self::TooLong,
+            JoseError::Malformed => Self::Malformed,
+            JoseError::ClaimsMalformed => Self::ClaimsMalformed,
+            JoseError::MissingClaim => Self::MissingClaim,
+            JoseError::ClaimType => Self::ClaimType,
+        }
+    }
+}
+
+impl From<JoseError> for JwtError {
+    fn from(e: JoseError) -> Self {
+        Self::new(e.into())
     }
 }
 

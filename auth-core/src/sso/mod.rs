@@ -1,4 +1,5 @@
-//! SSO: JWTs from external identity providers, verified against each issuer's JWKS.
+//! SSO: JWTs from external identity providers, verified against each issuer's JWKS
+//! (crate feature `sso`, which brings in `jsonwebtoken` and `reqwest`).
 //!
 //! * [`SsoVerifier`] (built from one [`IssuerConfig`] per trusted issuer) turns a token
 //!   into a [`VerifiedIdentity`] or an opaque [`JwtError`] whose [`Reason`] goes to
@@ -8,7 +9,8 @@
 //!   are cached per issuer with TTL, cooldown and single-flight refresh, and keep serving
 //!   through an outage.
 //! * [`IdentityBinder`] is the extension point that binds `(issuer, subject)` to a local
-//!   user (implemented by the user store).
+//!   user; [`SsoBinder`] implements it over any [`UserStore`](crate::UserStore) (also
+//!   re-exported at the crate root).
 //! * [`SsoResolver`] plugs both into the resolver [`Chain`](crate::Chain).
 //! * [`danger`] holds the weakening options (plain-http JWKS and discovery for tests,
 //!   token lifetimes beyond 30 days for far-future test vectors).
@@ -37,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+mod binding;
 mod config;
 pub mod danger;
 mod discovery;
@@ -46,8 +49,8 @@ mod jwks;
 mod keys;
 mod resolver;
 mod verifier;
-pub(crate) mod wire;
 
+pub use binding::{SsoBinder, binding_code};
 pub use config::{CachePolicy, IssuerConfig, IssuerConfigBuilder, Limits};
 pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use error::{JwtError, Reason, SsoConfigError};

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::identity::IdentityBinder;
 use super::verifier::SsoVerifier;
-use super::wire;
 use crate::chain::{Refusal, Resolution, ResolveFuture, Resolver};
 use crate::credential::{Credential, CredentialKind};
+use crate::jose as wire;
 use crate::principal::{AuthMethod, Principal};
 
 /// Resolves `Authorization: Bearer` credentials that are JWTs: verifies them with an

@@ -34,7 +34,7 @@ use super::error::{JwtError, Reason, SsoConfigError};
 use super::identity::VerifiedIdentity;
 use super::jwks::{JwksCache, Lookup, Want};
 use super::keys::VerifyKey;
-use super::wire::{self, Claim, Claims, HEADER_BUF_LEN, WireClaims};
+use crate::jose::{self as wire, Claim, Claims, HEADER_BUF_LEN, WireClaims};
 
 /// One configured issuer, ready to verify.
 #[derive(Debug)]
@@ -416,7 +416,7 @@ fn refine(kind: &ErrorKind, issuer: &Issuer, payload_b64: &str, limits: &Limits)
         return coarse;
     };
     match wire::parse_payload(payload_b64) {
-        Err(reason) => reason,
+        Err(reason) => reason.into(),
         Ok(claims) => check_claims(claims, issuer, limits, now)
             .err()
             .unwrap_or(coarse),

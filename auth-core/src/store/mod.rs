@@ -23,6 +23,7 @@ mod postgres;
 mod sql;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql_mfa;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql_refresh;
 #[cfg(feature = "sqlite")]
 mod sqlite;

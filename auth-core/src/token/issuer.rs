@@ -509,13 +509,17 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// An absolute http(s) URL with a host and no query or fragment (parsed by `http`, so
+/// the `access-token` feature needs no URL or HTTP client crate).
 fn check_url(url: &str, field: &'static str) -> Result<(), TokenConfigError> {
-    let parsed = reqwest::Url::parse(url).map_err(|_| TokenConfigError::InvalidUrl { field })?;
-    if !matches!(parsed.scheme(), "https" | "http")
-        || parsed.host_str().is_none_or(str::is_empty)
-        || parsed.query().is_some()
-        || parsed.fragment().is_some()
-        || url.contains(['?', '#'])
+    if url.contains(['?', '#']) {
+        return Err(TokenConfigError::InvalidUrl { field });
+    }
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|_| TokenConfigError::InvalidUrl { field })?;
+    if !matches!(parsed.scheme_str(), Some("https" | "http"))
+        || parsed.host().is_none_or(str::is_empty)
     {
         return Err(TokenConfigError::InvalidUrl { field });
     }

@@ -1,6 +1,7 @@
 //! Strongroom as a token issuer: short-lived access tokens (JWT, RFC 9068) signed with
 //! rotating asymmetric keys, published as a JWKS (RFC 7517) and an OpenID Connect
-//! discovery document, and resolved in the chain by [`AccessTokenResolver`].
+//! discovery document, and resolved in the chain by [`AccessTokenResolver`] (crate
+//! feature `access-token`, which brings in `jsonwebtoken` but no HTTP client).
 //!
 //! * [`SigningKey`] (a secret type) and [`SigningKeyStore`] (the embedder's storage,
 //!   which seals the private key; [`MemorySigningKeyStore`] for tests): keys are

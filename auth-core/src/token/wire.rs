@@ -1,10 +1,10 @@
-//! Reading our own access tokens before verification. The JOSE parsing is the SSO
-//! verifier's (`sso::wire`): one strict parser for every JWT this crate reads (alphabet
+//! Reading our own access tokens before verification. The JOSE parsing is the crate's
+//! (`crate::jose`, shared with the SSO verifier): one strict parser for every JWT this crate reads (alphabet
 //! and shape, a bounded header buffer, unique members, `jku`/`jwk`/`x5u`/`x5c`/`crit`/`b64`
 //! flagged). This module adds only what is particular to our tokens: the size caps, a
 //! required `alg`, and the RFC 9068 `typ`.
 
-use crate::sso::wire as jose;
+use crate::jose;
 pub(crate) use jose::{HEADER_BUF_LEN, Header, Segments};
 
 /// Longest bearer considered at all (our tokens are well under 1 KiB).

@@ -6,14 +6,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "sso")]
+use auth_core::SsoBinder;
 use auth_core::api_key::{ApiKeyStore, ApiKeys};
 use auth_core::password::{PasswordConfig, PasswordHasher};
 use auth_core::session::{SessionConfig, SessionRecord, SessionStore, Sessions};
+#[cfg(feature = "sso")]
 use auth_core::sso::{BindError, BindingKind, IdentityBinder, VerifiedIdentity};
 use auth_core::user::{RevokeScope, SsoIdentity, User, UserStore};
 use auth_core::{
     AccountError, Accounts, AuthMethod, Credential, CredentialKind, Password, Resolution, Resolver,
-    SsoBinder, StoreError,
+    StoreError,
 };
 
 /// A store implementing all three traits.
@@ -56,6 +59,7 @@ pub async fn run_all<S: FullStore>(store: Arc<S>) {
     sessions_service(store.clone()).await;
     api_keys(store.clone()).await;
     accounts(store.clone()).await;
+    #[cfg(feature = "sso")]
     binding(store.clone()).await;
 }
 
@@ -695,6 +699,7 @@ pub async fn accounts<S: FullStore>(store: Arc<S>) {
         .unwrap();
 }
 
+#[cfg(feature = "sso")]
 fn identity(sub: &str, email: Option<&str>, verified: bool) -> VerifiedIdentity {
     VerifiedIdentity::new(
         "https://idp.example.com",
@@ -705,6 +710,7 @@ fn identity(sub: &str, email: Option<&str>, verified: bool) -> VerifiedIdentity 
     )
 }
 
+#[cfg(feature = "sso")]
 pub async fn binding<S: FullStore>(store: Arc<S>) {
     let binder = SsoBinder::new(store.clone());
     // Unknown: provisioned.

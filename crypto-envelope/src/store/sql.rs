@@ -55,8 +55,14 @@ macro_rules! sql_store {
 
         impl $store {
             /// A store over an existing pool. Call [`Self::migrate`] once at start-up.
-            pub fn from_pool(pool: $pool) -> Self {
+            pub fn new(pool: $pool) -> Self {
                 Self { pool }
+            }
+
+            /// A store over an existing pool: the old name of [`Self::new`].
+            #[deprecated(since = "0.1.0", note = "use `new`, as in every Strongroom crate")]
+            pub fn from_pool(pool: $pool) -> Self {
+                Self::new(pool)
             }
 
             /// The pool, for sharing with other stores.
@@ -259,7 +265,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        let store = Self::from_pool(pool);
+        let store = Self::new(pool);
         store.migrate().await?;
         Ok(store)
     }
@@ -287,7 +293,7 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(unavailable)?;
-        let store = Self::from_pool(pool);
+        let store = Self::new(pool);
         store.migrate().await?;
         Ok(store)
     }

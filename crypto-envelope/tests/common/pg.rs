@@ -54,7 +54,7 @@ impl PgSchema {
 
     /// A migrated secret store in this schema.
     pub(crate) async fn store(&self) -> PgStore {
-        let store = PgStore::from_pool(self.pool.clone());
+        let store = PgStore::new(self.pool.clone());
         store.migrate().await.unwrap();
         store
     }

@@ -171,7 +171,7 @@ impl Db {
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pool) => {
-                crypto_envelope::SqliteStore::from_pool(pool.clone())
+                crypto_envelope::SqliteStore::new(pool.clone())
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("crypto-envelope"))?;
@@ -179,7 +179,7 @@ impl Db {
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("auth-core"))?;
-                grant_policy::store::SqliteStore::from_pool(pool.clone())
+                grant_policy::store::SqliteStore::new(pool.clone())
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("grant-policy"))?;
@@ -195,7 +195,7 @@ impl Db {
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(pool) => {
-                crypto_envelope::PgStore::from_pool(pool.clone())
+                crypto_envelope::PgStore::new(pool.clone())
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("crypto-envelope"))?;
@@ -203,7 +203,7 @@ impl Db {
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("auth-core"))?;
-                grant_policy::store::PostgresStore::from_pool(pool.clone())
+                grant_policy::store::PgStore::new(pool.clone())
                     .migrate()
                     .await
                     .map_err(|_| DbError::Migration("grant-policy"))?;
@@ -233,7 +233,7 @@ impl Db {
                 let auth = Arc::new(auth_core::SqliteStore::new(pool.clone()));
                 let (users, sessions, api_keys, validity) = credentials(&auth, validity_cache);
                 let (grants, grant_cache) = grants(
-                    grant_policy::store::SqliteStore::from_pool(pool.clone()),
+                    grant_policy::store::SqliteStore::new(pool.clone()),
                     validity_cache,
                 );
                 Stores {
@@ -244,7 +244,7 @@ impl Db {
                     refresh: auth.clone(),
                     mfa: auth,
                     validity,
-                    secrets: Arc::new(crypto_envelope::SqliteStore::from_pool(pool.clone())),
+                    secrets: Arc::new(crypto_envelope::SqliteStore::new(pool.clone())),
                     grants,
                     grant_cache,
                 }
@@ -254,7 +254,7 @@ impl Db {
                 let auth = Arc::new(auth_core::PgStore::new(pool.clone()));
                 let (users, sessions, api_keys, validity) = credentials(&auth, validity_cache);
                 let (grants, grant_cache) = grants(
-                    grant_policy::store::PostgresStore::from_pool(pool.clone()),
+                    grant_policy::store::PgStore::new(pool.clone()),
                     validity_cache,
                 );
                 Stores {
@@ -265,7 +265,7 @@ impl Db {
                     refresh: auth.clone(),
                     mfa: auth,
                     validity,
-                    secrets: Arc::new(crypto_envelope::PgStore::from_pool(pool.clone())),
+                    secrets: Arc::new(crypto_envelope::PgStore::new(pool.clone())),
                     grants,
                     grant_cache,
                 }

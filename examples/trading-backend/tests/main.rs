@@ -8,6 +8,7 @@ mod attack;
 mod attack_copy;
 mod audit;
 mod browser;
+mod compose;
 mod copy_trading;
 mod edge;
 mod grant_cache;

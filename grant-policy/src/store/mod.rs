@@ -4,7 +4,7 @@
 //!   decision path ([`MemoryStore::access_now`] is synchronous and allocation-free).
 //! - `SqliteStore` (feature `sqlite`, default): embedded, WAL, one conditional statement
 //!   per reservation.
-//! - `PostgresStore` (feature `postgres`): shared between instances.
+//! - `PgStore` (feature `postgres`): shared between instances.
 //! - [`GrantCache`]: in front of any of them, answers repeated access lookups from memory
 //!   for at most a second; every write through it is seen by the next decision.
 //!
@@ -26,7 +26,8 @@ mod sqlite;
 pub use cache::{GrantCache, GrantCacheConfig, GrantCacheStats};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
+#[allow(deprecated)] // The old name, kept one release.
+pub use postgres::{PgStore, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 

@@ -8,22 +8,32 @@ use super::sql::sql_store_impls;
 
 /// Grants and risk state in PostgreSQL, shared by every instance of the service.
 ///
-/// Wrap a pool with [`PostgresStore::from_pool`] and run [`PostgresStore::migrate`] once
+/// Wrap a pool with [`PgStore::new`] and run [`PgStore::migrate`] once
 /// at start-up. A reservation is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE`
 /// statement: PostgreSQL locks the (user, day) row and evaluates the condition against
 /// its latest committed version, so concurrent reservations from any number of
 /// connections and instances serialise and the cap holds (at `READ COMMITTED`, the
 /// default, and above).
 #[derive(Debug, Clone)]
-pub struct PostgresStore {
+pub struct PgStore {
     pool: PgPool,
 }
 
-impl PostgresStore {
+impl PgStore {
     /// Wraps a pool.
     #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        PgStore { pool }
+    }
+
+    /// Wraps a pool: the old name of [`PgStore::new`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `PgStore::new`, as in every Strongroom crate"
+    )]
+    #[must_use]
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStore { pool }
+        Self::new(pool)
     }
 
     /// The pool.
@@ -46,4 +56,11 @@ impl PostgresStore {
     }
 }
 
-sql_store_impls!(PostgresStore, sqlx::Postgres);
+sql_store_impls!(PgStore, sqlx::Postgres);
+
+/// The old name of [`PgStore`].
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `PgStore`, as in every Strongroom crate"
+)]
+pub type PostgresStore = PgStore;

@@ -15,7 +15,7 @@ use super::sql::sql_store_impls;
 ///
 /// Open it with [`SqliteStore::builder`] (WAL, a busy timeout, `synchronous = FULL`, a
 /// pool of several connections) or wrap a pool you configured with
-/// [`SqliteStore::from_pool`]. Run [`SqliteStore::migrate`] once at start-up.
+/// [`SqliteStore::new`]. Run [`SqliteStore::migrate`] once at start-up.
 ///
 /// A reservation is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE` statement: SQLite
 /// runs it under the database write lock, so concurrent reservations from any number of
@@ -72,7 +72,7 @@ impl SqliteStoreBuilder {
             .max_connections(self.max_connections)
             .connect_with(options)
             .await?;
-        let store = SqliteStore::from_pool(pool);
+        let store = SqliteStore::new(pool);
         store.migrate().await?;
         Ok(store)
     }
@@ -92,8 +92,18 @@ impl SqliteStore {
     /// Wraps an existing pool (shared with other crates, say). Set a busy timeout on it:
     /// without one, concurrent writers fail instead of waiting.
     #[must_use]
-    pub fn from_pool(pool: SqlitePool) -> Self {
+    pub fn new(pool: SqlitePool) -> Self {
         SqliteStore { pool }
+    }
+
+    /// Wraps an existing pool: the old name of [`SqliteStore::new`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `SqliteStore::new`, as in every Strongroom crate"
+    )]
+    #[must_use]
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        Self::new(pool)
     }
 
     /// The pool.

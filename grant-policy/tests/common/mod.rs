@@ -74,7 +74,7 @@ pub async fn sqlite_store() -> (grant_policy::store::SqliteStore, tempfile::Temp
 /// `STRONGROOM_PG_URL` is not set: an ignored test that is run must not pass silently.
 #[cfg(feature = "postgres")]
 pub async fn with_pg_store<T, F>(
-    test: impl FnOnce(std::sync::Arc<grant_policy::store::PostgresStore>) -> F,
+    test: impl FnOnce(std::sync::Arc<grant_policy::store::PgStore>) -> F,
 ) -> T
 where
     F: Future<Output = T>,
@@ -90,7 +90,7 @@ where
 }
 
 #[cfg(feature = "postgres")]
-async fn pg_store() -> (grant_policy::store::PostgresStore, String) {
+async fn pg_store() -> (grant_policy::store::PgStore, String) {
     use std::hash::{BuildHasher, Hasher};
     use std::str::FromStr;
 
@@ -121,7 +121,7 @@ async fn pg_store() -> (grant_policy::store::PostgresStore, String) {
         .connect_with(options)
         .await
         .unwrap();
-    let store = grant_policy::store::PostgresStore::from_pool(pool);
+    let store = grant_policy::store::PgStore::new(pool);
     store.migrate().await.unwrap();
     (store, schema)
 }

@@ -140,7 +140,7 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
         .await
     {
         Decision::Allow { .. } => {}
-        Decision::Deny { reason } if reason.http_status() == 503 => {
+        Decision::Deny { reason } if reason.status().is_server_error() => {
             return failed(account_text, "unavailable");
         }
         Decision::Deny { .. } => return refused(account_text, "not_permitted"),
@@ -353,7 +353,7 @@ pub(crate) async fn webhook(
                 .reason(e.code())
                 .record()
                 .await;
-            return Err(ApiError::from_u16(e.status().as_u16()));
+            return Err(ApiError::from_status(e.status()));
         }
     };
     let record = Signal {

@@ -68,12 +68,13 @@ impl ApiError {
         }
     }
 
-    /// From a status number (grant-policy and cred-cache give `u16`); anything unknown
-    /// fails closed as 503.
-    pub(crate) fn from_u16(status: u16) -> Self {
-        match StatusCode::from_u16(status) {
-            Ok(s) if s.is_client_error() || s.is_server_error() => Self::Status(s),
-            _ => Self::UNAVAILABLE,
+    /// From the status a library error says it means (every Strongroom error's
+    /// `status()`); anything that is not an error status fails closed as 503.
+    pub(crate) fn from_status(status: StatusCode) -> Self {
+        if status.is_client_error() || status.is_server_error() {
+            Self::Status(status)
+        } else {
+            Self::UNAVAILABLE
         }
     }
 }
@@ -155,7 +156,7 @@ impl From<cred_cache::FetchError> for ApiError {
     fn from(e: cred_cache::FetchError) -> Self {
         match e {
             cred_cache::FetchError::Misconfigured => Self::KEY_NOT_HELD,
-            other => Self::from_u16(other.http_status()),
+            other => Self::from_status(other.status()),
         }
     }
 }

@@ -142,7 +142,7 @@ pub(crate) async fn run(
             // Decide never allows these; refuse anyway.
             _ => return Err(ApiError::FORBIDDEN),
         },
-        Decision::Deny { reason } => return Err(ApiError::from_u16(reason.http_status())),
+        Decision::Deny { reason } => return Err(ApiError::from_status(reason.status())),
     };
     // Only a caller the grant allowed spends the account's quota.
     let limit = state.limits.account(account.as_str()).await?;

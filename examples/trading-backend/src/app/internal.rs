@@ -47,7 +47,7 @@ pub(crate) async fn credentials(
         .await
     {
         Decision::Allow { .. } => {}
-        Decision::Deny { reason } => return Err(ApiError::from_u16(reason.http_status())),
+        Decision::Deny { reason } => return Err(ApiError::from_status(reason.status())),
     }
     let level = match want {
         Level::Read => AccessLevel::Read,

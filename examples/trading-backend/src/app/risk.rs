@@ -44,9 +44,9 @@ pub(crate) fn guard(
 ) -> RiskGuard {
     let store: Arc<dyn RiskStore> = match db {
         #[cfg(feature = "sqlite")]
-        Db::Sqlite(pool) => Arc::new(grant_policy::store::SqliteStore::from_pool(pool.clone())),
+        Db::Sqlite(pool) => Arc::new(grant_policy::store::SqliteStore::new(pool.clone())),
         #[cfg(feature = "postgres")]
-        Db::Postgres(pool) => Arc::new(grant_policy::store::PostgresStore::from_pool(pool.clone())),
+        Db::Postgres(pool) => Arc::new(grant_policy::store::PgStore::new(pool.clone())),
     };
     RiskGuard::builder(store, grants).audit(audit).build()
 }
@@ -236,7 +236,9 @@ pub(crate) async fn live_trading(
                     }
                 }
             }
-            Err(e) if e.http_status() == 503 => return Err(ApiError::UNAVAILABLE),
+            Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                return Err(ApiError::UNAVAILABLE);
+            }
             // Sealed under a key this service does not hold: its fault, not "absent".
             Err(e @ cred_cache::FetchError::Misconfigured) => return Err(e.into()),
             Err(_) => CredentialsOnFile::Absent,

@@ -1,4 +1,7 @@
-//! Strict parsing of the untrusted parts of a compact JWS: shape, header, claims.
+//! Strict parsing of the untrusted parts of a compact JWS: shape, header, claims. One
+//! parser for every JWT this crate reads: the SSO verifier's (feature `sso`) and our own
+//! access tokens' (feature `access-token`); the claim set the SSO verifier reads is
+//! compiled with `sso` only.
 //!
 //! Everything here runs on attacker-controlled bytes, so nothing may panic, allocate
 //! without bound or accept an ambiguous encoding:
@@ -18,8 +21,23 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::error::Reason;
 use crate::secret;
+
+/// Why an untrusted JOSE part was refused. Crate-private: the SSO verifier turns it into
+/// its public `sso::Reason` (same names), the access-token verifier into a refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JoseError {
+    /// Longer than the caller's cap.
+    TooLong,
+    /// Not three base64url segments, or a header that is not a JSON object.
+    Malformed,
+    /// A payload that is not a JSON object with unique members.
+    ClaimsMalformed,
+    /// A required claim is absent.
+    MissingClaim,
+    /// A claim has the wrong JSON type.
+    ClaimType,
+}
 
 /// Largest decoded header accepted (bytes).
 pub(crate) const HEADER_BUF_LEN: usize = 1024;
@@ -32,30 +50,31 @@ pub(crate) struct Segments<'a> {
 }
 
 /// Checks the cap, the alphabet and the shape; returns the segments.
-pub(crate) fn split(token: &str, max_len: usize) -> Result<Segments<'_>, Reason> {
+pub(crate) fn split(token: &str, max_len: usize) -> Result<Segments<'_>, JoseError> {
     if token.len() > max_len {
-        return Err(Reason::TooLong);
+        return Err(JoseError::TooLong);
     }
     // One branch-free pass over every byte (vector code: tokens run to hundreds of bytes)
     // for the alphabet, then the two dots by search; a third dot is refused below.
     let alphabet_ok = token
         .bytes()
         .fold(true, |ok, b| ok & (secret::is_base64url(b) | (b == b'.')));
-    let (header, rest) = token.split_once('.').ok_or(Reason::Malformed)?;
-    let (payload, signature) = rest.split_once('.').ok_or(Reason::Malformed)?;
+    let (header, rest) = token.split_once('.').ok_or(JoseError::Malformed)?;
+    let (payload, signature) = rest.split_once('.').ok_or(JoseError::Malformed)?;
     if !alphabet_ok
         || header.is_empty()
         || payload.is_empty()
         || signature.is_empty()
         || signature.contains('.')
     {
-        return Err(Reason::Malformed);
+        return Err(JoseError::Malformed);
     }
     Ok(Segments { header, payload })
 }
 
 /// Cheap pre-filter used by the resolver: does this look like a compact JWS at all
 /// (three non-empty base64url segments)? Does not decode anything.
+#[cfg(feature = "sso")]
 pub(crate) fn looks_like_jwt(token: &str) -> bool {
     split(token, usize::MAX).is_ok()
 }
@@ -139,15 +158,15 @@ pub(crate) struct Header<'a> {
 pub(crate) fn parse_header<'b>(
     header_b64: &str,
     buf: &'b mut [u8; HEADER_BUF_LEN],
-) -> Result<Header<'b>, Reason> {
+) -> Result<Header<'b>, JoseError> {
     // 4 base64 chars encode 3 bytes: refuse anything that cannot fit the buffer.
     if header_b64.len() > HEADER_BUF_LEN / 3 * 4 {
-        return Err(Reason::Malformed);
+        return Err(JoseError::Malformed);
     }
     let json =
-        Base64UrlUnpadded::decode(header_b64, &mut buf[..]).map_err(|_| Reason::Malformed)?;
+        Base64UrlUnpadded::decode(header_b64, &mut buf[..]).map_err(|_| JoseError::Malformed)?;
     let ObjectOnly(h) = serde_json::from_slice::<ObjectOnly<WireHeader<'b>>>(json)
-        .map_err(|_| Reason::Malformed)?;
+        .map_err(|_| JoseError::Malformed)?;
     let forbidden = h.jku.0 || h.x5u.0 || h.jwk.0 || h.x5c.0 || h.crit.0 || h.b64.0;
     Ok(Header {
         alg: h.alg,
@@ -190,16 +209,19 @@ pub(crate) enum Claim<T> {
 }
 
 /// A NumericDate (RFC 7519 section 2): a JSON number of seconds, floored to an integer.
+#[cfg(feature = "sso")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NumericDate(pub(crate) i64);
 
 /// The `aud` claim: one string or a non-empty array of strings.
+#[cfg(feature = "sso")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Audience {
     One(String),
     Many(Vec<String>),
 }
 
+#[cfg(feature = "sso")]
 impl Audience {
     pub(crate) fn any(&self, mut f: impl FnMut(&str) -> bool) -> bool {
         match self {
@@ -260,6 +282,7 @@ impl<'de> Deserialize<'de> for Claim<String> {
     }
 }
 
+#[cfg(feature = "sso")]
 impl<'de> Deserialize<'de> for Claim<bool> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -282,6 +305,7 @@ impl<'de> Deserialize<'de> for Claim<bool> {
     }
 }
 
+#[cfg(feature = "sso")]
 impl<'de> Deserialize<'de> for Claim<NumericDate> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -313,6 +337,7 @@ impl<'de> Deserialize<'de> for Claim<NumericDate> {
     }
 }
 
+#[cfg(feature = "sso")]
 impl<'de> Deserialize<'de> for Claim<Audience> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -367,6 +392,7 @@ impl<'de> Deserialize<'de> for Claim<Audience> {
 
 /// The claims the verifier reads. Unknown claims are ignored; a repeated known claim is a
 /// parse error (so two parsers can never disagree about which `exp` counts).
+#[cfg(feature = "sso")]
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct WireClaims {
     #[serde(default)]
@@ -391,9 +417,11 @@ pub(crate) struct WireClaims {
 
 /// [`WireClaims`] that only parse from a JSON object: the type handed to
 /// `jsonwebtoken::decode`.
+#[cfg(feature = "sso")]
 #[derive(Debug)]
 pub(crate) struct Claims(pub(crate) WireClaims);
 
+#[cfg(feature = "sso")]
 impl<'de> Deserialize<'de> for Claims {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         ObjectOnly::<WireClaims>::deserialize(d).map(|ObjectOnly(c)| Claims(c))
@@ -402,11 +430,12 @@ impl<'de> Deserialize<'de> for Claims {
 
 /// Decodes and parses a payload segment on the slow paths (issuer selection, refining a
 /// refusal reason). Never used to accept anything.
-pub(crate) fn parse_payload(payload_b64: &str) -> Result<WireClaims, Reason> {
-    let bytes = Base64UrlUnpadded::decode_vec(payload_b64).map_err(|_| Reason::Malformed)?;
+#[cfg(feature = "sso")]
+pub(crate) fn parse_payload(payload_b64: &str) -> Result<WireClaims, JoseError> {
+    let bytes = Base64UrlUnpadded::decode_vec(payload_b64).map_err(|_| JoseError::Malformed)?;
     serde_json::from_slice::<Claims>(&bytes)
         .map(|Claims(c)| c)
-        .map_err(|_| Reason::ClaimsMalformed)
+        .map_err(|_| JoseError::ClaimsMalformed)
 }
 
 /// The unverified `iss` of a payload, used only to choose which issuer's key set to
@@ -417,14 +446,14 @@ struct IssOnly {
     iss: Claim<String>,
 }
 
-pub(crate) fn peek_issuer(payload_b64: &str) -> Result<String, Reason> {
-    let bytes = Base64UrlUnpadded::decode_vec(payload_b64).map_err(|_| Reason::Malformed)?;
+pub(crate) fn peek_issuer(payload_b64: &str) -> Result<String, JoseError> {
+    let bytes = Base64UrlUnpadded::decode_vec(payload_b64).map_err(|_| JoseError::Malformed)?;
     let ObjectOnly(claims) = serde_json::from_slice::<ObjectOnly<IssOnly>>(&bytes)
-        .map_err(|_| Reason::ClaimsMalformed)?;
+        .map_err(|_| JoseError::ClaimsMalformed)?;
     match claims.iss {
         Claim::Present(iss) => Ok(iss),
-        Claim::Absent => Err(Reason::MissingClaim),
-        Claim::Invalid => Err(Reason::ClaimType),
+        Claim::Absent => Err(JoseError::MissingClaim),
+        Claim::Invalid => Err(JoseError::ClaimType),
     }
 }
 
@@ -436,19 +465,20 @@ mod tests {
         Base64UrlUnpadded::encode_string(s.as_bytes())
     }
 
-    fn claims(json: &str) -> Result<WireClaims, Reason> {
+    #[cfg(feature = "sso")]
+    fn claims(json: &str) -> Result<WireClaims, JoseError> {
         parse_payload(&b64(json))
     }
 
     #[test]
     fn split_refuses_bad_shapes() {
-        assert_eq!(split("a.b", 100).unwrap_err(), Reason::Malformed);
-        assert_eq!(split("a.b.c.d", 100).unwrap_err(), Reason::Malformed);
-        assert_eq!(split("a..c", 100).unwrap_err(), Reason::Malformed);
-        assert_eq!(split("a.b.", 100).unwrap_err(), Reason::Malformed);
-        assert_eq!(split("a.b+.c", 100).unwrap_err(), Reason::Malformed);
-        assert_eq!(split("a.b=.c", 100).unwrap_err(), Reason::Malformed);
-        assert_eq!(split("abcdef.b.c", 5).unwrap_err(), Reason::TooLong);
+        assert_eq!(split("a.b", 100).unwrap_err(), JoseError::Malformed);
+        assert_eq!(split("a.b.c.d", 100).unwrap_err(), JoseError::Malformed);
+        assert_eq!(split("a..c", 100).unwrap_err(), JoseError::Malformed);
+        assert_eq!(split("a.b.", 100).unwrap_err(), JoseError::Malformed);
+        assert_eq!(split("a.b+.c", 100).unwrap_err(), JoseError::Malformed);
+        assert_eq!(split("a.b=.c", 100).unwrap_err(), JoseError::Malformed);
+        assert_eq!(split("abcdef.b.c", 5).unwrap_err(), JoseError::TooLong);
         let s = split("aa.bb.cc", 100).unwrap();
         assert_eq!((s.header, s.payload), ("aa", "bb"));
     }
@@ -470,7 +500,7 @@ mod tests {
             let mut buf = [0u8; HEADER_BUF_LEN];
             assert_eq!(
                 parse_header(&b64(bad), &mut buf).unwrap_err(),
-                Reason::Malformed,
+                JoseError::Malformed,
                 "{bad}"
             );
         }
@@ -488,16 +518,26 @@ mod tests {
     fn header_refuses_duplicates_arrays_and_oversize() {
         let mut buf = [0u8; HEADER_BUF_LEN];
         let dup = b64(r#"{"alg":"RS256","alg":"none","kid":"k"}"#);
-        assert_eq!(parse_header(&dup, &mut buf).unwrap_err(), Reason::Malformed);
+        assert_eq!(
+            parse_header(&dup, &mut buf).unwrap_err(),
+            JoseError::Malformed
+        );
         let arr = b64(r#"["RS256","k"]"#);
-        assert_eq!(parse_header(&arr, &mut buf).unwrap_err(), Reason::Malformed);
+        assert_eq!(
+            parse_header(&arr, &mut buf).unwrap_err(),
+            JoseError::Malformed
+        );
         let big = b64(&format!(
             r#"{{"alg":"RS256","kid":"{}"}}"#,
             "k".repeat(2000)
         ));
-        assert_eq!(parse_header(&big, &mut buf).unwrap_err(), Reason::Malformed);
+        assert_eq!(
+            parse_header(&big, &mut buf).unwrap_err(),
+            JoseError::Malformed
+        );
     }
 
+    #[cfg(feature = "sso")]
     #[test]
     fn claims_keep_wrong_types_apart_from_absence() {
         let c = claims(r#"{"exp":"never","nbf":[1],"iss":["a"],"aud":[],"email_verified":"true"}"#)
@@ -519,19 +559,23 @@ mod tests {
         assert_eq!(claims(r#"{"exp":null}"#).unwrap().exp, Claim::Invalid);
         assert_eq!(
             claims(r#"{"exp":1e400}"#).unwrap_err(),
-            Reason::ClaimsMalformed
+            JoseError::ClaimsMalformed
         );
         assert_eq!(claims(r#"{"exp":-1e300}"#).unwrap().exp, Claim::Invalid);
     }
 
+    #[cfg(feature = "sso")]
     #[test]
     fn claims_refuse_duplicates_and_non_objects() {
         assert_eq!(
             claims(r#"{"exp":1,"exp":"x"}"#).unwrap_err(),
-            Reason::ClaimsMalformed
+            JoseError::ClaimsMalformed
         );
-        assert_eq!(claims(r#"["iss",1]"#).unwrap_err(), Reason::ClaimsMalformed);
-        assert_eq!(claims("3").unwrap_err(), Reason::ClaimsMalformed);
+        assert_eq!(
+            claims(r#"["iss",1]"#).unwrap_err(),
+            JoseError::ClaimsMalformed
+        );
+        assert_eq!(claims("3").unwrap_err(), JoseError::ClaimsMalformed);
     }
 
     proptest::proptest! {
@@ -540,6 +584,7 @@ mod tests {
             let _ = split(&s, 8192);
             let mut buf = [0u8; HEADER_BUF_LEN];
             let _ = parse_header(&s, &mut buf);
+            #[cfg(feature = "sso")]
             let _ = parse_payload(&s);
             let _ = peek_issuer(&s);
         }
@@ -549,6 +594,7 @@ mod tests {
             let encoded = b64(&s);
             let mut buf = [0u8; HEADER_BUF_LEN];
             let _ = parse_header(&encoded, &mut buf);
+            #[cfg(feature = "sso")]
             let _ = parse_payload(&encoded);
             let _ = peek_issuer(&encoded);
         }
@@ -562,6 +608,7 @@ mod tests {
             proptest::prop_assert_eq!(split(&token, 8192).is_ok(), expected);
         }
 
+        #[cfg(feature = "sso")]
         #[test]
         fn numeric_dates_keep_their_value_and_strings_never_count(n in proptest::num::i64::ANY) {
             let c = claims(&format!(r#"{{"exp":{n},"nbf":"{n}"}}"#)).unwrap();
@@ -575,11 +622,11 @@ mod tests {
         assert_eq!(peek_issuer(&b64(r#"{"iss":"a"}"#)).unwrap(), "a");
         assert_eq!(
             peek_issuer(&b64(r#"{}"#)).unwrap_err(),
-            Reason::MissingClaim
+            JoseError::MissingClaim
         );
         assert_eq!(
             peek_issuer(&b64(r#"{"iss":1}"#)).unwrap_err(),
-            Reason::ClaimType
+            JoseError::ClaimType
         );
     }
 }

@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::{BindError, BindingKind, BoundUser, IdentityBinder, VerifiedIdentity};
 use crate::secret;
-use crate::sso::{BindError, BindingKind, BoundUser, IdentityBinder, VerifiedIdentity};
 use crate::store::StoreError;
 use crate::user::{EpochKind, SsoIdentity, User, UserStore, admit, normalize_email};
 
