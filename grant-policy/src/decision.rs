@@ -1,7 +1,9 @@
 //! Decisions and their stable reason codes.
 
 use crate::grant::Access;
-use crate::operation::{Level, Requirement};
+use access_types::Level;
+
+use crate::operation::Requirement;
 
 /// The outcome of asking whether a user may run an operation on an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

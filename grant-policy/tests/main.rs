@@ -5,6 +5,7 @@
 mod common;
 
 mod audit;
+mod permit;
 mod policy;
 mod properties;
 mod risk;
