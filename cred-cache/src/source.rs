@@ -18,7 +18,7 @@ use crate::ids::CacheKey;
 /// An implementation must:
 ///
 /// * **Refuse Trade on a read-only key**: when `key.level()` is
-///   [`AccessLevel::Trade`](crate::AccessLevel::Trade) and the stored key is
+///   [`Level::Trade`](crate::Level::Trade) and the stored key is
 ///   read-only, return [`FetchError::Refused`] (defence in depth: the cache
 ///   checks [`ExchangeCredential::is_read_only`] again, but a source knows its
 ///   storage best).
