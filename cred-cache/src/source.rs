@@ -9,9 +9,10 @@ use crate::error::FetchError;
 use crate::ids::CacheKey;
 
 /// A backend that produces a decrypted credential for a (user, credential,
-/// level) the embedding service has **already authorised** (with
-/// `grant-policy` or equivalent). The cache calls it at most once per key at a
-/// time, however many callers miss together.
+/// level) a policy engine has **already authorised**: every [`CacheKey`] is
+/// made from an [`AccessPermit`](crate::AccessPermit) ([`CacheKey::new`]). The
+/// cache calls it at most once per key at a time, however many callers miss
+/// together.
 ///
 /// # Security contract
 ///
