@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use cred_cache::local::LocalSource;
 use cred_cache::{
-    AccessLevel, CacheKey, CredCache, CredentialId, CredentialSource, ExchangeCredential, UserId,
+    AccessPermit, AccountId, CacheKey, CredCache, CredentialSource, ExchangeCredential, Level,
+    OwnerPermit, UserId,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use crypto_envelope::{Envelope, LocalKeyRing, MasterKey, MemoryStore, Secrets};
@@ -29,7 +30,7 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-fn credential(id: &CredentialId) -> ExchangeCredential {
+fn credential(id: &AccountId) -> ExchangeCredential {
     ExchangeCredential::new(
         id.clone(),
         Zeroizing::new("k".repeat(64)),
@@ -47,19 +48,47 @@ async fn local_source() -> Arc<LocalSource> {
         envelope,
         Arc::new(MemoryStore::new()),
     )));
-    source
-        .put(&credential(&CredentialId::new("acct-1").unwrap()))
-        .await
-        .unwrap();
+    let owner = BenchOwner(UserId::new("owner").unwrap(), AccountId::new("acct-1").unwrap());
+    source.put(&owner, &credential(&owner.1)).await.unwrap();
     source
 }
 
+/// The bench's own policy engine: a permit for (user, acct-1, Trade). Lent by
+/// reference (`&BenchPermit` is a permit too), so that the hit measures the cache, not
+/// the making of a permit (a service makes one per request, with its decision).
+#[derive(Debug)]
+struct BenchPermit(UserId, AccountId);
+
+impl AccessPermit for &BenchPermit {
+    fn user(&self) -> &UserId {
+        &self.0
+    }
+    fn account(&self) -> &AccountId {
+        &self.1
+    }
+    fn level(&self) -> Level {
+        Level::Trade
+    }
+}
+
+#[derive(Debug)]
+struct BenchOwner(UserId, AccountId);
+
+impl OwnerPermit for BenchOwner {
+    fn owner(&self) -> &UserId {
+        &self.0
+    }
+    fn account(&self) -> &AccountId {
+        &self.1
+    }
+}
+
+fn permit(user: &str) -> BenchPermit {
+    BenchPermit(UserId::new(user).unwrap(), AccountId::new("acct-1").unwrap())
+}
+
 fn key(user: &str) -> CacheKey {
-    CacheKey::new(
-        UserId::new(user).unwrap(),
-        CredentialId::new("acct-1").unwrap(),
-        AccessLevel::Trade,
-    )
+    CacheKey::new(&&permit(user), Level::Trade).unwrap()
 }
 
 /// Times `iters` awaits of `f` inside one `block_on`, so the runtime's entry cost is
@@ -82,8 +111,9 @@ fn hit(c: &mut Criterion) {
     let rt = runtime();
     let source = rt.block_on(local_source());
     let cache = rt.block_on(async { CredCache::builder(source as _).build().unwrap() });
+    let p = permit("user-7");
     let k = key("user-7");
-    rt.block_on(cache.get_or_fetch(&k)).unwrap();
+    rt.block_on(cache.get_or_fetch(&p, Level::Trade)).unwrap();
 
     // The raw primitive, configured like the cache's own moka instance.
     let listener_count = Arc::new(AtomicU64::new(0));
@@ -111,7 +141,12 @@ fn hit(c: &mut Criterion) {
     group.bench_function("cred_cache_get_or_fetch", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, |_| async {
-                black_box(cache.get_or_fetch(black_box(&k)).await.unwrap());
+                black_box(
+                    cache
+                        .get_or_fetch(black_box(&p), Level::Trade)
+                        .await
+                        .unwrap(),
+                );
             })
         })
     });
@@ -148,10 +183,10 @@ fn miss(c: &mut Criterion) {
     group.bench_function("cred_cache_get_or_fetch_miss", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, |_| {
-                let k = key(&format!("u{}", next_user.fetch_add(1, Ordering::Relaxed)));
+                let p = permit(&format!("u{}", next_user.fetch_add(1, Ordering::Relaxed)));
                 let cache = &cache;
                 async move {
-                    black_box(cache.get_or_fetch(&k).await.unwrap());
+                    black_box(cache.get_or_fetch(&p, Level::Trade).await.unwrap());
                 }
             })
         })

@@ -13,7 +13,9 @@ use moka::ops::compute::Op;
 
 use crate::credential::ExchangeCredential;
 use crate::error::{ConfigError, FetchError, PublishError};
-use crate::ids::{AccessLevel, CacheKey, CredentialId, UserId};
+use access_types::{AccessPermit, AccountId, Level, UserId};
+
+use crate::ids::CacheKey;
 use crate::invalidation::{Invalidation, InvalidationMessage, InvalidationPublisher};
 use crate::source::CredentialSource;
 use crate::stats::{CacheStats, Counters};
@@ -46,8 +48,8 @@ const MAX_MAINTENANCE_PASSES: usize = 16;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum ScopeKey {
     User(UserId),
-    Credential(CredentialId),
-    Pair(UserId, CredentialId),
+    Credential(AccountId),
+    Pair(UserId, AccountId),
 }
 
 impl ScopeKey {
@@ -588,25 +590,40 @@ impl CredCache {
         }
     }
 
-    /// The credential for `key`: from the cache when a live entry exists,
-    /// otherwise from the source, with one fetch for any number of callers
-    /// missing the same key at the same time. A fetch error reaches every
-    /// waiting caller and is not cached (the next call fetches again).
+    /// The credential that `permit` authorises, for use at `level`: from the
+    /// cache when a live entry exists, otherwise from the source, with one fetch
+    /// for any number of callers missing the same key at the same time. A fetch
+    /// error reaches every waiting caller and is not cached (the next call
+    /// fetches again).
     ///
-    /// The caller must have authorised `key` (user, credential and level)
-    /// before calling. A credential whose key is read-only is never returned
-    /// for [`AccessLevel::Trade`].
+    /// The key is ([`permit.user()`](AccessPermit::user),
+    /// [`permit.account()`](AccessPermit::account), `level`) ([`CacheKey::new`]):
+    /// nothing is looked up that the policy did not allow, and `level` must be
+    /// covered by the permit's level (a read permit never fetches a credential
+    /// for trading). The permit is consumed: one permit, one lookup; the next
+    /// request asks the policy again, and so sees a revoke made in between. A
+    /// credential whose key is read-only is never returned for
+    /// [`Level::Trade`].
     ///
     /// # Errors
     ///
-    /// The source's [`FetchError`]; [`FetchError::Refused`] for Trade on a
-    /// read-only key; [`FetchError::InvalidResponse`] when the source returned
-    /// another credential; [`FetchError::Contended`] when concurrent
-    /// invalidations kept discarding the fetched value.
-    pub async fn get_or_fetch(
+    /// [`FetchError::Refused`] when `level` is above the permit's level, or for
+    /// Trade on a read-only key; the source's [`FetchError`];
+    /// [`FetchError::InvalidResponse`] when the source returned another
+    /// credential; [`FetchError::Contended`] when concurrent invalidations kept
+    /// discarding the fetched value.
+    pub async fn get_or_fetch<P: AccessPermit>(
         &self,
-        key: &CacheKey,
+        permit: P,
+        level: Level,
     ) -> Result<Arc<ExchangeCredential>, FetchError> {
+        let key = CacheKey::new(&permit, level)?;
+        drop(permit);
+        self.lookup(&key).await
+    }
+
+    /// [`get_or_fetch`](Self::get_or_fetch) for a key already made from a permit.
+    async fn lookup(&self, key: &CacheKey) -> Result<Arc<ExchangeCredential>, FetchError> {
         let inner = &*self.inner;
         if let Some(slot) = inner.cache.get(key).await
             && inner.is_fresh(&slot)
@@ -711,10 +728,7 @@ impl CredCache {
     /// # Errors
     ///
     /// As [`invalidate`](Self::invalidate).
-    pub async fn invalidate_credential(
-        &self,
-        credential: &CredentialId,
-    ) -> Result<(), PublishError> {
+    pub async fn invalidate_credential(&self, credential: &AccountId) -> Result<(), PublishError> {
         self.invalidate(Invalidation::Credential(credential.clone()))
             .await
     }
@@ -731,7 +745,7 @@ impl CredCache {
     pub async fn invalidate_user_credential(
         &self,
         user: &UserId,
-        credential: &CredentialId,
+        credential: &AccountId,
     ) -> Result<(), PublishError> {
         self.invalidate(Invalidation::UserCredential(
             user.clone(),
@@ -878,7 +892,7 @@ impl Inner {
         let result = self.source.fetch(key).await.and_then(|credential| {
             if credential.credential_id() != key.credential() {
                 Err(FetchError::InvalidResponse)
-            } else if credential.is_read_only() && key.level() == AccessLevel::Trade {
+            } else if credential.is_read_only() && key.level() == Level::Trade {
                 Err(FetchError::Refused)
             } else {
                 Ok(credential)
@@ -1008,11 +1022,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(user: &str, credential: &str) -> CacheKey {
-        CacheKey::new(
-            UserId::new(user).unwrap(),
-            CredentialId::new(credential).unwrap(),
-            AccessLevel::Read,
-        )
+        crate::ids::tests::key(user, credential, Level::Read)
     }
 
     proptest! {
@@ -1041,7 +1051,7 @@ mod tests {
             }
             let before = registration.stamp();
             let user_id = UserId::new(&other).unwrap();
-            let credential_id = CredentialId::new(&other).unwrap();
+            let credential_id = AccountId::new(&other).unwrap();
             for stranger in [
                 Invalidation::User(user_id.clone()),
                 Invalidation::Credential(credential_id.clone()),
@@ -1115,7 +1125,7 @@ mod tests {
         let cache = CredCache::builder(Arc::new(Pending)).build().unwrap();
         let lookup = {
             let cache = cache.clone();
-            tokio::spawn(async move { cache.get_or_fetch(&key("u1", "acct-1")).await })
+            tokio::spawn(async move { cache.lookup(&key("u1", "acct-1")).await })
         };
         while cache.stats().fetches == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -5,7 +5,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::error::CredentialError;
-use crate::ids::CredentialId;
+use access_types::AccountId;
 
 /// Longest accepted API key, secret or passphrase, in bytes.
 pub const MAX_FIELD_LEN: usize = 1024;
@@ -23,7 +23,7 @@ pub const MAX_FIELD_LEN: usize = 1024;
 /// * The bytes come out only through the explicit `expose_*` accessors. Keep
 ///   what they return on the stack of the call that signs the exchange request.
 pub struct ExchangeCredential {
-    credential: CredentialId,
+    credential: AccountId,
     api_key: Zeroizing<String>,
     secret: Zeroizing<String>,
     passphrase: Option<Zeroizing<String>>,
@@ -55,7 +55,7 @@ impl ExchangeCredential {
     ///
     /// [`CredentialError`] naming `api_key`, `secret` or `passphrase`.
     pub fn new(
-        credential: CredentialId,
+        credential: AccountId,
         api_key: Zeroizing<String>,
         secret: Zeroizing<String>,
         passphrase: Option<Zeroizing<String>>,
@@ -77,12 +77,12 @@ impl ExchangeCredential {
 
     /// The credential's id (not secret).
     #[must_use]
-    pub const fn credential_id(&self) -> &CredentialId {
+    pub const fn credential_id(&self) -> &AccountId {
         &self.credential
     }
 
     /// Whether the key was registered read-only: such a credential is never
-    /// handed out for [`AccessLevel::Trade`](crate::AccessLevel::Trade).
+    /// handed out for [`Level::Trade`](crate::Level::Trade).
     #[must_use]
     pub const fn is_read_only(&self) -> bool {
         self.read_only
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn fields_are_validated_by_name() {
-        let id = CredentialId::new("c1").unwrap();
+        let id = AccountId::new("c1").unwrap();
         let e = ExchangeCredential::new(id.clone(), z(""), z("s"), None, false).unwrap_err();
         assert_eq!(e, CredentialError::Empty { field: "api_key" });
         let e = ExchangeCredential::new(id.clone(), z("k"), z("s e"), None, false).unwrap_err();
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn debug_shows_ids_only() {
-        let id = CredentialId::new("c1").unwrap();
+        let id = AccountId::new("c1").unwrap();
         let c = ExchangeCredential::new(
             id,
             z("KEYCANARY"),

@@ -10,33 +10,6 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-/// An identifier ([`UserId`](crate::UserId), [`CredentialId`](crate::CredentialId))
-/// was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum IdError {
-    /// The identifier is empty.
-    #[error("{field} is empty")]
-    Empty {
-        /// The field.
-        field: &'static str,
-    },
-    /// The identifier is longer than allowed.
-    #[error("{field} is longer than {max} bytes")]
-    TooLong {
-        /// The field.
-        field: &'static str,
-        /// The maximum length in bytes.
-        max: usize,
-    },
-    /// The identifier holds whitespace, a control character or non-ASCII.
-    #[error("{field} holds a character other than visible ASCII")]
-    InvalidCharacter {
-        /// The field.
-        field: &'static str,
-    },
-}
-
 /// A field of an [`ExchangeCredential`](crate::ExchangeCredential) was refused.
 /// The value itself is never part of the error.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

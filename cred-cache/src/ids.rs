@@ -1,140 +1,56 @@
-//! Plain identifiers: who asks ([`UserId`]), for which stored credential
-//! ([`CredentialId`]), at which [`AccessLevel`], and the [`CacheKey`] they form.
+//! The cache key, and where it comes from: an [`AccessPermit`].
 //!
-//! Identifiers are not secrets: they appear in `Debug`, in tracing events and in
-//! invalidation messages. They are validated on construction (1 to
-//! [`MAX_ID_LEN`] bytes of visible ASCII, no whitespace or control characters) so
-//! that nothing an attacker controls can forge a log line or an invalidation
-//! message.
+//! The ids ([`UserId`], [`AccountId`]) and the [`Level`] are `access-types`' own,
+//! shared with the policy engine (grant-policy), and re-exported at this crate's root:
+//! a value that crosses from the policy to the cache is one type, never converted. An
+//! account has one exchange API key, so its [`AccountId`] also names its stored
+//! credential.
+//!
+//! A [`CacheKey`] is made from a permit only: the caller proves that the policy allowed
+//! (user, account, level) before anything is looked up, and cannot widen the level on
+//! the way.
 
-use std::fmt;
-use std::sync::Arc;
+use access_types::{AccessPermit, AccountId, Level, UserId};
 
-use crate::error::IdError;
+use crate::error::FetchError;
 
-/// Longest accepted identifier, in bytes.
-pub const MAX_ID_LEN: usize = 128;
-
-fn validate(field: &'static str, value: &str) -> Result<Arc<str>, IdError> {
-    if value.is_empty() {
-        return Err(IdError::Empty { field });
-    }
-    if value.len() > MAX_ID_LEN {
-        return Err(IdError::TooLong {
-            field,
-            max: MAX_ID_LEN,
-        });
-    }
-    if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(IdError::InvalidCharacter { field });
-    }
-    Ok(Arc::from(value))
-}
-
-macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident, $field:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Arc<str>);
-
-        impl $name {
-            /// Validates and wraps an identifier.
-            ///
-            /// # Errors
-            ///
-            /// [`IdError`] naming the field when the value is empty, longer than
-            /// [`MAX_ID_LEN`] bytes, or holds anything but visible ASCII.
-            pub fn new(value: &str) -> Result<Self, IdError> {
-                validate($field, value).map(Self)
-            }
-
-            /// The identifier as a string.
-            #[must_use]
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_tuple(stringify!($name)).field(&&*self.0).finish()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl TryFrom<&str> for $name {
-            type Error = IdError;
-            fn try_from(value: &str) -> Result<Self, IdError> {
-                Self::new(value)
-            }
-        }
-    };
-}
-
-id_type!(
-    /// The user on whose behalf a credential is used (the embedding service's
-    /// own identifier, after authentication and authorisation).
-    UserId,
-    "user_id"
-);
-id_type!(
-    /// A stored exchange credential (one exchange account's API key).
-    CredentialId,
-    "credential_id"
-);
-
-/// What a credential will be used for. `Read < Trade`.
-///
-/// The level is part of the cache key: a credential fetched for reading is
-/// never served to a trading call, so a read-only grant can never be widened
-/// by the cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AccessLevel {
-    /// Balances, orders, trades, positions: nothing that moves money.
-    Read,
-    /// Creating, editing and cancelling orders.
-    Trade,
-}
-
-impl AccessLevel {
-    /// The wire name: `"read"` or `"trade"`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Trade => "trade",
-        }
-    }
-}
-
-impl fmt::Display for AccessLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The cache key: (user, credential, level).
+/// The cache key: (user, credential, level), made from an [`AccessPermit`] by
+/// [`CacheKey::new`]. What a [`CredentialSource`](crate::CredentialSource) is asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     user: UserId,
-    credential: CredentialId,
-    level: AccessLevel,
+    credential: AccountId,
+    level: Level,
 }
 
 impl CacheKey {
-    /// Builds a key.
-    #[must_use]
-    pub const fn new(user: UserId, credential: CredentialId, level: AccessLevel) -> Self {
-        Self {
-            user,
-            credential,
-            level,
+    /// The key for using `permit`'s account, on behalf of `permit`'s user, at `level`.
+    ///
+    /// `level` is what the caller will do with the credential; the permit must cover it
+    /// ([`Level::covers`]): a read permit never makes a trade key. A lower level than
+    /// the permit's is allowed (a trade permit may fetch for reading) and is what the
+    /// entry is keyed by.
+    ///
+    /// # Errors
+    ///
+    /// [`FetchError::Refused`] (403) when `level` is above the permit's level.
+    pub fn new<P: AccessPermit + ?Sized>(permit: &P, level: Level) -> Result<Self, FetchError> {
+        if !permit.level().covers(level) {
+            tracing::warn!(
+                code = FetchError::Refused.code(),
+                user = %permit.user(),
+                credential = %permit.account(),
+                permitted = %permit.level(),
+                level = %level,
+                "credential lookup above the permit's level refused"
+            );
+            return Err(FetchError::Refused);
         }
+        Ok(Self {
+            user: permit.user().clone(),
+            credential: permit.account().clone(),
+            level,
+        })
     }
 
     /// The user.
@@ -143,47 +59,93 @@ impl CacheKey {
         &self.user
     }
 
-    /// The credential.
+    /// The credential (the account whose key it is).
     #[must_use]
-    pub const fn credential(&self) -> &CredentialId {
+    pub const fn credential(&self) -> &AccountId {
         &self.credential
     }
 
     /// The access level.
     #[must_use]
-    pub const fn level(&self) -> AccessLevel {
+    pub const fn level(&self) -> Level {
         self.level
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn ids_are_validated_and_errors_name_the_field() {
-        assert!(UserId::new("user-1@example").is_ok());
-        let e = UserId::new("").unwrap_err();
-        assert!(e.to_string().contains("user_id"));
-        let e = CredentialId::new("a b").unwrap_err();
-        assert!(matches!(
-            e,
-            IdError::InvalidCharacter {
-                field: "credential_id"
-            }
-        ));
-        assert!(CredentialId::new("x\n").is_err());
-        assert!(CredentialId::new(&"x".repeat(MAX_ID_LEN)).is_ok());
-        assert!(matches!(
-            CredentialId::new(&"x".repeat(MAX_ID_LEN + 1)),
-            Err(IdError::TooLong { .. })
-        ));
-        assert!(UserId::new("é").is_err());
+    /// A test policy engine's permit: whatever the test says was allowed.
+    #[derive(Debug)]
+    pub(crate) struct Allowed(pub(crate) UserId, pub(crate) AccountId, pub(crate) Level);
+
+    impl AccessPermit for Allowed {
+        fn user(&self) -> &UserId {
+            &self.0
+        }
+        fn account(&self) -> &AccountId {
+            &self.1
+        }
+        fn level(&self) -> Level {
+            self.2
+        }
+    }
+
+    /// A test policy engine's proof of ownership.
+    #[derive(Debug)]
+    pub(crate) struct Owns(pub(crate) UserId, pub(crate) AccountId);
+
+    impl access_types::OwnerPermit for Owns {
+        fn owner(&self) -> &UserId {
+            &self.0
+        }
+        fn account(&self) -> &AccountId {
+            &self.1
+        }
+    }
+
+    /// Proof that `owner` owns `account`.
+    pub(crate) fn owns(owner: &str, account: &str) -> Owns {
+        Owns(
+            UserId::new(owner).unwrap(),
+            AccountId::new(account).unwrap(),
+        )
+    }
+
+    /// The key of a permit for (`user`, `credential`, `level`), at `level`.
+    pub(crate) fn key(user: &str, credential: &str, level: Level) -> CacheKey {
+        let permit = Allowed(
+            UserId::new(user).unwrap(),
+            AccountId::new(credential).unwrap(),
+            level,
+        );
+        CacheKey::new(&permit, level).unwrap()
     }
 
     #[test]
-    fn levels_are_ordered() {
-        assert!(AccessLevel::Read < AccessLevel::Trade);
-        assert_eq!(AccessLevel::Trade.to_string(), "trade");
+    fn a_key_never_exceeds_its_permit() {
+        let permit = |level| {
+            Allowed(
+                UserId::new("u").unwrap(),
+                AccountId::new("acct-1").unwrap(),
+                level,
+            )
+        };
+        assert_eq!(
+            CacheKey::new(&permit(Level::Read), Level::Trade).unwrap_err(),
+            FetchError::Refused
+        );
+        let key = CacheKey::new(&permit(Level::Trade), Level::Read).unwrap();
+        assert_eq!(
+            (key.user().as_str(), key.credential().as_str(), key.level()),
+            ("u", "acct-1", Level::Read)
+        );
+        assert_eq!(
+            CacheKey::new(&permit(Level::Trade), Level::Trade)
+                .unwrap()
+                .level(),
+            Level::Trade
+        );
     }
 }

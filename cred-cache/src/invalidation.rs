@@ -16,7 +16,7 @@
 //! | `id`     | string or `null` | the user id (scopes `user` and `user_credential`) or credential id (scope `credential`); absent or `null` for `all` |
 //! | `credential` | string | the credential id, for scope `user_credential` only (absent otherwise) |
 //!
-//! Ids follow the rules of [`UserId`] / [`CredentialId`] (1 to 128 bytes of
+//! Ids follow the rules of [`UserId`] / [`AccountId`] (1 to 128 bytes of
 //! visible ASCII). Example: `{"v":1,"origin":"0123456789abcdef","scope":"user","id":"u-42"}`,
 //! `{"v":1,"origin":"0123456789abcdef","scope":"user_credential","id":"u-42","credential":"acct-7"}`.
 //! A receiver that predates scope `user_credential` refuses such a message and
@@ -35,7 +35,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PublishError;
-use crate::ids::{CredentialId, UserId};
+use access_types::{AccountId, UserId};
 
 /// What to drop.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -44,13 +44,13 @@ pub enum Invalidation {
     User(UserId),
     /// Every entry of this credential (every user, every level): use it when a
     /// key is revoked, rotated or deleted.
-    Credential(CredentialId),
+    Credential(AccountId),
     /// The entries of one user for one credential (every level): use it when a
     /// share of that credential's account with that user is changed or revoked.
     /// Unlike [`Invalidation::User`], it leaves the user's other credentials
     /// alone, so whoever may revoke shares of one account cannot disturb the
     /// user's lookups of other accounts.
-    UserCredential(UserId, CredentialId),
+    UserCredential(UserId, AccountId),
     /// Everything.
     All,
 }
@@ -131,11 +131,11 @@ impl InvalidationMessage {
                 Invalidation::User(UserId::new(id).map_err(|_| MessageError)?)
             }
             ("credential", Some(id), None) => {
-                Invalidation::Credential(CredentialId::new(id).map_err(|_| MessageError)?)
+                Invalidation::Credential(AccountId::new(id).map_err(|_| MessageError)?)
             }
             ("user_credential", Some(id), Some(credential)) => Invalidation::UserCredential(
                 UserId::new(id).map_err(|_| MessageError)?,
-                CredentialId::new(credential).map_err(|_| MessageError)?,
+                AccountId::new(credential).map_err(|_| MessageError)?,
             ),
             ("all", None, None) => Invalidation::All,
             _ => return Err(MessageError),
@@ -234,10 +234,10 @@ mod tests {
         ) {
             let invalidation = match scope {
                 0 => Invalidation::User(UserId::new(&id).unwrap()),
-                1 => Invalidation::Credential(CredentialId::new(&id).unwrap()),
+                1 => Invalidation::Credential(AccountId::new(&id).unwrap()),
                 2 => Invalidation::UserCredential(
                     UserId::new(&id).unwrap(),
-                    CredentialId::new(&credential).unwrap(),
+                    AccountId::new(&credential).unwrap(),
                 ),
                 _ => Invalidation::All,
             };

@@ -27,8 +27,13 @@ pub use cache::{
     MAX_MAINTENANCE_INTERVAL, MAX_TTL, MIN_MAINTENANCE_INTERVAL,
 };
 pub use credential::{ExchangeCredential, MAX_FIELD_LEN};
-pub use error::{ConfigError, CredentialError, FetchError, IdError, PublishError};
-pub use ids::{AccessLevel, CacheKey, CredentialId, MAX_ID_LEN, UserId};
+// The vocabulary shared with the policy engine (`access-types`): one type each,
+// whichever crate names it.
+pub use access_types::{
+    AccessPermit, AccountId, IdError, Level, MAX_ID_LEN, OwnerPermit, ParseError, UserId,
+};
+pub use error::{ConfigError, CredentialError, FetchError, PublishError};
+pub use ids::CacheKey;
 pub use invalidation::{Invalidation, InvalidationMessage, InvalidationPublisher};
 pub use source::CredentialSource;
 pub use stats::CacheStats;

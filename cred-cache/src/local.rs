@@ -29,7 +29,9 @@ use crypto_envelope::{SecretRef, Secrets};
 
 use crate::credential::ExchangeCredential;
 use crate::error::{ConfigError, FetchError};
-use crate::ids::{AccessLevel, CacheKey, CredentialId};
+use access_types::{AccountId, Level, OwnerPermit};
+
+use crate::ids::CacheKey;
 use crate::record;
 use crate::source::CredentialSource;
 
@@ -90,22 +92,46 @@ impl LocalSource {
         })
     }
 
-    fn secret_ref(&self, credential: &CredentialId) -> Result<SecretRef, FetchError> {
+    fn secret_ref(&self, credential: &AccountId) -> Result<SecretRef, FetchError> {
         SecretRef::scoped(&self.namespace, credential.as_str(), SECRET_NAME)
             .map_err(|_| FetchError::Storage)
     }
 
-    /// Seals and stores `credential` (replacing any previous record). Call
+    /// Seals and stores `credential` for the account that `owner` proves to own,
+    /// **replacing any previous record of that account**. Call
     /// [`CredCache::invalidate_credential`](crate::CredCache::invalidate_credential)
     /// afterwards when replacing a live credential.
     ///
+    /// Records are stored by account id, so whoever may call this for an account
+    /// may replace its exchange key with one of their own choosing (every later
+    /// order of every user of the account would be signed with it). It therefore
+    /// takes an [`OwnerPermit`], the policy engine's proof that the caller owns the
+    /// account (grant-policy's `Ownership`, from `Policy::register_account` or
+    /// `Policy::ownership`), and refuses a credential for any other account.
+    /// Register (claim) the account first, then store its credential.
+    ///
     /// # Errors
     ///
+    /// [`FetchError::Refused`] when `credential` is not for `owner`'s account;
     /// [`FetchError::Backend`] for a store or KEK outage,
     /// [`FetchError::Misconfigured`] when the key-encryption backend no longer
     /// holds its configured primary key, [`FetchError::Storage`] for any other
     /// failure.
-    pub async fn put(&self, credential: &ExchangeCredential) -> Result<(), FetchError> {
+    pub async fn put<O: OwnerPermit + ?Sized>(
+        &self,
+        owner: &O,
+        credential: &ExchangeCredential,
+    ) -> Result<(), FetchError> {
+        if owner.account() != credential.credential_id() {
+            tracing::warn!(
+                code = FetchError::Refused.code(),
+                owner = %owner.owner(),
+                owned = %owner.account(),
+                credential = %credential.credential_id(),
+                "credential for an account the owner proof does not name refused"
+            );
+            return Err(FetchError::Refused);
+        }
         let reference = self.secret_ref(credential.credential_id())?;
         let record = record::encode(credential);
         self.secrets
@@ -114,13 +140,15 @@ impl LocalSource {
             .map_err(|e| self.storage_error(credential.credential_id(), &e))
     }
 
-    /// Deletes the record of `credential`; whether one existed. Invalidate the
-    /// cache afterwards.
+    /// Deletes the record of the account that `owner` proves to own; whether one
+    /// existed. Invalidate the cache afterwards. Takes the proof for the same
+    /// reason as [`put`](Self::put): a record is addressed by account id only.
     ///
     /// # Errors
     ///
     /// As [`put`](Self::put).
-    pub async fn delete(&self, credential: &CredentialId) -> Result<bool, FetchError> {
+    pub async fn delete<O: OwnerPermit + ?Sized>(&self, owner: &O) -> Result<bool, FetchError> {
+        let credential = owner.account();
         let reference = self.secret_ref(credential)?;
         self.secrets
             .delete(&reference)
@@ -132,7 +160,7 @@ impl LocalSource {
     /// with its code.
     fn storage_error(
         &self,
-        credential: &CredentialId,
+        credential: &AccountId,
         e: &crypto_envelope::SecretsError,
     ) -> FetchError {
         let error = if e.is_unavailable() {
@@ -176,7 +204,7 @@ impl CredentialSource for LocalSource {
                 "sealed record does not decode");
             FetchError::Storage
         })?;
-        if credential.is_read_only() && key.level() == AccessLevel::Trade {
+        if credential.is_read_only() && key.level() == Level::Trade {
             return Err(FetchError::Refused);
         }
         Ok(credential)
@@ -254,20 +282,19 @@ mod tests {
         let ring_a = LocalSource::new(with(key_a));
         let ring_b = LocalSource::new(with(key_b));
         let credential = ExchangeCredential::new(
-            CredentialId::new("acct-1").unwrap(),
+            AccountId::new("acct-1").unwrap(),
             zeroize::Zeroizing::new("AK-canary-31".to_owned()),
             zeroize::Zeroizing::new("sk-canary-31".to_owned()),
             None,
             false,
         )
         .unwrap();
-        let key = CacheKey::new(
-            crate::UserId::new("u").unwrap(),
-            CredentialId::new("acct-1").unwrap(),
-            AccessLevel::Read,
-        );
+        let key = crate::ids::tests::key("u", "acct-1", Level::Read);
         runtime.block_on(async {
-            ring_a.put(&credential).await.unwrap();
+            ring_a
+                .put(&crate::ids::tests::owns("u", "acct-1"), &credential)
+                .await
+                .unwrap();
             // Clones share the flag: still one ERROR.
             for source in [&ring_b, &ring_b.clone(), &ring_b] {
                 assert_eq!(

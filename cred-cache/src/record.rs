@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::credential::{ExchangeCredential, MAX_FIELD_LEN};
 use crate::error::CredentialError;
-use crate::ids::CredentialId;
+use access_types::AccountId;
 
 /// Format version written and read.
 pub const RECORD_VERSION: u8 = 1;
@@ -114,7 +114,7 @@ fn take_field(rest: &mut &[u8], field: &'static str) -> Result<Zeroizing<String>
 /// # Errors
 ///
 /// [`RecordError`] naming the part that breaks the format.
-pub fn decode(credential: CredentialId, bytes: &[u8]) -> Result<ExchangeCredential, RecordError> {
+pub fn decode(credential: AccountId, bytes: &[u8]) -> Result<ExchangeCredential, RecordError> {
     let [version, flags, rest @ ..] = bytes else {
         return Err(RecordError::Truncated { field: "header" });
     };
@@ -149,8 +149,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn id() -> CredentialId {
-        CredentialId::new("acct-1").unwrap()
+    fn id() -> AccountId {
+        AccountId::new("acct-1").unwrap()
     }
 
     fn unhex(text: &str) -> Vec<u8> {

@@ -9,16 +9,17 @@ use crate::error::FetchError;
 use crate::ids::CacheKey;
 
 /// A backend that produces a decrypted credential for a (user, credential,
-/// level) the embedding service has **already authorised** (with
-/// `grant-policy` or equivalent). The cache calls it at most once per key at a
-/// time, however many callers miss together.
+/// level) a policy engine has **already authorised**: every [`CacheKey`] is
+/// made from an [`AccessPermit`](crate::AccessPermit) ([`CacheKey::new`]). The
+/// cache calls it at most once per key at a time, however many callers miss
+/// together.
 ///
 /// # Security contract
 ///
 /// An implementation must:
 ///
 /// * **Refuse Trade on a read-only key**: when `key.level()` is
-///   [`AccessLevel::Trade`](crate::AccessLevel::Trade) and the stored key is
+///   [`Level::Trade`](crate::Level::Trade) and the stored key is
 ///   read-only, return [`FetchError::Refused`] (defence in depth: the cache
 ///   checks [`ExchangeCredential::is_read_only`] again, but a source knows its
 ///   storage best).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Behaviour, TestSource, key};
 use cred_cache::{
-    AccessLevel, ConfigError, CredCache, CredentialId, FetchError, Invalidation, MAX_TTL, UserId,
+    AccountId, ConfigError, CredCache, FetchError, Invalidation, Level, MAX_TTL, UserId,
 };
 
 fn cache(source: &Arc<TestSource>) -> CredCache {
@@ -20,12 +20,14 @@ fn cache(source: &Arc<TestSource>) -> CredCache {
 async fn thousand_concurrent_misses_make_one_fetch() {
     let source = TestSource::new(Duration::from_millis(200));
     let cache = cache(&source);
-    let k = key("u1", "acct-1", AccessLevel::Read);
+    let k = key("u1", "acct-1", Level::Read);
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let cache = cache.clone();
         let k = k.clone();
-        tasks.push(tokio::spawn(async move { cache.get_or_fetch(&k).await }));
+        tasks.push(tokio::spawn(async move {
+            cache.get_or_fetch(&k, k.level).await
+        }));
     }
     let mut values = Vec::new();
     for t in tasks {
@@ -44,12 +46,14 @@ async fn a_fetch_error_reaches_every_waiter_and_is_not_cached() {
     let source = TestSource::new(Duration::from_millis(200));
     source.set(Behaviour::Fail(FetchError::Backend));
     let cache = cache(&source);
-    let k = key("u1", "acct-1", AccessLevel::Trade);
+    let k = key("u1", "acct-1", Level::Trade);
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let cache = cache.clone();
         let k = k.clone();
-        tasks.push(tokio::spawn(async move { cache.get_or_fetch(&k).await }));
+        tasks.push(tokio::spawn(async move {
+            cache.get_or_fetch(&k, k.level).await
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap_err(), FetchError::Backend);
@@ -58,7 +62,7 @@ async fn a_fetch_error_reaches_every_waiter_and_is_not_cached() {
     assert_eq!(cache.stats().fetch_errors, 1);
     // Not cached: the next call fetches again and now succeeds.
     source.set(Behaviour::Ok);
-    let c = cache.get_or_fetch(&k).await.unwrap();
+    let c = cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(source.fetches(), 2);
     assert_eq!(c.expose_api_key(), "key-2");
 }
@@ -126,9 +130,9 @@ async fn an_expired_value_is_dropped_within_the_documented_bound() {
         .maintenance_interval(interval)
         .build()
         .unwrap();
-    let k = key("u1", "acct-1", AccessLevel::Read);
+    let k = key("u1", "acct-1", Level::Read);
     let inserted = Instant::now();
-    let weak = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
+    let weak = Arc::downgrade(&cache.get_or_fetch(&k, k.level).await.unwrap());
     // Held by the cache only, and still alive well before the TTL.
     tokio::time::sleep(ttl / 2).await;
     // (Unless this thread was descheduled past the TTL: a loaded machine.)
@@ -150,7 +154,7 @@ async fn an_expired_value_is_dropped_within_the_documented_bound() {
     assert!(inserted.elapsed() >= ttl);
     assert_eq!(cache.stats().evictions, 1);
     // And the next lookup misses.
-    cache.get_or_fetch(&k).await.unwrap();
+    cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(source.fetches(), 2);
 }
 
@@ -163,8 +167,8 @@ async fn a_borrowed_value_outlives_its_entry_and_dies_with_the_last_borrower() {
         .maintenance_interval(Duration::from_millis(20))
         .build()
         .unwrap();
-    let k = key("u1", "acct-1", AccessLevel::Read);
-    let held = cache.get_or_fetch(&k).await.unwrap();
+    let k = key("u1", "acct-1", Level::Read);
+    let held = cache.get_or_fetch(&k, k.level).await.unwrap();
     let weak = Arc::downgrade(&held);
     assert_eq!(Arc::strong_count(&held), 2, "the cache and this borrower");
     // Wait until the cache has released its reference (expiry + maintenance).
@@ -189,7 +193,7 @@ async fn dropping_the_cache_drops_its_values() {
     let cache = cache(&source);
     let weak = Arc::downgrade(
         &cache
-            .get_or_fetch(&key("u", "c", AccessLevel::Read))
+            .get_or_fetch(key("u", "c", Level::Read), Level::Read)
             .await
             .unwrap(),
     );
@@ -212,16 +216,24 @@ async fn the_n_plus_first_use_misses_and_refetches() {
         .max_uses(3)
         .build()
         .unwrap();
-    let k = key("u1", "acct-1", AccessLevel::Trade);
+    let k = key("u1", "acct-1", Level::Trade);
     for _ in 0..3 {
         assert_eq!(
-            cache.get_or_fetch(&k).await.unwrap().expose_api_key(),
+            cache
+                .get_or_fetch(&k, k.level)
+                .await
+                .unwrap()
+                .expose_api_key(),
             "key-1"
         );
     }
     assert_eq!(source.fetches(), 1);
     assert_eq!(
-        cache.get_or_fetch(&k).await.unwrap().expose_api_key(),
+        cache
+            .get_or_fetch(&k, k.level)
+            .await
+            .unwrap()
+            .expose_api_key(),
         "key-2"
     );
     assert_eq!(source.fetches(), 2);
@@ -236,12 +248,14 @@ async fn use_counts_hold_under_concurrency() {
         .max_uses(5)
         .build()
         .unwrap();
-    let k = key("u1", "acct-1", AccessLevel::Read);
+    let k = key("u1", "acct-1", Level::Read);
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let cache = cache.clone();
         let k = k.clone();
-        tasks.push(tokio::spawn(async move { cache.get_or_fetch(&k).await }));
+        tasks.push(tokio::spawn(async move {
+            cache.get_or_fetch(&k, k.level).await
+        }));
     }
     let mut per_value = std::collections::HashMap::<String, usize>::new();
     let mut contended = 0;
@@ -265,28 +279,60 @@ async fn levels_are_separate_entries_and_trade_on_read_only_is_refused() {
     let source = TestSource::new(Duration::ZERO);
     let cache = cache(&source);
     cache
-        .get_or_fetch(&key("u1", "acct-1", AccessLevel::Read))
+        .get_or_fetch(key("u1", "acct-1", Level::Read), Level::Read)
         .await
         .unwrap();
     cache
-        .get_or_fetch(&key("u1", "acct-1", AccessLevel::Trade))
+        .get_or_fetch(key("u1", "acct-1", Level::Trade), Level::Trade)
         .await
         .unwrap();
     assert_eq!(source.fetches(), 2);
 
     // A source that forgets to refuse Trade on a read-only key: the cache refuses.
     source.set(Behaviour::ReadOnlyUnchecked);
-    let trade = key("u1", "acct-ro", AccessLevel::Trade);
-    let e = cache.get_or_fetch(&trade).await.unwrap_err();
+    let trade = key("u1", "acct-ro", Level::Trade);
+    let e = cache.get_or_fetch(&trade, trade.level).await.unwrap_err();
     assert_eq!((e.clone(), e.status().as_u16()), (FetchError::Refused, 403));
     let read = cache
-        .get_or_fetch(&key("u1", "acct-ro", AccessLevel::Read))
+        .get_or_fetch(key("u1", "acct-ro", Level::Read), Level::Read)
         .await
         .unwrap();
     assert!(read.is_read_only());
     // The refusal was not cached and the Read entry is never served for Trade.
-    assert!(cache.get_or_fetch(&trade).await.is_err());
+    assert!(cache.get_or_fetch(&trade, trade.level).await.is_err());
     assert_eq!(source.fetches(), 5);
+}
+
+/// The permit bounds the lookup: a read permit never fetches (nor is served) a
+/// credential for trading, and the source is not even asked; a trade permit may fetch
+/// for reading, keyed at the lower level.
+#[tokio::test]
+async fn a_read_permit_is_refused_for_a_trade_fetch() {
+    let source = TestSource::new(Duration::ZERO);
+    let cache = cache(&source);
+    // Cached at Trade first, so a refusal cannot come from an empty cache.
+    cache
+        .get_or_fetch(key("u1", "acct-1", Level::Trade), Level::Trade)
+        .await
+        .unwrap();
+    let e = cache
+        .get_or_fetch(key("u1", "acct-1", Level::Read), Level::Trade)
+        .await
+        .unwrap_err();
+    assert_eq!((e.clone(), e.status().as_u16()), (FetchError::Refused, 403));
+    assert_eq!(source.fetches(), 1);
+    // Trade permit, read use: a Read entry of its own (one more fetch), then a hit.
+    for _ in 0..2 {
+        cache
+            .get_or_fetch(key("u1", "acct-1", Level::Trade), Level::Read)
+            .await
+            .unwrap();
+    }
+    cache
+        .get_or_fetch(key("u1", "acct-1", Level::Read), Level::Read)
+        .await
+        .unwrap();
+    assert_eq!(source.fetches(), 2);
 }
 
 #[tokio::test]
@@ -296,7 +342,7 @@ async fn a_credential_for_another_id_is_refused() {
     let cache = cache(&source);
     assert_eq!(
         cache
-            .get_or_fetch(&key("u1", "acct-1", AccessLevel::Read))
+            .get_or_fetch(key("u1", "acct-1", Level::Read), Level::Read)
             .await
             .unwrap_err(),
         FetchError::InvalidResponse
@@ -308,14 +354,14 @@ async fn invalidation_by_user_by_credential_and_all() {
     let source = TestSource::new(Duration::ZERO);
     let cache = cache(&source);
     let keys = [
-        key("alice", "acct-1", AccessLevel::Read),
-        key("alice", "acct-1", AccessLevel::Trade),
-        key("alice", "acct-2", AccessLevel::Read),
-        key("bob", "acct-1", AccessLevel::Read),
-        key("bob", "acct-3", AccessLevel::Trade),
+        key("alice", "acct-1", Level::Read),
+        key("alice", "acct-1", Level::Trade),
+        key("alice", "acct-2", Level::Read),
+        key("bob", "acct-1", Level::Read),
+        key("bob", "acct-3", Level::Trade),
     ];
     for k in &keys {
-        cache.get_or_fetch(k).await.unwrap();
+        cache.get_or_fetch(k, k.level).await.unwrap();
     }
     assert_eq!(source.fetches(), 5);
     let refetched = |before: u64| source.fetches() - before;
@@ -327,18 +373,18 @@ async fn invalidation_by_user_by_credential_and_all() {
         .unwrap();
     let before = source.fetches();
     for k in &keys {
-        cache.get_or_fetch(k).await.unwrap();
+        cache.get_or_fetch(k, k.level).await.unwrap();
     }
     assert_eq!(refetched(before), 3);
 
     // By credential: acct-1 at every level for every user.
     cache
-        .invalidate_credential(&CredentialId::new("acct-1").unwrap())
+        .invalidate_credential(&AccountId::new("acct-1").unwrap())
         .await
         .unwrap();
     let before = source.fetches();
     for k in &keys {
-        cache.get_or_fetch(k).await.unwrap();
+        cache.get_or_fetch(k, k.level).await.unwrap();
     }
     assert_eq!(refetched(before), 3);
 
@@ -346,7 +392,7 @@ async fn invalidation_by_user_by_credential_and_all() {
     cache.invalidate(Invalidation::All).await.unwrap();
     let before = source.fetches();
     for k in &keys {
-        cache.get_or_fetch(k).await.unwrap();
+        cache.get_or_fetch(k, k.level).await.unwrap();
     }
     assert_eq!(refetched(before), 5);
     assert_eq!(cache.stats().invalidations, 11);
@@ -357,16 +403,16 @@ async fn invalidated_values_are_wiped_at_once() {
     let source = TestSource::new(Duration::ZERO);
     let cache = cache(&source);
     for invalidation in [
-        Invalidation::Credential(CredentialId::new("c").unwrap()),
+        Invalidation::Credential(AccountId::new("c").unwrap()),
         Invalidation::User(UserId::new("u").unwrap()),
         Invalidation::All,
     ] {
-        let k = key("u", "c", AccessLevel::Read);
+        let k = key("u", "c", Level::Read);
         let other = cache
-            .get_or_fetch(&key("v", "d", AccessLevel::Read))
+            .get_or_fetch(key("v", "d", Level::Read), Level::Read)
             .await
             .unwrap();
-        let weak = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
+        let weak = Arc::downgrade(&cache.get_or_fetch(&k, k.level).await.unwrap());
         let weak_other = Arc::downgrade(&other);
         drop(other);
         cache.invalidate(invalidation.clone()).await.unwrap();
@@ -385,11 +431,11 @@ async fn invalidated_values_are_wiped_at_once() {
 async fn a_fetch_racing_an_invalidation_is_discarded() {
     let source = TestSource::gated();
     let cache = cache(&source);
-    let k = key("u1", "acct-1", AccessLevel::Trade);
+    let k = key("u1", "acct-1", Level::Trade);
     let task = {
         let cache = cache.clone();
         let k = k.clone();
-        tokio::spawn(async move { cache.get_or_fetch(&k).await })
+        tokio::spawn(async move { cache.get_or_fetch(&k, k.level).await })
     };
     source.started.notified().await;
     // Revoke while fetch 1 is in flight, then let it finish.
@@ -403,7 +449,11 @@ async fn a_fetch_racing_an_invalidation_is_discarded() {
     assert_eq!(source.fetches(), 2);
     // And the value of fetch 1 is not in the cache either.
     assert_eq!(
-        cache.get_or_fetch(&k).await.unwrap().expose_api_key(),
+        cache
+            .get_or_fetch(&k, k.level)
+            .await
+            .unwrap()
+            .expose_api_key(),
         "key-2"
     );
 }
@@ -417,15 +467,15 @@ async fn counters_track_hits_misses_fetches_and_evictions() {
         .maintenance_interval(Duration::from_millis(20))
         .build()
         .unwrap();
-    let a = key("u", "a", AccessLevel::Read);
-    cache.get_or_fetch(&a).await.unwrap();
-    cache.get_or_fetch(&a).await.unwrap();
-    cache.get_or_fetch(&a).await.unwrap();
+    let a = key("u", "a", Level::Read);
+    cache.get_or_fetch(&a, a.level).await.unwrap();
+    cache.get_or_fetch(&a, a.level).await.unwrap();
+    cache.get_or_fetch(&a, a.level).await.unwrap();
     let s = cache.stats();
     assert_eq!((s.hits, s.misses, s.fetches, s.evictions), (2, 1, 1, 0));
     for name in ["b", "c", "d", "e"] {
         cache
-            .get_or_fetch(&key("u", name, AccessLevel::Read))
+            .get_or_fetch(key("u", name, Level::Read), Level::Read)
             .await
             .unwrap();
     }
@@ -482,7 +532,7 @@ async fn endless_revokes_end_in_contended_never_in_a_revoked_value() {
         .unwrap();
     source.cache.set(cache.clone()).unwrap();
     let e = cache
-        .get_or_fetch(&key("u", "acct-1", AccessLevel::Trade))
+        .get_or_fetch(key("u", "acct-1", Level::Trade), Level::Trade)
         .await
         .unwrap_err();
     assert_eq!(
@@ -525,13 +575,13 @@ fn invalidation_storm(cache: &CredCache, make: fn(u64) -> Invalidation) -> Storm
 async fn lookups_during(
     cache: &CredCache,
     storm: Storm,
-    key: impl Fn(u64) -> cred_cache::CacheKey,
+    key: impl Fn(u64) -> common::TestPermit,
 ) -> (u64, u64, u64) {
     let (mut lookups, mut ok) = (0, 0);
     while lookups < 100
         && (lookups < 10 || storm.sent.load(std::sync::atomic::Ordering::SeqCst) < 20)
     {
-        if cache.get_or_fetch(&key(lookups)).await.is_ok() {
+        if cache.get_or_fetch(key(lookups), Level::Read).await.is_ok() {
             ok += 1;
         }
         lookups += 1;
@@ -555,7 +605,7 @@ async fn an_unrelated_user_invalidation_storm_fails_no_lookup() {
         Invalidation::User(UserId::new(&format!("made-up-{n}")).unwrap())
     });
     let (lookups, ok, _) = lookups_during(&cache, storm, |i| {
-        key("u1", &format!("acct-{i}"), AccessLevel::Trade)
+        key("u1", &format!("acct-{i}"), Level::Trade)
     })
     .await;
     assert_eq!(
@@ -575,10 +625,10 @@ async fn an_unrelated_credential_invalidation_storm_fails_no_lookup() {
     let source = TestSource::new(Duration::from_millis(20));
     let cache = cache(&source);
     let storm = invalidation_storm(&cache, |n| {
-        Invalidation::Credential(CredentialId::new(&format!("made-up-{n}")).unwrap())
+        Invalidation::Credential(AccountId::new(&format!("made-up-{n}")).unwrap())
     });
     let (lookups, ok, _) = lookups_during(&cache, storm, |i| {
-        key(&format!("user-{i}"), "acct-1", AccessLevel::Read)
+        key(&format!("user-{i}"), "acct-1", Level::Read)
     })
     .await;
     assert_eq!(ok, lookups);
@@ -590,7 +640,7 @@ async fn an_unrelated_credential_invalidation_storm_fails_no_lookup() {
 /// flight, discards the fetched value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_racing_a_matching_invalidation_of_any_scope_is_discarded() {
-    let k = key("u1", "acct-1", AccessLevel::Trade);
+    let k = key("u1", "acct-1", Level::Trade);
     for invalidation in [
         Invalidation::User(k.user().clone()),
         Invalidation::Credential(k.credential().clone()),
@@ -602,7 +652,7 @@ async fn a_fetch_racing_a_matching_invalidation_of_any_scope_is_discarded() {
         let task = {
             let cache = cache.clone();
             let k = k.clone();
-            tokio::spawn(async move { cache.get_or_fetch(&k).await })
+            tokio::spawn(async move { cache.get_or_fetch(&k, k.level).await })
         };
         source.started.notified().await;
         cache.invalidate(invalidation.clone()).await.unwrap();
@@ -628,11 +678,11 @@ async fn a_share_revoke_storm_aimed_at_a_user_fails_none_of_their_other_lookups(
             UserId::new("victim").unwrap(),
             // A fresh account each time; generations are exact per pair, so
             // none of these can touch a victim key's fetch.
-            CredentialId::new(&format!("mallory-acct-{n}")).unwrap(),
+            AccountId::new(&format!("mallory-acct-{n}")).unwrap(),
         )
     });
     let (lookups, ok, _) = lookups_during(&cache, storm, |i| {
-        key("victim", &format!("acct-{i}"), AccessLevel::Trade)
+        key("victim", &format!("acct-{i}"), Level::Trade)
     })
     .await;
     assert_eq!(ok, lookups);
@@ -644,13 +694,13 @@ async fn a_user_credential_invalidation_drops_only_that_pair() {
     let source = TestSource::new(Duration::ZERO);
     let cache = cache(&source);
     let keys = [
-        key("u1", "a", AccessLevel::Read),
-        key("u1", "a", AccessLevel::Trade),
-        key("u1", "b", AccessLevel::Read),
-        key("u2", "a", AccessLevel::Read),
+        key("u1", "a", Level::Read),
+        key("u1", "a", Level::Trade),
+        key("u1", "b", Level::Read),
+        key("u2", "a", Level::Read),
     ];
     for k in &keys {
-        cache.get_or_fetch(k).await.unwrap();
+        cache.get_or_fetch(k, k.level).await.unwrap();
     }
     cache
         .invalidate_user_credential(keys[0].user(), keys[0].credential())
@@ -658,7 +708,7 @@ async fn a_user_credential_invalidation_drops_only_that_pair() {
         .unwrap();
     for (k, refetched) in keys.iter().zip([true, true, false, false]) {
         let before = source.fetches();
-        cache.get_or_fetch(k).await.unwrap();
+        cache.get_or_fetch(k, k.level).await.unwrap();
         assert_eq!(source.fetches() > before, refetched, "{k:?}");
     }
 }
@@ -678,14 +728,14 @@ async fn a_storm_over_thousands_of_made_up_ids_discards_no_unrelated_fetch() {
     let lookups: Vec<_> = (0..10)
         .map(|i| {
             let cache = cache.clone();
-            let k = key("victim", &format!("acct-{i}"), AccessLevel::Trade);
-            tokio::spawn(async move { cache.get_or_fetch(&k).await })
+            let k = key("victim", &format!("acct-{i}"), Level::Trade);
+            tokio::spawn(async move { cache.get_or_fetch(&k, k.level).await })
         })
         .collect();
     while source.fetches() < 10 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let account = CredentialId::new("mallory-acct").unwrap();
+    let account = AccountId::new("mallory-acct").unwrap();
     for n in 0..5000 {
         let made_up = UserId::new(&format!("made-up-{n}")).unwrap();
         cache

@@ -14,15 +14,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use common::{key, z};
+use common::{ck, key, owns, z};
 use cred_cache::invalidation::MessageError;
 use cred_cache::local::{DEFAULT_NAMESPACE, LocalSource, SECRET_NAME};
 use cred_cache::redis::RedisInvalidation;
 use cred_cache::remote::{RemoteVaultSource, parse_response};
 use cred_cache::{
-    AccessLevel, CacheStats, ConfigError, CredCache, CredentialId, CredentialSource,
-    ExchangeCredential, FetchError, IdError, Invalidation, InvalidationMessage, PublishError,
-    UserId, danger, record,
+    AccountId, CacheStats, ConfigError, CredCache, CredentialSource, ExchangeCredential,
+    FetchError, IdError, Invalidation, InvalidationMessage, Level, PublishError, UserId, danger,
+    record,
 };
 use crypto_envelope::{Envelope, LocalKeyRing, MasterKey, MemoryStore, SecretRef, Secrets};
 
@@ -54,7 +54,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 
 fn canary_credential(id: &str, read_only: bool) -> ExchangeCredential {
     ExchangeCredential::new(
-        CredentialId::new(id).unwrap(),
+        AccountId::new(id).unwrap(),
         z(KEY),
         z(SECRET),
         Some(z(PASS)),
@@ -118,11 +118,11 @@ fn no_canary_in_debug_display_or_logs() {
         let secrets = Secrets::new(Envelope::new(ring).unwrap(), Arc::clone(&store) as _);
         let local = Arc::new(LocalSource::new(secrets.clone()));
         local
-            .put(&canary_credential("acct-ok", false))
+            .put(&owns("acct-ok"), &canary_credential("acct-ok", false))
             .await
             .unwrap();
         local
-            .put(&canary_credential("acct-ro", true))
+            .put(&owns("acct-ro"), &canary_credential("acct-ro", true))
             .await
             .unwrap();
         let junk = format!("\x01\x00\x00\x18{SECRET}{KEY}");
@@ -142,7 +142,7 @@ fn no_canary_in_debug_display_or_logs() {
         let cache = builder.build().unwrap();
         let subscription = bus.subscribe(&cache);
         let c = cache
-            .get_or_fetch(&key("u1", "acct-ok", AccessLevel::Trade))
+            .get_or_fetch(key("u1", "acct-ok", Level::Trade), Level::Trade)
             .await
             .unwrap();
         // The canary really is in there: the checks below could fail.
@@ -153,13 +153,13 @@ fn no_canary_in_debug_display_or_logs() {
         show("credential", format!("{c:?} {c:#?}"));
         for k in ["acct-ro", "acct-junk", "acct-none"] {
             let e = cache
-                .get_or_fetch(&key("u1", k, AccessLevel::Trade))
+                .get_or_fetch(key("u1", k, Level::Trade), Level::Trade)
                 .await
                 .unwrap_err();
             show("fetch error", format!("{e:?} {e}"));
         }
         let e = cache
-            .invalidate_credential(&CredentialId::new("acct-ok").unwrap())
+            .invalidate_credential(&AccountId::new("acct-ok").unwrap())
             .await
             .unwrap_err();
         show("publish error", format!("{e:?} {e}"));
@@ -188,7 +188,7 @@ fn no_canary_in_debug_display_or_logs() {
             .build()
             .unwrap();
         let c = remote_cache
-            .get_or_fetch(&key("u2", "acct-ok", AccessLevel::Read))
+            .get_or_fetch(key("u2", "acct-ok", Level::Read), Level::Read)
             .await
             .unwrap();
         assert_eq!(c.expose_secret(), SECRET);
@@ -200,7 +200,7 @@ fn no_canary_in_debug_display_or_logs() {
             "acct-other",
         ] {
             let e = remote_cache
-                .get_or_fetch(&key("u2", k, AccessLevel::Trade))
+                .get_or_fetch(key("u2", k, Level::Trade), Level::Trade)
                 .await
                 .unwrap_err();
             show("remote error", format!("{e:?} {e}"));
@@ -210,7 +210,7 @@ fn no_canary_in_debug_display_or_logs() {
             .build()
             .unwrap();
         let e = wrong
-            .fetch(&key("u2", "acct-ok", AccessLevel::Read))
+            .fetch(&ck("u2", "acct-ok", Level::Read))
             .await
             .unwrap_err();
         show("wrong secret", format!("{e:?} {e} {wrong:?}"));
@@ -220,7 +220,7 @@ fn no_canary_in_debug_display_or_logs() {
 
     // Every public type's Debug and Display, including errors built from
     // canary input.
-    let k = key("u", "acct-ok", AccessLevel::Trade);
+    let k = ck("u", "acct-ok", Level::Trade);
     show(
         "key",
         format!("{k:?} {:?} {:?} {:?}", k.user(), k.credential(), k.level()),
@@ -245,7 +245,7 @@ fn no_canary_in_debug_display_or_logs() {
     let id_error: IdError = UserId::new(&format!("{SECRET} x")).unwrap_err();
     show("id error", format!("{id_error:?} {id_error}"));
     let cred_error = ExchangeCredential::new(
-        CredentialId::new("c").unwrap(),
+        AccountId::new("c").unwrap(),
         z(KEY),
         z(&format!("{SECRET}\n")),
         None,
@@ -269,7 +269,7 @@ fn no_canary_in_debug_display_or_logs() {
     );
     let message = InvalidationMessage {
         origin: "0123456789abcdef".into(),
-        invalidation: Invalidation::Credential(CredentialId::new("acct-ok").unwrap()),
+        invalidation: Invalidation::Credential(AccountId::new("acct-ok").unwrap()),
     };
     show(
         "message",
@@ -302,7 +302,7 @@ fn no_canary_in_debug_display_or_logs() {
         show("response error", format!("{e:?} {e}"));
     }
     let e = record::decode(
-        CredentialId::new("c").unwrap(),
+        AccountId::new("c").unwrap(),
         format!("\x01\x00\x00\x05{SECRET}").as_bytes(),
     )
     .unwrap_err();

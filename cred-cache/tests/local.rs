@@ -6,11 +6,9 @@ use crate::common;
 
 use std::sync::Arc;
 
-use common::{key, z};
+use common::{ck, key, owns, z};
 use cred_cache::local::{DEFAULT_NAMESPACE, LocalSource, SECRET_NAME};
-use cred_cache::{
-    AccessLevel, CredCache, CredentialId, CredentialSource, ExchangeCredential, FetchError,
-};
+use cred_cache::{AccountId, CredCache, CredentialSource, ExchangeCredential, FetchError, Level};
 use crypto_envelope::{
     Envelope, LocalKeyRing, MasterKey, MemoryStore, SecretRef, SecretStore, Secrets,
 };
@@ -22,7 +20,7 @@ fn secrets(store: &Arc<MemoryStore>) -> Secrets {
 
 fn credential(id: &str, read_only: bool) -> ExchangeCredential {
     ExchangeCredential::new(
-        CredentialId::new(id).unwrap(),
+        AccountId::new(id).unwrap(),
         z(&format!("AK-{id}")),
         z("sk-secret"),
         Some(z("pass")),
@@ -35,11 +33,60 @@ fn row(id: &str) -> SecretRef {
     SecretRef::scoped(DEFAULT_NAMESPACE, id, SECRET_NAME).unwrap()
 }
 
+/// Records are stored by account id: a proof of owning one account does not let its
+/// holder store (overwrite) or delete another account's credential.
+#[tokio::test]
+async fn storing_or_deleting_needs_proof_of_owning_that_account() {
+    let store = Arc::new(MemoryStore::new());
+    let source = LocalSource::new(secrets(&store));
+    source
+        .put(&owns("acct-victim"), &credential("acct-victim", false))
+        .await
+        .unwrap();
+    let before = store
+        .get(&row("acct-victim"))
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed;
+    // Mallory owns acct-mallory and tries to put her key on the victim's account.
+    let forged = ExchangeCredential::new(
+        AccountId::new("acct-victim").unwrap(),
+        z("AK-mallory"),
+        z("sk-mallory"),
+        None,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        source
+            .put(&owns("acct-mallory"), &forged)
+            .await
+            .unwrap_err(),
+        FetchError::Refused
+    );
+    let after = store
+        .get(&row("acct-victim"))
+        .await
+        .unwrap()
+        .unwrap()
+        .sealed;
+    assert_eq!(before, after);
+    // Deleting names the account through the proof only.
+    assert!(!source.delete(&owns("acct-mallory")).await.unwrap());
+    assert!(store.get(&row("acct-victim")).await.unwrap().is_some());
+    assert!(source.delete(&owns("acct-victim")).await.unwrap());
+    assert!(store.get(&row("acct-victim")).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn sealed_credentials_round_trip_through_the_cache() {
     let store = Arc::new(MemoryStore::new());
     let source = Arc::new(LocalSource::new(secrets(&store)));
-    source.put(&credential("acct-1", false)).await.unwrap();
+    source
+        .put(&owns("acct-1"), &credential("acct-1", false))
+        .await
+        .unwrap();
     // What is stored is sealed: the plaintext does not appear in the row.
     let sealed = store.get(&row("acct-1")).await.unwrap().unwrap().sealed;
     assert!(!sealed.windows(9).any(|w| w == b"sk-secret"));
@@ -48,7 +95,7 @@ async fn sealed_credentials_round_trip_through_the_cache() {
         .build()
         .unwrap();
     let c = cache
-        .get_or_fetch(&key("u1", "acct-1", AccessLevel::Trade))
+        .get_or_fetch(key("u1", "acct-1", Level::Trade), Level::Trade)
         .await
         .unwrap();
     assert_eq!(c.expose_api_key(), "AK-acct-1");
@@ -61,17 +108,20 @@ async fn sealed_credentials_round_trip_through_the_cache() {
 async fn trade_on_a_read_only_record_is_refused_by_the_source() {
     let store = Arc::new(MemoryStore::new());
     let source = LocalSource::new(secrets(&store));
-    source.put(&credential("acct-ro", true)).await.unwrap();
+    source
+        .put(&owns("acct-ro"), &credential("acct-ro", true))
+        .await
+        .unwrap();
     assert!(
         source
-            .fetch(&key("u", "acct-ro", AccessLevel::Read))
+            .fetch(&ck("u", "acct-ro", Level::Read))
             .await
             .unwrap()
             .is_read_only()
     );
     assert_eq!(
         source
-            .fetch(&key("u", "acct-ro", AccessLevel::Trade))
+            .fetch(&ck("u", "acct-ro", Level::Trade))
             .await
             .unwrap_err(),
         FetchError::Refused
@@ -85,14 +135,17 @@ async fn missing_moved_foreign_and_malformed_records_fail_closed() {
     let source = LocalSource::new(secrets.clone());
     assert_eq!(
         source
-            .fetch(&key("u", "acct-none", AccessLevel::Read))
+            .fetch(&ck("u", "acct-none", Level::Read))
             .await
             .unwrap_err(),
         FetchError::NotFound
     );
 
     // A sealed record copied into another credential's row does not open there.
-    source.put(&credential("acct-a", false)).await.unwrap();
+    source
+        .put(&owns("acct-a"), &credential("acct-a", false))
+        .await
+        .unwrap();
     let stored = store.get(&row("acct-a")).await.unwrap().unwrap();
     store
         .put(&row("acct-b"), &stored.sealed, "copied", 0)
@@ -100,7 +153,7 @@ async fn missing_moved_foreign_and_malformed_records_fail_closed() {
         .unwrap();
     assert_eq!(
         source
-            .fetch(&key("u", "acct-b", AccessLevel::Read))
+            .fetch(&ck("u", "acct-b", Level::Read))
             .await
             .unwrap_err(),
         FetchError::Storage
@@ -110,7 +163,7 @@ async fn missing_moved_foreign_and_malformed_records_fail_closed() {
     let other = LocalSource::new(self::secrets(&store));
     assert_eq!(
         other
-            .fetch(&key("u", "acct-a", AccessLevel::Read))
+            .fetch(&ck("u", "acct-a", Level::Read))
             .await
             .unwrap_err(),
         FetchError::Misconfigured
@@ -123,22 +176,17 @@ async fn missing_moved_foreign_and_malformed_records_fail_closed() {
         .unwrap();
     assert_eq!(
         source
-            .fetch(&key("u", "acct-junk", AccessLevel::Read))
+            .fetch(&ck("u", "acct-junk", Level::Read))
             .await
             .unwrap_err(),
         FetchError::Storage
     );
 
     // Deleted: not found.
-    assert!(
-        source
-            .delete(&CredentialId::new("acct-a").unwrap())
-            .await
-            .unwrap()
-    );
+    assert!(source.delete(&owns("acct-a")).await.unwrap());
     assert_eq!(
         source
-            .fetch(&key("u", "acct-a", AccessLevel::Read))
+            .fetch(&ck("u", "acct-a", Level::Read))
             .await
             .unwrap_err(),
         FetchError::NotFound
@@ -151,16 +199,12 @@ async fn namespaces_keep_services_apart() {
     let secrets = secrets(&store);
     let a = LocalSource::with_namespace(secrets.clone(), "service-a").unwrap();
     let b = LocalSource::with_namespace(secrets.clone(), "service-b").unwrap();
-    a.put(&credential("acct-1", false)).await.unwrap();
-    assert!(
-        a.fetch(&key("u", "acct-1", AccessLevel::Read))
-            .await
-            .is_ok()
-    );
+    a.put(&owns("acct-1"), &credential("acct-1", false))
+        .await
+        .unwrap();
+    assert!(a.fetch(&ck("u", "acct-1", Level::Read)).await.is_ok());
     assert_eq!(
-        b.fetch(&key("u", "acct-1", AccessLevel::Read))
-            .await
-            .unwrap_err(),
+        b.fetch(&ck("u", "acct-1", Level::Read)).await.unwrap_err(),
         FetchError::NotFound
     );
     assert!(LocalSource::with_namespace(secrets, "").is_err());
@@ -177,13 +221,16 @@ async fn a_source_with_the_wrong_key_ring_is_misconfigured() {
     let store = Arc::new(MemoryStore::new());
     let ring_a = LocalSource::new(secrets(&store));
     let ring_b = Arc::new(LocalSource::new(secrets(&store)));
-    ring_a.put(&credential("acct-1", false)).await.unwrap();
-    ring_a.put(&credential("acct-2", true)).await.unwrap();
+    ring_a
+        .put(&owns("acct-1"), &credential("acct-1", false))
+        .await
+        .unwrap();
+    ring_a
+        .put(&owns("acct-2"), &credential("acct-2", true))
+        .await
+        .unwrap();
     for id in ["acct-1", "acct-2", "acct-1"] {
-        let err = ring_b
-            .fetch(&key("u", id, AccessLevel::Read))
-            .await
-            .unwrap_err();
+        let err = ring_b.fetch(&ck("u", id, Level::Read)).await.unwrap_err();
         assert_eq!(err, FetchError::Misconfigured);
         assert_eq!(err.status().as_u16(), 500);
         assert_eq!(err.code(), "cred_cache.misconfigured");
@@ -194,7 +241,7 @@ async fn a_source_with_the_wrong_key_ring_is_misconfigured() {
         .unwrap();
     assert_eq!(
         cache
-            .get_or_fetch(&key("u", "acct-1", AccessLevel::Trade))
+            .get_or_fetch(key("u", "acct-1", Level::Trade), Level::Trade)
             .await
             .unwrap_err(),
         FetchError::Misconfigured
@@ -202,15 +249,10 @@ async fn a_source_with_the_wrong_key_ring_is_misconfigured() {
     // A record that does not exist is still not found; the right ring still opens.
     assert_eq!(
         ring_b
-            .fetch(&key("u", "acct-none", AccessLevel::Read))
+            .fetch(&ck("u", "acct-none", Level::Read))
             .await
             .unwrap_err(),
         FetchError::NotFound
     );
-    assert!(
-        ring_a
-            .fetch(&key("u", "acct-1", AccessLevel::Read))
-            .await
-            .is_ok()
-    );
+    assert!(ring_a.fetch(&ck("u", "acct-1", Level::Read)).await.is_ok());
 }

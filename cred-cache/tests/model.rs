@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{TestSource, key};
-use cred_cache::{AccessLevel, CredCache, CredentialId, Invalidation, UserId};
+use cred_cache::{AccountId, CredCache, Invalidation, Level, UserId};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -44,10 +44,10 @@ proptest! {
             for op in ops {
                 match op {
                     Op::Get(u, c, trade) => {
-                        let level = if trade { AccessLevel::Trade } else { AccessLevel::Read };
+                        let level = if trade { Level::Trade } else { Level::Read };
                         let k = key(&format!("u{u}"), &format!("c{c}"), level);
                         let before = source.fetches();
-                        let got = cache.get_or_fetch(&k).await.unwrap();
+                        let got = cache.get_or_fetch(&k, k.level).await.unwrap();
                         let n: u64 = got.expose_api_key().trim_start_matches("key-").parse().unwrap();
                         match model.get(&(u, c, trade)) {
                             Some(&expected) => {
@@ -66,7 +66,7 @@ proptest! {
                     }
                     Op::InvalidateCredential(c) => {
                         cache
-                            .invalidate_credential(&CredentialId::new(&format!("c{c}")).unwrap())
+                            .invalidate_credential(&AccountId::new(&format!("c{c}")).unwrap())
                             .await
                             .unwrap();
                         model.retain(|&(_, mc, _), _| mc != c);

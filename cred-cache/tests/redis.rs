@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{TestSource, key};
 use cred_cache::redis::{RedisInvalidation, Subscription};
-use cred_cache::{AccessLevel, CacheKey, CredCache, CredentialId, PublishError, UserId};
+use cred_cache::{AccountId, CredCache, Level, PublishError, UserId};
 
 fn redis_url() -> String {
     std::env::var("STRONGROOM_REDIS_URL")
@@ -50,11 +50,11 @@ async fn instance(url: &str, channel: &str) -> Instance {
 }
 
 /// Polls `instance` for `k` until it fetches again; returns how long that took.
-async fn time_to_miss(instance: &Instance, k: &CacheKey, limit: Duration) -> Duration {
+async fn time_to_miss(instance: &Instance, k: &common::TestPermit, limit: Duration) -> Duration {
     let before = instance.source.fetches();
     let started = Instant::now();
     loop {
-        instance.cache.get_or_fetch(k).await.unwrap();
+        instance.cache.get_or_fetch(k, k.level).await.unwrap();
         if instance.source.fetches() > before {
             return started.elapsed();
         }
@@ -70,12 +70,15 @@ async fn a_revoke_through_one_instance_reaches_the_other_within_a_second() {
     let channel = random_channel();
     let a = instance(&url, &channel).await;
     let b = instance(&url, &channel).await;
-    let k = key("alice", "acct-1", AccessLevel::Trade);
-    let untouched = key("bob", "acct-2", AccessLevel::Read);
+    let k = key("alice", "acct-1", Level::Trade);
+    let untouched = key("bob", "acct-2", Level::Read);
     for i in [&a, &b] {
-        i.cache.get_or_fetch(&k).await.unwrap();
-        i.cache.get_or_fetch(&k).await.unwrap();
-        i.cache.get_or_fetch(&untouched).await.unwrap();
+        i.cache.get_or_fetch(&k, k.level).await.unwrap();
+        i.cache.get_or_fetch(&k, k.level).await.unwrap();
+        i.cache
+            .get_or_fetch(&untouched, untouched.level)
+            .await
+            .unwrap();
         assert_eq!(i.source.fetches(), 2);
     }
 
@@ -83,7 +86,10 @@ async fn a_revoke_through_one_instance_reaches_the_other_within_a_second() {
     let took = time_to_miss(&b, &k, Duration::from_secs(1)).await;
     println!("credential revoke reached the other instance in {took:?}");
     // Other entries survive on both sides.
-    b.cache.get_or_fetch(&untouched).await.unwrap();
+    b.cache
+        .get_or_fetch(&untouched, untouched.level)
+        .await
+        .unwrap();
     assert_eq!(b.source.fetches(), 3);
 
     // By user, the other way round.
@@ -112,8 +118,8 @@ async fn an_undecodable_message_drops_everything() {
     let url = redis_url();
     let channel = random_channel();
     let b = instance(&url, &channel).await;
-    let k = key("alice", "acct-1", AccessLevel::Read);
-    b.cache.get_or_fetch(&k).await.unwrap();
+    let k = key("alice", "acct-1", Level::Read);
+    b.cache.get_or_fetch(&k, k.level).await.unwrap();
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let receivers: i64 = redis::cmd("PUBLISH")
@@ -198,8 +204,8 @@ async fn the_subscriber_reconnects_and_drops_everything_after_a_gap() {
     let proxy = Proxy::start(&url).await;
     let a = instance(&url, &channel).await;
     let b = instance(&proxy.url, &channel).await;
-    let k = key("alice", "acct-1", AccessLevel::Read);
-    b.cache.get_or_fetch(&k).await.unwrap();
+    let k = key("alice", "acct-1", Level::Read);
+    b.cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(b.source.fetches(), 1);
 
     proxy.cut();
@@ -222,7 +228,7 @@ async fn the_subscriber_reconnects_and_drops_everything_after_a_gap() {
 
     // And messages flow again after the reconnect.
     a.cache
-        .invalidate_credential(&CredentialId::new("acct-1").unwrap())
+        .invalidate_credential(&AccountId::new("acct-1").unwrap())
         .await
         .unwrap();
     time_to_miss(&b, &k, Duration::from_secs(1)).await;
@@ -235,8 +241,8 @@ async fn while_redis_is_unreachable_no_entry_outlives_a_reconnection_attempt() {
     let channel = random_channel();
     let proxy = Proxy::start(&url).await;
     let b = instance(&proxy.url, &channel).await;
-    let k = key("alice", "acct-1", AccessLevel::Read);
-    b.cache.get_or_fetch(&k).await.unwrap();
+    let k = key("alice", "acct-1", Level::Read);
+    b.cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(b.source.fetches(), 1);
 
     proxy.set_down(true);
@@ -262,9 +268,9 @@ async fn while_redis_is_unreachable_no_entry_outlives_a_reconnection_attempt() {
         b.subscription.wait_connected(Duration::from_secs(10)).await,
         "no reconnect"
     );
-    b.cache.get_or_fetch(&k).await.unwrap();
+    b.cache.get_or_fetch(&k, k.level).await.unwrap();
     let before = b.source.fetches();
-    b.cache.get_or_fetch(&k).await.unwrap();
+    b.cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(b.source.fetches(), before, "a hit after the reconnect");
 }
 
@@ -278,9 +284,9 @@ async fn the_cache_works_without_redis() {
         .build()
         .unwrap();
     let subscription = bus.subscribe(&cache);
-    let k = key("alice", "acct-1", AccessLevel::Read);
-    cache.get_or_fetch(&k).await.unwrap();
-    cache.get_or_fetch(&k).await.unwrap();
+    let k = key("alice", "acct-1", Level::Read);
+    cache.get_or_fetch(&k, k.level).await.unwrap();
+    cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(source.fetches(), 1);
     // Publishing fails and says so, but the local invalidation happened.
     assert_eq!(
@@ -290,7 +296,7 @@ async fn the_cache_works_without_redis() {
             .unwrap_err(),
         PublishError::Transport
     );
-    cache.get_or_fetch(&k).await.unwrap();
+    cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(source.fetches(), 2);
     assert!(!subscription.is_connected());
 }
@@ -346,8 +352,8 @@ async fn messages_for_made_up_users_fail_no_lookup() {
     };
     let mut ok = 0;
     for i in 0..10 {
-        let k = key("alice", &format!("acct-{i}"), AccessLevel::Trade);
-        if cache.get_or_fetch(&k).await.is_ok() {
+        let k = key("alice", &format!("acct-{i}"), Level::Trade);
+        if cache.get_or_fetch(&k, k.level).await.is_ok() {
             ok += 1;
         }
     }

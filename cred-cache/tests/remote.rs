@@ -15,9 +15,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use common::{key, z};
+use common::{ck, key, z};
 use cred_cache::remote::RemoteVaultSource;
-use cred_cache::{AccessLevel, ConfigError, CredCache, CredentialSource, FetchError, danger};
+use cred_cache::{ConfigError, CredCache, CredentialSource, FetchError, Level, danger};
 
 const SECRET: &str = "internal-secret-0123456789";
 
@@ -122,7 +122,7 @@ async fn fetches_a_credential_with_the_documented_request() {
     let (url, seen) = server().await;
     let source = source(&url);
     let c = source
-        .fetch(&key("user-7", "acct-ok", AccessLevel::Trade))
+        .fetch(&ck("user-7", "acct-ok", Level::Trade))
         .await
         .unwrap();
     assert_eq!(c.expose_api_key(), "AK-acct-ok");
@@ -144,7 +144,7 @@ async fn no_secret_configured_is_unavailable_and_the_rest_keeps_working() {
     assert!(!unconfigured.is_configured());
     let remote_cache = CredCache::builder(Arc::new(unconfigured)).build().unwrap();
     let e = remote_cache
-        .get_or_fetch(&key("u", "acct-ok", AccessLevel::Read))
+        .get_or_fetch(key("u", "acct-ok", Level::Read), Level::Read)
         .await
         .unwrap_err();
     assert_eq!(
@@ -162,7 +162,7 @@ async fn no_secret_configured_is_unavailable_and_the_rest_keeps_working() {
         .unwrap();
     assert!(
         other
-            .get_or_fetch(&key("u", "acct-ok", AccessLevel::Read))
+            .get_or_fetch(key("u", "acct-ok", Level::Read), Level::Read)
             .await
             .is_ok()
     );
@@ -174,21 +174,21 @@ async fn trade_on_a_read_only_response_is_refused() {
     let source = source(&url);
     assert!(
         source
-            .fetch(&key("u", "acct-ro", AccessLevel::Read))
+            .fetch(&ck("u", "acct-ro", Level::Read))
             .await
             .unwrap()
             .is_read_only()
     );
     assert_eq!(
         source
-            .fetch(&key("u", "acct-ro", AccessLevel::Trade))
+            .fetch(&ck("u", "acct-ro", Level::Trade))
             .await
             .unwrap_err(),
         FetchError::Refused
     );
     assert_eq!(
         source
-            .fetch(&key("u", "acct-ro-server-checks", AccessLevel::Trade))
+            .fetch(&ck("u", "acct-ro-server-checks", Level::Trade))
             .await
             .unwrap_err(),
         FetchError::Refused
@@ -203,7 +203,7 @@ async fn statuses_map_to_typed_errors() {
         let source = &source;
         async move {
             source
-                .fetch(&key("u", account, AccessLevel::Read))
+                .fetch(&ck("u", account, Level::Read))
                 .await
                 .unwrap_err()
         }
@@ -224,7 +224,7 @@ async fn statuses_map_to_typed_errors() {
         .unwrap();
     assert_eq!(
         wrong
-            .fetch(&key("u", "acct-ok", AccessLevel::Read))
+            .fetch(&ck("u", "acct-ok", Level::Read))
             .await
             .unwrap_err(),
         FetchError::Backend
@@ -241,7 +241,7 @@ async fn the_timeout_bounds_a_slow_vault() {
         .unwrap();
     let started = Instant::now();
     let e = source
-        .fetch(&key("u", "acct-slow", AccessLevel::Read))
+        .fetch(&ck("u", "acct-slow", Level::Read))
         .await
         .unwrap_err();
     assert_eq!(e, FetchError::Backend);
@@ -264,7 +264,7 @@ async fn the_size_cap_stops_reading() {
     // Declared too large: refused before reading.
     assert_eq!(
         source
-            .fetch(&key("u", "acct-big-declared", AccessLevel::Read))
+            .fetch(&ck("u", "acct-big-declared", Level::Read))
             .await
             .unwrap_err(),
         FetchError::InvalidResponse
@@ -273,7 +273,7 @@ async fn the_size_cap_stops_reading() {
     let started = Instant::now();
     assert_eq!(
         source
-            .fetch(&key("u", "acct-endless", AccessLevel::Read))
+            .fetch(&ck("u", "acct-endless", Level::Read))
             .await
             .unwrap_err(),
         FetchError::InvalidResponse
@@ -365,7 +365,7 @@ async fn https_endpoint_does_not_fall_back_to_plain_http() {
         .unwrap();
     assert_eq!(
         source
-            .fetch(&key("u", "acct-ok", AccessLevel::Read))
+            .fetch(&ck("u", "acct-ok", Level::Read))
             .await
             .unwrap_err(),
         FetchError::Backend

@@ -10,9 +10,9 @@ use crate::common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{key, z};
+use common::{ck, z};
 use cred_cache::remote::RemoteVaultSource;
-use cred_cache::{AccessLevel, CredentialSource, FetchError};
+use cred_cache::{CredentialSource, FetchError, Level};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -106,7 +106,7 @@ async fn https_with_the_internal_ca_works() {
         .build()
         .unwrap();
     let c = source
-        .fetch(&key("u1", "acct-1", AccessLevel::Read))
+        .fetch(&ck("u1", "acct-1", Level::Read))
         .await
         .unwrap();
     assert_eq!(
@@ -136,7 +136,7 @@ async fn an_untrusted_server_never_sees_the_request() {
     for source in [unrelated, platform] {
         assert_eq!(
             source
-                .fetch(&key("u1", "acct-1", AccessLevel::Read))
+                .fetch(&ck("u1", "acct-1", Level::Read))
                 .await
                 .unwrap_err(),
             FetchError::Backend

@@ -20,7 +20,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use common::{TestSource, key};
-use cred_cache::{AccessLevel, CredCache, CredentialId, Invalidation, UserId};
+use cred_cache::{AccountId, CredCache, Invalidation, Level, UserId};
 
 /// Holds a crossbeam-epoch pin on another thread until dropped (also when the
 /// test panics).
@@ -66,15 +66,15 @@ async fn every_scope_drops_the_cache_reference_before_invalidate_returns() {
     let source = TestSource::new(Duration::ZERO);
     let cache = cache(&source);
     for invalidation in [
-        Invalidation::Credential(CredentialId::new("c").unwrap()),
+        Invalidation::Credential(AccountId::new("c").unwrap()),
         Invalidation::User(UserId::new("u").unwrap()),
-        Invalidation::UserCredential(UserId::new("u").unwrap(), CredentialId::new("c").unwrap()),
+        Invalidation::UserCredential(UserId::new("u").unwrap(), AccountId::new("c").unwrap()),
         Invalidation::All,
     ] {
-        let k = key("u", "c", AccessLevel::Read);
-        let other = key("v", "d", AccessLevel::Read);
-        let weak = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
-        let weak_other = Arc::downgrade(&cache.get_or_fetch(&other).await.unwrap());
+        let k = key("u", "c", Level::Read);
+        let other = key("v", "d", Level::Read);
+        let weak = Arc::downgrade(&cache.get_or_fetch(&k, k.level).await.unwrap());
+        let weak_other = Arc::downgrade(&cache.get_or_fetch(&other, other.level).await.unwrap());
         assert!(weak.upgrade().is_some(), "held by the cache");
         cache.invalidate(invalidation.clone()).await.unwrap();
         assert!(weak.upgrade().is_none(), "{invalidation:?}");
@@ -85,7 +85,7 @@ async fn every_scope_drops_the_cache_reference_before_invalidate_returns() {
         );
         // And a wiped value is never served: the next lookup fetches again.
         let before = source.fetches();
-        let fresh = cache.get_or_fetch(&k).await.unwrap();
+        let fresh = cache.get_or_fetch(&k, k.level).await.unwrap();
         assert_eq!(source.fetches(), before + 1, "{invalidation:?}");
         assert_eq!(fresh.expose_secret(), "secret");
     }
@@ -96,8 +96,8 @@ async fn a_value_borrowed_during_invalidation_dies_with_its_borrower() {
     let _pin = EpochPin::hold();
     let source = TestSource::new(Duration::ZERO);
     let cache = cache(&source);
-    let k = key("u", "c", AccessLevel::Read);
-    let held = cache.get_or_fetch(&k).await.unwrap();
+    let k = key("u", "c", Level::Read);
+    let held = cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(Arc::strong_count(&held), 2, "the cache and this borrower");
     cache.invalidate_credential(k.credential()).await.unwrap();
     assert_eq!(Arc::strong_count(&held), 1, "the cache still holds it");
@@ -115,13 +115,13 @@ async fn the_last_use_drops_the_cache_reference_at_once() {
         .max_uses(2)
         .build()
         .unwrap();
-    let k = key("u", "c", AccessLevel::Read);
-    let first = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
+    let k = key("u", "c", Level::Read);
+    let first = Arc::downgrade(&cache.get_or_fetch(&k, k.level).await.unwrap());
     assert!(first.upgrade().is_some(), "one use left: still cached");
-    let second = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
+    let second = Arc::downgrade(&cache.get_or_fetch(&k, k.level).await.unwrap());
     assert!(first.ptr_eq(&second), "one value, two uses");
     assert!(second.upgrade().is_none(), "used up but still held");
-    cache.get_or_fetch(&k).await.unwrap();
+    cache.get_or_fetch(&k, k.level).await.unwrap();
     assert_eq!(source.fetches(), 2);
 }
 
@@ -136,8 +136,8 @@ async fn expiry_and_size_eviction_drop_the_cache_reference_in_the_pass_that_remo
         .maintenance_interval(Duration::from_secs(5))
         .build()
         .unwrap();
-    let k = key("u", "c", AccessLevel::Read);
-    let weak = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
+    let k = key("u", "c", Level::Read);
+    let weak = Arc::downgrade(&cache.get_or_fetch(&k, k.level).await.unwrap());
     tokio::time::sleep(ttl + Duration::from_millis(50)).await;
     cache.run_maintenance().await;
     assert_eq!(cache.stats().evictions, 1);
@@ -153,11 +153,11 @@ async fn expiry_and_size_eviction_drop_the_cache_reference_in_the_pass_that_remo
         .maintenance_interval(Duration::from_secs(5))
         .build()
         .unwrap();
-    let a = Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap());
+    let a = Arc::downgrade(&cache.get_or_fetch(&k, k.level).await.unwrap());
     cache.run_maintenance().await;
     let b = Arc::downgrade(
         &cache
-            .get_or_fetch(&key("v", "d", AccessLevel::Read))
+            .get_or_fetch(key("v", "d", Level::Read), Level::Read)
             .await
             .unwrap(),
     );
@@ -182,12 +182,12 @@ async fn invalidation_wipes_at_once_under_concurrent_lookups_and_invalidations()
         let (cache, stop) = (cache.clone(), Arc::clone(&stop));
         workers.push(tokio::spawn(async move {
             let user = format!("w{n}");
-            let k = key(&user, "c", AccessLevel::Read);
+            let k = key(&user, "c", Level::Read);
             let mut rounds = 0u32;
             while !stop.load(Ordering::Relaxed) {
                 // Contended is an acceptable answer under a storm; a value is
                 // what matters and is checked by the main loop.
-                let _ = cache.get_or_fetch(&k).await;
+                let _ = cache.get_or_fetch(&k, k.level).await;
                 if rounds.is_multiple_of(3) {
                     cache
                         .invalidate_user(&UserId::new(&user).unwrap())
@@ -199,11 +199,11 @@ async fn invalidation_wipes_at_once_under_concurrent_lookups_and_invalidations()
             }
         }));
     }
-    let k = key("main", "c", AccessLevel::Read);
+    let k = key("main", "c", Level::Read);
     let started = Instant::now();
     let mut checked = 0u32;
     while started.elapsed() < Duration::from_millis(1500) {
-        let Ok(value) = cache.get_or_fetch(&k).await else {
+        let Ok(value) = cache.get_or_fetch(&k, k.level).await else {
             continue;
         };
         let weak = Arc::downgrade(&value);
@@ -249,8 +249,8 @@ async fn a_value_evicted_before_its_first_use_still_reaches_its_fetcher() {
         let cache = cache.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0..500 {
-                let k = key(&format!("t{t}"), &format!("c{n}"), AccessLevel::Read);
-                let value = cache.get_or_fetch(&k).await.unwrap();
+                let k = key(&format!("t{t}"), &format!("c{n}"), Level::Read);
+                let value = cache.get_or_fetch(&k, k.level).await.unwrap();
                 assert_eq!(value.credential_id(), k.credential());
             }
         }));
@@ -275,8 +275,10 @@ async fn dropping_the_cache_releases_its_values_before_the_drop_returns() {
     let cache = cache(&source);
     let mut weaks = Vec::new();
     for n in 0..10 {
-        let k = key("u", &format!("c{n}"), AccessLevel::Read);
-        weaks.push(Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap()));
+        let k = key("u", &format!("c{n}"), Level::Read);
+        weaks.push(Arc::downgrade(
+            &cache.get_or_fetch(&k, k.level).await.unwrap(),
+        ));
     }
     assert!(weaks.iter().all(|w| w.upgrade().is_some()));
     drop(cache);
@@ -297,8 +299,10 @@ async fn dropping_the_cache_releases_expired_values_before_the_drop_returns() {
         .unwrap();
     let mut weaks = Vec::new();
     for n in 0..10 {
-        let k = key("u", &format!("c{n}"), AccessLevel::Read);
-        weaks.push(Arc::downgrade(&cache.get_or_fetch(&k).await.unwrap()));
+        let k = key("u", &format!("c{n}"), Level::Read);
+        weaks.push(Arc::downgrade(
+            &cache.get_or_fetch(&k, k.level).await.unwrap(),
+        ));
     }
     tokio::time::sleep(Duration::from_millis(60)).await;
     drop(cache);

@@ -9,15 +9,33 @@
 use std::sync::LazyLock;
 
 use cred_cache::remote::parse_response;
-use cred_cache::{AccessLevel, CacheKey, CredentialId, MAX_FIELD_LEN, UserId};
+use cred_cache::{AccessPermit, AccountId, CacheKey, Level, MAX_FIELD_LEN, UserId};
 use libfuzzer_sys::fuzz_target;
 
+/// The fuzz target's own policy engine: a trade permit for (fuzz-user, acct-1).
+#[derive(Debug)]
+struct Allowed(UserId, AccountId);
+
+impl AccessPermit for Allowed {
+    fn user(&self) -> &UserId {
+        &self.0
+    }
+    fn account(&self) -> &AccountId {
+        &self.1
+    }
+    fn level(&self) -> Level {
+        Level::Trade
+    }
+}
+
 static KEYS: LazyLock<[CacheKey; 2]> = LazyLock::new(|| {
-    let user = UserId::new("fuzz-user").unwrap();
-    let credential = CredentialId::new("acct-1").unwrap();
+    let permit = Allowed(
+        UserId::new("fuzz-user").unwrap(),
+        AccountId::new("acct-1").unwrap(),
+    );
     [
-        CacheKey::new(user.clone(), credential.clone(), AccessLevel::Read),
-        CacheKey::new(user, credential, AccessLevel::Trade),
+        CacheKey::new(&permit, Level::Read).unwrap(),
+        CacheKey::new(&permit, Level::Trade).unwrap(),
     ]
 });
 
@@ -32,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     let key = &KEYS[usize::from(selector & 1)];
     if let Ok(credential) = parse_response(body, key) {
         assert_eq!(credential.credential_id(), key.credential());
-        assert!(!(credential.is_read_only() && key.level() == AccessLevel::Trade));
+        assert!(!(credential.is_read_only() && key.level() == Level::Trade));
         assert!(valid(credential.expose_api_key()));
         assert!(valid(credential.expose_secret()));
         assert!(credential.expose_passphrase().is_none_or(valid));

@@ -3,8 +3,10 @@
 use core::fmt::Debug;
 
 use crate::decision::Decision;
-use crate::id::{AccountId, UserId};
-use crate::operation::{Level, Operation};
+use access_types::Level;
+use access_types::{AccountId, UserId};
+
+use crate::operation::Operation;
 
 /// One grant decision.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,9 @@
 use http::StatusCode;
 
 use crate::grant::Access;
-use crate::operation::{Level, Requirement};
+use access_types::Level;
+
+use crate::operation::Requirement;
 
 /// The outcome of asking whether a user may run an operation on an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,49 +6,6 @@
 
 use std::error::Error as StdError;
 
-/// Untrusted text did not name a known operation or level.
-///
-/// Names the field, never echoes the input (which may be attacker controlled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: not a recognised value")]
-pub struct ParseError {
-    field: &'static str,
-}
-
-impl ParseError {
-    pub(crate) const fn new(field: &'static str) -> Self {
-        ParseError { field }
-    }
-
-    /// The name of the offending field (`"operation"`, `"level"`, or what the caller named).
-    #[must_use]
-    pub const fn field(&self) -> &'static str {
-        self.field
-    }
-}
-
-/// A user or account identifier was empty, too long, or held a character outside
-/// printable ASCII.
-///
-/// Names the field (`"user_id"` or `"account_id"`), never echoes the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: must be 1 to 128 printable ASCII characters without spaces")]
-pub struct IdError {
-    field: &'static str,
-}
-
-impl IdError {
-    pub(crate) const fn new(field: &'static str) -> Self {
-        IdError { field }
-    }
-
-    /// The name of the offending field.
-    #[must_use]
-    pub const fn field(&self) -> &'static str {
-        self.field
-    }
-}
-
 /// A setting was outside its range (the [`GrantCache`](crate::store::GrantCache)'s TTL
 /// or capacity).
 ///

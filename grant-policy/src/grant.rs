@@ -5,7 +5,7 @@
 //! [`Level::Read`] or [`Level::Trade`], optionally until an expiry, and revoke the share.
 //! Whatever the grant, the key's capability caps it: effective = min(grant, capability).
 
-use crate::operation::Level;
+use access_types::Level;
 
 /// How a user relates to an account, as read from a grant store for one
 /// (user, account) pair. A user with no relation gets no `Access` at all.

@@ -8,8 +8,8 @@ mod clock;
 mod decision;
 mod error;
 mod grant;
-mod id;
 mod operation;
+mod permit;
 mod policy;
 mod risk;
 pub mod store;
@@ -17,12 +17,15 @@ pub mod store;
 pub use audit::{AuditSink, DecisionEvent, GrantEvent, RiskEvent, TracingAuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, DenyReason};
-pub use error::{
-    ConfigError, GrantError, IdError, NotionalError, ParseError, RiskError, StoreError,
+// The vocabulary shared with cred-cache (`access-types`): one type each, whichever crate
+// names it.
+pub use access_types::{
+    AccessPermit, AccountId, IdError, Level, MAX_ID_LEN, OwnerPermit, ParseError, UserId,
 };
+pub use error::{ConfigError, GrantError, NotionalError, RiskError, StoreError};
 pub use grant::{Access, Role, Share};
-pub use id::{AccountId, MAX_ID_LEN, UserId};
-pub use operation::{Level, Operation, Requirement};
+pub use operation::{Operation, Requirement};
+pub use permit::{Ownership, Permit};
 pub use policy::{AccountAccess, Policy, PolicyBuilder};
 // The stores at the root too, as in the sibling crates (`grant_policy::SqliteStore`).
 pub use risk::{

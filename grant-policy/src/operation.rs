@@ -1,66 +1,10 @@
-//! Exchange operations, access levels, and what each operation requires.
+//! Exchange operations and what each operation requires. The access level itself is
+//! [`Level`], shared with cred-cache through `access-types`.
 
 use core::fmt;
 use core::str::FromStr;
 
-use crate::error::ParseError;
-
-/// An access level on an exchange account. `Read < Trade`.
-///
-/// `Trade` implies `Read`: a user who may place orders may also see the balance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Level {
-    /// See balances, orders, trades, positions and the ledger.
-    Read,
-    /// Everything `Read` allows, plus creating, editing and cancelling orders.
-    Trade,
-}
-
-impl Level {
-    /// Both levels, lowest first.
-    pub const ALL: [Level; 2] = [Level::Read, Level::Trade];
-
-    /// The stable snake_case name (`"read"`, `"trade"`), as stored and as parsed.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Level::Read => "read",
-            Level::Trade => "trade",
-        }
-    }
-
-    /// Parses a level from untrusted input, naming `field` in the error.
-    ///
-    /// Only the exact names `"read"` and `"trade"` are accepted: no trimming, no case
-    /// folding, so two spellings can never mean the same thing to two components.
-    ///
-    /// # Errors
-    ///
-    /// [`ParseError`] naming `field` when the input is not one of the two names. The
-    /// error never echoes the input.
-    pub fn parse_field(input: &str, field: &'static str) -> Result<Self, ParseError> {
-        match input {
-            "read" => Ok(Level::Read),
-            "trade" => Ok(Level::Trade),
-            _ => Err(ParseError::new(field)),
-        }
-    }
-}
-
-impl FromStr for Level {
-    type Err = ParseError;
-
-    /// Parses `"read"` or `"trade"`; the error names the field `level`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Level::parse_field(s, "level")
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use access_types::{Level, ParseError};
 
 /// What an operation needs before it may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,10 +6,12 @@ use crate::audit::{AuditSink, DecisionEvent, GrantEvent, TracingAuditSink};
 use crate::clock::{Clock, SystemClock};
 use crate::decision::{Decision, DenyReason};
 use crate::error::{GrantError, StoreError};
-use crate::grant::Share;
-use crate::id::{AccountId, UserId};
-use crate::operation::{Level, Operation, Requirement};
+use crate::grant::{Access, Role, Share};
+use crate::operation::{Operation, Requirement};
+use crate::permit::{Ownership, Permit};
 use crate::store::GrantStore;
+use access_types::Level;
+use access_types::{AccountId, UserId};
 
 /// Decides whether a user may run an operation on an exchange account, and lets owners
 /// share and revoke. Cheap to clone.
@@ -125,6 +127,55 @@ impl Policy {
         decision
     }
 
+    /// Decides as [`Policy::decide`] (and audits the decision the same way), and for an
+    /// allowed decision issues the [`Permit`] that proves it: what cred-cache takes to
+    /// fetch the account's credential. The permit's level is the level the operation
+    /// required, raised by `want`; it is for this request only (not `Clone`).
+    ///
+    /// # Errors
+    ///
+    /// The [`DenyReason`] of a denied decision: no permit is made for it. Answer with
+    /// [`DenyReason::http_status`].
+    pub async fn authorize(
+        &self,
+        user: &UserId,
+        account: &AccountId,
+        operation: Operation,
+        want: Option<Level>,
+    ) -> Result<Permit, DenyReason> {
+        match self.decide(user, account, operation, want).await {
+            Decision::Allow { .. } => match operation.required_with(want) {
+                Requirement::AtLeast(level) => {
+                    Ok(Permit::new(user.clone(), account.clone(), level))
+                }
+                // `decide` never allows these; refuse anyway (fail closed).
+                Requirement::Never => Err(DenyReason::NeverAllowed),
+            },
+            Decision::Deny { reason } => Err(reason),
+        }
+    }
+
+    /// Proof that `owner` owns `account` now ([`Ownership`]), read from the store: what
+    /// storing, replacing or deleting the account's credential requires. A grantee,
+    /// however high their share, gets no proof.
+    ///
+    /// # Errors
+    ///
+    /// [`GrantError::NotFound`] unless `owner` owns `account` (the same answer as for an
+    /// account that does not exist); [`GrantError::Store`] on a store failure.
+    pub async fn ownership(
+        &self,
+        owner: &UserId,
+        account: &AccountId,
+    ) -> Result<Ownership, GrantError> {
+        match self.store.access(owner, account).await? {
+            Some(Access {
+                role: Role::Owner, ..
+            }) => Ok(Ownership::new(owner.clone(), account.clone())),
+            _ => Err(GrantError::NotFound),
+        }
+    }
+
     /// The accounts `user` may use now: each owned account at its key's capability and
     /// each share in effect at its effective level (the share, capped by the key),
     /// ordered by account id. An expired share is left out. What a service lists as
@@ -142,7 +193,7 @@ impl Policy {
             .into_iter()
             .filter_map(|(account, access)| {
                 let level = access.effective_at(now)?;
-                let owned = matches!(access.role, crate::grant::Role::Owner);
+                let owned = matches!(access.role, Role::Owner);
                 Some(AccountAccess {
                     account,
                     level,
@@ -181,7 +232,10 @@ impl Policy {
     }
 
     /// Registers `account` as owned by `owner`, whose exchange key has `capability`.
-    /// Re-registering by the same owner updates the capability.
+    /// Re-registering by the same owner updates the capability. Returns the proof of
+    /// ownership ([`Ownership`]) that storing the account's credential requires: claim
+    /// the id here first, then store the credential, so that nobody can overwrite the
+    /// credential of an account someone else owns.
     ///
     /// # Errors
     ///
@@ -192,7 +246,7 @@ impl Policy {
         owner: &UserId,
         account: &AccountId,
         capability: Level,
-    ) -> Result<(), GrantError> {
+    ) -> Result<Ownership, GrantError> {
         let now = self.clock.now_unix();
         let r = self.store.register(owner, account, capability, now).await;
         self.audit_change(
@@ -205,7 +259,7 @@ impl Policy {
             &r,
             now,
         );
-        r
+        r.map(|()| Ownership::new(owner.clone(), account.clone()))
     }
 
     /// Removes `account` and every share of it.

@@ -23,9 +23,9 @@ use http::StatusCode;
 use crate::audit::{AuditSink, RiskEvent, TracingAuditSink};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{NotionalError, RiskError, StoreError};
-use crate::id::{AccountId, UserId};
-use crate::operation::Level;
 use crate::store::{GrantStore, RiskStore};
+use access_types::Level;
+use access_types::{AccountId, UserId};
 
 /// Seconds in a UTC day (unix time has no leap seconds).
 pub const SECONDS_PER_DAY: i64 = 86_400;

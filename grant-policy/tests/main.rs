@@ -6,6 +6,7 @@ mod common;
 
 mod audit;
 mod cache;
+mod permit;
 mod policy;
 mod properties;
 mod risk;

@@ -414,6 +414,18 @@ async fn store_failure_is_503_never_allow() {
         }
     }
     assert_eq!(sink.decisions.lock().unwrap().len(), Operation::ALL.len());
+    // No permit from a store that is down, and no proof of ownership.
+    assert_eq!(
+        policy
+            .authorize(&user("alice"), &acct("a"), Operation::Balance, None)
+            .await
+            .unwrap_err(),
+        DenyReason::StoreUnavailable
+    );
+    assert!(matches!(
+        policy.ownership(&user("alice"), &acct("a")).await,
+        Err(GrantError::Store(_))
+    ));
     assert!(policy.accounts_for(&user("alice")).await.is_err());
     assert!(matches!(
         policy

@@ -31,7 +31,9 @@ use zeroize::Zeroizing;
 
 use crate::credential::ExchangeCredential;
 use crate::error::CredentialError;
-use crate::ids::{AccessLevel, CacheKey};
+use access_types::Level;
+
+use crate::ids::CacheKey;
 
 /// Why a vault response was refused. Names the field, never its value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +97,7 @@ pub fn parse_response(body: &[u8], key: &CacheKey) -> Result<ExchangeCredential,
         wire.passphrase.map(owned),
         wire.read_only,
     )?;
-    if credential.is_read_only() && key.level() == AccessLevel::Trade {
+    if credential.is_read_only() && key.level() == Level::Trade {
         return Err(ResponseError::ReadOnly);
     }
     Ok(credential)
@@ -153,15 +155,12 @@ pub fn encode_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{CredentialId, UserId};
+    use access_types::AccountId;
+
     use proptest::prelude::*;
 
-    fn key(level: AccessLevel) -> CacheKey {
-        CacheKey::new(
-            UserId::new("u1").unwrap(),
-            CredentialId::new("acct-1").unwrap(),
-            level,
-        )
+    fn key(level: Level) -> CacheKey {
+        crate::ids::tests::key("u1", "acct-1", level)
     }
 
     /// Every file in `tests/data/vault_response_*` is checked here: `_pass`
@@ -177,7 +176,7 @@ mod tests {
                 continue;
             }
             let body = std::fs::read(&path).unwrap();
-            let result = parse_response(&body, &key(AccessLevel::Read));
+            let result = parse_response(&body, &key(Level::Read));
             if name.ends_with("_pass.json") {
                 seen.0 += 1;
                 let c = result.unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -194,9 +193,9 @@ mod tests {
     #[test]
     fn trade_on_read_only_is_refused() {
         let body = br#"{"credential_id":"acct-1","api_key":"k","secret":"s","read_only":true}"#;
-        assert!(parse_response(body, &key(AccessLevel::Read)).is_ok());
+        assert!(parse_response(body, &key(Level::Read)).is_ok());
         assert_eq!(
-            parse_response(body, &key(AccessLevel::Trade)).unwrap_err(),
+            parse_response(body, &key(Level::Trade)).unwrap_err(),
             ResponseError::ReadOnly
         );
     }
@@ -204,11 +203,11 @@ mod tests {
     #[test]
     fn errors_name_fields_not_values() {
         let body = br#"{"credential_id":"acct-1","api_key":"k","secret":"","read_only":false}"#;
-        let e = parse_response(body, &key(AccessLevel::Read)).unwrap_err();
+        let e = parse_response(body, &key(Level::Read)).unwrap_err();
         assert_eq!(e.to_string(), "response field is invalid: secret is empty");
         let body =
             br#"{"credential_id":"acct-1","api_key":"k","secret":"CANARY","read_only":"CANARY2"}"#;
-        let e = parse_response(body, &key(AccessLevel::Read)).unwrap_err();
+        let e = parse_response(body, &key(Level::Read)).unwrap_err();
         assert!(!format!("{e} {e:?}").contains("CANARY"));
     }
 
@@ -219,7 +218,7 @@ mod tests {
             ("key", "se\\cret", "secret"),
         ] {
             let credential = ExchangeCredential::new(
-                CredentialId::new("acct-1").unwrap(),
+                AccountId::new("acct-1").unwrap(),
                 owned(api),
                 owned(secret),
                 None,
@@ -235,21 +234,21 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics(body in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = parse_response(&body, &key(AccessLevel::Trade));
+            let _ = parse_response(&body, &key(Level::Trade));
         }
 
         #[test]
         fn encode_then_parse(api in "[!#-\\[\\]-~]{1,64}", secret in "[!#-\\[\\]-~]{1,64}",
                              pass in proptest::option::of("[!#-\\[\\]-~]{1,32}"), ro in any::<bool>()) {
             let original = ExchangeCredential::new(
-                CredentialId::new("acct-1").unwrap(),
+                AccountId::new("acct-1").unwrap(),
                 owned(&api),
                 owned(&secret),
                 pass.as_deref().map(owned),
                 ro,
             ).unwrap();
             let body = encode_response(&original).unwrap();
-            let c = parse_response(&body, &key(AccessLevel::Read)).unwrap();
+            let c = parse_response(&body, &key(Level::Read)).unwrap();
             prop_assert_eq!(c.expose_api_key(), api.as_str());
             prop_assert_eq!(c.expose_secret(), secret.as_str());
             prop_assert_eq!(c.expose_passphrase(), pass.as_deref());
@@ -263,7 +262,7 @@ mod tests {
                 "credential_id": "acct-1", "api_key": api, "secret": secret,
                 "passphrase": pass, "read_only": ro,
             });
-            let c = parse_response(body.to_string().as_bytes(), &key(AccessLevel::Read)).unwrap();
+            let c = parse_response(body.to_string().as_bytes(), &key(Level::Read)).unwrap();
             prop_assert_eq!(c.expose_api_key(), api.as_str());
             prop_assert_eq!(c.expose_secret(), secret.as_str());
             prop_assert_eq!(c.expose_passphrase(), pass.as_deref());

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cred_cache::{
-    AccessLevel, CacheKey, CredentialId, CredentialSource, ExchangeCredential, FetchError, UserId,
+    AccessPermit, AccountId, CacheKey, CredentialSource, ExchangeCredential, FetchError, Level,
+    OwnerPermit, UserId,
 };
 use zeroize::Zeroizing;
 
@@ -101,7 +102,7 @@ impl CredentialSource for TestSource {
                     .map_err(|_| FetchError::Storage)
             }
             Behaviour::WrongId => ExchangeCredential::new(
-                CredentialId::new("someone-else").unwrap(),
+                AccountId::new("someone-else").unwrap(),
                 z(&key_text),
                 z("secret"),
                 None,
@@ -113,10 +114,87 @@ impl CredentialSource for TestSource {
     }
 }
 
-pub fn key(user: &str, credential: &str, level: AccessLevel) -> CacheKey {
-    CacheKey::new(
-        UserId::new(user).unwrap(),
-        CredentialId::new(credential).unwrap(),
+/// A test policy engine's permit: whatever the test says was allowed. It is `Clone`
+/// and lends itself (`&TestPermit` is a permit too) so that tests can repeat a lookup;
+/// grant-policy's `Permit` is neither.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TestPermit {
+    pub user: UserId,
+    pub account: AccountId,
+    pub level: Level,
+}
+
+impl TestPermit {
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+    pub fn credential(&self) -> &AccountId {
+        &self.account
+    }
+    pub fn level(&self) -> Level {
+        self.level
+    }
+}
+
+impl AccessPermit for TestPermit {
+    fn user(&self) -> &UserId {
+        &self.user
+    }
+    fn account(&self) -> &AccountId {
+        &self.account
+    }
+    fn level(&self) -> Level {
+        self.level
+    }
+}
+
+impl AccessPermit for &TestPermit {
+    fn user(&self) -> &UserId {
+        &self.user
+    }
+    fn account(&self) -> &AccountId {
+        &self.account
+    }
+    fn level(&self) -> Level {
+        self.level
+    }
+}
+
+/// A permit for (`user`, `credential`, `level`).
+pub fn key(user: &str, credential: &str, level: Level) -> TestPermit {
+    TestPermit {
+        user: UserId::new(user).unwrap(),
+        account: AccountId::new(credential).unwrap(),
         level,
-    )
+    }
+}
+
+/// The cache key of a permit for (`user`, `credential`, `level`), at `level`: what a
+/// source is asked for.
+pub fn ck(user: &str, credential: &str, level: Level) -> CacheKey {
+    CacheKey::new(&key(user, credential, level), level).unwrap()
+}
+
+/// A test policy engine's proof that `owner` owns `account`.
+#[derive(Debug)]
+pub struct Owns {
+    pub owner: UserId,
+    pub account: AccountId,
+}
+
+impl OwnerPermit for Owns {
+    fn owner(&self) -> &UserId {
+        &self.owner
+    }
+    fn account(&self) -> &AccountId {
+        &self.account
+    }
+}
+
+/// Proof that some owner owns `account`.
+pub fn owns(account: &str) -> Owns {
+    Owns {
+        owner: UserId::new("owner").unwrap(),
+        account: AccountId::new(account).unwrap(),
+    }
 }

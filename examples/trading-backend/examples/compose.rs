@@ -10,10 +10,12 @@
 //!    lock instead of failing at once) and WAL; each crate applies its own migrations
 //!    (their version ranges do not overlap).
 //! 2. Register the user (auth-core): the owner must exist before anything is his.
-//! 3. Store the exchange credential, sealed (cred-cache's `LocalSource` over
-//!    crypto-envelope), then register the exchange account to its owner (grant-policy).
-//!    In this order a visible account always has its credential; undo in reverse.
-//! 4. Authorise (grant-policy), then fetch through the cache (cred-cache).
+//! 3. Register the exchange account to its owner (grant-policy), which claims the id and
+//!    answers an `Ownership` proof; then store the exchange credential, sealed
+//!    (cred-cache's `LocalSource` over crypto-envelope), with that proof: storing
+//!    overwrites by account id, so only the account's owner may. Undo in reverse.
+//! 4. Authorise (grant-policy's `Permit`, issued only for an allowed decision), then
+//!    fetch through the cache with the permit as the key (cred-cache).
 //! 5. Rotate: write the new credential first, then invalidate the cache. Invalidating
 //!    first would let a fetch that runs in between cache the old value again, for up to
 //!    the cache's TTL.
@@ -26,9 +28,9 @@ use std::time::Duration;
 
 use auth_core::{Accounts, Password, PasswordConfig, PasswordHasher, SessionConfig, Sessions};
 use cred_cache::local::LocalSource;
-use cred_cache::{AccessLevel, CacheKey, CredCache, CredentialId, ExchangeCredential};
+use cred_cache::{CredCache, ExchangeCredential};
 use crypto_envelope::{Envelope, LocalKeyRing, MasterKey, Secrets};
-use grant_policy::{AccountId, Level, Operation, Policy};
+use grant_policy::{AccountId, Level, Operation, Permit, Policy, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use zeroize::Zeroizing;
 
@@ -87,43 +89,47 @@ pub(crate) async fn run(path: &std::path::Path) -> Result<(), Error> {
         Envelope::new(ring)?,
         Arc::new(sealed),
     )));
-    let credential_id = CredentialId::new("acct-1")?;
-    source.put(&credential(&credential_id, "key-v1")?).await?;
     let policy = Policy::builder(Arc::new(grants)).build();
-    let owner = grant_policy::UserId::new(&user.id)?;
+    let owner = UserId::new(&user.id)?;
     let account = AccountId::new("acct-1")?;
-    policy
+    let ownership = policy
         .register_account(&owner, &account, Level::Trade)
         .await?;
+    source
+        .put(&ownership, &credential(&account, "key-v1")?)
+        .await?;
     println!(
-        "stored the sealed credential, then registered account {}",
+        "registered account {}, then stored its sealed credential",
         account.as_str()
     );
 
     // 4. Authorise, then fetch through the cache.
     let cache = CredCache::builder(source.clone()).build()?;
-    let decision = policy
-        .decide(&owner, &account, Operation::CreateOrder, None)
-        .await;
-    if !decision.is_allowed() {
-        return Err(format!("owner refused: {} ({})", decision.code(), decision.status()).into());
+    // A permit is spent by one fetch: each request decides again.
+    for _ in 0..2 {
+        // The second round is a hit: no second fetch.
+        let permit = policy
+            .authorize(&owner, &account, Operation::CreateOrder, None)
+            .await
+            .map_err(|reason| format!("owner refused: {} ({})", reason.code(), reason.status()))?;
+        expect_api_key(&cache, permit, "key-v1").await?;
     }
-    let key = CacheKey::new(
-        cred_cache::UserId::new(&user.id)?,
-        credential_id.clone(),
-        AccessLevel::Trade,
-    );
-    expect_api_key(&cache, &key, "key-v1").await?;
-    expect_api_key(&cache, &key, "key-v1").await?; // a hit: no second fetch
     println!(
         "fetched the credential: {} fetch(es)",
         cache.stats().fetches
     );
 
     // 5. Rotate: the new value first, then the invalidation.
-    source.put(&credential(&credential_id, "key-v2")?).await?;
-    cache.invalidate_credential(&credential_id).await?;
-    expect_api_key(&cache, &key, "key-v2").await?;
+    let ownership = policy.ownership(&owner, &account).await?;
+    source
+        .put(&ownership, &credential(&account, "key-v2")?)
+        .await?;
+    cache.invalidate_credential(&account).await?;
+    let permit = policy
+        .authorize(&owner, &account, Operation::CreateOrder, None)
+        .await
+        .map_err(|reason| format!("owner refused: {}", reason.code()))?;
+    expect_api_key(&cache, permit, "key-v2").await?;
     let fetches = cache.stats().fetches;
     if fetches != 2 {
         return Err(format!("expected 2 fetches, got {fetches}").into());
@@ -132,7 +138,7 @@ pub(crate) async fn run(path: &std::path::Path) -> Result<(), Error> {
 
     // Someone else is refused before the cache is ever asked (404: the account's
     // existence does not leak).
-    let stranger = grant_policy::UserId::new("mallory")?;
+    let stranger = UserId::new("mallory")?;
     let refused = policy
         .decide(&stranger, &account, Operation::CreateOrder, None)
         .await;
@@ -144,7 +150,7 @@ pub(crate) async fn run(path: &std::path::Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn credential(id: &CredentialId, api_key: &str) -> Result<ExchangeCredential, Error> {
+fn credential(id: &AccountId, api_key: &str) -> Result<ExchangeCredential, Error> {
     Ok(ExchangeCredential::new(
         id.clone(),
         Zeroizing::new(api_key.to_owned()),
@@ -154,8 +160,8 @@ fn credential(id: &CredentialId, api_key: &str) -> Result<ExchangeCredential, Er
     )?)
 }
 
-async fn expect_api_key(cache: &CredCache, key: &CacheKey, want: &str) -> Result<(), Error> {
-    let got = cache.get_or_fetch(key).await?;
+async fn expect_api_key(cache: &CredCache, permit: Permit, want: &str) -> Result<(), Error> {
+    let got = cache.get_or_fetch(permit, Level::Trade).await?;
     if got.expose_api_key() != want {
         return Err(format!("fetched the wrong credential (want {want})").into());
     }

@@ -194,7 +194,7 @@ async fn a_credential_under_a_key_not_held_is_a_coded_500() {
     )
     .unwrap();
     let credential = cred_cache::ExchangeCredential::new(
-        cred_cache::CredentialId::new(&account_id).unwrap(),
+        cred_cache::AccountId::new(&account_id).unwrap(),
         zeroize::Zeroizing::new("kh-key".to_owned()),
         zeroize::Zeroizing::new("kh-secret".to_owned()),
         None,

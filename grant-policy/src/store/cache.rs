@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use crate::error::{ConfigError, GrantError, StoreError};
 use crate::grant::{Access, Share};
-use crate::id::{AccountId, UserId};
-use crate::operation::Level;
+use crate::{AccountId, UserId};
+use crate::Level;
 use crate::store::GrantStore;
 
 /// [`GrantCache`] settings.

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 
 use crate::error::{GrantError, StoreError};
 use crate::grant::{Access, Role, Share};
-use crate::id::{AccountId, UserId};
-use crate::operation::Level;
 use crate::risk::{Notional, RiskLimits, Usage};
+use access_types::Level;
+use access_types::{AccountId, UserId};
 
 use super::{GrantStore, RiskStore};
 

@@ -37,9 +37,9 @@ use async_trait::async_trait;
 
 use crate::error::{GrantError, StoreError};
 use crate::grant::{Access, Share};
-use crate::id::{AccountId, UserId};
-use crate::operation::Level;
 use crate::risk::{Notional, RiskLimits, Usage};
+use access_types::Level;
+use access_types::{AccountId, UserId};
 
 /// Where grants live.
 ///

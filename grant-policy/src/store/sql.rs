@@ -7,7 +7,7 @@
 
 use crate::error::StoreError;
 use crate::grant::{Access, Role};
-use crate::operation::Level;
+use access_types::Level;
 
 pub(super) const REGISTER: &str = "\
 INSERT INTO gp_accounts (account_id, owner_id, capability, created_at) VALUES ($1, $2, $3, $4) \

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cred_cache::{CredentialError, CredentialId, ExchangeCredential, UserId as CacheUser};
+use cred_cache::{CredentialError, ExchangeCredential};
 use grant_policy::{Access, AccountId, GrantError, Level, Role, UserId};
 use serde_json::{Value, json};
 
@@ -116,16 +116,10 @@ async fn create_inner(
         .map(|p| zeroize::Zeroizing::new(p.to_owned()));
     let owner = user_id(principal.user_id())?;
     let id = new_account_id()?;
-    let credential_id = CredentialId::new(&id).map_err(|_| ApiError::UNAVAILABLE)?;
     let account = account_id(&id)?;
-    let credential = ExchangeCredential::new(
-        credential_id.clone(),
-        api_key,
-        secret,
-        passphrase,
-        read_only,
-    )
-    .map_err(|e| ApiError::Field(credential_field(&e)))?;
+    let credential =
+        ExchangeCredential::new(account.clone(), api_key, secret, passphrase, read_only)
+            .map_err(|e| ApiError::Field(credential_field(&e)))?;
     // The venue checks the key (one signed call) before anything is stored.
     if let Err(e) = adapter.verify(&credential).await {
         tracing::info!(
@@ -151,31 +145,31 @@ async fn create_inner(
         created_at: now(),
     };
     let capability = if read_only { Level::Read } else { Level::Trade };
-    // Sealed credential, then metadata, then the grant; undone in reverse on failure so
-    // that nothing half-written stays behind.
-    state
-        .source
-        .put(&credential)
-        .await
-        .map_err(ApiError::from)?;
-    drop(credential);
-    if state.account_store.insert(&meta).await.is_err() {
-        let _ = state.source.delete(&credential_id).await;
-        return Err(ApiError::UNAVAILABLE);
-    }
-    if let Err(e) = state
+    // The grant first: it claims the id for the owner (another owner's id is refused,
+    // never overwritten) and gives the proof of ownership that storing the sealed
+    // credential requires; then the credential, then the metadata. Undone in reverse on
+    // failure so that nothing half-written stays behind.
+    let ownership = match state
         .policy
         .register_account(&owner, &account, capability)
         .await
     {
-        let _ = state.account_store.delete(principal.user_id(), &id).await;
-        let _ = state.source.delete(&credential_id).await;
-        return Err(match e {
-            GrantError::AlreadyRegistered => {
-                ApiError::Code(StatusCode::CONFLICT, "already_registered")
-            }
-            _ => ApiError::UNAVAILABLE,
-        });
+        Ok(ownership) => ownership,
+        Err(GrantError::AlreadyRegistered) => {
+            return Err(ApiError::Code(StatusCode::CONFLICT, "already_registered"));
+        }
+        Err(_) => return Err(ApiError::UNAVAILABLE),
+    };
+    let stored = state.source.put(&ownership, &credential).await;
+    drop(credential);
+    if let Err(e) = stored {
+        let _ = state.policy.deregister_account(&owner, &account).await;
+        return Err(ApiError::from(e));
+    }
+    if state.account_store.insert(&meta).await.is_err() {
+        let _ = state.source.delete(&ownership).await;
+        let _ = state.policy.deregister_account(&owner, &account).await;
+        return Err(ApiError::UNAVAILABLE);
     }
     tracing::info!(code = "account.registered", account_id = %id, user_id = %principal.user_id(), read_only, "exchange account registered");
     Ok((
@@ -266,16 +260,22 @@ async fn remove_inner(
     let id = id.to_owned();
     let owner = user_id(principal.user_id())?;
     let account = account_id(&id)?;
+    // The proof of ownership that deleting the sealed credential requires, taken while
+    // the account is still registered.
+    let ownership = match state.policy.ownership(&owner, &account).await {
+        Ok(ownership) => ownership,
+        Err(GrantError::NotFound) => return Err(ApiError::NOT_FOUND),
+        Err(_) => return Err(ApiError::UNAVAILABLE),
+    };
     match state.policy.deregister_account(&owner, &account).await {
         Ok(()) => {}
         Err(GrantError::NotFound) => return Err(ApiError::NOT_FOUND),
         Err(_) => return Err(ApiError::UNAVAILABLE),
     }
     // From here the account is invisible to everyone; the rest is clean-up.
-    let credential = CredentialId::new(&id).map_err(|_| ApiError::UNAVAILABLE)?;
-    let _ = state.cache.invalidate_credential(&credential).await;
+    let _ = state.cache.invalidate_credential(&account).await;
     state.forget_account(&id);
-    let deleted = state.source.delete(&credential).await;
+    let deleted = state.source.delete(&ownership).await;
     let removed = state.account_store.delete(principal.user_id(), &id).await;
     if deleted.is_err() || removed.is_err() {
         tracing::warn!(code = "account.cleanup_incomplete", account_id = %id, "account deregistered, clean-up incomplete");
@@ -344,12 +344,10 @@ pub(crate) async fn share(
     }
     // A downgrade must not leave a trade-level entry behind in the cache. Only this
     // (grantee, account) pair: the grantee's other accounts are not disturbed.
-    if let (Ok(user), Ok(credential)) = (CacheUser::new(&grantee.id), CredentialId::new(&id)) {
-        let _ = state
-            .cache
-            .invalidate_user_credential(&user, &credential)
-            .await;
-    }
+    let _ = state
+        .cache
+        .invalidate_user_credential(&grantee_id, &account)
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -390,11 +388,9 @@ pub(crate) async fn unshare(
     // The revoked user's cached credentials of this account go now, not in 60 s. Only
     // this pair: any owner may revoke any user id from their own account, and a
     // user-wide invalidation would let them keep that user's other lookups failing.
-    if let (Ok(user), Ok(credential)) = (CacheUser::new(&grantee), CredentialId::new(&id)) {
-        let _ = state
-            .cache
-            .invalidate_user_credential(&user, &credential)
-            .await;
-    }
+    let _ = state
+        .cache
+        .invalidate_user_credential(&grantee_id, &account)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

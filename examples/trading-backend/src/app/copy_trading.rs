@@ -35,8 +35,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
-use grant_policy::{Admission, Decision, Operation, RiskRefusal, UserId};
+use grant_policy::{Admission, Operation, RiskRefusal, UserId};
 use serde_json::{Value, json};
 
 use super::body::Body;
@@ -134,17 +133,18 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
     let Ok(account) = grant_policy::AccountId::new(account_text) else {
         return refused(account_text, "not_permitted");
     };
-    match state
+    // The permit is the key of the credential fetch below: no decision, no credential.
+    let permit = match state
         .policy
-        .decide(trader, &account, Operation::CreateOrder, None)
+        .authorize(trader, &account, Operation::CreateOrder, None)
         .await
     {
-        Decision::Allow { .. } => {}
-        Decision::Deny { reason } if reason.status().is_server_error() => {
+        Ok(permit) => permit,
+        Err(reason) if reason.status().is_server_error() => {
             return failed(account_text, "unavailable");
         }
-        Decision::Deny { .. } => return refused(account_text, "not_permitted"),
-    }
+        Err(_) => return refused(account_text, "not_permitted"),
+    };
     let adapter = match state.adapter_for(account_text).await {
         Ok(a) => a,
         Err(_) => return failed(account_text, "unavailable"),
@@ -162,14 +162,6 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
     {
         return refused(account_text, "follower_max_order_notional");
     }
-    // The trade-level credential key, before anything is reserved.
-    let (Ok(user), Ok(credential_id)) = (
-        CacheUser::new(trader.as_str()),
-        CredentialId::new(account_text),
-    ) else {
-        return refused(account_text, "not_permitted");
-    };
-    let key = CacheKey::new(user, credential_id, AccessLevel::Trade);
     let reservation = match state.risk.admit(trader, &account, notional).await {
         Admission::Live(r) => r,
         Admission::DryRun => {
@@ -192,7 +184,7 @@ async fn place(state: &AppState, trader: &UserId, follower: &Follower, order: &O
         &state.risk,
         reservation,
         &state.cache,
-        &key,
+        permit,
         adapter.as_ref(),
         &order.params(true),
     )

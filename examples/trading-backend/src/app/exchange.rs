@@ -3,10 +3,11 @@
 //! Order of checks, all before the body is read: the operation name (from the path,
 //! never the body) gives the level; withdraw and transfer are refused (403); the
 //! caller's scope must cover the level (`read` or `trade`, 403). Then, from the body:
-//! `want` may raise the level (and the scope needed); grant-policy decides (404 not visible, 403 too low or never allowed, 503 store down);
-//! then the account's request limit (429 `rate_limited`, module `limits`); only then is
-//! the credential fetched through cred-cache at that level; the adapter signs and runs
-//! the call.
+//! `want` may raise the level (and the scope needed); grant-policy decides (404 not
+//! visible, 403 too low or never allowed, 503 store down) and issues its permit; then the
+//! account's request limit (429 `rate_limited`, module `limits`); only then is the
+//! credential fetched through cred-cache, with the permit as the key, at the permit's
+//! level; the adapter signs and runs the call.
 
 use audit_trail::Outcome;
 use auth_core::Principal;
@@ -16,8 +17,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
-use grant_policy::{Admission, Decision, Level, Operation, Requirement, RiskRefusal};
+use grant_policy::{Admission, Level, Operation, Permit, Requirement, RiskRefusal};
 use serde_json::{Map, Value, json};
 
 use super::Shared;
@@ -134,29 +134,23 @@ pub(crate) async fn run(
     let account_text = body.str("account_id", 128)?;
     let user = user_id(principal.user_id())?;
     let account = account_id(account_text)?;
-    let decision = state.policy.decide(&user, &account, operation, want).await;
-    let level = match decision {
-        Decision::Allow { .. } => match operation.required_with(want) {
-            Requirement::AtLeast(Level::Read) => AccessLevel::Read,
-            Requirement::AtLeast(_) => AccessLevel::Trade,
-            // Decide never allows these; refuse anyway.
-            _ => return Err(ApiError::FORBIDDEN),
-        },
-        Decision::Deny { reason } => return Err(ApiError::from_status(reason.status())),
-    };
+    // grant-policy's permit for (user, account, level) is the key of the credential
+    // fetch: no decision, no credential.
+    let permit = state
+        .policy
+        .authorize(&user, &account, operation, want)
+        .await
+        .map_err(|reason| ApiError::from_status(reason.status()))?;
     // Only a caller the grant allowed spends the account's quota.
     let limit = state.limits.account(account.as_str()).await?;
     let adapter = state.adapter_for(account.as_str()).await?;
     if operation == Operation::CreateOrder {
-        let answer = create_order(&state, &principal, &user, &account, &body, adapter).await?;
+        let answer = create_order(&state, &principal, permit, &body, adapter).await?;
         return Ok((limit, Json(answer)));
     }
-    let key = CacheKey::new(
-        CacheUser::new(principal.user_id()).map_err(|_| ApiError::FORBIDDEN)?,
-        CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
-        level,
-    );
-    let credential = state.cache.get_or_fetch(&key).await.map_err(|e| {
+    // At the level the decision allowed for this operation.
+    let level = permit.level();
+    let credential = state.cache.get_or_fetch(permit, level).await.map_err(|e| {
         tracing::warn!(code = e.code(), account_id = %account, "credential fetch failed");
         ApiError::from(e)
     })?;
@@ -197,11 +191,12 @@ pub(crate) async fn run(
 async fn create_order(
     state: &Shared,
     principal: &Principal,
-    user: &grant_policy::UserId,
-    account: &grant_policy::AccountId,
+    permit: Permit,
     body: &Body,
     adapter: std::sync::Arc<dyn crate::exchange::ExchangeAdapter>,
 ) -> Result<Value, ApiError> {
+    // The permit is spent on the credential fetch; the account id stays for the answer.
+    let account = &permit.account().clone();
     let order = Order::parse(body, Price::ForLimit)?;
     let value = order
         .value(adapter.as_ref(), false)
@@ -220,13 +215,7 @@ async fn create_order(
             "result": result,
         })
     };
-    // The trade-level credential key, before anything is reserved.
-    let key = CacheKey::new(
-        CacheUser::new(principal.user_id()).map_err(|_| ApiError::FORBIDDEN)?,
-        CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
-        AccessLevel::Trade,
-    );
-    let reservation = match state.risk.admit(user, account, value).await {
+    let reservation = match state.risk.admit(permit.user(), account, value).await {
         Admission::Live(reservation) => reservation,
         Admission::DryRun => {
             let mut simulated = order.summary();
@@ -248,7 +237,7 @@ async fn create_order(
         &state.risk,
         reservation,
         &state.cache,
-        &key,
+        permit,
         adapter.as_ref(),
         &order.params(false),
     )

@@ -8,8 +8,7 @@ use auth_core::http::Authenticated;
 use axum::extract::{FromRequest as _, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
-use grant_policy::{Decision, Level, Operation};
+use grant_policy::{Level, Operation};
 
 use super::Shared;
 use super::accounts::{account_id, user_id};
@@ -40,27 +39,16 @@ pub(crate) async fn credentials(
     let user = user_id(user_text).map_err(|_| ApiError::NOT_FOUND)?;
     let want =
         Level::parse_field(body.str("want", 8)?, "want").map_err(|_| ApiError::Field("want"))?;
-    // Balance needs Read; `want` raises it to the level asked for.
-    match state
+    // Balance needs Read; `want` raises it to the level asked for. The permit is the
+    // key of the fetch, at that level.
+    let permit = state
         .policy
-        .decide(&user, &account, Operation::Balance, Some(want))
+        .authorize(&user, &account, Operation::Balance, Some(want))
         .await
-    {
-        Decision::Allow { .. } => {}
-        Decision::Deny { reason } => return Err(ApiError::from_status(reason.status())),
-    }
-    let level = match want {
-        Level::Read => AccessLevel::Read,
-        _ => AccessLevel::Trade,
-    };
-    let key = CacheKey::new(
-        CacheUser::new(user_text).map_err(|_| ApiError::NOT_FOUND)?,
-        CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
-        level,
-    );
+        .map_err(|reason| ApiError::from_status(reason.status()))?;
     let credential = state
         .cache
-        .get_or_fetch(&key)
+        .get_or_fetch(permit, want)
         .await
         .map_err(ApiError::from)?;
     // cred-cache's own encoder of the format its `RemoteVaultSource` parses.

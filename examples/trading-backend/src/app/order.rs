@@ -5,8 +5,8 @@
 //! Amounts and prices are decimal strings or JSON numbers, read exactly as the digits
 //! they spell (module `risk`: at most 8 places, no sign, no exponent, never a float).
 
-use cred_cache::{CacheKey, CredCache, FetchError};
-use grant_policy::{Notional, Operation, Reservation, RiskGuard};
+use cred_cache::{CredCache, FetchError};
+use grant_policy::{Level, Notional, Operation, Permit, Reservation, RiskGuard};
 use serde_json::{Map, Value, json};
 
 use super::body::Body;
@@ -166,25 +166,27 @@ pub(crate) enum Placed {
     Refused(ExchangeError),
 }
 
-/// Places an order the risk guard admitted live: fetches the credential at `key`
-/// (trade level), sends the order, and settles `reservation` on every path (see
-/// [`Placed`]). A settlement the store refuses leaves the amount reserved for the day
-/// (less room, never more) and is logged with `code` `order.settle_failed`.
+/// Places an order the risk guard admitted live: fetches the credential with `permit`
+/// (grant-policy's, spent here; at trade level, so a read permit is refused), sends the
+/// order, and settles `reservation` on every path (see [`Placed`]). A settlement the
+/// store refuses leaves the amount reserved for the day (less room, never more) and is
+/// logged with `code` `order.settle_failed`.
 pub(crate) async fn place_reserved(
     risk: &RiskGuard,
     reservation: Reservation,
     cache: &CredCache,
-    key: &CacheKey,
+    permit: Permit,
     adapter: &dyn ExchangeAdapter,
     params: &Map<String, Value>,
 ) -> Placed {
-    let account = key.credential().as_str();
+    let account = permit.account().clone();
+    let account = account.as_str();
     let release = |r| async {
         if risk.release(r).await.is_err() {
             tracing::warn!(code = "order.settle_failed", account_id = %account, "reservation not released (stays held: fails closed)");
         }
     };
-    let credential = match cache.get_or_fetch(key).await {
+    let credential = match cache.get_or_fetch(permit, Level::Trade).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(code = e.code(), account_id = %account, "order: credential fetch failed");

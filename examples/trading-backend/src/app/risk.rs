@@ -18,9 +18,8 @@ use auth_core::http::Authenticated;
 use axum::Json;
 use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::StatusCode;
-use cred_cache::{AccessLevel, CacheKey, CredentialId, UserId as CacheUser};
 use grant_policy::store::RiskStore;
-use grant_policy::{CredentialsOnFile, Notional, RiskError, RiskGuard, RiskLimits};
+use grant_policy::{CredentialsOnFile, Level, Notional, RiskError, RiskGuard, RiskLimits};
 use serde_json::{Value, json};
 
 use super::Shared;
@@ -207,13 +206,13 @@ pub(crate) async fn live_trading(
     if enabled {
         state.step_up(&principal).await?;
         // On file means: the sealed credential is there and opens (fetched at read level
-        // for the owner, through the cache).
-        let key = CacheKey::new(
-            CacheUser::new(principal.user_id()).map_err(|_| ApiError::FORBIDDEN)?,
-            CredentialId::new(account.as_str()).map_err(|_| ApiError::NOT_FOUND)?,
-            AccessLevel::Read,
-        );
-        let on_file = match state.cache.get_or_fetch(&key).await {
+        // for the owner, through the cache, with the policy's permit for a balance read).
+        let permit = state
+            .policy
+            .authorize(&owner, &account, grant_policy::Operation::Balance, None)
+            .await
+            .map_err(|reason| ApiError::from_status(reason.status()))?;
+        let on_file = match state.cache.get_or_fetch(permit, Level::Read).await {
             Ok(credential) => {
                 // And the venue accepts it: one balance read with it.
                 let adapter = state.adapter_for(account.as_str()).await?;

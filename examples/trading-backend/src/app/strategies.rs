@@ -18,9 +18,8 @@ use axum::Json;
 use axum::extract::{FromRequest as _, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cred_cache::{CredentialId, UserId as CacheUser};
 use crypto_envelope::EncryptionContext;
-use grant_policy::{Access, GrantError, Level, Role, UserId};
+use grant_policy::{Access, AccountId, GrantError, Level, Role, UserId};
 use serde_json::{Value, json};
 
 use super::Shared;
@@ -385,7 +384,7 @@ pub(crate) async fn follow(
             .await;
         return Err(ApiError::UNAVAILABLE);
     }
-    forget_cached(&state, &strategy_principal, account.as_str()).await;
+    forget_cached(&state, &strategy_principal, &account).await;
     tracing::info!(code = "strategy.follow", strategy_id = %id, account_id = %account, user_id = %owner, "account subscribed to a strategy");
     Ok((
         StatusCode::CREATED,
@@ -404,16 +403,11 @@ fn principal_of(id: &str) -> Result<UserId, ApiError> {
 }
 
 /// The strategy principal's cached credential of `account` goes now, not at its TTL.
-async fn forget_cached(state: &Shared, strategy_principal: &UserId, account: &str) {
-    if let (Ok(user), Ok(credential)) = (
-        CacheUser::new(strategy_principal.as_str()),
-        CredentialId::new(account),
-    ) {
-        let _ = state
-            .cache
-            .invalidate_user_credential(&user, &credential)
-            .await;
-    }
+async fn forget_cached(state: &Shared, strategy_principal: &UserId, account: &AccountId) {
+    let _ = state
+        .cache
+        .invalidate_user_credential(strategy_principal, account)
+        .await;
 }
 
 /// `DELETE /api/strategies/{id}/followers/{account_id}` (interactive; the account's
@@ -451,7 +445,7 @@ pub(crate) async fn unfollow(
         Err(GrantError::NotFound) => return Err(ApiError::NOT_FOUND),
         Err(_) => return Err(ApiError::UNAVAILABLE),
     }
-    forget_cached(&state, &strategy_principal, account.as_str()).await;
+    forget_cached(&state, &strategy_principal, &account).await;
     let removed = state
         .strategies
         .delete_follower(&id, account.as_str(), owner.as_str())
