@@ -429,7 +429,7 @@ async fn main() {
         ),
         (
             "POST /api/exchange/balance (cache warm)",
-            Call::Balance(token, account_id.clone()),
+            Call::Balance(token.clone(), account_id.clone()),
         ),
     ];
     let mut floor = 0.0;
