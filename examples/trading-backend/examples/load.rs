@@ -18,6 +18,13 @@
 //! `GET /api/auth/me` with an access token on 4 connections, alone and then while that
 //! many connections send wrong-password logins (for random addresses) at full speed.
 //!
+//! With `--peer <url>` (repeatable) it also measures a peer built the way axum users
+//! build this today, `benches/peer` (axum-login 0.18, tower-sessions 0.14 on SQLite): it
+//! logs in to the peer once (`--peer-email`, `--peer-password`, default the peer's own
+//! bench user), then for `--rounds` rounds measures Strongroom's `GET /api/auth/me` with
+//! a session and each peer's `GET /api/auth/me` with its cookie, alternately, on the same
+//! connections for the same time, and prints the ratio Strongroom / peer.
+//!
 //! With `--metrics <url>` (the server's `METRICS_ADDR`) it also reads the audit writer's
 //! counters before and after each route and prints events per request and the writer's
 //! wall-clock time per event (work and commit wait; inflated by waiting for a CPU while
@@ -27,6 +34,15 @@
 //! METRICS_ADDR=127.0.0.1:9464 STRONGROOM_RATE_LIMITS=0 cargo run --release -p trading-backend -- serve &
 //! cargo run --release -p trading-backend -- create-user load@example.com --password load-password-123 --no-reset
 //! cargo run --release -p trading-backend --example load -- --email load@example.com --password load-password-123 --metrics http://127.0.0.1:9464/metrics
+//! ```
+//!
+//! Beside the peer (`benches/peer/README.md`), one instance per session store:
+//!
+//! ```sh
+//! cargo run --release --manifest-path benches/peer/Cargo.toml -- --store cached --port 8091 &
+//! cargo run --release --manifest-path benches/peer/Cargo.toml -- --store sqlite --port 8092 &
+//! cargo run --release -p trading-backend --example load -- --email load@example.com --password load-password-123 \
+//!     --peer http://127.0.0.1:8091 --peer http://127.0.0.1:8092
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A tool: a panic is a clear failure.
@@ -48,6 +64,10 @@ struct Args {
     /// `--flood <connections>`: also measure the latency of token-authenticated requests
     /// alone and beside a flood of wrong-password logins on that many connections.
     flood: usize,
+    /// `--peer <url>`, repeatable: the axum-login peers (`benches/peer`) to compare with.
+    peers: Vec<String>,
+    peer_email: String,
+    peer_password: String,
 }
 
 fn args() -> Args {
@@ -60,6 +80,9 @@ fn args() -> Args {
         metrics: None,
         rounds: 3,
         flood: 0,
+        peers: Vec::new(),
+        peer_email: "peer@example.com".into(),
+        peer_password: "peer-password-123".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +96,9 @@ fn args() -> Args {
             "--metrics" => out.metrics = Some(value),
             "--rounds" => out.rounds = value.parse().expect("--rounds: a number"),
             "--flood" => out.flood = value.parse().expect("--flood: a number"),
+            "--peer" => out.peers.push(value.trim_end_matches('/').to_owned()),
+            "--peer-email" => out.peer_email = value,
+            "--peer-password" => out.peer_password = value,
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -80,19 +106,19 @@ fn args() -> Args {
         !out.email.is_empty() && !out.password.is_empty(),
         "--email and --password are required"
     );
+    let loopback = |u: &str| {
+        u.starts_with("http://127.0.0.1:")
+            || u.starts_with("http://localhost:")
+            || u.starts_with("http://[::1]:")
+    };
+    assert!(loopback(&out.url), "--url: loopback only");
     assert!(
-        out.url.starts_with("http://127.0.0.1:")
-            || out.url.starts_with("http://localhost:")
-            || out.url.starts_with("http://[::1]:"),
-        "--url: loopback only"
+        out.metrics.as_deref().is_none_or(loopback),
+        "--metrics: loopback only"
     );
     assert!(
-        out.metrics
-            .as_deref()
-            .is_none_or(|m| m.starts_with("http://127.0.0.1:")
-                || m.starts_with("http://localhost:")
-                || m.starts_with("http://[::1]:")),
-        "--metrics: loopback only"
+        out.peers.iter().all(|p| loopback(p)),
+        "--peer: loopback only"
     );
     assert!((1..=300).contains(&out.seconds), "--seconds: 1..=300");
     assert!((1..=20).contains(&out.rounds), "--rounds: 1..=20");
@@ -108,6 +134,8 @@ fn args() -> Args {
 enum Call {
     Health,
     Me(String),
+    /// `GET /api/auth/me` with a session cookie (the axum-login peer).
+    CookieMe(String),
     Balance(String, String),
     /// A trade asked with a read-scoped API key: 403, one audit event.
     Refused(String, String),
@@ -124,6 +152,13 @@ async fn once(client: &reqwest::Client, base: &str, call: &Call) -> bool {
             client
                 .get(format!("{base}/api/auth/me"))
                 .bearer_auth(token)
+                .send()
+                .await
+        }
+        Call::CookieMe(cookie) => {
+            client
+                .get(format!("{base}/api/auth/me"))
+                .header("cookie", cookie)
                 .send()
                 .await
         }
@@ -394,7 +429,7 @@ async fn main() {
         ),
         (
             "POST /api/exchange/balance (cache warm)",
-            Call::Balance(token, account_id.clone()),
+            Call::Balance(token.clone(), account_id.clone()),
         ),
     ];
     let mut floor = 0.0;
@@ -404,6 +439,9 @@ async fn main() {
             floor = m.rps;
         }
         println!("{}", m.line(name, floor));
+    }
+    if !args.peers.is_empty() {
+        versus_peers(&client, &base, &args, &token, floor).await;
     }
     // The twins, alternated over several rounds so that a slow moment of the machine
     // does not land on one of them only.
@@ -441,6 +479,76 @@ async fn main() {
     }
     if args.flood > 0 {
         flood_latency(&client, &base, args.seconds, &access_token, args.flood).await;
+    }
+}
+
+/// Logs in to each `--peer`, then alternates Strongroom's `GET /api/auth/me` (session)
+/// with each peer's for `--rounds` rounds, and prints Strongroom / peer.
+async fn versus_peers(client: &reqwest::Client, base: &str, args: &Args, token: &str, floor: f64) {
+    let mut peers = Vec::new();
+    for peer in &args.peers {
+        let health: Value = client
+            .get(format!("{peer}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let store = health["store"]
+            .as_str()
+            .expect("not the peer's /healthz")
+            .to_owned();
+        let res = client
+            .post(format!("{peer}/login"))
+            .json(&json!({ "email": args.peer_email, "password": args.peer_password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 204, "peer login failed at {peer}");
+        let cookie = res.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let call = Call::CookieMe(cookie);
+        assert!(once(client, peer, &call).await, "peer warm-up call failed");
+        run(client, peer, call.clone(), 1, args.connections).await;
+        peers.push((
+            format!("peer {store} GET /api/auth/me ({peer})"),
+            call,
+            Measured::default(),
+        ));
+    }
+    println!(
+        "Strongroom vs the axum-login peers, alternated over {} rounds:",
+        args.rounds
+    );
+    let ours = Call::Me(token.to_owned());
+    let mut ours_total = Measured::default();
+    for _ in 0..args.rounds {
+        let m = measure(client, base, args, ours.clone()).await;
+        println!("{}", m.line("GET /api/auth/me (session)", floor));
+        ours_total.add(&m);
+        for (peer, (name, call, total)) in args.peers.iter().zip(&mut peers) {
+            // No `--metrics` here: those counters are Strongroom's.
+            let (ok, failed, secs) =
+                run(client, peer, call.clone(), args.seconds, args.connections).await;
+            let m = Measured {
+                ok,
+                failed,
+                secs,
+                rps: ok as f64 / secs,
+                counters: None,
+            };
+            println!("{}", m.line(name, floor));
+            total.add(&m);
+        }
+    }
+    for (name, _, total) in &peers {
+        println!(
+            "  Strongroom / {name}: {:.2}x ({:.0} / {:.0} req/s)",
+            ours_total.rate() / total.rate(),
+            ours_total.rate(),
+            total.rate()
+        );
     }
 }
 
