@@ -48,7 +48,10 @@ async fn local_source() -> Arc<LocalSource> {
         envelope,
         Arc::new(MemoryStore::new()),
     )));
-    let owner = BenchOwner(UserId::new("owner").unwrap(), AccountId::new("acct-1").unwrap());
+    let owner = BenchOwner(
+        UserId::new("owner").unwrap(),
+        AccountId::new("acct-1").unwrap(),
+    );
     source.put(&owner, &credential(&owner.1)).await.unwrap();
     source
 }
@@ -84,7 +87,10 @@ impl OwnerPermit for BenchOwner {
 }
 
 fn permit(user: &str) -> BenchPermit {
-    BenchPermit(UserId::new(user).unwrap(), AccountId::new("acct-1").unwrap())
+    BenchPermit(
+        UserId::new(user).unwrap(),
+        AccountId::new("acct-1").unwrap(),
+    )
 }
 
 fn key(user: &str) -> CacheKey {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::Level;
 use crate::error::{ConfigError, GrantError, StoreError};
 use crate::grant::{Access, Share};
-use crate::{AccountId, UserId};
-use crate::Level;
 use crate::store::GrantStore;
+use crate::{AccountId, UserId};
 
 /// [`GrantCache`] settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
