@@ -25,6 +25,7 @@ fn pkcs11(c: &mut Criterion) {
     };
     use crypto_envelope::hazmat::wrap_aad;
     use crypto_envelope::{DataKey, EncryptionContext, Envelope, KekBackend};
+    use strongroom_benches::Paired;
 
     if std::env::var_os(ENV_MODULE).is_none() {
         eprintln!("kek/pkcs11: {ENV_MODULE} is not set; skipped (source .ci/services/softhsm.sh)");
@@ -65,22 +66,25 @@ fn pkcs11(c: &mut Criterion) {
     let dek = DataKey::generate().unwrap();
     let wrapped = runtime.block_on(kek.wrap(&dek, &aad, &ctx)).unwrap();
 
+    // The two take turns (see `strongroom_benches::Paired`).
+    let open = || {
+        runtime
+            .block_on(envelope.open(black_box(&sealed), &ctx))
+            .unwrap();
+    };
+    let raw = || {
+        runtime
+            .block_on(kek.unwrap(&wrapped.key, black_box(&wrapped.bytes), &aad, &ctx))
+            .unwrap();
+    };
+    let routines: [(&str, &dyn Fn()); 2] = [("envelope_open", &open), ("raw_unwrap", &raw)];
+    let paired = Paired::new(&routines);
     let mut group = c.benchmark_group("kek/pkcs11");
-    group.bench_function("envelope_open", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(envelope.open(black_box(&sealed), &ctx))
-                .unwrap()
-        })
-    });
-    group.bench_function("raw_unwrap", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(kek.unwrap(&wrapped.key, black_box(&wrapped.bytes), &aad, &ctx))
-                .unwrap()
-        })
-    });
+    for (i, name) in ["envelope_open", "raw_unwrap"].into_iter().enumerate() {
+        group.bench_function(name, |b| b.iter_custom(|iters| paired.run(iters, i)));
+    }
     group.finish();
+    paired.report("kek/pkcs11", "envelope_open", "raw_unwrap");
 }
 
 #[cfg(not(feature = "pkcs11"))]

@@ -20,6 +20,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use base64ct::{Base64, Encoding};
 use criterion::{Criterion, criterion_group, criterion_main};
 use crypto_envelope::{EncryptionContext, Envelope, KekBackend, TransitBuilder};
+use strongroom_benches::Paired;
 
 fn context() -> EncryptionContext {
     EncryptionContext::new()
@@ -98,36 +99,45 @@ fn transit(c: &mut Criterion) {
     let dek = crypto_envelope::DataKey::generate().unwrap();
     let wrapped = rt.block_on(kek.wrap(&dek, &aad, &ctx)).unwrap();
 
+    // The three take turns (see `strongroom_benches::Paired`).
+    let raw = || {
+        rt.block_on(async {
+            let answer = http
+                .post(&decrypt_url)
+                .header("X-Vault-Token", &token)
+                .header("Content-Type", "application/json")
+                .body(decrypt_body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_success());
+            black_box(answer.bytes().await.unwrap());
+        });
+    };
+    let unwrap = || {
+        rt.block_on(kek.unwrap(&wrapped.key, black_box(&wrapped.bytes), &aad, &ctx))
+            .unwrap();
+    };
+    let open = || {
+        rt.block_on(envelope.open(black_box(&sealed), &ctx))
+            .unwrap();
+    };
+    let routines: [(&str, &dyn Fn()); 3] = [
+        ("raw_decrypt", &raw),
+        ("backend_unwrap", &unwrap),
+        ("envelope_open", &open),
+    ];
+    let paired = Paired::new(&routines);
     let mut group = c.benchmark_group("kek/transit");
-    group.bench_function("raw_decrypt", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let answer = http
-                    .post(&decrypt_url)
-                    .header("X-Vault-Token", &token)
-                    .header("Content-Type", "application/json")
-                    .body(decrypt_body.clone())
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(answer.status().is_success());
-                black_box(answer.bytes().await.unwrap())
-            })
-        });
-    });
-    group.bench_function("backend_unwrap", |b| {
-        b.iter(|| {
-            rt.block_on(kek.unwrap(&wrapped.key, black_box(&wrapped.bytes), &aad, &ctx))
-                .unwrap()
-        });
-    });
-    group.bench_function("envelope_open", |b| {
-        b.iter(|| {
-            rt.block_on(envelope.open(black_box(&sealed), &ctx))
-                .unwrap()
-        });
-    });
+    for (i, name) in ["raw_decrypt", "backend_unwrap", "envelope_open"]
+        .into_iter()
+        .enumerate()
+    {
+        group.bench_function(name, |b| b.iter_custom(|iters| paired.run(iters, i)));
+    }
     group.finish();
+    paired.report("kek/transit", "envelope_open", "raw_decrypt");
+    paired.report("kek/transit", "backend_unwrap", "raw_decrypt");
 }
 
 criterion_group!(benches, transit);
