@@ -264,3 +264,16 @@ async fn bcrypt_known_answers() {
         );
     }
 }
+
+/// By default a flood of logins hashes on every CPU but one (at least one), so requests
+/// that only resolve tokens keep a CPU.
+#[test]
+fn default_concurrency_leaves_a_cpu_free() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let hasher = PasswordHasher::new(PasswordConfig::default()).unwrap();
+    assert_eq!(hasher.available_permits(), cpus.saturating_sub(1).max(1));
+    assert!(hasher.available_permits() >= 1);
+    if cpus > 1 {
+        assert!(hasher.available_permits() < cpus);
+    }
+}

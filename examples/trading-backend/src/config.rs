@@ -40,6 +40,9 @@ pub(crate) const ENV_SSO_TYP: &str = "SSO_TYP";
 pub(crate) const ENV_SSO_ALGORITHMS: &str = "SSO_ALGORITHMS";
 /// Accepted `azp` values, comma-separated (then `azp` is required).
 pub(crate) const ENV_SSO_AZP: &str = "SSO_AZP";
+/// Least time between two fetches of the SSO issuer's JWKS, whole seconds (1 to 3600,
+/// default 30): bounds the fetches that tokens with unknown `kid`s can cause.
+pub(crate) const ENV_SSO_JWKS_COOLDOWN_SECS: &str = "SSO_JWKS_COOLDOWN_SECS";
 /// DANGER, tests and local development only: `1` accepts a plain `http://` JWKS URL.
 pub(crate) const ENV_SSO_DANGER_ALLOW_HTTP: &str = "SSO_DANGER_ALLOW_HTTP";
 
@@ -308,6 +311,8 @@ pub(crate) struct SsoSettings {
     /// `SSO_DANGER_ALLOW_HTTP=1`: the JWKS URL may be plain `http://` (anyone on the
     /// network path could then substitute the keys). Tests and local development only.
     pub(crate) danger_allow_http: bool,
+    /// `SSO_JWKS_COOLDOWN_SECS`; `None`: auth-core's default (30 s).
+    pub(crate) jwks_cooldown: Option<std::time::Duration>,
 }
 
 /// Browser session settings (`STRONGROOM_COOKIE_SESSIONS=1`).
@@ -763,6 +768,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
     let typ = non_empty(lookup, ENV_SSO_TYP);
     let azp_var = non_empty(lookup, ENV_SSO_AZP);
     let algorithms_var = non_empty(lookup, ENV_SSO_ALGORITHMS);
+    let cooldown_var = non_empty(lookup, ENV_SSO_JWKS_COOLDOWN_SECS);
     let danger_allow_http = match non_empty(lookup, ENV_SSO_DANGER_ALLOW_HTTP) {
         None => None,
         Some(v) if v == "1" => Some(v),
@@ -782,6 +788,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
             (ENV_SSO_TYP, &typ),
             (ENV_SSO_AZP, &azp_var),
             (ENV_SSO_ALGORITHMS, &algorithms_var),
+            (ENV_SSO_JWKS_COOLDOWN_SECS, &cooldown_var),
             (ENV_SSO_DANGER_ALLOW_HTTP, &danger_allow_http),
         ] {
             if value.is_some() {
@@ -847,6 +854,18 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
             }
         },
     };
+    let jwks_cooldown = match cooldown_var {
+        None => None,
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs) if (1..=3600).contains(&secs) => Some(std::time::Duration::from_secs(secs)),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    var: ENV_SSO_JWKS_COOLDOWN_SECS,
+                    reason: "expected whole seconds from 1 to 3600",
+                });
+            }
+        },
+    };
     if let Some(typ) = &typ
         && !typ.bytes().all(|b| b.is_ascii_graphic())
     {
@@ -888,6 +907,7 @@ fn sso_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<SsoSetting
         typ,
         azp,
         danger_allow_http,
+        jwks_cooldown,
     }))
 }
 
@@ -1420,10 +1440,12 @@ mod tests {
             (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, "3600"),
             (ENV_SSO_TYP, "at+jwt"),
             (ENV_SSO_AZP, "web, cli"),
+            (ENV_SSO_JWKS_COOLDOWN_SECS, "2"),
         ])
         .unwrap()
         .sso
         .unwrap();
+        assert_eq!(s.jwks_cooldown, Some(std::time::Duration::from_secs(2)));
         assert_eq!(
             s.max_token_lifetime,
             Some(std::time::Duration::from_secs(3600))
@@ -1435,9 +1457,10 @@ mod tests {
             (
                 defaults.max_token_lifetime,
                 defaults.typ,
-                defaults.azp.len()
+                defaults.azp.len(),
+                defaults.jwks_cooldown
             ),
-            (None, None, 0)
+            (None, None, 0, None)
         );
         for (var, bad) in [
             (ENV_SSO_MAX_TOKEN_LIFETIME_SECS, "0"),
@@ -1446,6 +1469,9 @@ mod tests {
             (ENV_SSO_TYP, "at jwt CANARY"),
             (ENV_SSO_AZP, "web,,CANARY"),
             (ENV_SSO_AZP, " , "),
+            (ENV_SSO_JWKS_COOLDOWN_SECS, "0"),
+            (ENV_SSO_JWKS_COOLDOWN_SECS, "3601"),
+            (ENV_SSO_JWKS_COOLDOWN_SECS, "30s-CANARY"),
         ] {
             let err = vars(&[(ENV_SSO_DISCOVERY, "1"), (var, bad)]).err().unwrap();
             let message = err.to_string();
@@ -1458,6 +1484,7 @@ mod tests {
             ENV_SSO_MAX_TOKEN_LIFETIME_SECS,
             ENV_SSO_TYP,
             ENV_SSO_AZP,
+            ENV_SSO_JWKS_COOLDOWN_SECS,
         ] {
             assert!(matches!(
                 with(&[(var, "1")]),

@@ -102,6 +102,7 @@ settings! {
     sso_max_token_lifetime_secs => "SSO_MAX_TOKEN_LIFETIME_SECS", "SSO: longest token lifetime, seconds [default: 86400]";
     sso_typ => "SSO_TYP", "SSO: required JWT typ (at+jwt for RFC 9068)";
     sso_azp => "SSO_AZP", "SSO: accepted azp values, comma separated";
+    sso_jwks_cooldown_secs => "SSO_JWKS_COOLDOWN_SECS", "SSO: least seconds between two JWKS fetches, 1-3600 [default: 30]";
     sso_danger_allow_http => "SSO_DANGER_ALLOW_HTTP", "DANGEROUS, development only: 1 accepts a plain-http JWKS";
     sso_algorithms => "SSO_ALGORITHMS", "SSO: accepted JWS algorithms [default: RS256]";
     registration_open => "REGISTRATION_OPEN", "true opens POST /api/auth/register [default: false]";

@@ -327,6 +327,9 @@ pub(crate) async fn build(
         for azp in &sso.azp {
             issuer = issuer.authorized_party(azp.clone());
         }
+        if let Some(cooldown) = sso.jwks_cooldown {
+            issuer = issuer.cache_policy(auth_core::sso::CachePolicy::default().cooldown(cooldown));
+        }
         if sso.danger_allow_http {
             warn_sso_plain_http();
             issuer = danger::allow_plain_http(issuer);
