@@ -20,9 +20,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(exposed, text);
     assert_eq!(exposed.len(), REFRESH_TOKEN_LEN);
     assert!(exposed.starts_with(REFRESH_TOKEN_PREFIX));
-    assert!(exposed[REFRESH_TOKEN_PREFIX.len()..]
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert!(
+        exposed[REFRESH_TOKEN_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
     let again = RefreshToken::parse(exposed).expect("an accepted token parses again");
     assert_eq!(again.digest(), token.digest());
     assert!(!format!("{token:?}").contains(exposed));

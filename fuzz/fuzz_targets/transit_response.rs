@@ -9,8 +9,8 @@
 #![no_main]
 
 use crypto_envelope::backend::transit::response::{
-    Ciphertext, MAX_WRAPPED_LEN, classify_error, parse_ciphertext, parse_decrypt,
-    parse_encrypt, parse_key_info, parse_login,
+    Ciphertext, MAX_WRAPPED_LEN, classify_error, parse_ciphertext, parse_decrypt, parse_encrypt,
+    parse_key_info, parse_login,
 };
 use libfuzzer_sys::fuzz_target;
 

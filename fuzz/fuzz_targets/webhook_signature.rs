@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
         clocks.push(parsed.timestamp());
     }
     for now in clocks {
-        if let Ok(verified) = f.verifier.verify_signature(Some(header), body, &f.secrets, now) {
+        if let Ok(verified) = f
+            .verifier
+            .verify_signature(Some(header), body, &f.secrets, now)
+        {
             let t = u64::try_from(verified.timestamp()).expect("t is non-negative");
             let expected = f.signer.sign(t, body);
             let (_, sig) = expected.split_once(",v1=").expect("one v1");
