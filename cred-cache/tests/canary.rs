@@ -103,6 +103,11 @@ fn no_canary_in_debug_display_or_logs() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(captured.clone())
         .finish();
+    // tracing caches each callsite's interest for the whole process, and while a single
+    // dispatcher is registered it asks the *registering* thread's default: a test beside
+    // this one, with no subscriber, could cache `never` for a line asserted here. A second
+    // registered dispatcher makes the interest the union of both.
+    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
     let _guard = tracing::subscriber::set_default(subscriber);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

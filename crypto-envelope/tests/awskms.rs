@@ -646,6 +646,11 @@ async fn credential_canary_child() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(std::io::stdout)
         .finish();
+    // tracing caches each callsite's interest for the whole process, and while a single
+    // dispatcher is registered it asks the *registering* thread's default: a test beside
+    // this one, with no subscriber, could cache `never` for a line asserted here. A second
+    // registered dispatcher makes the interest the union of both.
+    let _anchor = tracing::Dispatch::new(tracing_subscriber::registry());
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let builder = crypto_envelope::AwsKmsBuilder::from_env().unwrap();

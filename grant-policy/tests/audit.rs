@@ -37,9 +37,12 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 }
 
 /// Everything logged by this test binary: one process-wide TRACE subscriber, installed
-/// by the first caller. A subscriber set for one test's thread (`set_default`) lost events
-/// when the tests beside it ran (seen once in CI: two of the lines below missing), so
-/// the capture is global and the test reads only the lines naming its own ids.
+/// by the first caller. A subscriber set for this test's thread alone (`set_default`)
+/// lost two of the lines below once in CI: tracing caches each callsite's interest for
+/// the whole process, and with one dispatcher registered it asks the registering
+/// thread's default, so a test beside this one (no subscriber) hitting the same line
+/// first cached `never` for it. With a global subscriber every thread's default is
+/// interested; the test reads only the lines naming its own ids.
 fn capture() -> Captured {
     static GLOBAL: OnceLock<Captured> = OnceLock::new();
     GLOBAL
